@@ -1,0 +1,1 @@
+//! Enabling, rotating and disabling encryption at rest on a kubeadm control-plane node (the `kubectl encrypt` verb).

@@ -1,0 +1,1 @@
+//! The kubeconfig file format: model, loading and writing.

@@ -1,0 +1,20 @@
+//! atrest core: every format and protocol the atrest kubectl plugins share.
+//!
+//! Names follow Kubernetes: an [`config::EncryptionConfiguration`] yields
+//! [`transform`] transformers; values in etcd are [`storage`] envelopes under
+//! `/registry/...` keys; [`scan`] walks etcd and reports how each object is stored.
+//! The plugins (`kubectl-encrypt`, `kubectl-reencrypt`, `kubectl-onboard`,
+//! `kubectl-etcdcheck`) are thin clap fronts over the modules here.
+
+pub mod client;
+pub mod config;
+pub mod encrypt;
+pub mod etcd;
+pub mod kubeconfig;
+pub mod manifest;
+pub mod onboard;
+pub mod pki;
+pub mod reencrypt;
+pub mod scan;
+pub mod storage;
+pub mod transform;

@@ -1,0 +1,1 @@
+//! kube-apiserver static pod manifests: parsing and format-preserving edits.

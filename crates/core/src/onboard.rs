@@ -1,0 +1,1 @@
+//! Certificate users: CSR, approval, kubeconfig, RBAC and verification (the `kubectl onboard` verb).

@@ -1,0 +1,1 @@
+//! Keys, certificates and certificate signing requests (OpenSSL).

@@ -1,0 +1,1 @@
+//! Rewriting stored objects so they are encrypted with the current key (the `kubectl reencrypt` verb).

@@ -1,0 +1,1 @@
+//! Per-object report of how values are stored in etcd and whether they decrypt (the `kubectl etcdcheck` verb).
