@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod encrypt;
 pub mod etcd;
+pub mod fsutil;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod onboard;

@@ -1,0 +1,1 @@
+//! Locating the plugin binaries built by `cargo build --workspace --bins`.
