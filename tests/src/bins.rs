@@ -16,7 +16,10 @@ pub fn target_profile_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         // Keep the profile the test was built with, under the configured target directory.
         Some(dir) if !from_exe.starts_with(&dir) => {
-            let profile = from_exe.file_name().map(PathBuf::from).unwrap_or_else(|| "debug".into());
+            let profile = from_exe
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "debug".into());
             PathBuf::from(dir).join(profile)
         }
         _ => from_exe,

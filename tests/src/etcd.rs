@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use atrest_core::fsutil;
-use atrest_core::pki::{CertificateAuthority, KeyAlgorithm, LeafProfile, PrivateKey, CA_VALIDITY, LEAF_VALIDITY};
+use atrest_core::pki::{
+    CA_VALIDITY, CertificateAuthority, KeyAlgorithm, LEAF_VALIDITY, LeafProfile, PrivateKey,
+};
 
 /// The etcd binary (Debian's `etcd-server` package).
 pub const ETCD_BIN: &str = "etcd";
@@ -98,7 +100,12 @@ impl TlsEtcd {
             }
             let ok = Command::new(ETCDCTL_BIN)
                 .args(self.etcdctl_args())
-                .args(["--dial-timeout=1s", "--command-timeout=2s", "endpoint", "health"])
+                .args([
+                    "--dial-timeout=1s",
+                    "--command-timeout=2s",
+                    "endpoint",
+                    "health",
+                ])
                 .env_remove("ETCDCTL_ENDPOINTS")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -162,7 +169,10 @@ impl TlsEtcd {
         let f = self.client_files();
         let tls = etcd_client::OpenSslClientConfig::default()
             .ca_cert_pem(&std::fs::read(&f.ca).unwrap())
-            .client_cert_pem_and_key(&std::fs::read(&f.cert).unwrap(), &std::fs::read(&f.key).unwrap());
+            .client_cert_pem_and_key(
+                &std::fs::read(&f.cert).unwrap(),
+                &std::fs::read(&f.key).unwrap(),
+            );
         let opts = etcd_client::ConnectOptions::new()
             .with_openssl_tls(tls)
             .with_connect_timeout(Duration::from_secs(5));
@@ -191,8 +201,10 @@ fn make_pki(root: &Path) -> CertificateAuthority {
     let pki = root.join("etc/kubernetes/pki");
     let etcd_pki = pki.join("etcd");
     fsutil::ensure_dir_with_mode(&etcd_pki, 0o700).expect("pki dir");
-    let ca = CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, CA_VALIDITY).expect("etcd CA");
-    ca.write(&etcd_pki.join("ca.crt"), &etcd_pki.join("ca.key")).expect("write CA");
+    let ca = CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, CA_VALIDITY)
+        .expect("etcd CA");
+    ca.write(&etcd_pki.join("ca.crt"), &etcd_pki.join("ca.key"))
+        .expect("write CA");
     let san = LeafProfile::ServerClient {
         dns_names: vec!["localhost".into()],
         ips: vec![Ipv4Addr::LOCALHOST.into()],
@@ -210,7 +222,13 @@ fn make_pki(root: &Path) -> CertificateAuthority {
     }
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let cert = ca
-        .issue(&key, "kube-apiserver-etcd-client", &[], &LeafProfile::Client, LEAF_VALIDITY)
+        .issue(
+            &key,
+            "kube-apiserver-etcd-client",
+            &[],
+            &LeafProfile::Client,
+            LEAF_VALIDITY,
+        )
         .unwrap();
     atrest_core::pki::write_cert_and_key(
         &cert,

@@ -6,9 +6,13 @@ use std::process::Command;
 #[tokio::test]
 async fn tls_etcd_serves_and_requires_client_certificates() {
     let etcd = TlsEtcd::start();
-    etcd.put("/registry/secrets/default/a", b"hello".to_vec()).await;
+    etcd.put("/registry/secrets/default/a", b"hello".to_vec())
+        .await;
     let mut client = etcd.client().await;
-    let resp = client.get("/registry/secrets/default/a", None).await.unwrap();
+    let resp = client
+        .get("/registry/secrets/default/a", None)
+        .await
+        .unwrap();
     assert_eq!(resp.kvs()[0].value(), b"hello");
 
     // etcdctl with the harness's flags reads it too.
@@ -17,7 +21,11 @@ async fn tls_etcd_serves_and_requires_client_certificates() {
         .args(["get", "--print-value-only", "/registry/secrets/default/a"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
 
     // Without a client certificate the server refuses.
@@ -25,7 +33,12 @@ async fn tls_etcd_serves_and_requires_client_certificates() {
     let out = Command::new(ETCDCTL_BIN)
         .arg(format!("--endpoints={}", etcd.endpoint()))
         .arg(format!("--cacert={}", files.ca.display()))
-        .args(["--dial-timeout=1s", "--command-timeout=2s", "get", "/registry/secrets/default/a"])
+        .args([
+            "--dial-timeout=1s",
+            "--command-timeout=2s",
+            "get",
+            "/registry/secrets/default/a",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -32,7 +32,9 @@ use openssl::x509::extension::{
     SubjectKeyIdentifier,
 };
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder, X509Req, X509ReqBuilder, X509StoreContext};
+use openssl::x509::{
+    X509, X509Builder, X509Name, X509NameBuilder, X509Req, X509ReqBuilder, X509StoreContext,
+};
 
 /// Ten years, kubeadm's CA validity (`kubernetes/kubernetes` `cmd/kubeadm/app/constants/constants.go`:
 /// `CACertificateValidityPeriod = time.Hour * 24 * 365 * 10`).
@@ -123,7 +125,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn first_error(e: &ErrorStack) -> Option<String> {
-    e.errors().first().and_then(|x| x.reason().map(str::to_string))
+    e.errors()
+        .first()
+        .and_then(|x| x.reason().map(str::to_string))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +149,8 @@ pub enum KeyAlgorithm {
 
 impl KeyAlgorithm {
     /// All algorithms, in the order shown in help texts.
-    pub const ALL: [KeyAlgorithm; 4] = [Self::EcdsaP256, Self::Rsa2048, Self::Rsa4096, Self::Ed25519];
+    pub const ALL: [KeyAlgorithm; 4] =
+        [Self::EcdsaP256, Self::Rsa2048, Self::Rsa4096, Self::Ed25519];
 
     /// The flag spelling: `ecdsa-p256`, `rsa-2048`, `rsa-4096`, `ed25519`.
     pub fn as_str(self) -> &'static str {
@@ -225,7 +230,9 @@ impl PrivateKey {
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). Key material: write it with
     /// [`crate::fsutil::write_private`], never print it.
     pub fn to_pem(&self) -> Result<Vec<u8>> {
-        self.key.private_key_to_pem_pkcs8().ctx("encode private key")
+        self.key
+            .private_key_to_pem_pkcs8()
+            .ctx("encode private key")
     }
 
     /// The public half as PEM (SubjectPublicKeyInfo).
@@ -283,7 +290,8 @@ fn build_name(cn: &str, orgs: &[String]) -> Result<X509Name> {
         b.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)
             .ctx("subject O")?;
     }
-    b.append_entry_by_nid(Nid::COMMONNAME, cn).ctx("subject CN")?;
+    b.append_entry_by_nid(Nid::COMMONNAME, cn)
+        .ctx("subject CN")?;
     Ok(b.build())
 }
 
@@ -661,8 +669,14 @@ impl CertificateAuthority {
             .ctx("notBefore")?;
         b.set_not_after(&*Asn1Time::from_unix(now + validity.as_secs() as i64).ctx("notAfter")?)
             .ctx("notAfter")?;
-        b.append_extension(BasicConstraints::new().critical().ca().build().ctx("basicConstraints")?)
-            .ctx("basicConstraints")?;
+        b.append_extension(
+            BasicConstraints::new()
+                .critical()
+                .ca()
+                .build()
+                .ctx("basicConstraints")?,
+        )
+        .ctx("basicConstraints")?;
         b.append_extension(
             KeyUsage::new()
                 .critical()
@@ -710,11 +724,21 @@ impl CertificateAuthority {
         let pubkey = PKey::public_key_from_der(&key.key.public_key_to_der().ctx("public key")?)
             .ctx("public key")?;
         let (usages, dns, ips): (Vec<Usage>, &[String], &[IpAddr]) = match profile {
-            LeafProfile::Server { dns_names, ips } => {
-                (vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::ServerAuth], dns_names, ips)
-            }
+            LeafProfile::Server { dns_names, ips } => (
+                vec![
+                    Usage::DigitalSignature,
+                    Usage::KeyEncipherment,
+                    Usage::ServerAuth,
+                ],
+                dns_names,
+                ips,
+            ),
             LeafProfile::Client => (
-                vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::ClientAuth],
+                vec![
+                    Usage::DigitalSignature,
+                    Usage::KeyEncipherment,
+                    Usage::ClientAuth,
+                ],
                 &[],
                 &[],
             ),
@@ -747,7 +771,12 @@ impl CertificateAuthority {
     /// subject and SANs are kept; key usages come from `usages`; `notBefore = now - 5m`;
     /// `notAfter = now + ttl - 5m` when `ttl >= 8h`, else `now + ttl`; `notAfter` is capped at the
     /// CA's own `notAfter`. Refuses when the CA has expired.
-    pub fn sign_csr(&self, csr: &CertificateRequest, ttl: Duration, usages: &[Usage]) -> Result<Certificate> {
+    pub fn sign_csr(
+        &self,
+        csr: &CertificateRequest,
+        ttl: Duration,
+        usages: &[Usage],
+    ) -> Result<Certificate> {
         csr.verify_signature()?;
         let now = unix_now();
         let ca_not_after = self.cert.not_after()?;
@@ -797,14 +826,20 @@ impl CertificateAuthority {
         b.set_version(2).ctx("version")?;
         b.set_serial_number(&*random_serial()?).ctx("serial")?;
         b.set_subject_name(subject).ctx("subject")?;
-        b.set_issuer_name(self.cert.cert.subject_name()).ctx("issuer")?;
+        b.set_issuer_name(self.cert.cert.subject_name())
+            .ctx("issuer")?;
         b.set_pubkey(pubkey).ctx("public key")?;
         b.set_not_before(&*Asn1Time::from_unix(not_before).ctx("notBefore")?)
             .ctx("notBefore")?;
         b.set_not_after(&*Asn1Time::from_unix(not_after).ctx("notAfter")?)
             .ctx("notAfter")?;
-        b.append_extension(BasicConstraints::new().critical().build().ctx("basicConstraints")?)
-            .ctx("basicConstraints")?;
+        b.append_extension(
+            BasicConstraints::new()
+                .critical()
+                .build()
+                .ctx("basicConstraints")?,
+        )
+        .ctx("basicConstraints")?;
         let mut ku = KeyUsage::new();
         ku.critical();
         let mut any_ku = false;
@@ -839,7 +874,8 @@ impl CertificateAuthority {
             }
         }
         if any_ku {
-            b.append_extension(ku.build().ctx("keyUsage")?).ctx("keyUsage")?;
+            b.append_extension(ku.build().ctx("keyUsage")?)
+                .ctx("keyUsage")?;
         }
         if any_eku {
             b.append_extension(eku.build().ctx("extendedKeyUsage")?)
@@ -863,13 +899,19 @@ impl CertificateAuthority {
                 .ctx("subjectAltName")?;
             b.append_extension(ext).ctx("subjectAltName")?;
         }
-        b.sign(&self.key.key, self.key.digest()).ctx("sign certificate")?;
+        b.sign(&self.key.key, self.key.digest())
+            .ctx("sign certificate")?;
         Ok(b.build())
     }
 }
 
 /// Write a certificate (0644) and its key (0600) atomically.
-pub fn write_cert_and_key(cert: &Certificate, key: &PrivateKey, cert_path: &Path, key_path: &Path) -> Result<()> {
+pub fn write_cert_and_key(
+    cert: &Certificate,
+    key: &PrivateKey,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<()> {
     let io = |path: &Path, e: crate::fsutil::FsError| PkiError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
@@ -890,7 +932,11 @@ pub struct CertificateRequest {
 
 impl fmt::Debug for CertificateRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CertificateRequest({})", name_to_string(self.req.subject_name()))
+        write!(
+            f,
+            "CertificateRequest({})",
+            name_to_string(self.req.subject_name())
+        )
     }
 }
 
@@ -900,7 +946,8 @@ impl CertificateRequest {
         let mut b = X509ReqBuilder::new().ctx("certificate request")?;
         b.set_subject_name(&*build_name(cn, orgs)?).ctx("subject")?;
         b.set_pubkey(&key.key).ctx("public key")?;
-        b.sign(&key.key, key.digest()).ctx("sign certificate request")?;
+        b.sign(&key.key, key.digest())
+            .ctx("sign certificate request")?;
         Ok(Self {
             req: b.build(),
             source: cn.to_string(),
@@ -999,10 +1046,8 @@ impl CertificateRequest {
                 for part in t.split(", ") {
                     if let Some(d) = part.strip_prefix("DNS:") {
                         dns.push(d.to_string());
-                    } else if let Some(ip) = part.strip_prefix("IP Address:") {
-                        if let Ok(ip) = ip.parse() {
-                            ips.push(ip);
-                        }
+                    } else if let Some(Ok(ip)) = part.strip_prefix("IP Address:").map(str::parse) {
+                        ips.push(ip);
                     }
                 }
                 in_san = false;
