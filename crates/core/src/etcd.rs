@@ -1,1 +1,503 @@
 //! etcd connection (TLS, etcdctl-compatible flags and environment) and paginated, read-only range scans.
+//!
+//! - [`EtcdArgs`]: the clap flags `--endpoints --cacert --cert --key --dial-timeout` (also from
+//!   `ETCDCTL_*`), defaulting to kubeadm's apiserver-etcd-client files under a node root.
+//! - [`EtcdConfig::load_tls`]: reads and checks the PEM files up front (etcd-client itself only
+//!   reports "operation was canceled" for a bad PEM).
+//! - [`EtcdReader`]: a connected client; [`EtcdReader::pages`] walks a key range page by page at one
+//!   revision (etcd 3.4 has no range streaming), holding one page at a time.
+//!
+//! Reads only: nothing here writes to etcd. `-v` (tracing debug) logs each round trip — keys, counts
+//! and timings, never values.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, OpenSslClientConfig};
+
+use crate::pki::{Certificate, PrivateKey};
+
+/// kubeadm's etcd CA under the node root (`cmd/kubeadm/app/constants/constants.go`: `EtcdCACertName = "etcd/ca.crt"`).
+pub const KUBEADM_ETCD_CA: &str = "etc/kubernetes/pki/etcd/ca.crt";
+/// kubeadm's kube-apiserver etcd client certificate (`APIServerEtcdClientCertName`).
+pub const KUBEADM_APISERVER_ETCD_CLIENT_CERT: &str = "etc/kubernetes/pki/apiserver-etcd-client.crt";
+/// Its key (`APIServerEtcdClientKeyName`).
+pub const KUBEADM_APISERVER_ETCD_CLIENT_KEY: &str = "etc/kubernetes/pki/apiserver-etcd-client.key";
+/// kubeadm's local etcd client endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
+/// Keys per range request unless told otherwise.
+pub const DEFAULT_PAGE_SIZE: i64 = 500;
+/// Largest gRPC response accepted (etcd's own request limit is 1.5 MiB per value).
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Errors talking to etcd; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// A TLS file is missing or malformed.
+    #[error("etcd {role} {}: {reason}; {hint}", path.display())]
+    TlsFile {
+        /// "CA certificate", "client certificate", "client key".
+        role: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// Which flag/variable to use.
+        hint: &'static str,
+    },
+    /// The client key does not belong to the client certificate.
+    #[error(
+        "etcd client key {} does not match client certificate {}; pass a matching --cert/--key pair",
+        key.display(), cert.display()
+    )]
+    KeyMismatch {
+        /// Certificate file.
+        cert: PathBuf,
+        /// Key file.
+        key: PathBuf,
+    },
+    /// A bad flag value.
+    #[error("{0}")]
+    InvalidArgs(String),
+    /// Connecting or a request failed.
+    #[error("etcd at {endpoints}: {message}")]
+    Request {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What failed and the client's error.
+        message: String,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = EtcdError> = std::result::Result<T, E>;
+
+/// etcd connection flags, spelled like etcdctl's and read from the same environment variables.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EtcdArgs {
+    /// etcd client endpoints, comma separated.
+    #[arg(long, env = "ETCDCTL_ENDPOINTS", value_delimiter = ',', value_name = "URLS", default_value = DEFAULT_ENDPOINT)]
+    pub endpoints: Vec<String>,
+    /// CA bundle that signed etcd's serving certificate [default: <root>/etc/kubernetes/pki/etcd/ca.crt].
+    #[arg(long, env = "ETCDCTL_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate [default: <root>/etc/kubernetes/pki/apiserver-etcd-client.crt].
+    #[arg(long, env = "ETCDCTL_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Client private key [default: <root>/etc/kubernetes/pki/apiserver-etcd-client.key].
+    #[arg(long, env = "ETCDCTL_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// How long to wait for a connection, e.g. 5s, 500ms, 1m.
+    #[arg(long, env = "ETCDCTL_DIAL_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub dial_timeout: Duration,
+}
+
+/// Parse `500ms`, `5s`, `2m`, `1h` (Go `time.ParseDuration` style, one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 5s, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl EtcdArgs {
+    /// Fill in kubeadm's default file paths under `root` (`/` on a control-plane node). Explicit
+    /// paths are taken as given.
+    pub fn resolve(&self, root: &Path) -> EtcdConfig {
+        let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
+        EtcdConfig {
+            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
+            cacert: pick(&self.cacert, KUBEADM_ETCD_CA),
+            cert: pick(&self.cert, KUBEADM_APISERVER_ETCD_CLIENT_CERT),
+            key: pick(&self.key, KUBEADM_APISERVER_ETCD_CLIENT_KEY),
+            dial_timeout: self.dial_timeout,
+        }
+    }
+}
+
+/// Resolved connection settings.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// Client endpoints (`https://host:port`).
+    pub endpoints: Vec<String>,
+    /// CA bundle file.
+    pub cacert: PathBuf,
+    /// Client certificate file.
+    pub cert: PathBuf,
+    /// Client key file.
+    pub key: PathBuf,
+    /// Connection timeout.
+    pub dial_timeout: Duration,
+}
+
+/// Checked TLS material (PEM bytes). The key is never shown by `Debug`.
+pub struct EtcdTls {
+    ca_pem: Vec<u8>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EtcdTls { .. }")
+    }
+}
+
+fn read_tls_file(role: &'static str, path: &Path, hint: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| EtcdError::TlsFile {
+        role,
+        path: path.to_path_buf(),
+        reason: match e.kind() {
+            std::io::ErrorKind::NotFound => "file not found".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied (run as root or with sudo)".to_string(),
+            _ => e.to_string(),
+        },
+        hint,
+    })
+}
+
+impl EtcdConfig {
+    /// `endpoints` joined by commas, for messages.
+    pub fn endpoints_display(&self) -> String {
+        self.endpoints.join(",")
+    }
+
+    /// Read and check the CA, certificate and key: each parses as PEM of the right kind and the key
+    /// matches the certificate. Errors name the file and the flag that sets it.
+    pub fn load_tls(&self) -> Result<EtcdTls> {
+        const CA_HINT: &str = "pass --cacert or set ETCDCTL_CACERT (or --root for a node directory)";
+        const CERT_HINT: &str = "pass --cert or set ETCDCTL_CERT (or --root for a node directory)";
+        const KEY_HINT: &str = "pass --key or set ETCDCTL_KEY (or --root for a node directory)";
+        let src = |p: &Path| p.display().to_string();
+        let bad = |role, path: &Path, hint, e: crate::pki::PkiError| EtcdError::TlsFile {
+            role,
+            path: path.to_path_buf(),
+            reason: match e {
+                crate::pki::PkiError::NotPem { what, detail, .. } => {
+                    format!("not a PEM {what}{}", detail.map(|d| format!(" ({d})")).unwrap_or_default())
+                }
+                other => other.to_string(),
+            },
+            hint,
+        };
+        let ca_pem = read_tls_file("CA certificate", &self.cacert, CA_HINT)?;
+        Certificate::bundle_from_pem(&ca_pem, &src(&self.cacert))
+            .map_err(|e| bad("CA certificate", &self.cacert, CA_HINT, e))?;
+        let cert_pem = read_tls_file("client certificate", &self.cert, CERT_HINT)?;
+        let cert = Certificate::from_pem(&cert_pem, &src(&self.cert))
+            .map_err(|e| bad("client certificate", &self.cert, CERT_HINT, e))?;
+        let key_pem = read_tls_file("client key", &self.key, KEY_HINT)?;
+        let key = PrivateKey::from_pem(&key_pem, &src(&self.key)).map_err(|e| bad("client key", &self.key, KEY_HINT, e))?;
+        if !cert.matches_key(&key) {
+            return Err(EtcdError::KeyMismatch {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            });
+        }
+        Ok(EtcdTls {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        })
+    }
+}
+
+/// A connected, read-only etcd client.
+pub struct EtcdReader {
+    client: Client,
+    endpoints: String,
+}
+
+impl EtcdReader {
+    /// Check the TLS files, connect, and make one request (etcd's status) so that unreachable
+    /// endpoints and refused certificates fail here with a clear message.
+    pub async fn connect(cfg: &EtcdConfig) -> Result<Self> {
+        let endpoints = cfg.endpoints_display();
+        if cfg.endpoints.is_empty() {
+            return Err(EtcdError::InvalidArgs(
+                "no etcd endpoint given: pass --endpoints https://HOST:2379 or set ETCDCTL_ENDPOINTS".into(),
+            ));
+        }
+        let all_plain = cfg.endpoints.iter().all(|e| e.starts_with("http://"));
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(cfg.dial_timeout)
+            .with_timeout(Duration::from_secs(60));
+        if !all_plain {
+            let tls = cfg.load_tls()?;
+            opts = opts.with_openssl_tls(
+                OpenSslClientConfig::default()
+                    .ca_cert_pem(&tls.ca_pem)
+                    .client_cert_pem_and_key(&tls.cert_pem, &tls.key_pem),
+            );
+        }
+        let started = Instant::now();
+        let fail = |what: &str, e: etcd_client::Error| EtcdError::Request {
+            endpoints: endpoints.clone(),
+            message: format!(
+                "{what}: {}; check that --endpoints is right and etcd is running, that --cacert is the CA that \
+                 signed etcd's certificate and that etcd trusts --cert",
+                describe(&e)
+            ),
+        };
+        let connect = Client::connect(cfg.endpoints.clone(), Some(opts));
+        let mut client = tokio::time::timeout(cfg.dial_timeout, connect)
+            .await
+            .map_err(|_| EtcdError::Request {
+                endpoints: endpoints.clone(),
+                message: format!("no connection within {:?} (--dial-timeout)", cfg.dial_timeout),
+            })?
+            .map_err(|e| fail("cannot connect", e))?;
+        let status = tokio::time::timeout(cfg.dial_timeout, client.status())
+            .await
+            .map_err(|_| EtcdError::Request {
+                endpoints: endpoints.clone(),
+                message: format!(
+                    "no answer within {:?} (--dial-timeout); check the endpoint, --cacert, and that etcd trusts --cert",
+                    cfg.dial_timeout
+                ),
+            })?
+            .map_err(|e| fail("status request failed", e))?;
+        tracing::debug!(
+            endpoints = %endpoints,
+            version = status.version(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "connected to etcd"
+        );
+        Ok(Self { client, endpoints })
+    }
+
+    /// Page through every key in `[start, end)` at one revision (the first page's), `page_size`
+    /// keys per request. For a prefix use [`prefix_range_end`].
+    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: i64) -> RangePager {
+        RangePager {
+            kv: self
+                .client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            endpoints: self.endpoints.clone(),
+            next: Some(start),
+            end,
+            limit: page_size.max(1),
+            revision: 0,
+            round_trips: 0,
+        }
+    }
+
+    /// Read one key; `None` if absent.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        let started = Instant::now();
+        let mut resp = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .get(key, None)
+            .await
+            .map_err(|e| EtcdError::Request {
+                endpoints: self.endpoints.clone(),
+                message: format!("get {}: {}", String::from_utf8_lossy(key), describe(&e)),
+            })?;
+        let kvs = resp.take_kvs();
+        tracing::debug!(key = %String::from_utf8_lossy(key), found = !kvs.is_empty(),
+            elapsed_ms = started.elapsed().as_millis() as u64, "etcd get");
+        Ok(kvs.into_iter().next())
+    }
+}
+
+/// Iterates a key range page by page (see [`EtcdReader::pages`]).
+pub struct RangePager {
+    kv: etcd_client::KvClient,
+    endpoints: String,
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    limit: i64,
+    revision: i64,
+    round_trips: u64,
+}
+
+impl RangePager {
+    /// The next page of key-values, or `None` when the range is exhausted. A response too large
+    /// for one message is retried with half the page size.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>> {
+        let Some(start) = self.next.take() else {
+            return Ok(None);
+        };
+        loop {
+            let mut opts = GetOptions::new().with_range(self.end.clone()).with_limit(self.limit);
+            if self.revision > 0 {
+                opts = opts.with_revision(self.revision);
+            }
+            let started = Instant::now();
+            match self.kv.get(start.clone(), Some(opts)).await {
+                Ok(mut resp) => {
+                    self.round_trips += 1;
+                    if self.revision == 0 {
+                        self.revision = resp.header().map_or(0, |h| h.revision());
+                    }
+                    let kvs = resp.take_kvs();
+                    tracing::debug!(
+                        from = %String::from_utf8_lossy(&start),
+                        limit = self.limit,
+                        returned = kvs.len(),
+                        more = resp.more(),
+                        revision = self.revision,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "etcd range"
+                    );
+                    if resp.more() {
+                        if let Some(last) = kvs.last() {
+                            // Continue right after the last key: key + "\0".
+                            let mut next = last.key().to_vec();
+                            next.push(0);
+                            self.next = Some(next);
+                        }
+                    }
+                    return Ok(Some(kvs));
+                }
+                Err(e) if self.limit > 1 && is_too_large(&e) => {
+                    self.limit = (self.limit / 2).max(1);
+                    tracing::debug!(limit = self.limit, "etcd range response too large; halving the page size");
+                }
+                Err(e) => {
+                    return Err(EtcdError::Request {
+                        endpoints: self.endpoints.clone(),
+                        message: format!("range read from {}: {}", String::from_utf8_lossy(&start), describe(&e)),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Requests made so far.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
+    /// The revision all pages are read at (0 before the first page).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+}
+
+/// The range end that makes `[prefix, end)` cover every key starting with `prefix` (etcd's
+/// `clientv3.GetPrefixRangeEnd`).
+pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.last_mut() {
+        if *last < 0xff {
+            *last += 1;
+            return end;
+        }
+        end.pop();
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+fn is_too_large(e: &etcd_client::Error) -> bool {
+    // tonic reports an oversized response as ResourceExhausted / OutOfRange with a
+    // "message length too large" text; the wording is all the client exposes.
+    let text = describe(e);
+    text.contains("too large") || text.contains("larger than max")
+}
+
+/// A one-line description of a client error (the gRPC message, not the whole debug dump).
+fn describe(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => format!("{} ({:?})", s.message(), s.code()),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end() {
+        assert_eq!(prefix_range_end(b"/registry/secrets/"), b"/registry/secrets0");
+        assert_eq!(prefix_range_end(b"a\xff"), b"b");
+        assert_eq!(prefix_range_end(b"\xff"), b"\0");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn defaults_resolve_under_root_and_explicit_paths_do_not() {
+        let args = EtcdArgs {
+            endpoints: vec![DEFAULT_ENDPOINT.into()],
+            cacert: None,
+            cert: Some("my.crt".into()),
+            key: None,
+            dial_timeout: Duration::from_secs(5),
+        };
+        let cfg = args.resolve(Path::new("/node"));
+        assert_eq!(cfg.cacert, Path::new("/node/etc/kubernetes/pki/etcd/ca.crt"));
+        assert_eq!(cfg.cert, Path::new("my.crt"));
+        assert_eq!(cfg.key, Path::new("/node/etc/kubernetes/pki/apiserver-etcd-client.key"));
+    }
+
+    #[test]
+    fn tls_files_are_checked_with_clear_errors() {
+        use crate::pki::{CertificateAuthority, KeyAlgorithm, LeafProfile, CA_VALIDITY, LEAF_VALIDITY};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let args = EtcdArgs {
+            endpoints: vec![DEFAULT_ENDPOINT.into()],
+            dial_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let cfg = args.resolve(root);
+        let err = cfg.load_tls().unwrap_err().to_string();
+        assert!(err.starts_with("etcd CA certificate "), "{err}");
+        assert!(err.contains("ca.crt: file not found; pass --cacert"), "{err}");
+
+        std::fs::create_dir_all(root.join("etc/kubernetes/pki/etcd")).unwrap();
+        std::fs::write(&cfg.cacert, b"garbage").unwrap();
+        let err = cfg.load_tls().unwrap_err().to_string();
+        assert!(err.contains("ca.crt: not a PEM certificate"), "{err}");
+
+        let ca = CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, CA_VALIDITY).unwrap();
+        std::fs::write(&cfg.cacert, ca.cert.to_pem().unwrap()).unwrap();
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let cert = ca.issue(&key, "c", &[], &LeafProfile::Client, LEAF_VALIDITY).unwrap();
+        std::fs::write(&cfg.cert, cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&cfg.key, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        let err = cfg.load_tls().unwrap_err().to_string();
+        assert!(err.contains("apiserver-etcd-client.key: not a PEM private key"), "{err}");
+        assert!(err.contains("pass --key or set ETCDCTL_KEY"), "{err}");
+        // Never echo key bytes.
+        assert!(!err.contains("AAAA"));
+
+        let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        std::fs::write(&cfg.key, other.to_pem().unwrap()).unwrap();
+        let err = cfg.load_tls().unwrap_err().to_string();
+        assert!(err.contains("does not match client certificate"), "{err}");
+
+        std::fs::write(&cfg.key, key.to_pem().unwrap()).unwrap();
+        let tls = cfg.load_tls().unwrap();
+        assert_eq!(format!("{tls:?}"), "EtcdTls { .. }");
+    }
+}
