@@ -162,7 +162,9 @@ impl ClientCertKubeconfig {
             ("user name", &self.user_name),
         ] {
             if value.trim().is_empty() {
-                return Err(KubeconfigWriteError::Invalid(format!("the {what} is empty")));
+                return Err(KubeconfigWriteError::Invalid(format!(
+                    "the {what} is empty"
+                )));
             }
         }
         if self.client_certificate_pem.is_empty() || self.client_key_pem.is_empty() {
@@ -241,7 +243,10 @@ mod tests {
     #[test]
     fn debug_redacts_the_key() {
         let d = format!("{:?}", sample());
-        assert!(!d.contains("PRIVATE KEY") && d.contains("<redacted>"), "{d}");
+        assert!(
+            !d.contains("PRIVATE KEY") && d.contains("<redacted>"),
+            "{d}"
+        );
     }
 
     #[tokio::test]
@@ -265,7 +270,10 @@ mod tests {
         assert_eq!(r.cluster.tls_server_name.as_deref(), Some("kubernetes"));
         // CA present, so insecure-skip-tls-verify is not carried over.
         assert!(!r.cluster.insecure_skip_tls_verify);
-        assert_eq!(r.cluster.certificate_authority_pem, kc.certificate_authority_pem);
+        assert_eq!(
+            r.cluster.certificate_authority_pem,
+            kc.certificate_authority_pem
+        );
         let user = r
             .kubeconfig
             .auth_infos

@@ -38,7 +38,9 @@ use serde::Serialize;
 
 use crate::client::ResolvedConfig;
 use crate::kubeconfig::{ClientCertKubeconfig, KubeconfigWriteError};
-use crate::pki::{Certificate, CertificateAuthority, CertificateRequest, KeyAlgorithm, PrivateKey, Usage};
+use crate::pki::{
+    Certificate, CertificateAuthority, CertificateRequest, KeyAlgorithm, PrivateKey, Usage,
+};
 
 /// Label put on every object onboard creates.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -183,7 +185,11 @@ impl ResourceRef {
             Some((n, g)) => (n.to_string(), g.to_string()),
             None => {
                 let group = match base {
-                    "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "controllerrevisions" => "apps",
+                    "deployments"
+                    | "replicasets"
+                    | "statefulsets"
+                    | "daemonsets"
+                    | "controllerrevisions" => "apps",
                     "jobs" | "cronjobs" => "batch",
                     "ingresses" | "networkpolicies" => "networking.k8s.io",
                     "horizontalpodautoscalers" => "autoscaling",
@@ -250,9 +256,12 @@ impl Access {
     /// The verification matrix's verbs and resources.
     pub fn matrix(&self) -> (&[String], &[ResourceRef]) {
         match self {
-            Access::Rules { verbs, resources, .. } | Access::ClusterRole { verbs, resources, .. } => {
-                (verbs, resources)
+            Access::Rules {
+                verbs, resources, ..
             }
+            | Access::ClusterRole {
+                verbs, resources, ..
+            } => (verbs, resources),
         }
     }
 }
@@ -471,7 +480,8 @@ pub struct OnboardReport {
 pub fn check_subjects(user: &str, groups: &[String], allow: bool) -> Result<()> {
     if user.trim().is_empty() {
         return Err(OnboardError::Refused(
-            "the user name (certificate CN) is empty; the API server would not authenticate it".into(),
+            "the user name (certificate CN) is empty; the API server would not authenticate it"
+                .into(),
         ));
     }
     for g in groups {
@@ -515,14 +525,22 @@ fn validate(opts: &OnboardOptions) -> Result<()> {
         )));
     }
     if opts.namespace.trim().is_empty() {
-        return Err(OnboardError::Refused("the namespace is empty: pass -n NAMESPACE".into()));
+        return Err(OnboardError::Refused(
+            "the namespace is empty: pass -n NAMESPACE".into(),
+        ));
     }
     let (verbs, resources) = opts.access.matrix();
     if verbs.is_empty() || resources.is_empty() {
-        return Err(OnboardError::Refused("--verbs and --resources must not be empty".into()));
+        return Err(OnboardError::Refused(
+            "--verbs and --resources must not be empty".into(),
+        ));
     }
     if let Access::Rules { role, .. } = &opts.access
-        && (role.is_empty() || role.contains('/') || role.contains('%') || role == "." || role == "..")
+        && (role.is_empty()
+            || role.contains('/')
+            || role.contains('%')
+            || role == "."
+            || role == "..")
     {
         return Err(OnboardError::Refused(format!(
             "--role {role:?} is not a valid Role name (no '/', '%', '.' or '..')"
@@ -563,7 +581,11 @@ fn usages_for(key: KeyAlgorithm) -> Vec<Usage> {
     // (RFC 9295 forbids it for Ed25519). `pkg/controller/certificates/signer/signer.go` validAPIServerClientUsages.
     match key {
         KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096 => {
-            vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::ClientAuth]
+            vec![
+                Usage::DigitalSignature,
+                Usage::KeyEncipherment,
+                Usage::ClientAuth,
+            ]
         }
         _ => vec![Usage::DigitalSignature, Usage::ClientAuth],
     }
@@ -738,8 +760,12 @@ pub async fn onboard(
         ));
     }
     let (verbs, resources) = opts.access.matrix();
-    if resources.iter().any(|r| r.group.is_empty() && r.resource == "secrets")
-        && verbs.iter().any(|v| v == "list" || v == "watch" || v == "get" || v == "*")
+    if resources
+        .iter()
+        .any(|r| r.group.is_empty() && r.resource == "secrets")
+        && verbs
+            .iter()
+            .any(|v| v == "list" || v == "watch" || v == "get" || v == "*")
     {
         warnings.push(
             "get/list/watch on secrets reveals every secret's content in the namespace".to_string(),
@@ -826,7 +852,9 @@ pub async fn onboard(
     let plan = rbac::plan(client, opts).await;
     let plan = match plan {
         Ok(p) => p,
-        Err(e) => return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await),
+        Err(e) => {
+            return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await);
+        }
     };
     if ns_exists || created_namespace {
         if let Err(e) = rbac::apply(client, &plan, true).await {
@@ -839,7 +867,15 @@ pub async fn onboard(
         ));
     }
     if let (Some(req), SignerChoice::Csr { .. }) = (&request, &opts.signer)
-        && let Err(e) = csr::create(client, &opts.user, req, opts.ttl, &usages_for(opts.key_type), true).await
+        && let Err(e) = csr::create(
+            client,
+            &opts.user,
+            req,
+            opts.ttl,
+            &usages_for(opts.key_type),
+            true,
+        )
+        .await
     {
         return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await);
     }
@@ -883,7 +919,8 @@ pub async fn onboard(
             let usages = usages_for(opts.key_type);
             let (chain_pem, csr_name, signer) = match &opts.signer {
                 SignerChoice::Csr { timeout } => {
-                    let name = csr::create(client, &opts.user, &req, opts.ttl, &usages, false).await?;
+                    let name =
+                        csr::create(client, &opts.user, &req, opts.ttl, &usages, false).await?;
                     tracing::info!(csr = %name, "created CertificateSigningRequest");
                     csr::approve(client, &name).await?;
                     tracing::info!(csr = %name, "approved; waiting for the certificate");
@@ -901,7 +938,9 @@ pub async fn onboard(
             let cert = Certificate::bundle_from_pem(&chain_pem, "the issued certificate")?
                 .into_iter()
                 .next()
-                .ok_or_else(|| OnboardError::BadCertificate("no certificate in the response".into()))?;
+                .ok_or_else(|| {
+                    OnboardError::BadCertificate("no certificate in the response".into())
+                })?;
             check_certificate(&cert, &key, &opts.user, &groups)?;
             let info = CertificateInfo {
                 subject: cert.subject(),
@@ -1020,12 +1059,20 @@ pub async fn onboard(
     Ok(report)
 }
 
-async fn rollback_namespace(api: &Api<Namespace>, created: bool, name: &str, e: OnboardError) -> OnboardError {
+async fn rollback_namespace(
+    api: &Api<Namespace>,
+    created: bool,
+    name: &str,
+    e: OnboardError,
+) -> OnboardError {
     if created {
         if let Err(de) = api.delete(name, &Default::default()).await {
             tracing::warn!(namespace = name, error = %de, "could not delete the namespace created by this run");
         } else {
-            tracing::info!(namespace = name, "deleted the namespace this run had created");
+            tracing::info!(
+                namespace = name,
+                "deleted the namespace this run had created"
+            );
         }
     }
     e
@@ -1045,7 +1092,12 @@ fn info_from_record(r: &record::IssuanceRecord, reused: bool) -> CertificateInfo
 }
 
 /// Checks an issued certificate: it belongs to `key`, CN = user, O = groups (any order).
-pub fn check_certificate(cert: &Certificate, key: &PrivateKey, user: &str, groups: &[String]) -> Result<()> {
+pub fn check_certificate(
+    cert: &Certificate,
+    key: &PrivateKey,
+    user: &str,
+    groups: &[String],
+) -> Result<()> {
     if !cert.matches_key(key) {
         return Err(OnboardError::BadCertificate(
             "its public key is not the key generated for this request".into(),
@@ -1121,8 +1173,12 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
     }
     let records = record::load_user(client, &opts.user).await?;
     let now = unix_now();
-    let valid: Vec<&record::IssuanceRecord> = records.iter().filter(|r| r.not_after_unix > now).collect();
-    let mut cert_groups: Vec<String> = valid.iter().flat_map(|r| r.groups.iter().cloned()).collect();
+    let valid: Vec<&record::IssuanceRecord> =
+        records.iter().filter(|r| r.not_after_unix > now).collect();
+    let mut cert_groups: Vec<String> = valid
+        .iter()
+        .flat_map(|r| r.groups.iter().cloned())
+        .collect();
     cert_groups.sort();
     cert_groups.dedup();
 
@@ -1136,11 +1192,19 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
         return Err(OnboardError::Preflight { who, missing });
     }
 
-    let outcome = rbac::offboard(client, &opts.user, &cert_groups, opts.namespace.as_deref(), opts.dry_run).await?;
+    let outcome = rbac::offboard(
+        client,
+        &opts.user,
+        &cert_groups,
+        opts.namespace.as_deref(),
+        opts.dry_run,
+    )
+    .await?;
     let mut objects = outcome.objects;
     let mut warnings = outcome.warnings;
     if !opts.dry_run {
-        objects.extend(record::mark_offboarded(client, &opts.user, opts.namespace.as_deref()).await?);
+        objects
+            .extend(record::mark_offboarded(client, &opts.user, opts.namespace.as_deref()).await?);
     }
 
     let outstanding: Vec<OutstandingCertificate> = valid
@@ -1183,7 +1247,10 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
 }
 
 /// `--list`: the issuance records (all users, or one).
-pub async fn list(client: &kube::Client, user: Option<&str>) -> Result<Vec<record::IssuanceRecord>> {
+pub async fn list(
+    client: &kube::Client,
+    user: Option<&str>,
+) -> Result<Vec<record::IssuanceRecord>> {
     let mut all = match user {
         Some(u) => record::load_user(client, u).await?,
         None => record::load_all(client).await?,

@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
 use kube::api::PostParams;
 
-use super::{MANAGED_BY, MANAGED_BY_LABEL, OnboardError, Result, SIGNER_NAME, USER_ANNOTATION, record};
+use super::{
+    MANAGED_BY, MANAGED_BY_LABEL, OnboardError, Result, SIGNER_NAME, USER_ANNOTATION, record,
+};
 use crate::pki::{CertificateRequest, Usage};
 
 /// Reason on the Approved condition.
@@ -24,7 +26,12 @@ pub const APPROVE_REASON: &str = "AtrestOnboardApprove";
 pub const APPROVE_MESSAGE: &str = "This CSR was approved by kubectl onboard.";
 
 /// The CSR object for `req` (generateName `atrest-onboard-<user>-`).
-pub fn build(user: &str, req: &CertificateRequest, ttl: Duration, usages: &[Usage]) -> Result<CertificateSigningRequest> {
+pub fn build(
+    user: &str,
+    req: &CertificateRequest,
+    ttl: Duration,
+    usages: &[Usage],
+) -> Result<CertificateSigningRequest> {
     Ok(CertificateSigningRequest {
         metadata: ObjectMeta {
             generate_name: Some(format!("atrest-onboard-{}-", record::slug(user))),
@@ -72,7 +79,10 @@ pub async fn create(
     Ok(created.metadata.name.unwrap_or_default())
 }
 
-fn has_condition(csr: &CertificateSigningRequest, t: &str) -> Option<CertificateSigningRequestCondition> {
+fn has_condition(
+    csr: &CertificateSigningRequest,
+    t: &str,
+) -> Option<CertificateSigningRequestCondition> {
     csr.status
         .as_ref()?
         .conditions
@@ -118,7 +128,12 @@ pub async fn approve(client: &kube::Client, name: &str) -> Result<()> {
                 last_conflict = Some(s.message.clone());
                 continue;
             }
-            Err(e) => return Err(OnboardError::api(format!("approve CertificateSigningRequest {name}"), e)),
+            Err(e) => {
+                return Err(OnboardError::api(
+                    format!("approve CertificateSigningRequest {name}"),
+                    e,
+                ));
+            }
         }
     }
     Err(OnboardError::Api {
@@ -143,7 +158,11 @@ fn rejected(name: &str, condition: &str, c: &CertificateSigningRequestCondition)
 /// Polls the CSR until `status.certificate` is set (returns the PEM chain), a Denied/Failed condition appears
 /// (the signer records usage errors as `Failed/SignerValidationFailure`), or `timeout` passes — then explains
 /// "approved but not issued".
-pub async fn wait_for_certificate(client: &kube::Client, name: &str, timeout: Duration) -> Result<Vec<u8>> {
+pub async fn wait_for_certificate(
+    client: &kube::Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let start = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);

@@ -85,8 +85,18 @@ pub fn needed_for_onboard(opts: &OnboardOptions, create_namespace: bool) -> Vec<
     }
     if let SignerChoice::Csr { .. } = opts.signer {
         let c = "certificates.k8s.io";
-        p.push(Permission::new("create", c, "certificatesigningrequests", None));
-        p.push(Permission::new("get", c, "certificatesigningrequests", None));
+        p.push(Permission::new(
+            "create",
+            c,
+            "certificatesigningrequests",
+            None,
+        ));
+        p.push(Permission::new(
+            "get",
+            c,
+            "certificatesigningrequests",
+            None,
+        ));
         p.push(Permission::new("update", c, "certificatesigningrequests", None).sub("approval"));
         p.push(
             Permission::new("approve", c, "signers", None)
@@ -107,7 +117,12 @@ pub fn needed_for_onboard(opts: &OnboardOptions, create_namespace: bool) -> Vec<
     for v in ["get", "create", "update"] {
         p.push(Permission::new(v, "", "configmaps", rec));
     }
-    p.push(Permission::new("create", "authorization.k8s.io", "subjectaccessreviews", None));
+    p.push(Permission::new(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ));
     p
 }
 
@@ -128,7 +143,12 @@ pub fn needed_for_remove(opts: &RemoveOptions) -> Vec<Permission> {
     for v in ["get", "update"] {
         p.push(Permission::new(v, "", "configmaps", rec));
     }
-    p.push(Permission::new("create", "authorization.k8s.io", "subjectaccessreviews", None));
+    p.push(Permission::new(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ));
     p
 }
 

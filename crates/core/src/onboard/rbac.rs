@@ -7,12 +7,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 
-use super::{Access, Change, MANAGED_BY, MANAGED_BY_LABEL, ObjectChange, OnboardError, OnboardOptions, Result, USER_ANNOTATION};
+use super::{
+    Access, Change, MANAGED_BY, MANAGED_BY_LABEL, ObjectChange, OnboardError, OnboardOptions,
+    Result, USER_ANNOTATION,
+};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -36,20 +41,34 @@ pub struct Plan {
 impl Plan {
     /// `namespace/name` of the binding.
     pub fn binding_names(&self) -> Vec<String> {
-        vec![format!("{}/{}", self.namespace, self.binding.metadata.name.clone().unwrap_or_default())]
+        vec![format!(
+            "{}/{}",
+            self.namespace,
+            self.binding.metadata.name.clone().unwrap_or_default()
+        )]
     }
 }
 
 fn managed(meta: &ObjectMeta) -> bool {
-    meta.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str) == Some(MANAGED_BY)
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .map(String::as_str)
+        == Some(MANAGED_BY)
 }
 
 fn meta(name: &str, namespace: &str, user: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: Some(namespace.to_string()),
-        labels: Some(BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())])),
-        annotations: Some(BTreeMap::from([(USER_ANNOTATION.to_string(), user.to_string())])),
+        labels: Some(BTreeMap::from([(
+            MANAGED_BY_LABEL.to_string(),
+            MANAGED_BY.to_string(),
+        )])),
+        annotations: Some(BTreeMap::from([(
+            USER_ANNOTATION.to_string(),
+            user.to_string(),
+        )])),
         ..Default::default()
     }
 }
@@ -103,7 +122,11 @@ pub async fn plan(client: &kube::Client, opts: &OnboardOptions) -> Result<Plan> 
     let roles: Api<Role> = Api::namespaced(client.clone(), ns);
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
     let (role, role_ref, binding_name, cluster_role_rules) = match &opts.access {
-        Access::Rules { role, verbs, resources } => {
+        Access::Rules {
+            role,
+            verbs,
+            resources,
+        } => {
             let desired = Role {
                 metadata: meta(role, ns, &opts.user),
                 rules: Some(rules_for(verbs, resources)),
@@ -132,7 +155,12 @@ pub async fn plan(client: &kube::Client, opts: &OnboardOptions) -> Result<Plan> 
                 name: name.clone(),
             };
             let who = opts.bind_group.clone().unwrap_or_else(|| opts.user.clone());
-            (None, rr, format!("{who}-{name}"), Some(found.rules.unwrap_or_default()))
+            (
+                None,
+                rr,
+                format!("{who}-{name}"),
+                Some(found.rules.unwrap_or_default()),
+            )
         }
     };
     let existing_role = match &role {
@@ -207,7 +235,9 @@ fn role_change(plan: &Plan) -> Option<Change> {
 fn binding_change(plan: &Plan) -> Change {
     match &plan.existing_binding {
         None => Change::Created,
-        Some(e) if e.role_ref == plan.binding.role_ref && e.subjects == plan.binding.subjects => Change::Unchanged,
+        Some(e) if e.role_ref == plan.binding.role_ref && e.subjects == plan.binding.subjects => {
+            Change::Unchanged
+        }
         Some(_) => Change::Updated,
     }
 }
@@ -245,7 +275,10 @@ pub async fn apply(client: &kube::Client, plan: &Plan, dry_run: bool) -> Result<
         move |e: kube::Error| {
             let err = OnboardError::api(what.clone(), e);
             match (dry_run, err) {
-                (true, OnboardError::Api { message, .. }) => OnboardError::DryRunRefused { object: what, message },
+                (true, OnboardError::Api { message, .. }) => OnboardError::DryRunRefused {
+                    object: what,
+                    message,
+                },
                 (_, err) => err,
             }
         }
@@ -255,12 +288,19 @@ pub async fn apply(client: &kube::Client, plan: &Plan, dry_run: bool) -> Result<
         let name = role.metadata.name.clone().unwrap_or_default();
         match change {
             Change::Created => {
-                api.create(&pp, role).await.map_err(fail(format!("Role {ns}/{name}")))?;
+                api.create(&pp, role)
+                    .await
+                    .map_err(fail(format!("Role {ns}/{name}")))?;
             }
             Change::Updated => {
                 let mut r = role.clone();
-                r.metadata.resource_version = plan.existing_role.as_ref().and_then(|e| e.metadata.resource_version.clone());
-                api.replace(&name, &pp, &r).await.map_err(fail(format!("Role {ns}/{name}")))?;
+                r.metadata.resource_version = plan
+                    .existing_role
+                    .as_ref()
+                    .and_then(|e| e.metadata.resource_version.clone());
+                api.replace(&name, &pp, &r)
+                    .await
+                    .map_err(fail(format!("Role {ns}/{name}")))?;
             }
             _ => {}
         }
@@ -269,22 +309,30 @@ pub async fn apply(client: &kube::Client, plan: &Plan, dry_run: bool) -> Result<
     let name = plan.binding.metadata.name.clone().unwrap_or_default();
     match (binding_change(plan), &plan.existing_binding) {
         (Change::Created, _) => {
-            api.create(&pp, &plan.binding).await.map_err(fail(format!("RoleBinding {ns}/{name}")))?;
+            api.create(&pp, &plan.binding)
+                .await
+                .map_err(fail(format!("RoleBinding {ns}/{name}")))?;
         }
         (Change::Updated, Some(e)) if e.role_ref != plan.binding.role_ref => {
             let dp = DeleteParams {
                 dry_run,
                 ..Default::default()
             };
-            api.delete(&name, &dp).await.map_err(fail(format!("RoleBinding {ns}/{name} (delete to change roleRef)")))?;
+            api.delete(&name, &dp).await.map_err(fail(format!(
+                "RoleBinding {ns}/{name} (delete to change roleRef)"
+            )))?;
             if !dry_run {
-                api.create(&pp, &plan.binding).await.map_err(fail(format!("RoleBinding {ns}/{name}")))?;
+                api.create(&pp, &plan.binding)
+                    .await
+                    .map_err(fail(format!("RoleBinding {ns}/{name}")))?;
             }
         }
         (Change::Updated, Some(e)) => {
             let mut b = plan.binding.clone();
             b.metadata.resource_version = e.metadata.resource_version.clone();
-            api.replace(&name, &pp, &b).await.map_err(fail(format!("RoleBinding {ns}/{name}")))?;
+            api.replace(&name, &pp, &b)
+                .await
+                .map_err(fail(format!("RoleBinding {ns}/{name}")))?;
         }
         _ => {}
     }
@@ -353,7 +401,9 @@ pub async fn offboard(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let scope = namespace.map(|n| format!("namespace {n}")).unwrap_or_else(|| "all namespaces".into());
+    let scope = namespace
+        .map(|n| format!("namespace {n}"))
+        .unwrap_or_else(|| "all namespaces".into());
     let list = all_bindings
         .list(&ListParams::default())
         .await
@@ -385,7 +435,11 @@ pub async fn offboard(
             continue;
         }
         let api: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
-        let rest: Vec<Subject> = subjects.iter().filter(|s| !(s.kind == "User" && s.name == user)).cloned().collect();
+        let rest: Vec<Subject> = subjects
+            .iter()
+            .filter(|s| !(s.kind == "User" && s.name == user))
+            .cloned()
+            .collect();
         if rest.is_empty() {
             api.delete(&name, &dp)
                 .await
@@ -415,14 +469,22 @@ pub async fn offboard(
             "Role" => {
                 let roles: Api<Role> = Api::namespaced(client.clone(), &ns);
                 if let Ok(Some(r)) = roles.get_opt(&b.role_ref.name).await {
-                    concrete(r.rules.as_deref().unwrap_or_default(), &ns, &mut out.checked);
+                    concrete(
+                        r.rules.as_deref().unwrap_or_default(),
+                        &ns,
+                        &mut out.checked,
+                    );
                 }
                 role_candidates.push((ns.clone(), b.role_ref.name.clone()));
             }
             "ClusterRole" => {
                 let crs: Api<ClusterRole> = Api::all(client.clone());
                 if let Ok(Some(r)) = crs.get_opt(&b.role_ref.name).await {
-                    concrete(r.rules.as_deref().unwrap_or_default(), &ns, &mut out.checked);
+                    concrete(
+                        r.rules.as_deref().unwrap_or_default(),
+                        &ns,
+                        &mut out.checked,
+                    );
                 }
             }
             _ => {}

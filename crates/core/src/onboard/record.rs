@@ -14,7 +14,9 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 
-use super::{Change, MANAGED_BY, MANAGED_BY_LABEL, ObjectChange, OnboardError, Result, USER_ANNOTATION};
+use super::{
+    Change, MANAGED_BY, MANAGED_BY_LABEL, ObjectChange, OnboardError, Result, USER_ANNOTATION,
+};
 
 /// The namespace holding the records.
 pub const RECORD_NAMESPACE: &str = "kube-system";
@@ -61,7 +63,13 @@ pub struct IssuanceRecord {
 pub fn slug(user: &str) -> String {
     let mut s: String = user
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     s.truncate(30);
     let s = s.trim_matches('-').to_string();
@@ -101,12 +109,19 @@ pub async fn load_user(client: &kube::Client, user: &str) -> Result<Vec<Issuance
         .get_opt(&name)
         .await
         .map_err(|e| OnboardError::api(format!("get configmap {RECORD_NAMESPACE}/{name}"), e))?;
-    Ok(cm.map(|c| parse(&c)).unwrap_or_default().into_iter().filter(|r| r.user == user).collect())
+    Ok(cm
+        .map(|c| parse(&c))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.user == user)
+        .collect())
 }
 
 /// All records.
 pub async fn load_all(client: &kube::Client) -> Result<Vec<IssuanceRecord>> {
-    let lp = ListParams::default().labels(&format!("{RECORD_LABEL}=issuance,{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let lp = ListParams::default().labels(&format!(
+        "{RECORD_LABEL}=issuance,{MANAGED_BY_LABEL}={MANAGED_BY}"
+    ));
     let list = api(client)
         .list(&lp)
         .await
@@ -130,10 +145,9 @@ pub async fn upsert(client: &kube::Client, rec: &IssuanceRecord) -> Result<Objec
         change,
     };
     for _ in 0..5 {
-        let existing = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| OnboardError::api(format!("get configmap {RECORD_NAMESPACE}/{name}"), e))?;
+        let existing = api.get_opt(&name).await.map_err(|e| {
+            OnboardError::api(format!("get configmap {RECORD_NAMESPACE}/{name}"), e)
+        })?;
         let result = match existing {
             None => {
                 let cm = ConfigMap {
@@ -144,26 +158,40 @@ pub async fn upsert(client: &kube::Client, rec: &IssuanceRecord) -> Result<Objec
                             (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
                             (RECORD_LABEL.to_string(), "issuance".to_string()),
                         ])),
-                        annotations: Some(BTreeMap::from([(USER_ANNOTATION.to_string(), rec.user.clone())])),
+                        annotations: Some(BTreeMap::from([(
+                            USER_ANNOTATION.to_string(),
+                            rec.user.clone(),
+                        )])),
                         ..Default::default()
                     },
                     data: Some(BTreeMap::from([(key(&rec.serial), json.clone())])),
                     ..Default::default()
                 };
-                api.create(&PostParams::default(), &cm).await.map(|_| Change::Created)
+                api.create(&PostParams::default(), &cm)
+                    .await
+                    .map(|_| Change::Created)
             }
             Some(mut cm) => {
                 if parse(&cm).iter().any(|r| r.serial == rec.serial) {
                     return Ok(change(Change::Unchanged));
                 }
-                cm.data.get_or_insert_with(BTreeMap::new).insert(key(&rec.serial), json.clone());
-                api.replace(&name, &PostParams::default(), &cm).await.map(|_| Change::Updated)
+                cm.data
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key(&rec.serial), json.clone());
+                api.replace(&name, &PostParams::default(), &cm)
+                    .await
+                    .map(|_| Change::Updated)
             }
         };
         match result {
             Ok(c) => return Ok(change(c)),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(OnboardError::api(format!("write configmap {RECORD_NAMESPACE}/{name}"), e)),
+            Err(e) => {
+                return Err(OnboardError::api(
+                    format!("write configmap {RECORD_NAMESPACE}/{name}"),
+                    e,
+                ));
+            }
         }
     }
     Err(OnboardError::Api {
@@ -174,7 +202,11 @@ pub async fn upsert(client: &kube::Client, rec: &IssuanceRecord) -> Result<Objec
 }
 
 /// Sets `offboardedAt` on the user's records (for `namespace`, or all).
-pub async fn mark_offboarded(client: &kube::Client, user: &str, namespace: Option<&str>) -> Result<Vec<ObjectChange>> {
+pub async fn mark_offboarded(
+    client: &kube::Client,
+    user: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<ObjectChange>> {
     let api = api(client);
     let name = configmap_name(user);
     let Some(mut cm) = api

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Api;
 use kube::api::PostParams;
@@ -116,7 +118,11 @@ pub async fn subject_access(
 pub fn rule_allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
     rules.iter().any(|r| {
         let verb_ok = r.verbs.iter().any(|v| v == "*" || v == verb);
-        let group_ok = r.api_groups.iter().flatten().any(|g| g == "*" || g == group);
+        let group_ok = r
+            .api_groups
+            .iter()
+            .flatten()
+            .any(|g| g == "*" || g == group);
         let sub = resource.split_once('/').map(|(_, s)| s);
         let res_ok = r.resources.iter().flatten().any(|x| {
             x == "*" || x == resource || sub.is_some_and(|s| x.strip_prefix("*/") == Some(s))
@@ -128,7 +134,11 @@ pub fn rule_allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str
 
 /// A namespace other than `ns` for the negative check.
 pub fn other_namespace(ns: &str) -> &'static str {
-    if ns == "default" { "kube-public" } else { "default" }
+    if ns == "default" {
+        "kube-public"
+    } else {
+        "default"
+    }
 }
 
 /// The matrix verbs × resources in the namespace (expected allowed, or what the ClusterRole's rules allow) and
@@ -149,20 +159,27 @@ pub async fn access_matrix(
             for verb in verbs {
                 let expected = if ns == opts.namespace {
                     match (&opts.access, cluster_role_rules) {
-                        (Access::ClusterRole { .. }, Some(rules)) => rule_allows(rules, &res.group, &res.resource, verb),
+                        (Access::ClusterRole { .. }, Some(rules)) => {
+                            rule_allows(rules, &res.group, &res.resource, verb)
+                        }
                         _ => true,
                     }
                 } else {
                     false
                 };
-                let (allowed, reason) = subject_access(client, &opts.user, &groups, ns, verb, res).await?;
+                let (allowed, reason) =
+                    subject_access(client, &opts.user, &groups, ns, verb, res).await?;
                 if allowed != expected {
                     let msg = format!(
                         "{} can{} {verb} {} in namespace {ns}{}",
                         opts.user,
                         if allowed { "" } else { "not" },
                         res.display(),
-                        if reason.is_empty() { String::new() } else { format!(" ({reason})") }
+                        if reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({reason})")
+                        }
                     );
                     if ns == opts.namespace {
                         failures.push(msg);
@@ -197,9 +214,15 @@ pub async fn residual_access(
             group: c.group.clone(),
             resource: c.resource.clone(),
         };
-        let (allowed, reason) = subject_access(client, user, groups, &c.namespace, &c.verb, &r).await?;
+        let (allowed, reason) =
+            subject_access(client, user, groups, &c.namespace, &c.verb, &r).await?;
         if allowed {
-            still.push(format!("{} {} in namespace {} ({reason})", c.verb, r.display(), c.namespace));
+            still.push(format!(
+                "{} {} in namespace {} ({reason})",
+                c.verb,
+                r.display(),
+                c.namespace
+            ));
         }
     }
     Ok(still)
