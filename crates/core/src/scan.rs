@@ -11,7 +11,6 @@
 //! `key, resource, namespace, name, storage, encoding, keyName, verified, error`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
@@ -21,65 +20,25 @@ mod check;
 mod deps;
 mod keys;
 
-pub use check::Checker;
+pub use check::{Checker, group_resource};
 pub use keys::{KeyParts, Scope, ScanRequest, is_cluster_scoped, parse_key};
 
-/// How a value is stored, from its prefix (the provider that wrote it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Storage {
-    /// Plaintext (protobuf or JSON).
-    Identity,
-    /// `k8s:enc:aescbc:v1:`.
-    Aescbc,
-    /// `k8s:enc:aesgcm:v1:`.
-    Aesgcm,
-    /// `k8s:enc:secretbox:v1:`.
-    Secretbox,
-    /// `k8s:enc:kms:v1:`.
-    Kms,
-    /// `k8s:enc:kms:v2:`.
-    Kmsv2,
-    /// Not a value the apiserver writes.
-    Unknown,
+pub use crate::transform::{Encoding, StorageKind};
+
+fn ser_storage<S: serde::Serializer>(k: &StorageKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
 }
 
-impl Storage {
-    /// The JSON spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Identity => "identity",
-            Self::Aescbc => "aescbc",
-            Self::Aesgcm => "aesgcm",
-            Self::Secretbox => "secretbox",
-            Self::Kms => "kms",
-            Self::Kmsv2 => "kmsv2",
-            Self::Unknown => "unknown",
-        }
-    }
-
-    /// Whether the value is encrypted.
-    pub fn is_encrypted(self) -> bool {
-        !matches!(self, Self::Identity | Self::Unknown)
+fn ser_encoding<S: serde::Serializer>(e: &Option<Encoding>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_str(e.as_str()),
+        None => s.serialize_none(),
     }
 }
 
-impl fmt::Display for Storage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How the (decrypted) object is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    /// `k8s\0` + `runtime.Unknown` (kube-apiserver's default).
-    Protobuf,
-    /// JSON (`--storage-media-type=application/json`, custom resources).
-    Json,
-    /// YAML (`--storage-media-type=application/yaml`).
-    Yaml,
+/// Whether a storage kind is encrypted.
+pub fn is_encrypted(k: StorageKind) -> bool {
+    !matches!(k, StorageKind::Identity | StorageKind::Unknown)
 }
 
 /// One object's result. Serialized exactly as the issue-2 contract (field names and order).
@@ -95,8 +54,10 @@ pub struct ScanItem {
     /// Name from the key.
     pub name: String,
     /// How the value is stored.
-    pub storage: Storage,
+    #[serde(serialize_with = "ser_storage")]
+    pub storage: StorageKind,
     /// Encoding of the plaintext, when known (plaintext values, or decrypted ones).
+    #[serde(serialize_with = "ser_encoding")]
     pub encoding: Option<Encoding>,
     /// Key name from the prefix (aescbc/aesgcm/secretbox), or the KMS provider name.
     pub key_name: Option<String>,
@@ -180,12 +141,12 @@ impl ScanSummary {
             Some(false) => self.failed += 1,
             None => self.unverified += 1,
         }
-        let plaintext = item.storage == Storage::Identity;
+        let plaintext = item.storage == StorageKind::Identity;
         self.plaintext += u64::from(plaintext);
         self.stale += u64::from(item.stale);
         self.findings += u64::from(item.finding);
         *self.by_storage.entry(item.storage.as_str().to_string()).or_default() += 1;
-        if item.storage.is_encrypted() {
+        if is_encrypted(item.storage) {
             let k = format!("{}:{}", item.storage, item.key_name.as_deref().unwrap_or(""));
             *self.by_key.entry(k).or_default() += 1;
         }
@@ -195,7 +156,7 @@ impl ScanSummary {
             .or_default();
         ns.total += 1;
         ns.plaintext += u64::from(plaintext);
-        ns.encrypted += u64::from(item.storage.is_encrypted());
+        ns.encrypted += u64::from(is_encrypted(item.storage));
         ns.findings += u64::from(item.finding);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use atrest_core::scan::Checker;
 
 use crate::manifest::ApiserverFlags;
@@ -41,6 +41,11 @@ pub fn checker(explicit: &Option<PathBuf>, apiserver: Option<&ApiserverFlags>, r
 }
 
 fn load(path: &Path, resource: &str) -> Result<Checker> {
-    let _ = resource;
-    anyhow::bail!("{}: EncryptionConfiguration support is not wired yet", path.display())
+    let config = atrest_core::config::load(path)
+        .with_context(|| format!("cannot use the encryption configuration {}", path.display()))?;
+    config
+        .validate()
+        .with_context(|| format!("the encryption configuration {} is invalid", path.display()))?;
+    Checker::with_config(&config, resource)
+        .with_context(|| format!("cannot build the transformers of {}", path.display()))
 }

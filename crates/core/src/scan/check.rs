@@ -1,39 +1,46 @@
 //! Checking one etcd value: classify, decrypt, decode, verify identity.
 
+use crate::config::{EncryptionConfiguration, GroupResource};
+use crate::transform::{EncryptionTransformers, PrefixTransformers, StorageKind, TransformError, classify};
+
 use super::deps;
 use super::keys::parse_key;
-use super::{Encoding, ScanItem, Storage};
+use super::{ScanItem, is_encrypted};
 
-/// Decrypts values of one resource (the resource's transformers from an `EncryptionConfiguration`).
-pub trait ValueTransformer: Send + Sync {
-    /// Whether a provider of `storage`'s kind has a key (or KMS provider) named `key_name`.
-    fn has_key(&self, storage: Storage, key_name: &str) -> bool;
-    /// Decrypt `value` stored at `etcd_key` (the authenticated data), trying providers in
-    /// configuration order; returns the plaintext and whether the read was stale.
-    fn decrypt(&self, etcd_key: &str, value: &[u8]) -> Result<(Vec<u8>, bool), String>;
+/// Checks the values of one resource; holds that resource's transformers when an
+/// `EncryptionConfiguration` was given.
+#[derive(Clone)]
+pub struct Checker {
+    transformers: Option<PrefixTransformers>,
 }
 
-/// Checks values; holds the transformers when an encryption configuration was given.
-pub struct Checker {
-    transformer: Option<Box<dyn ValueTransformer>>,
+/// The group/resource of an etcd path segment: `secrets` → core `secrets`;
+/// `apiregistration.k8s.io/apiservices` → group `apiregistration.k8s.io`.
+pub fn group_resource(resource: &str) -> GroupResource {
+    match resource.split_once('/') {
+        Some((group, res)) => GroupResource::new(group, res),
+        None => GroupResource::core(resource),
+    }
 }
 
 impl Checker {
     /// A checker without keys: encrypted values are classified but not verified.
     pub fn without_keys() -> Self {
-        Self { transformer: None }
+        Self { transformers: None }
     }
 
-    /// A checker that decrypts with `transformer`.
-    pub fn with_transformer(transformer: Box<dyn ValueTransformer>) -> Self {
-        Self {
-            transformer: Some(transformer),
-        }
+    /// A checker that reads `resource` with `config`'s transformers, exactly as the apiserver would
+    /// (providers in order; a resource the configuration does not cover reads with identity).
+    pub fn with_config(config: &EncryptionConfiguration, resource: &str) -> Result<Self, TransformError> {
+        let all = EncryptionTransformers::from_config(config)?;
+        Ok(Self {
+            transformers: Some(all.for_resource(&group_resource(resource)).clone()),
+        })
     }
 
-    /// Whether encrypted values can be decrypted.
+    /// Whether values are read through an encryption configuration.
     pub fn has_keys(&self) -> bool {
-        self.transformer.is_some()
+        self.transformers.is_some()
     }
 
     /// Check `value` stored at `key` (under `resource_prefix`, e.g. `/registry/secrets/`). Never
@@ -46,70 +53,58 @@ impl Checker {
         let (namespace, name) = parts
             .map(|p| (p.namespace, p.name))
             .unwrap_or_else(|| (None, key.rsplit('/').next().unwrap_or_default().to_string()));
+        let class = classify(value);
         let mut item = ScanItem {
             key: key.to_string(),
             resource: resource.to_string(),
             namespace,
             name,
-            storage: Storage::Unknown,
+            storage: class.storage,
             encoding: None,
-            key_name: None,
+            key_name: class.key_name,
             verified: None,
             error: None,
             stale: false,
             finding: false,
         };
-        let (storage, key_name) = deps::classify(value);
-        item.storage = storage;
-        item.key_name = key_name;
-
-        let plaintext: std::borrow::Cow<'_, [u8]> = match storage {
-            Storage::Unknown => {
-                item.verified = Some(false);
-                item.finding = true;
-                item.error = Some(match deps::decode(value) {
-                    Err(e) => e,
-                    Ok(_) => "not a value the apiserver writes".into(),
-                });
+        if class.storage == StorageKind::Unknown {
+            item.verified = Some(false);
+            item.finding = true;
+            item.error = Some(class.problem.unwrap_or_else(|| "not a value the apiserver writes".into()));
+            return item;
+        }
+        let plaintext: std::borrow::Cow<'_, [u8]> = match &self.transformers {
+            None if is_encrypted(class.storage) => {
+                item.error = Some("no encryption configuration given (--encryption-config)".into());
                 return item;
             }
-            Storage::Identity => value.into(),
-            _ => {
-                let Some(t) = &self.transformer else {
-                    item.error = Some("no encryption configuration given (--encryption-config)".into());
-                    return item;
-                };
-                let key_name = item.key_name.clone().unwrap_or_default();
-                if !t.has_key(storage, &key_name) {
-                    let what = if matches!(storage, Storage::Kms | Storage::Kmsv2) {
-                        "KMS provider"
-                    } else {
-                        "key"
-                    };
-                    item.error = Some(format!(
-                        "no {storage} {what} named {key_name:?} for {resource} in the encryption configuration"
-                    ));
-                    // The apiserver could not read this value either.
-                    item.finding = true;
+            None => value.into(),
+            // Read exactly as the apiserver: AD = the full etcd key.
+            Some(t) => match t.read(value, key.as_bytes()) {
+                Ok(outcome) => {
+                    item.stale = outcome.stale;
+                    outcome.plaintext.into()
+                }
+                Err(e) => {
+                    match &e {
+                        // The configured keys do not include this value's key, or no configured
+                        // provider reads this kind of value: nothing to verify with, but the
+                        // apiserver could not read it either.
+                        TransformError::NoMatchingKey { .. }
+                        | TransformError::NoMatchingPrefix { .. }
+                        | TransformError::IdentityReadEncrypted { .. } => item.finding = true,
+                        // KMS needs its plugin, which is out of reach here.
+                        TransformError::Kms { .. } => {}
+                        // A key was there and failed: tampering, corruption or a wrong key.
+                        _ => {
+                            item.verified = Some(false);
+                            item.finding = true;
+                        }
+                    }
+                    item.error = Some(e.to_string());
                     return item;
                 }
-                match t.decrypt(key, value) {
-                    Ok((plain, stale)) => {
-                        item.stale = stale;
-                        plain.into()
-                    }
-                    Err(e) if matches!(storage, Storage::Kms | Storage::Kmsv2) && deps::needs_kms_plugin(&e) => {
-                        item.error = Some(e);
-                        return item;
-                    }
-                    Err(e) => {
-                        item.verified = Some(false);
-                        item.finding = true;
-                        item.error = Some(format!("decryption failed: {e}"));
-                        return item;
-                    }
-                }
-            }
+            },
         };
         match deps::decode(&plaintext) {
             Ok(obj) => {
@@ -134,8 +129,9 @@ impl Checker {
                 }
             }
             Err(e) => {
+                item.encoding = crate::transform::plaintext_encoding(&plaintext);
                 item.verified = Some(false);
-                item.error = Some(if storage.is_encrypted() {
+                item.error = Some(if is_encrypted(class.storage) {
                     format!("decrypted, but the plaintext does not decode: {e}")
                 } else {
                     e
@@ -149,12 +145,4 @@ impl Checker {
 
 fn display_ns(ns: &str) -> &str {
     if ns.is_empty() { "<cluster>" } else { ns }
-}
-
-/// What the check needs from a decoded object.
-#[derive(Debug)]
-pub(super) struct Decoded {
-    pub encoding: Encoding,
-    pub namespace: String,
-    pub name: String,
 }

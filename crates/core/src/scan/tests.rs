@@ -43,7 +43,7 @@ fn garbage_and_truncated_values_are_unknown_findings() {
     let c = Checker::without_keys();
     for v in [&b""[..], b"\xff\x00garbage", b"k8s:enc:aescbc:v1:", b"k8s:enc:aescbc:v1:nocolon"] {
         let item = c.check("/registry/secrets/", "secrets", "/registry/secrets/default/x", v);
-        assert_eq!(item.storage, Storage::Unknown, "{v:?}");
+        assert_eq!(item.storage, StorageKind::Unknown, "{v:?}");
         assert_eq!(item.verified, Some(false));
         assert!(item.finding);
         assert!(item.error.is_some());
@@ -54,7 +54,7 @@ fn garbage_and_truncated_values_are_unknown_findings() {
 fn encrypted_without_keys_is_unverified_not_a_finding() {
     let c = Checker::without_keys();
     let item = c.check("/registry/secrets/", "secrets", "/registry/secrets/default/x", b"k8s:enc:secretbox:v1:key1:0123456789");
-    assert_eq!(item.storage, Storage::Secretbox);
+    assert_eq!(item.storage, StorageKind::Secretbox);
     assert_eq!(item.key_name.as_deref(), Some("key1"));
     assert_eq!(item.verified, None);
     assert!(!item.finding);
