@@ -26,6 +26,7 @@ pub struct TlsEtcd {
     dir: tempfile::TempDir,
     client_port: u16,
     ca: CertificateAuthority,
+    cached: tokio::sync::OnceCell<etcd_client::Client>,
 }
 
 /// Client-side file paths for talking to a [`TlsEtcd`].
@@ -69,6 +70,7 @@ impl TlsEtcd {
             dir,
             client_port,
             ca,
+            cached: tokio::sync::OnceCell::new(),
         };
         // A freshly probed port can be taken by another process before etcd binds it: retry.
         let mut attempt = 0;
@@ -181,10 +183,11 @@ impl TlsEtcd {
             .expect("connect to the test etcd")
     }
 
-    /// Put raw bytes at `key`.
+    /// Put raw bytes at `key` (through one shared client).
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) {
-        self.client()
-            .await
+        let client = self.cached.get_or_init(|| self.client()).await;
+        client
+            .clone()
             .put(key, value, None)
             .await
             .unwrap_or_else(|e| panic!("put {key}: {e}"));

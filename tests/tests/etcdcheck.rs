@@ -31,7 +31,12 @@ fn run(etcd: &TlsEtcd, args: &[&str]) -> Run {
 }
 
 fn json_of(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", r.stdout, r.stderr))
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        )
+    })
 }
 
 fn item<'a>(v: &'a Value, key: &str) -> &'a Value {
@@ -44,19 +49,37 @@ fn item<'a>(v: &'a Value, key: &str) -> &'a Value {
 }
 
 fn json_secret(ns: &str, name: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":name,"namespace":ns,
+    serde_json::to_vec(
+        &json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":name,"namespace":ns,
         "uid":"0b7e7a4c-9d0e-4b7e-8d3c-1f6f0e0e0e0e","creationTimestamp":"2024-05-01T10:00:00Z"},
-        "data":{"password":"aHVudGVyMg=="},"type":"Opaque"}))
+        "data":{"password":"aHVudGVyMg=="},"type":"Opaque"}),
+    )
     .unwrap()
 }
 
 #[tokio::test]
 async fn plaintext_and_garbage_values() {
     let etcd = TlsEtcd::start();
-    etcd.put("/registry/secrets/default/plain-json", json_secret("default", "plain-json")).await;
-    etcd.put("/registry/secrets/default/moved", json_secret("other", "moved")).await;
-    etcd.put("/registry/secrets/kube-system/garbage", b"\x00\x01not a kubernetes value".to_vec()).await;
-    etcd.put("/registry/configmaps/default/ignored", json_secret("default", "ignored")).await;
+    etcd.put(
+        "/registry/secrets/default/plain-json",
+        json_secret("default", "plain-json"),
+    )
+    .await;
+    etcd.put(
+        "/registry/secrets/default/moved",
+        json_secret("other", "moved"),
+    )
+    .await;
+    etcd.put(
+        "/registry/secrets/kube-system/garbage",
+        b"\x00\x01not a kubernetes value".to_vec(),
+    )
+    .await;
+    etcd.put(
+        "/registry/configmaps/default/ignored",
+        json_secret("default", "ignored"),
+    )
+    .await;
 
     // -n default: only the default namespace, plaintext JSON verified; the moved value fails.
     let r = run(&etcd, &["-o", "json"]);
@@ -70,7 +93,10 @@ async fn plaintext_and_garbage_values() {
     );
     let moved = item(&v, "/registry/secrets/default/moved");
     assert_eq!(moved["verified"], false);
-    assert!(moved["error"].as_str().unwrap().contains("other/moved"), "{moved}");
+    assert!(
+        moved["error"].as_str().unwrap().contains("other/moved"),
+        "{moved}"
+    );
 
     // -A: the garbage value is unknown with an error; the JSON never contains a value.
     let r = run(&etcd, &["-A", "-o", "json"]);
@@ -83,16 +109,28 @@ async fn plaintext_and_garbage_values() {
     assert!(g["error"].is_string());
     assert_eq!(v["summary"]["total"], 3);
     assert_eq!(v["summary"]["findings"], 2);
-    assert!(!r.stdout.contains("aHVudGVyMg"), "a value leaked into the output");
+    assert!(
+        !r.stdout.contains("aHVudGVyMg"),
+        "a value leaked into the output"
+    );
 
     // One object by name; table output.
     let r = run(&etcd, &["plain-json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = r.stdout.lines().next().unwrap();
-    assert!(first.starts_with("NAMESPACE") && first.contains("STATUS"), "{}", r.stdout);
+    assert!(
+        first.starts_with("NAMESPACE") && first.contains("STATUS"),
+        "{}",
+        r.stdout
+    );
     let row = r.stdout.lines().nth(1).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells, ["default", "plain-json", "identity", "-", "ok"], "{}", r.stdout);
+    assert_eq!(
+        cells,
+        ["default", "plain-json", "identity", "-", "ok"],
+        "{}",
+        r.stdout
+    );
 
     // --fail-on-plaintext turns plaintext into a finding.
     let r = run(&etcd, &["plain-json", "--fail-on-plaintext"]);
@@ -102,9 +140,39 @@ async fn plaintext_and_garbage_values() {
     // YAML parses to the same items.
     let r = run(&etcd, &["-A", "-o", "yaml"]);
     assert_eq!(r.code, 2);
-    let y: Value = serde_saphyr::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{}", r.stdout));
+    let y: Value =
+        serde_saphyr::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{}", r.stdout));
     assert_eq!(y["items"].as_array().unwrap().len(), 3);
     assert_eq!(y["summary"]["total"], 3);
+
+    // Paging: many keys, small pages, one revision; -v logs each round trip but never values.
+    for i in 0..23 {
+        let name = format!("paged-{i:02}");
+        etcd.put(
+            &format!("/registry/secrets/paged/{name}"),
+            json_secret("paged", &name),
+        )
+        .await;
+    }
+    let r = run(
+        &etcd,
+        &["-n", "paged", "-o", "json", "--page-size", "4", "-v"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json_of(&r);
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..23).map(|i| format!("paged-{i:02}")).collect();
+    assert_eq!(names, want);
+    assert_eq!(r.stderr.matches("etcd range").count(), 6, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("aHVudGVyMg"),
+        "a value leaked into the log"
+    );
 
     // An empty namespace: nothing found, exit 0, and the JSON/YAML is still well formed.
     let r = run(&etcd, &["-n", "empty", "-o", "yaml"]);
@@ -136,7 +204,10 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("etc/kubernetes/pki/etcd/ca.crt: file not found; pass --cacert"), "{err}");
+    assert!(
+        err.contains("etc/kubernetes/pki/etcd/ca.crt: file not found; pass --cacert"),
+        "{err}"
+    );
 
     // --root pointing at the node directory works with the kubeadm default paths, and the
     // ETCDCTL_* variables are honoured.
@@ -149,7 +220,12 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
         .arg("-A")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A CA that did not sign etcd's certificate.
     let other = tempfile::tempdir().unwrap();
@@ -166,38 +242,69 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
     assert!(out.stderr.contains("--cacert"), "{}", out.stderr);
 
     // A client certificate from another CA is refused by etcd.
-    let key = atrest_core::pki::PrivateKey::generate(atrest_core::pki::KeyAlgorithm::EcdsaP256).unwrap();
+    let key =
+        atrest_core::pki::PrivateKey::generate(atrest_core::pki::KeyAlgorithm::EcdsaP256).unwrap();
     let cert = ca
-        .issue(&key, "intruder", &[], &atrest_core::pki::LeafProfile::Client, atrest_core::pki::LEAF_VALIDITY)
+        .issue(
+            &key,
+            "intruder",
+            &[],
+            &atrest_core::pki::LeafProfile::Client,
+            atrest_core::pki::LEAF_VALIDITY,
+        )
         .unwrap();
     let (c, k) = (other.path().join("c.crt"), other.path().join("c.key"));
     atrest_core::pki::write_cert_and_key(&cert, &key, &c, &k).unwrap();
     let out = run_with(&plugin, &etcd, &files.ca, &c, &k);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("error: etcd at https://127.0.0.1:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: etcd at https://127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
 
     // A certificate file that is not PEM.
     std::fs::write(&c, b"not pem").unwrap();
     let out = run_with(&plugin, &etcd, &files.ca, &c, &k);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("c.crt: not a PEM certificate"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("c.crt: not a PEM certificate"),
+        "{}",
+        out.stderr
+    );
 
     // Bad flags exit 1 too.
-    let out = Command::new(&plugin).args(["-A", "-n", "x"]).output().unwrap();
+    let out = Command::new(&plugin)
+        .args(["-A", "-n", "x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let out = Command::new(&plugin).args(["x", "-A"]).args(etcd.etcdctl_args()).output().unwrap();
+    let out = Command::new(&plugin)
+        .args(["x", "-A"])
+        .args(etcd.etcdctl_args())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     // --help exits 0 and shows examples.
     let out = Command::new(&plugin).arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("Examples:") && help.contains("`default`"), "{help}");
+    assert!(
+        help.contains("Examples:") && help.contains("`default`"),
+        "{help}"
+    );
 }
 
 fn run_with(plugin: &Path, etcd: &TlsEtcd, ca: &Path, cert: &Path, key: &Path) -> Run {
     let out = Command::new(plugin)
         .env_remove("ETCDCTL_ENDPOINTS")
-        .args(["--endpoints", &etcd.endpoint(), "--dial-timeout", "2s", "--cacert"])
+        .args([
+            "--endpoints",
+            &etcd.endpoint(),
+            "--dial-timeout",
+            "2s",
+            "--cacert",
+        ])
         .arg(ca)
         .arg("--cert")
         .arg(cert)
@@ -296,24 +403,79 @@ async fn every_storage_kind_decrypts_and_verifies() {
     // Values of every kind.
     etcd.put(old_key, old.clone()).await; // identity, protobuf (published vector)
     etcd.put(&k("plain"), plain("plain")).await; // identity, JSON
-    etcd.put(&k("gcm"), encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm"))).await;
+    etcd.put(
+        &k("gcm"),
+        encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
+    )
+    .await;
     let gcm_proto_key = "/registry/secrets/secret-encryption-test/test-secret-gcm";
-    etcd.put(&k("cbc"), encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc"))).await;
-    etcd.put(&k("cbc-stale"), encrypt("aescbc", "key2", K_CBC2, &k("cbc-stale"), &plain("cbc-stale"))).await;
-    etcd.put(&k("box"), encrypt("secretbox", "key2", K_BOX2, &k("box"), &plain("box"))).await;
+    etcd.put(
+        &k("cbc"),
+        encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
+    )
+    .await;
+    etcd.put(
+        &k("cbc-stale"),
+        encrypt(
+            "aescbc",
+            "key2",
+            K_CBC2,
+            &k("cbc-stale"),
+            &plain("cbc-stale"),
+        ),
+    )
+    .await;
+    etcd.put(
+        &k("box"),
+        encrypt("secretbox", "key2", K_BOX2, &k("box"), &plain("box")),
+    )
+    .await;
     // Findings.
-    etcd.put(&k("wrong-key"), encrypt("secretbox", "key3", K_BOX3_OTHER, &k("wrong-key"), &plain("wrong-key"))).await;
+    etcd.put(
+        &k("wrong-key"),
+        encrypt(
+            "secretbox",
+            "key3",
+            K_BOX3_OTHER,
+            &k("wrong-key"),
+            &plain("wrong-key"),
+        ),
+    )
+    .await;
     let mut tampered = encrypt("aesgcm", "key1", K_GCM1, &k("tampered"), &plain("tampered"));
     *tampered.last_mut().unwrap() ^= 0x01;
     etcd.put(&k("tampered"), tampered).await;
-    etcd.put(&k("unknown-key"), encrypt("aescbc", "key9", K_CBC1, &k("unknown-key"), &plain("unknown-key"))).await;
+    etcd.put(
+        &k("unknown-key"),
+        encrypt(
+            "aescbc",
+            "key9",
+            K_CBC1,
+            &k("unknown-key"),
+            &plain("unknown-key"),
+        ),
+    )
+    .await;
     // An aesgcm value copied to another key: the AD (the key) no longer matches.
-    etcd.put(&k("copied"), encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm"))).await;
+    etcd.put(
+        &k("copied"),
+        encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
+    )
+    .await;
     // An aescbc value copied to another key decrypts (no AD) but names another object.
-    etcd.put(&k("cbc-copied"), encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc"))).await;
-    etcd.put(&k("garbage"), b"k8s:enc:rot13:v1:key1:xyz".to_vec()).await;
+    etcd.put(
+        &k("cbc-copied"),
+        encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
+    )
+    .await;
+    etcd.put(&k("garbage"), b"k8s:enc:rot13:v1:key1:xyz".to_vec())
+        .await;
     // protobuf inside aesgcm, bound to its key.
-    etcd.put(gcm_proto_key, encrypt("aesgcm", "key1", K_GCM1, gcm_proto_key, &old)).await;
+    etcd.put(
+        gcm_proto_key,
+        encrypt("aesgcm", "key1", K_GCM1, gcm_proto_key, &old),
+    )
+    .await;
 
     let enc_arg = enc.to_str().unwrap();
     let r = run(&etcd, &["-A", "-o", "json", "--encryption-config", enc_arg]);
@@ -339,9 +501,15 @@ async fn every_storage_kind_decrypts_and_verifies() {
     check("tampered", "aesgcm", json!("key1"), json!(false));
     check("copied", "aesgcm", json!("key1"), json!(false));
     let moved = check("cbc-copied", "aescbc", json!("key1"), json!(false));
-    assert!(moved["error"].as_str().unwrap().contains("enc/cbc"), "{moved}");
+    assert!(
+        moved["error"].as_str().unwrap().contains("enc/cbc"),
+        "{moved}"
+    );
     let unknown = check("unknown-key", "aescbc", json!("key9"), Value::Null);
-    assert!(unknown["error"].as_str().unwrap().contains("key9"), "{unknown}");
+    assert!(
+        unknown["error"].as_str().unwrap().contains("key9"),
+        "{unknown}"
+    );
     let garbage = check("garbage", "unknown", Value::Null, json!(false));
     assert!(garbage["error"].is_string());
 
@@ -357,7 +525,7 @@ async fn every_storage_kind_decrypts_and_verifies() {
     assert!(p["error"].as_str().unwrap().contains("test-secret"), "{p}");
 
     let s = &v["summary"];
-    assert_eq!(s["total"], 15);
+    assert_eq!(s["total"], 13);
     assert_eq!(s["findings"], 7, "{s}");
     assert_eq!(s["byKey"]["aescbc:key2"], 1);
     assert!(s["stale"].as_u64().unwrap() >= 2, "{s}");
@@ -371,11 +539,18 @@ async fn every_storage_kind_decrypts_and_verifies() {
     assert_eq!(r.code, 2, "garbage is still a finding");
 
     // Only good values in a namespace → exit 0; table shows storage and key columns.
-    let r = run(&etcd, &["box", "-n", "enc", "--encryption-config", enc_arg]);
+    let r = run(&etcd, &["gcm", "-n", "enc", "--encryption-config", enc_arg]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let row: Vec<&str> = r.stdout.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row, ["enc", "box", "secretbox", "key2", "ok"], "{}", r.stdout);
-    let r = run(&etcd, &["cbc-stale", "-n", "enc", "--encryption-config", enc_arg]);
+    let row: Vec<&str> = r
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["enc", "gcm", "aesgcm", "key1", "ok"], "{}", r.stdout);
+    // Not the first provider: readable, but the apiserver would rewrite it.
+    let r = run(&etcd, &["box", "-n", "enc", "--encryption-config", enc_arg]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("ok (stale"), "{}", r.stdout);
 
@@ -385,7 +560,15 @@ async fn every_storage_kind_decrypts_and_verifies() {
     etcd.put(kms_key, b64(KMSV2_B64)).await;
     let r = run(
         &etcd,
-        &["-A", "-o", "json", "--prefix", "/43da1478-5e9c-4ef3-a92a-2b19d540c8a5/registry", "--encryption-config", enc_arg],
+        &[
+            "-A",
+            "-o",
+            "json",
+            "--prefix",
+            "/43da1478-5e9c-4ef3-a92a-2b19d540c8a5/registry",
+            "--encryption-config",
+            enc_arg,
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json_of(&r);
@@ -415,7 +598,12 @@ async fn every_storage_kind_decrypts_and_verifies() {
         .env_remove("ETCDCTL_KEY")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["items"][0]["verified"], true, "{v}");
 

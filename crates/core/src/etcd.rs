@@ -119,9 +119,16 @@ impl EtcdArgs {
     /// Fill in kubeadm's default file paths under `root` (`/` on a control-plane node). Explicit
     /// paths are taken as given.
     pub fn resolve(&self, root: &Path) -> EtcdConfig {
-        let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
+        let pick = |given: &Option<PathBuf>, default: &str| {
+            given.clone().unwrap_or_else(|| root.join(default))
+        };
         EtcdConfig {
-            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect(),
             cacert: pick(&self.cacert, KUBEADM_ETCD_CA),
             cert: pick(&self.cert, KUBEADM_APISERVER_ETCD_CLIENT_CERT),
             key: pick(&self.key, KUBEADM_APISERVER_ETCD_CLIENT_KEY),
@@ -164,7 +171,9 @@ fn read_tls_file(role: &'static str, path: &Path, hint: &'static str) -> Result<
         path: path.to_path_buf(),
         reason: match e.kind() {
             std::io::ErrorKind::NotFound => "file not found".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied (run as root or with sudo)".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (run as root or with sudo)".to_string()
+            }
             _ => e.to_string(),
         },
         hint,
@@ -180,7 +189,8 @@ impl EtcdConfig {
     /// Read and check the CA, certificate and key: each parses as PEM of the right kind and the key
     /// matches the certificate. Errors name the file and the flag that sets it.
     pub fn load_tls(&self) -> Result<EtcdTls> {
-        const CA_HINT: &str = "pass --cacert or set ETCDCTL_CACERT (or --root for a node directory)";
+        const CA_HINT: &str =
+            "pass --cacert or set ETCDCTL_CACERT (or --root for a node directory)";
         const CERT_HINT: &str = "pass --cert or set ETCDCTL_CERT (or --root for a node directory)";
         const KEY_HINT: &str = "pass --key or set ETCDCTL_KEY (or --root for a node directory)";
         let src = |p: &Path| p.display().to_string();
@@ -189,7 +199,10 @@ impl EtcdConfig {
             path: path.to_path_buf(),
             reason: match e {
                 crate::pki::PkiError::NotPem { what, detail, .. } => {
-                    format!("not a PEM {what}{}", detail.map(|d| format!(" ({d})")).unwrap_or_default())
+                    format!(
+                        "not a PEM {what}{}",
+                        detail.map(|d| format!(" ({d})")).unwrap_or_default()
+                    )
                 }
                 other => other.to_string(),
             },
@@ -202,7 +215,8 @@ impl EtcdConfig {
         let cert = Certificate::from_pem(&cert_pem, &src(&self.cert))
             .map_err(|e| bad("client certificate", &self.cert, CERT_HINT, e))?;
         let key_pem = read_tls_file("client key", &self.key, KEY_HINT)?;
-        let key = PrivateKey::from_pem(&key_pem, &src(&self.key)).map_err(|e| bad("client key", &self.key, KEY_HINT, e))?;
+        let key = PrivateKey::from_pem(&key_pem, &src(&self.key))
+            .map_err(|e| bad("client key", &self.key, KEY_HINT, e))?;
         if !cert.matches_key(&key) {
             return Err(EtcdError::KeyMismatch {
                 cert: self.cert.clone(),
@@ -259,7 +273,10 @@ impl EtcdReader {
             .await
             .map_err(|_| EtcdError::Request {
                 endpoints: endpoints.clone(),
-                message: format!("no connection within {:?} (--dial-timeout)", cfg.dial_timeout),
+                message: format!(
+                    "no connection within {:?} (--dial-timeout)",
+                    cfg.dial_timeout
+                ),
             })?
             .map_err(|e| fail("cannot connect", e))?;
         let status = tokio::time::timeout(cfg.dial_timeout, client.status())
@@ -337,7 +354,9 @@ impl RangePager {
             return Ok(None);
         };
         loop {
-            let mut opts = GetOptions::new().with_range(self.end.clone()).with_limit(self.limit);
+            let mut opts = GetOptions::new()
+                .with_range(self.end.clone())
+                .with_limit(self.limit);
             if self.revision > 0 {
                 opts = opts.with_revision(self.revision);
             }
@@ -358,24 +377,29 @@ impl RangePager {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "etcd range"
                     );
-                    if resp.more() {
-                        if let Some(last) = kvs.last() {
-                            // Continue right after the last key: key + "\0".
-                            let mut next = last.key().to_vec();
-                            next.push(0);
-                            self.next = Some(next);
-                        }
+                    if let Some(last) = kvs.last().filter(|_| resp.more()) {
+                        // Continue right after the last key: key + "\0".
+                        let mut next = last.key().to_vec();
+                        next.push(0);
+                        self.next = Some(next);
                     }
                     return Ok(Some(kvs));
                 }
                 Err(e) if self.limit > 1 && is_too_large(&e) => {
                     self.limit = (self.limit / 2).max(1);
-                    tracing::debug!(limit = self.limit, "etcd range response too large; halving the page size");
+                    tracing::debug!(
+                        limit = self.limit,
+                        "etcd range response too large; halving the page size"
+                    );
                 }
                 Err(e) => {
                     return Err(EtcdError::Request {
                         endpoints: self.endpoints.clone(),
-                        message: format!("range read from {}: {}", String::from_utf8_lossy(&start), describe(&e)),
+                        message: format!(
+                            "range read from {}: {}",
+                            String::from_utf8_lossy(&start),
+                            describe(&e)
+                        ),
                     });
                 }
             }
@@ -429,7 +453,10 @@ mod tests {
 
     #[test]
     fn prefix_end() {
-        assert_eq!(prefix_range_end(b"/registry/secrets/"), b"/registry/secrets0");
+        assert_eq!(
+            prefix_range_end(b"/registry/secrets/"),
+            b"/registry/secrets0"
+        );
         assert_eq!(prefix_range_end(b"a\xff"), b"b");
         assert_eq!(prefix_range_end(b"\xff"), b"\0");
     }
@@ -454,14 +481,22 @@ mod tests {
             dial_timeout: Duration::from_secs(5),
         };
         let cfg = args.resolve(Path::new("/node"));
-        assert_eq!(cfg.cacert, Path::new("/node/etc/kubernetes/pki/etcd/ca.crt"));
+        assert_eq!(
+            cfg.cacert,
+            Path::new("/node/etc/kubernetes/pki/etcd/ca.crt")
+        );
         assert_eq!(cfg.cert, Path::new("my.crt"));
-        assert_eq!(cfg.key, Path::new("/node/etc/kubernetes/pki/apiserver-etcd-client.key"));
+        assert_eq!(
+            cfg.key,
+            Path::new("/node/etc/kubernetes/pki/apiserver-etcd-client.key")
+        );
     }
 
     #[test]
     fn tls_files_are_checked_with_clear_errors() {
-        use crate::pki::{CertificateAuthority, KeyAlgorithm, LeafProfile, CA_VALIDITY, LEAF_VALIDITY};
+        use crate::pki::{
+            CA_VALIDITY, CertificateAuthority, KeyAlgorithm, LEAF_VALIDITY, LeafProfile,
+        };
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let args = EtcdArgs {
@@ -472,21 +507,35 @@ mod tests {
         let cfg = args.resolve(root);
         let err = cfg.load_tls().unwrap_err().to_string();
         assert!(err.starts_with("etcd CA certificate "), "{err}");
-        assert!(err.contains("ca.crt: file not found; pass --cacert"), "{err}");
+        assert!(
+            err.contains("ca.crt: file not found; pass --cacert"),
+            "{err}"
+        );
 
         std::fs::create_dir_all(root.join("etc/kubernetes/pki/etcd")).unwrap();
         std::fs::write(&cfg.cacert, b"garbage").unwrap();
         let err = cfg.load_tls().unwrap_err().to_string();
         assert!(err.contains("ca.crt: not a PEM certificate"), "{err}");
 
-        let ca = CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, CA_VALIDITY).unwrap();
+        let ca =
+            CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, CA_VALIDITY)
+                .unwrap();
         std::fs::write(&cfg.cacert, ca.cert.to_pem().unwrap()).unwrap();
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let cert = ca.issue(&key, "c", &[], &LeafProfile::Client, LEAF_VALIDITY).unwrap();
+        let cert = ca
+            .issue(&key, "c", &[], &LeafProfile::Client, LEAF_VALIDITY)
+            .unwrap();
         std::fs::write(&cfg.cert, cert.to_pem().unwrap()).unwrap();
-        std::fs::write(&cfg.key, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        std::fs::write(
+            &cfg.key,
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
         let err = cfg.load_tls().unwrap_err().to_string();
-        assert!(err.contains("apiserver-etcd-client.key: not a PEM private key"), "{err}");
+        assert!(
+            err.contains("apiserver-etcd-client.key: not a PEM private key"),
+            "{err}"
+        );
         assert!(err.contains("pass --key or set ETCDCTL_KEY"), "{err}");
         // Never echo key bytes.
         assert!(!err.contains("AAAA"));

@@ -17,11 +17,10 @@ use serde::Serialize;
 use crate::etcd::{EtcdError, EtcdReader, prefix_range_end};
 
 mod check;
-mod deps;
 mod keys;
 
 pub use check::{Checker, group_resource};
-pub use keys::{KeyParts, Scope, ScanRequest, is_cluster_scoped, parse_key};
+pub use keys::{KeyParts, ScanRequest, Scope, is_cluster_scoped, parse_key};
 
 pub use crate::transform::{Encoding, StorageKind};
 
@@ -145,9 +144,16 @@ impl ScanSummary {
         self.plaintext += u64::from(plaintext);
         self.stale += u64::from(item.stale);
         self.findings += u64::from(item.finding);
-        *self.by_storage.entry(item.storage.as_str().to_string()).or_default() += 1;
+        *self
+            .by_storage
+            .entry(item.storage.as_str().to_string())
+            .or_default() += 1;
         if is_encrypted(item.storage) {
-            let k = format!("{}:{}", item.storage, item.key_name.as_deref().unwrap_or(""));
+            let k = format!(
+                "{}:{}",
+                item.storage,
+                item.key_name.as_deref().unwrap_or("")
+            );
             *self.by_key.entry(k).or_default() += 1;
         }
         let ns = self
@@ -184,12 +190,13 @@ pub async fn scan(
 ) -> Result<ScanSummary, ScanError> {
     let mut summary = ScanSummary::default();
     let resource_prefix = req.resource_prefix();
-    let mut handle_kv = |key: &[u8], value: &[u8], summary: &mut ScanSummary| -> std::io::Result<()> {
-        let key = String::from_utf8_lossy(key);
-        let item = checker.check(&resource_prefix, &req.resource, &key, value);
-        summary.add(&item);
-        sink(&item)
-    };
+    let mut handle_kv =
+        |key: &[u8], value: &[u8], summary: &mut ScanSummary| -> std::io::Result<()> {
+            let key = String::from_utf8_lossy(key);
+            let item = checker.check(&resource_prefix, &req.resource, &key, value);
+            summary.add(&item);
+            sink(&item)
+        };
     if let Some(key) = req.single_key() {
         if let Some(kv) = reader.get(key.as_bytes()).await? {
             summary.revision = kv.mod_revision();

@@ -53,7 +53,10 @@ fn parse(args: &[String]) -> Result<Opts> {
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
-    ensure!(o.secrets > 0 && o.runs > 0, "--secrets and --runs must be positive");
+    ensure!(
+        o.secrets > 0 && o.runs > 0,
+        "--secrets and --runs must be positive"
+    );
     Ok(o)
 }
 
@@ -97,7 +100,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
     // Check once that etcdcheck sees and verifies everything (not timed).
     let out = etcdcheck.output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("etcdcheck output is not JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("etcdcheck output is not JSON")?;
     let s = &v["summary"];
     ensure!(
         s["total"] == opts.secrets && s["verified"] == opts.secrets && out.status.code() == Some(0),
@@ -128,12 +132,24 @@ pub fn run(args: &[String]) -> Result<()> {
     let (a, b) = (med(&ours), med(&theirs));
     let ratio = a.as_secs_f64() / b.as_secs_f64();
     println!("secrets:                 {}", opts.secrets);
-    println!("kubectl-etcdcheck median {:.3}s, peak RSS {:.1} MiB", a.as_secs_f64(), mib(peak(&ours)));
-    println!("etcdctl get median       {:.3}s, peak RSS {:.1} MiB", b.as_secs_f64(), mib(peak(&theirs)));
+    println!(
+        "kubectl-etcdcheck median {:.3}s, peak RSS {:.1} MiB",
+        a.as_secs_f64(),
+        mib(peak(&ours))
+    );
+    println!(
+        "etcdctl get median       {:.3}s, peak RSS {:.1} MiB",
+        b.as_secs_f64(),
+        mib(peak(&theirs))
+    );
     println!(
         "ratio etcdcheck/etcdctl  {ratio:.2} (target <= 1.2: {}); etcdcheck RSS target < 64 MiB: {}",
         if ratio <= 1.2 { "met" } else { "MISSED" },
-        if peak(&ours) < 64 * 1024 * 1024 { "met" } else { "MISSED" }
+        if peak(&ours) < 64 * 1024 * 1024 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     Ok(())
 }
@@ -157,7 +173,11 @@ fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
     // SAFETY: `pid` is our own child, not yet reaped (std's Child is never waited on here).
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let elapsed = started.elapsed();
-    ensure!(r == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    ensure!(
+        r == pid,
+        "wait4 failed: {}",
+        std::io::Error::last_os_error()
+    );
     ensure!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{:?} failed (status {status})",
@@ -217,7 +237,8 @@ async fn load(etcd: &TlsEtcd, opts: &Opts) -> Result<u64> {
         let ns = format!("ns-{:02}", i % 40);
         let name = format!("secret-{i:06}");
         let key = format!("/registry/secrets/{ns}/{name}");
-        let data = base64::engine::general_purpose::STANDARD.encode(filler(i as u64, opts.data_bytes));
+        let data =
+            base64::engine::general_purpose::STANDARD.encode(filler(i as u64, opts.data_bytes));
         let obj = serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":name,"namespace":ns,
             "uid":format!("00000000-0000-4000-8000-{i:012}"),"creationTimestamp":"2024-05-01T10:00:00Z",
             "labels":{"app":"bench"}},"data":{"payload":data},"type":"Opaque"});

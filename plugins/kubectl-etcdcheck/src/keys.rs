@@ -10,7 +10,12 @@ use crate::manifest::ApiserverFlags;
 /// Build the checker: from `--encryption-config` when given (an error if unusable), else from the
 /// kube-apiserver manifest's `--encryption-provider-config` when present and readable (a warning
 /// otherwise), else without keys.
-pub fn checker(explicit: &Option<PathBuf>, apiserver: Option<&ApiserverFlags>, root: &Path, resource: &str) -> Result<Checker> {
+pub fn checker(
+    explicit: &Option<PathBuf>,
+    apiserver: Option<&ApiserverFlags>,
+    root: &Path,
+    resource: &str,
+) -> Result<Checker> {
     if let Some(path) = explicit {
         return load(path, resource);
     }
@@ -18,13 +23,20 @@ pub fn checker(explicit: &Option<PathBuf>, apiserver: Option<&ApiserverFlags>, r
         return Ok(Checker::without_keys());
     };
     let Some(cfg) = &flags.encryption_provider_config else {
-        tracing::debug!("{} has no --encryption-provider-config", flags.manifest.display());
+        tracing::debug!(
+            "{} has no --encryption-provider-config",
+            flags.manifest.display()
+        );
         return Ok(Checker::without_keys());
     };
     let host = crate::under_root(root, cfg);
     match std::fs::metadata(&host) {
         Ok(_) => {
-            tracing::debug!("using {} (--encryption-provider-config in {})", host.display(), flags.manifest.display());
+            tracing::debug!(
+                "using {} (--encryption-provider-config in {})",
+                host.display(),
+                flags.manifest.display()
+            );
             load(&host, resource)
         }
         Err(e) => {

@@ -126,13 +126,17 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<u8> {
     let scope = match (&cli.name, cli.all_namespaces) {
-        (Some(_), true) => bail!("a resource cannot be checked by name across all namespaces: drop -A or the NAME"),
+        (Some(_), true) => {
+            bail!("a resource cannot be checked by name across all namespaces: drop -A or the NAME")
+        }
         (Some(name), false) => Scope::Object {
             namespace: cli.namespace.clone().unwrap_or_else(|| "default".into()),
             name: name.clone(),
         },
         (None, true) => Scope::AllNamespaces,
-        (None, false) => Scope::Namespace(cli.namespace.clone().unwrap_or_else(|| "default".into())),
+        (None, false) => {
+            Scope::Namespace(cli.namespace.clone().unwrap_or_else(|| "default".into()))
+        }
     };
     if cli.page_size < 1 {
         bail!("--page-size must be at least 1");
@@ -148,7 +152,12 @@ async fn run(cli: Cli) -> Result<u8> {
         resource: cli.resource.trim_matches('/').to_string(),
         scope,
     };
-    let checker = keys::checker(&cli.encryption_config, apiserver.as_ref(), &cli.root, &request.resource)?;
+    let checker = keys::checker(
+        &cli.encryption_config,
+        apiserver.as_ref(),
+        &cli.root,
+        &request.resource,
+    )?;
 
     let cfg = cli.etcd.resolve(&cli.root);
     let reader = EtcdReader::connect(&cfg).await?;
@@ -177,13 +186,24 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Format::Table => {
             let mut rows: Vec<[String; 5]> = Vec::new();
-            let s = scan(&reader, &request, &checker, cli.page_size, |i: &ScanItem| {
-                rows.push(output::table_row(i));
-                Ok(())
-            })
+            let s = scan(
+                &reader,
+                &request,
+                &checker,
+                cli.page_size,
+                |i: &ScanItem| {
+                    rows.push(output::table_row(i));
+                    Ok(())
+                },
+            )
             .await
             .context("scan failed")?;
-            output::print_table(&mut out, &rows, &s, matches!(request.scope, Scope::AllNamespaces))?;
+            output::print_table(
+                &mut out,
+                &rows,
+                &s,
+                matches!(request.scope, Scope::AllNamespaces),
+            )?;
             s
         }
     };
@@ -201,15 +221,25 @@ fn report(cli: &Cli, req: &ScanRequest, s: &ScanSummary, has_keys: bool) {
         eprintln!("note: encrypted values were not verified: pass --encryption-config FILE");
     }
     if s.findings > 0 {
-        eprintln!("{} finding(s): values that fail verification or cannot be read", s.findings);
+        eprintln!(
+            "{} finding(s): values that fail verification or cannot be read",
+            s.findings
+        );
     }
     if cli.fail_on_plaintext && s.plaintext > 0 {
-        eprintln!("{} value(s) stored in plaintext (--fail-on-plaintext)", s.plaintext);
+        eprintln!(
+            "{} value(s) stored in plaintext (--fail-on-plaintext)",
+            s.plaintext
+        );
     }
 }
 
 fn exit_code(s: &ScanSummary, fail_on_plaintext: bool) -> u8 {
-    if s.findings > 0 || (fail_on_plaintext && s.plaintext > 0) { 2 } else { 0 }
+    if s.findings > 0 || (fail_on_plaintext && s.plaintext > 0) {
+        2
+    } else {
+        0
+    }
 }
 
 /// Where a kube-apiserver path (as written in its manifest) lives under the node root: kubeadm

@@ -40,9 +40,13 @@ impl ApiserverFlags {
         let mut flags = Self::default();
         for line in text.lines() {
             let item = line.trim_start();
-            let Some(item) = item.strip_prefix("- ") else { continue };
+            let Some(item) = item.strip_prefix("- ") else {
+                continue;
+            };
             let item = item.trim().trim_matches(|c| c == '"' || c == '\'');
-            let Some((name, value)) = item.split_once('=') else { continue };
+            let Some((name, value)) = item.split_once('=') else {
+                continue;
+            };
             let value = value.trim();
             match name {
                 "--encryption-provider-config" if !value.is_empty() => {
@@ -64,7 +68,10 @@ mod tests {
     fn reads_flags_from_a_kubeadm_manifest() {
         let text = "spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --advertise-address=10.0.0.1\n    - \"--encryption-provider-config=/etc/kubernetes/enc/enc.yaml\"\n    - --etcd-servers=https://127.0.0.1:2379\n";
         let f = ApiserverFlags::parse(text);
-        assert_eq!(f.encryption_provider_config.as_deref(), Some(Path::new("/etc/kubernetes/enc/enc.yaml")));
+        assert_eq!(
+            f.encryption_provider_config.as_deref(),
+            Some(Path::new("/etc/kubernetes/enc/enc.yaml"))
+        );
         assert_eq!(f.etcd_prefix, None);
         let f = ApiserverFlags::parse("    - --etcd-prefix=/kubernetes.io\n");
         assert_eq!(f.etcd_prefix.as_deref(), Some("/kubernetes.io"));

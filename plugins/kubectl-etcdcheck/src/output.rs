@@ -20,7 +20,8 @@ impl<'a, W: Write> JsonStream<'a, W> {
 
     /// Write one item.
     pub fn item(&mut self, item: &ScanItem) -> io::Result<()> {
-        self.out.write_all(if self.first { b"\n" } else { b",\n" })?;
+        self.out
+            .write_all(if self.first { b"\n" } else { b",\n" })?;
         self.first = false;
         serde_json::to_writer(&mut *self.out, item).map_err(io::Error::other)
     }
@@ -79,7 +80,12 @@ fn table() -> Table {
 }
 
 /// The per-object table, then the summary tables (storage/key counts; per namespace with `-A`).
-pub fn print_table(out: &mut impl Write, rows: &[[String; 5]], s: &ScanSummary, per_namespace: bool) -> io::Result<()> {
+pub fn print_table(
+    out: &mut impl Write,
+    rows: &[[String; 5]],
+    s: &ScanSummary,
+    per_namespace: bool,
+) -> io::Result<()> {
     if !rows.is_empty() {
         let mut t = table();
         t.set_header(["NAMESPACE", "NAME", "STORAGE", "KEY", "STATUS"]);
@@ -112,8 +118,18 @@ pub fn print_table(out: &mut impl Write, rows: &[[String; 5]], s: &ScanSummary, 
         let mut t = table();
         t.set_header(["NAMESPACE", "TOTAL", "PLAINTEXT", "ENCRYPTED", "FINDINGS"]);
         for (ns, c) in &s.by_namespace {
-            let ns = if ns.is_empty() { "<cluster>" } else { ns.as_str() };
-            t.add_row([ns.to_string(), c.total.to_string(), c.plaintext.to_string(), c.encrypted.to_string(), c.findings.to_string()]);
+            let ns = if ns.is_empty() {
+                "<cluster>"
+            } else {
+                ns.as_str()
+            };
+            t.add_row([
+                ns.to_string(),
+                c.total.to_string(),
+                c.plaintext.to_string(),
+                c.encrypted.to_string(),
+                c.findings.to_string(),
+            ]);
         }
         writeln!(out, "{}", trim_lines(&t.to_string()))?;
     }

@@ -1,11 +1,13 @@
 //! Checking one etcd value: classify, decrypt, decode, verify identity.
 
 use crate::config::{EncryptionConfiguration, GroupResource};
-use crate::transform::{EncryptionTransformers, PrefixTransformers, StorageKind, TransformError, classify};
+use crate::transform::{
+    Encoding, EncryptionTransformers, PrefixTransformers, StorageKind, TransformError, classify,
+};
 
-use super::deps;
 use super::keys::parse_key;
 use super::{ScanItem, is_encrypted};
+use crate::storage::{MediaType, ObjectSummary};
 
 /// Checks the values of one resource; holds that resource's transformers when an
 /// `EncryptionConfiguration` was given.
@@ -31,7 +33,10 @@ impl Checker {
 
     /// A checker that reads `resource` with `config`'s transformers, exactly as the apiserver would
     /// (providers in order; a resource the configuration does not cover reads with identity).
-    pub fn with_config(config: &EncryptionConfiguration, resource: &str) -> Result<Self, TransformError> {
+    pub fn with_config(
+        config: &EncryptionConfiguration,
+        resource: &str,
+    ) -> Result<Self, TransformError> {
         let all = EncryptionTransformers::from_config(config)?;
         Ok(Self {
             transformers: Some(all.for_resource(&group_resource(resource)).clone()),
@@ -45,7 +50,13 @@ impl Checker {
 
     /// Check `value` stored at `key` (under `resource_prefix`, e.g. `/registry/secrets/`). Never
     /// panics; malformed values are reported with their error.
-    pub fn check(&self, resource_prefix: &str, resource: &str, key: &str, value: &[u8]) -> ScanItem {
+    pub fn check(
+        &self,
+        resource_prefix: &str,
+        resource: &str,
+        key: &str,
+        value: &[u8],
+    ) -> ScanItem {
         let (parts, key_error) = match parse_key(resource_prefix, key) {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
@@ -70,7 +81,11 @@ impl Checker {
         if class.storage == StorageKind::Unknown {
             item.verified = Some(false);
             item.finding = true;
-            item.error = Some(class.problem.unwrap_or_else(|| "not a value the apiserver writes".into()));
+            item.error = Some(
+                class
+                    .problem
+                    .unwrap_or_else(|| "not a value the apiserver writes".into()),
+            );
             return item;
         }
         let plaintext: std::borrow::Cow<'_, [u8]> = match &self.transformers {
@@ -106,26 +121,35 @@ impl Checker {
                 }
             },
         };
-        match deps::decode(&plaintext) {
+        match ObjectSummary::from_stored(&plaintext) {
             Ok(obj) => {
-                item.encoding = Some(obj.encoding);
+                item.encoding = match obj.encoding {
+                    MediaType::Protobuf => Some(Encoding::Protobuf),
+                    MediaType::Json => Some(Encoding::Json),
+                    MediaType::Yaml => None,
+                };
+                let want_ns = item.namespace.as_deref().unwrap_or("");
+                let want_kind = expected_kind(resource);
+                item.verified = Some(false);
                 if let Some(e) = key_error {
-                    item.verified = Some(false);
                     item.error = Some(e);
+                } else if want_kind.is_some_and(|k| k != obj.kind) {
+                    item.error = Some(format!(
+                        "decoded object is a {} {}, not a {}",
+                        obj.api_version,
+                        obj.kind,
+                        want_kind.unwrap_or_default()
+                    ));
+                } else if obj.namespace != want_ns || obj.name != item.name {
+                    item.error = Some(format!(
+                        "decoded object is {}/{} but the key says {}/{}",
+                        display_ns(&obj.namespace),
+                        obj.name,
+                        display_ns(want_ns),
+                        item.name
+                    ));
                 } else {
-                    let want_ns = item.namespace.as_deref().unwrap_or("");
-                    if obj.namespace != want_ns || obj.name != item.name {
-                        item.verified = Some(false);
-                        item.error = Some(format!(
-                            "decoded object is {}/{} but the key says {}/{}",
-                            display_ns(&obj.namespace),
-                            obj.name,
-                            display_ns(want_ns),
-                            item.name
-                        ));
-                    } else {
-                        item.verified = Some(true);
-                    }
+                    item.verified = Some(true);
                 }
             }
             Err(e) => {
@@ -134,12 +158,23 @@ impl Checker {
                 item.error = Some(if is_encrypted(class.storage) {
                     format!("decrypted, but the plaintext does not decode: {e}")
                 } else {
-                    e
+                    format!("does not decode: {e}")
                 });
             }
         }
         item.finding = item.verified == Some(false);
         item
+    }
+}
+
+/// The kind stored under a core resource, where a mismatch is certain to be wrong.
+fn expected_kind(resource: &str) -> Option<&'static str> {
+    match resource {
+        "secrets" => Some("Secret"),
+        "configmaps" => Some("ConfigMap"),
+        "namespaces" => Some("Namespace"),
+        "serviceaccounts" => Some("ServiceAccount"),
+        _ => None,
     }
 }
 

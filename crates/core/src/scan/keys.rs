@@ -90,7 +90,9 @@ impl ScanRequest {
             Scope::Object { name, .. } if is_cluster_scoped(&self.resource) => {
                 Some(format!("{}{name}", self.resource_prefix()))
             }
-            Scope::Object { namespace, name } => Some(format!("{}{namespace}/{name}", self.resource_prefix())),
+            Scope::Object { namespace, name } => {
+                Some(format!("{}{namespace}/{name}", self.resource_prefix()))
+            }
             _ => None,
         }
     }
