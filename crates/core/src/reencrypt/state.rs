@@ -4,7 +4,6 @@
 //! (Ctrl-C, `kill -9`) leaves either the previous or the next state, never a torn file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -179,35 +178,14 @@ impl StateFile {
             .complete = true;
     }
 
-    /// Writes the state atomically: temp file in the same directory, fsync, rename, fsync the directory.
+    /// Writes the state atomically (temp file, fsync, rename, fsync the directory; `atrest_core::fsutil`).
     pub fn save(&self) -> Result<(), ReencryptError> {
-        let err = |what: &str, e: std::io::Error| {
-            ReencryptError::State(format!(
-                "cannot {what} state file {}: {e}",
-                self.path.display()
-            ))
-        };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| err("create the directory of the", e))?;
-        let data = serde_json::to_vec_pretty(&self.state).expect("state serializes");
-        let file_name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("state");
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err("write the", e)
-        })
+        let mut data = serde_json::to_vec_pretty(&self.state).expect("state serializes");
+        data.push(b'\n');
+        crate::fsutil::ensure_dir(dir)
+            .and_then(|()| crate::fsutil::write_atomic(&self.path, &data))
+            .map_err(|e| ReencryptError::State(format!("cannot save progress: {e}")))
     }
 }
 
