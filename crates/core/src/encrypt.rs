@@ -33,13 +33,15 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::config::{
-    self, EncryptionConfiguration, GroupResource, Key, KeysConfiguration, KmsConfiguration, ProviderConfiguration,
-    ProviderKind, ResourceConfiguration,
+    self, EncryptionConfiguration, GroupResource, Key, KeysConfiguration, KmsConfiguration,
+    ProviderConfiguration, ProviderKind, ResourceConfiguration,
 };
 use crate::fsutil;
 use crate::manifest::{self, Manifest, ManifestError};
 
-pub use rotation::{Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate};
+pub use rotation::{
+    Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
+};
 
 /// kubeadm's certificates directory is mounted read-only into kube-apiserver, so a config here needs no new volume.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/pki/enc.yaml";
@@ -76,7 +78,13 @@ pub enum EncryptError {
         backup.display(),
         if *recovered { "is ready again" } else { "has NOT recovered yet: check `crictl ps -a` and the kubelet log" }
     )]
-    RolledBack { what: String, reason: String, backup: PathBuf, config_backup: Option<PathBuf>, recovered: bool },
+    RolledBack {
+        what: String,
+        reason: String,
+        backup: PathBuf,
+        config_backup: Option<PathBuf>,
+        recovered: bool,
+    },
     /// A rotation or disable phase cannot run yet.
     #[error("{0}")]
     Phase(String),
@@ -98,8 +106,16 @@ pub struct Node {
 
 impl Node {
     /// A node with the given root, manifest and config node paths.
-    pub fn new(root: impl Into<PathBuf>, manifest: impl Into<PathBuf>, config: impl Into<PathBuf>) -> Self {
-        Node { root: root.into(), manifest: manifest.into(), config: config.into() }
+    pub fn new(
+        root: impl Into<PathBuf>,
+        manifest: impl Into<PathBuf>,
+        config: impl Into<PathBuf>,
+    ) -> Self {
+        Node {
+            root: root.into(),
+            manifest: manifest.into(),
+            config: config.into(),
+        }
     }
 
     /// The file behind a node path.
@@ -122,7 +138,11 @@ impl Node {
 
     /// The rotation phase file beside the config (`enc.yaml.rotation`).
     pub fn phase_file(&self) -> PathBuf {
-        let mut name = self.config.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = self
+            .config
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".rotation");
         self.host(&self.config.with_file_name(name))
     }
@@ -268,15 +288,24 @@ pub enum EnablePlan {
 
 /// A new configuration: `resources` encrypted with a fresh key of the provider, identity second so existing
 /// plaintext objects stay readable until they are rewritten.
-pub fn new_config(provider: &ProviderChoice, resources: &[String]) -> Result<EncryptionConfiguration> {
+pub fn new_config(
+    provider: &ProviderChoice,
+    resources: &[String],
+) -> Result<EncryptionConfiguration> {
     let first = match provider {
         ProviderChoice::Local(kind) => {
-            let keys = KeysConfiguration { keys: vec![Key::generate("key1", *kind)?] };
+            let keys = KeysConfiguration {
+                keys: vec![Key::generate("key1", *kind)?],
+            };
             match kind {
                 ProviderKind::Secretbox => ProviderConfiguration::Secretbox(keys),
                 ProviderKind::Aesgcm => ProviderConfiguration::Aesgcm(keys),
                 ProviderKind::Aescbc => ProviderConfiguration::Aescbc(keys),
-                other => return Err(EncryptError::Refused(format!("{other} is not a local-key provider"))),
+                other => {
+                    return Err(EncryptError::Refused(format!(
+                        "{other} is not a local-key provider"
+                    )));
+                }
             }
         }
         ProviderChoice::KmsV2 { name, endpoint } => ProviderConfiguration::Kms(KmsConfiguration {
@@ -302,21 +331,30 @@ pub fn render_config(cfg: &EncryptionConfiguration, origin: &str) -> Result<Conf
     let text = cfg.to_yaml();
     let back = EncryptionConfiguration::from_text(&text, origin)?;
     if &back != cfg {
-        return Err(EncryptError::Refused(format!("{origin}: the serialized configuration does not read back the same")));
+        return Err(EncryptError::Refused(format!(
+            "{origin}: the serialized configuration does not read back the same"
+        )));
     }
     Ok(ConfigText(text))
 }
 
 /// Whether `cfg` writes every one of `resources` with `provider` (as the apiserver picks the write provider).
-pub fn writes_with(cfg: &EncryptionConfiguration, resources: &[String], provider: &ProviderChoice) -> bool {
+pub fn writes_with(
+    cfg: &EncryptionConfiguration,
+    resources: &[String],
+    provider: &ProviderChoice,
+) -> bool {
     resources.iter().all(|r| {
-        cfg.write_provider_for(&GroupResource::parse(r)).is_some_and(|p| {
-            p.kind() == provider.kind()
-                && match (p, provider) {
-                    (ProviderConfiguration::Kms(k), ProviderChoice::KmsV2 { name, .. }) => k.is_v2() && &k.name == name,
-                    _ => true,
-                }
-        })
+        cfg.write_provider_for(&GroupResource::parse(r))
+            .is_some_and(|p| {
+                p.kind() == provider.kind()
+                    && match (p, provider) {
+                        (ProviderConfiguration::Kms(k), ProviderChoice::KmsV2 { name, .. }) => {
+                            k.is_v2() && &k.name == name
+                        }
+                        _ => true,
+                    }
+            })
     })
 }
 
@@ -324,7 +362,13 @@ pub fn writes_with(cfg: &EncryptionConfiguration, resources: &[String], provider
 pub fn summarize(cfg: &EncryptionConfiguration) -> String {
     cfg.resources
         .iter()
-        .map(|rc| format!("{}: {}", rc.resources.join(","), providers_summary(&rc.providers)))
+        .map(|rc| {
+            format!(
+                "{}: {}",
+                rc.resources.join(","),
+                providers_summary(&rc.providers)
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -332,9 +376,18 @@ pub fn summarize(cfg: &EncryptionConfiguration) -> String {
 fn providers_summary(ps: &[ProviderConfiguration]) -> String {
     ps.iter()
         .map(|p| match p {
-            ProviderConfiguration::Kms(k) => format!("kms{}({})", if k.is_v2() { "v2" } else { "v1" }, k.name),
+            ProviderConfiguration::Kms(k) => {
+                format!("kms{}({})", if k.is_v2() { "v2" } else { "v1" }, k.name)
+            }
             other => match other.keys() {
-                Some(keys) => format!("{}({})", other.kind(), keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(",")),
+                Some(keys) => format!(
+                    "{}({})",
+                    other.kind(),
+                    keys.iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
                 None => other.kind().to_string(),
             },
         })
@@ -369,9 +422,17 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
         }
         let edit = m.enable_encryption(&want, reload)?;
         if !edit.changed() {
-            return Ok(EnablePlan::AlreadyEnabled { config: node.config.clone(), summary: summarize(&cfg) });
+            return Ok(EnablePlan::AlreadyEnabled {
+                config: node.config.clone(),
+                summary: summarize(&cfg),
+            });
         }
-        return Ok(EnablePlan::Change(Box::new(Change { config: None, before: m, after: edit.manifest, manifest_changes: edit.changes })));
+        return Ok(EnablePlan::Change(Box::new(Change {
+            config: None,
+            before: m,
+            after: edit.manifest,
+            manifest_changes: edit.changes,
+        })));
     }
     let file = node.config_file();
     let config = if file.exists() {
@@ -392,7 +453,12 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
         Some((cfg, text))
     };
     let edit = m.enable_encryption(&want, reload)?;
-    Ok(EnablePlan::Change(Box::new(Change { config, before: m, after: edit.manifest, manifest_changes: edit.changes })))
+    Ok(EnablePlan::Change(Box::new(Change {
+        config,
+        before: m,
+        after: edit.manifest,
+        manifest_changes: edit.changes,
+    })))
 }
 
 /// Backups taken by [`Node::apply_files`].
@@ -437,11 +503,19 @@ impl Node {
     /// Puts the backups back byte for byte (a config this change created is left: it is 0600 and unused).
     pub fn restore(&self, backups: &Backups) -> Result<()> {
         if let Some(b) = &backups.config {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError { op: "read", path: b.clone(), source })?;
+            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
+                op: "read",
+                path: b.clone(),
+                source,
+            })?;
             fsutil::write_private(&self.config_file(), &bytes)?;
         }
         if let Some(b) = &backups.manifest {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError { op: "read", path: b.clone(), source })?;
+            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
+                op: "read",
+                path: b.clone(),
+                source,
+            })?;
             fsutil::write_atomic(&self.manifest_file(), &bytes)?;
         }
         Ok(())
@@ -449,18 +523,39 @@ impl Node {
 
     /// Applies a change and waits for the API server to run it; on failure restores the backups, waits for
     /// recovery and returns [`EncryptError::RolledBack`].
-    pub async fn roll_out(&self, client: &Client, change: &Change, timeout: Duration, what: &str, progress: &dyn Fn(&str)) -> Result<Backups> {
+    pub async fn roll_out(
+        &self,
+        client: &Client,
+        change: &Change,
+        timeout: Duration,
+        what: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<Backups> {
         let backups = self.apply_files(change)?;
         if let Some(b) = &backups.manifest {
-            progress(&format!("backed up {} to {}", self.manifest.display(), b.display()));
+            progress(&format!(
+                "backed up {} to {}",
+                self.manifest.display(),
+                b.display()
+            ));
         }
-        progress(&format!("waiting up to {}s for kube-apiserver to restart with the change", timeout.as_secs()));
+        progress(&format!(
+            "waiting up to {}s for kube-apiserver to restart with the change",
+            timeout.as_secs()
+        ));
         match wait_for_apiserver(client, &change.after, timeout, progress).await {
             Ok(()) => Ok(backups),
             Err(reason) => {
                 progress(&format!("{what} failed: {reason}; restoring the backup"));
                 self.restore(&backups)?;
-                let recovered = wait_for_apiserver(client, &change.before, timeout.max(Duration::from_secs(60)), progress).await.is_ok();
+                let recovered = wait_for_apiserver(
+                    client,
+                    &change.before,
+                    timeout.max(Duration::from_secs(60)),
+                    progress,
+                )
+                .await
+                .is_ok();
                 Err(EncryptError::RolledBack {
                     what: what.to_string(),
                     reason,
@@ -498,32 +593,52 @@ pub struct MirrorPodStatus {
 /// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
 pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default().labels("component=kube-apiserver")).await.map_err(|e| format!("listing kube-apiserver pods: {e}"))?;
+    let list = api
+        .list(&ListParams::default().labels("component=kube-apiserver"))
+        .await
+        .map_err(|e| format!("listing kube-apiserver pods: {e}"))?;
     Ok(list.items.iter().filter_map(pod_status).collect())
 }
 
 fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
     let spec = p.spec.as_ref()?;
-    let c = spec.containers.iter().find(|c| c.name == "kube-apiserver").or(spec.containers.first())?;
+    let c = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "kube-apiserver")
+        .or(spec.containers.first())?;
     let mut command: Vec<String> = c.command.clone().unwrap_or_default();
     command.extend(c.args.clone().unwrap_or_default());
     let flag = |name: &str| {
         let long = format!("--{name}=");
-        command.iter().rev().find_map(|a| a.strip_prefix(&long).map(str::to_string))
+        command
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix(&long).map(str::to_string))
     };
     let status = p.status.as_ref();
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let cs = status.and_then(|s| s.container_statuses.as_ref()).and_then(|v| v.first());
+    let cs = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|v| v.first());
     Some(MirrorPodStatus {
         name: p.metadata.name.clone().unwrap_or_default(),
         node: spec.node_name.clone().unwrap_or_default(),
         encryption_provider_config: flag(manifest::CONFIG_FLAG),
         automatic_reload: flag(manifest::RELOAD_FLAG).is_some_and(|v| v == "true"),
-        config_hash: p.metadata.annotations.as_ref().and_then(|a| a.get(CONFIG_HASH_ANNOTATION)).cloned(),
+        config_hash: p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+            .cloned(),
         ready,
-        waiting_reason: cs.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone()),
+        waiting_reason: cs
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone()),
         restarts: cs.map_or(0, |c| c.restart_count),
         command,
     })
@@ -531,29 +646,48 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
 
 /// `GET /readyz` answers `ok`.
 pub async fn readyz(client: &Client) -> Result<(), String> {
-    let req = http::Request::get("/readyz").body(Vec::new()).map_err(|e| e.to_string())?;
+    let req = http::Request::get("/readyz")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
     match client.request_text(req).await {
         Ok(body) if body.trim() == "ok" => Ok(()),
-        Ok(body) => Err(format!("/readyz answered {:?}", body.chars().take(200).collect::<String>())),
+        Ok(body) => Err(format!(
+            "/readyz answered {:?}",
+            body.chars().take(200).collect::<String>()
+        )),
         Err(e) => Err(format!("/readyz: {e}")),
     }
 }
 
 /// Waits until `/readyz` answers and a Ready kube-apiserver mirror pod runs exactly `expected`'s command line
 /// (and its config-hash annotation). Polls every 500 ms; the error says what was last seen.
-pub async fn wait_for_apiserver(client: &Client, expected: &Manifest, timeout: Duration, progress: &dyn Fn(&str)) -> Result<(), String> {
+pub async fn wait_for_apiserver(
+    client: &Client,
+    expected: &Manifest,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let want_cmd = expected.command_line();
     let want_hash = expected.annotation(CONFIG_HASH_ANNOTATION);
-    let ns = expected.value().pointer("/metadata/namespace").and_then(|v| v.as_str()).unwrap_or("kube-system").to_string();
-    let mut last = String::from("no answer yet");
+    let ns = expected
+        .value()
+        .pointer("/metadata/namespace")
+        .and_then(|v| v.as_str())
+        .unwrap_or("kube-system")
+        .to_string();
+    let mut last;
     let mut reported = String::new();
     loop {
         let attempt = async {
             readyz(client).await?;
             let pods = mirror_pods(client, &ns).await?;
-            let matching: Vec<&MirrorPodStatus> =
-                pods.iter().filter(|p| p.command == want_cmd && (want_hash.is_none() || p.config_hash == want_hash)).collect();
+            let matching: Vec<&MirrorPodStatus> = pods
+                .iter()
+                .filter(|p| {
+                    p.command == want_cmd && (want_hash.is_none() || p.config_hash == want_hash)
+                })
+                .collect();
             if matching.iter().any(|p| p.ready) {
                 return Ok(());
             }
@@ -561,7 +695,10 @@ pub async fn wait_for_apiserver(client: &Client, expected: &Manifest, timeout: D
                 return Err(format!(
                     "mirror pod {} has the new flags but is not Ready{}",
                     p.name,
-                    p.waiting_reason.as_ref().map(|r| format!(" ({r}, {} restarts)", p.restarts)).unwrap_or_default()
+                    p.waiting_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r}, {} restarts)", p.restarts))
+                        .unwrap_or_default()
                 ));
             }
             Err(if pods.is_empty() {
@@ -570,7 +707,9 @@ pub async fn wait_for_apiserver(client: &Client, expected: &Manifest, timeout: D
                 "the kube-apiserver mirror pod still runs the previous command line".to_string()
             })
         };
-        let step = tokio::time::timeout(Duration::from_secs(5), attempt).await.unwrap_or_else(|_| Err("request timed out".into()));
+        let step = tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .unwrap_or_else(|_| Err("request timed out".into()));
         match step {
             Ok(()) => return Ok(()),
             Err(e) => {
@@ -582,7 +721,10 @@ pub async fn wait_for_apiserver(client: &Client, expected: &Manifest, timeout: D
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!("kube-apiserver was not ready with the change after {}s (last: {last})", timeout.as_secs()));
+            return Err(format!(
+                "kube-apiserver was not ready with the change after {}s (last: {last})",
+                timeout.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -590,7 +732,8 @@ pub async fn wait_for_apiserver(client: &Client, expected: &Manifest, timeout: D
 
 /// A manifest with [`CONFIG_HASH_ANNOTATION`] set to `hash` (which makes the kubelet restart the pod).
 pub fn with_config_hash(m: &Manifest, hash: &str) -> Result<Manifest> {
-    Ok(m.set_annotation(CONFIG_HASH_ANNOTATION, hash)?.unwrap_or_else(|| m.clone()))
+    Ok(m.set_annotation(CONFIG_HASH_ANNOTATION, hash)?
+        .unwrap_or_else(|| m.clone()))
 }
 
 /// Writes a new config and restarts kube-apiserver through the config-hash annotation; rolls back on failure.
@@ -609,10 +752,19 @@ pub async fn restart_with_config(
     let current = std::fs::read(node.config_file()).ok();
     if current.as_deref() == Some(text.expose().as_bytes()) && after.text() == before.text() {
         // Already written and restarted with it: only make sure the server runs it.
-        return wait_for_apiserver(client, &after, timeout, progress).await.map_err(|reason| EncryptError::Api(format!("{what}: {reason}")));
+        return wait_for_apiserver(client, &after, timeout, progress)
+            .await
+            .map_err(|reason| EncryptError::Api(format!("{what}: {reason}")));
     }
-    let change = Change { config: Some((cfg.clone(), text)), before, after, manifest_changes: vec![format!("set {CONFIG_HASH_ANNOTATION}")] };
-    node.roll_out(client, &change, timeout, what, progress).await.map(|_| ())
+    let change = Change {
+        config: Some((cfg.clone(), text)),
+        before,
+        after,
+        manifest_changes: vec![format!("set {CONFIG_HASH_ANNOTATION}")],
+    };
+    node.roll_out(client, &change, timeout, what, progress)
+        .await
+        .map(|_| ())
 }
 
 /// Status of encryption at rest on this node, for `kubectl encrypt status`.
@@ -675,20 +827,40 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
                     .iter()
                     .map(|rc| ResourceStatus {
                         resources: rc.resources.clone(),
-                        providers: providers_summary(&rc.providers).split(", ").map(str::to_string).collect(),
+                        providers: providers_summary(&rc.providers)
+                            .split(", ")
+                            .map(str::to_string)
+                            .collect(),
                     })
                     .collect();
                 st.config_hash = std::fs::read(file).ok().map(|b| config_hash(&b));
             }
             Err(e) => st.config_error = Some(e.to_string()),
         },
-        (Some(c), None) => st.config_error = Some(format!("{c} is not inside any hostPath volume of the pod: kube-apiserver cannot read it")),
+        (Some(c), None) => {
+            st.config_error = Some(format!(
+                "{c} is not inside any hostPath volume of the pod: kube-apiserver cannot read it"
+            ))
+        }
         _ => {}
     }
-    let status_node = Node { config: config.as_deref().map(PathBuf::from).unwrap_or_else(|| node.config.clone()), ..node.clone() };
-    st.rotation = RotationState::load(&status_node.phase_file()).ok().flatten();
+    let status_node = Node {
+        config: config
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| node.config.clone()),
+        ..node.clone()
+    };
+    st.rotation = RotationState::load(&status_node.phase_file())
+        .ok()
+        .flatten();
     if let Some(client) = client {
-        let ns = m.value().pointer("/metadata/namespace").and_then(|v| v.as_str()).unwrap_or("kube-system").to_string();
+        let ns = m
+            .value()
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or("kube-system")
+            .to_string();
         match mirror_pods(client, &ns).await {
             Ok(p) => st.mirror_pods = Some(p),
             Err(e) => st.api_error = Some(e),
