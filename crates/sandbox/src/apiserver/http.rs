@@ -14,7 +14,10 @@ use openssl::ssl::{Ssl, SslAcceptor};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use super::codec::StorageMedia;
+use super::rbac::Authorizer;
 use super::status::ApiError;
+use super::store::{Identity, Store};
 use super::tls::{TlsFiles, acceptor};
 use super::{Faults, Options, PathResolver, RunningApiServer, StartError};
 
@@ -23,7 +26,10 @@ pub(crate) struct Server {
     pub opts: Options,
     pub version: KubeVersion,
     pub faults: Arc<Faults>,
-    pub etcd: etcd_client::Client,
+    pub store: Arc<Store>,
+    pub authz: Authorizer,
+    /// `host:port` clients should use (`serverAddressByClientCIDRs`).
+    pub advertise: String,
 }
 
 /// What `/version` reports.
@@ -131,12 +137,22 @@ pub(crate) async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(e.to_string()))?;
-    let server = Arc::new(Server {
-        opts,
-        version,
-        faults,
+    let store = Arc::new(Store {
         etcd,
+        prefix: opts.etcd_prefix.clone(),
+        media: StorageMedia::from_flag(&opts.storage_media_type),
+        transformer: std::sync::RwLock::new(Arc::new(Identity)),
     });
+    super::bootstrap::run(&store)
+        .await
+        .map_err(|e| StartError::Etcd(format!("bootstrap: {}", e.message)))?;
+    let advertise = format!(
+        "{}:{}",
+        opts.advertise_address.clone().unwrap_or_else(|| bind.to_string()),
+        addr.port()
+    );
+    let authz = Authorizer { store: store.clone(), rbac: opts.rbac() };
+    let server = Arc::new(Server { opts, version, faults, store, authz, advertise });
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let (exit_tx, exit_rx) = tokio::sync::watch::channel(None::<String>);

@@ -8,11 +8,23 @@
 
 #![allow(dead_code)] // modules are filled in step by step
 mod authn;
+mod bootstrap;
+mod codec;
+mod discovery;
 mod faults;
 mod flags;
 mod http;
+mod impersonation;
+mod managed;
+mod rbac;
+mod resources;
+mod rest;
+mod reviews;
 mod router;
 mod status;
+mod store;
+mod strategy;
+mod table;
 mod tls;
 
 use std::net::SocketAddr;
