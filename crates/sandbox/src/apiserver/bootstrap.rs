@@ -53,8 +53,10 @@ fn aggregated_role(name: &str, labels: Value, agg_label: &str) -> Value {
 }
 
 fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
-    let subjects: Vec<Value> =
-        groups.iter().map(|g| json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g})).collect();
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}))
+        .collect();
     json!({
         "kind": "ClusterRoleBinding",
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -70,33 +72,110 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
     let to_edit = json!({"rbac.authorization.k8s.io/aggregate-to-edit": "true"});
     let to_view = json!({"rbac.authorization.k8s.io/aggregate-to-view": "true"});
     vec![
-        cluster_role("cluster-admin", json!({}), vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])]),
-        aggregated_role("admin", json!({}), "rbac.authorization.k8s.io/aggregate-to-admin"),
-        aggregated_role("edit", to_admin.clone(), "rbac.authorization.k8s.io/aggregate-to-edit"),
-        aggregated_role("view", to_edit.clone(), "rbac.authorization.k8s.io/aggregate-to-view"),
+        cluster_role(
+            "cluster-admin",
+            json!({}),
+            vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])],
+        ),
+        aggregated_role(
+            "admin",
+            json!({}),
+            "rbac.authorization.k8s.io/aggregate-to-admin",
+        ),
+        aggregated_role(
+            "edit",
+            to_admin.clone(),
+            "rbac.authorization.k8s.io/aggregate-to-edit",
+        ),
+        aggregated_role(
+            "view",
+            to_edit.clone(),
+            "rbac.authorization.k8s.io/aggregate-to-view",
+        ),
         cluster_role(
             "system:aggregate-to-admin",
             to_admin,
             vec![
-                rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]),
-                rule(&["rbac.authorization.k8s.io"], &["rolebindings", "roles"], &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["rbac.authorization.k8s.io"],
+                    &["rolebindings", "roles"],
+                    &[
+                        "create",
+                        "delete",
+                        "deletecollection",
+                        "get",
+                        "list",
+                        "patch",
+                        "update",
+                        "watch",
+                    ],
+                ),
             ],
         ),
         cluster_role(
             "system:aggregate-to-edit",
             to_edit,
             vec![
-                rule(&[""], &["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], RO),
+                rule(
+                    &[""],
+                    &[
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy",
+                        "secrets",
+                        "services/proxy",
+                    ],
+                    RO,
+                ),
                 rule(&[""], &["serviceaccounts"], &["impersonate"]),
-                rule(&[""], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], RW),
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "pods/attach",
+                        "pods/exec",
+                        "pods/portforward",
+                        "pods/proxy",
+                    ],
+                    RW,
+                ),
                 rule(&[""], &["pods/eviction"], &["create"]),
                 rule(
                     &[""],
-                    &["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets", "serviceaccounts", "services", "services/proxy"],
+                    &[
+                        "configmaps",
+                        "events",
+                        "persistentvolumeclaims",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "secrets",
+                        "serviceaccounts",
+                        "services",
+                        "services/proxy",
+                    ],
                     RW,
                 ),
                 rule(&[""], &["serviceaccounts/token"], &["create"]),
-                rule(&["apps"], &["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], RW),
+                rule(
+                    &["apps"],
+                    &[
+                        "daemonsets",
+                        "deployments",
+                        "deployments/rollback",
+                        "deployments/scale",
+                        "replicasets",
+                        "replicasets/scale",
+                        "statefulsets",
+                        "statefulsets/scale",
+                    ],
+                    RW,
+                ),
                 rule(&["batch"], &["cronjobs", "jobs"], RW),
             ],
         ),
@@ -106,44 +185,113 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
             vec![
                 rule(
                     &[""],
-                    &["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "services/status"],
+                    &[
+                        "configmaps",
+                        "endpoints",
+                        "persistentvolumeclaims",
+                        "persistentvolumeclaims/status",
+                        "pods",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                        "serviceaccounts",
+                        "services",
+                        "services/status",
+                    ],
                     RO,
                 ),
                 rule(
                     &[""],
-                    &["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status", "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"],
+                    &[
+                        "bindings",
+                        "events",
+                        "limitranges",
+                        "namespaces/status",
+                        "pods/log",
+                        "pods/status",
+                        "replicationcontrollers/status",
+                        "resourcequotas",
+                        "resourcequotas/status",
+                    ],
                     RO,
                 ),
                 rule(&[""], &["namespaces"], RO),
-                rule(&["apps"], &["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"], RO),
-                rule(&["batch"], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"], RO),
+                rule(
+                    &["apps"],
+                    &[
+                        "controllerrevisions",
+                        "daemonsets",
+                        "daemonsets/status",
+                        "deployments",
+                        "deployments/scale",
+                        "deployments/status",
+                        "replicasets",
+                        "replicasets/scale",
+                        "replicasets/status",
+                        "statefulsets",
+                        "statefulsets/scale",
+                        "statefulsets/status",
+                    ],
+                    RO,
+                ),
+                rule(
+                    &["batch"],
+                    &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+                    RO,
+                ),
             ],
         ),
         cluster_role(
             "system:basic-user",
             json!({}),
             vec![
-                rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
-                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
             ],
         ),
         cluster_role(
             "system:discovery",
             json!({}),
             vec![url_rule(
-                &["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"],
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
                 &["get"],
             )],
         ),
         cluster_role(
             "system:public-info-viewer",
             json!({}),
-            vec![url_rule(&["/healthz", "/livez", "/readyz", "/version", "/version/"], &["get"])],
+            vec![url_rule(
+                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &["get"],
+            )],
         ),
         cluster_role(
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             json!({}),
-            vec![rule(&["certificates.k8s.io"], &["certificatesigningrequests/selfnodeclient"], &["create"])],
+            vec![rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/selfnodeclient"],
+                &["create"],
+            )],
         ),
     ]
 }
@@ -152,9 +300,21 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
 pub(crate) fn cluster_role_bindings() -> Vec<Value> {
     vec![
         binding("cluster-admin", "cluster-admin", &["system:masters"]),
-        binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
-        binding("system:discovery", "system:discovery", &["system:authenticated"]),
-        binding("system:public-info-viewer", "system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
     ]
 }
 
@@ -179,12 +339,14 @@ pub(crate) async fn run(store: &Store) -> Result<(), ApiError> {
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         store.create_if_absent(ns, "", n, &namespace(n)).await?;
     }
-    let cr = resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
+    let cr =
+        resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
     for r in cluster_roles() {
         let name = r["metadata"]["name"].as_str().unwrap_or("").to_string();
         store.create_if_absent(cr, "", &name, &r).await?;
     }
-    let crb = resources::lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings").expect("clusterrolebindings");
+    let crb = resources::lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+        .expect("clusterrolebindings");
     for b in cluster_role_bindings() {
         let name = b["metadata"]["name"].as_str().unwrap_or("").to_string();
         store.create_if_absent(crb, "", &name, &b).await?;

@@ -50,7 +50,11 @@ fn storage_version_hash(r: &ResourceDef) -> String {
 }
 
 fn resource_list(group: &str) -> Value {
-    let gv = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+    let gv = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
     let mut resources = Vec::new();
     for r in in_group(group) {
         resources.push(resource_entry(r));
@@ -106,7 +110,11 @@ fn aggregated(version: &str, groups: &[&str]) -> Value {
 }
 
 fn aggregated_response(version: &str, body: &Value) -> Resp {
-    json_response_ct(200, body, &format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"))
+    json_response_ct(
+        200,
+        body,
+        &format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"),
+    )
 }
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, path: &str) -> Result<Resp, ApiError> {
@@ -138,12 +146,16 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, path: &str) -> Result<Resp, ApiError> 
             match parts.as_slice() {
                 ["apis", g] if GROUPS.contains(g) => {
                     let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
-                    Ok(json_response(200, &json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv})))
+                    Ok(json_response(
+                        200,
+                        &json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+                    ))
                 }
-                ["apis", g, "v1"] if GROUPS.contains(g) => Ok(json_response(200, &resource_list(g))),
+                ["apis", g, "v1"] if GROUPS.contains(g) => {
+                    Ok(json_response(200, &resource_list(g)))
+                }
                 _ => Err(ApiError::path_not_found()),
             }
         }
     }
 }
-

@@ -143,16 +143,41 @@ pub(crate) async fn start(
         media: StorageMedia::from_flag(&opts.storage_media_type),
         transformer: std::sync::RwLock::new(Arc::new(Identity)),
     });
+    let mut tasks = Vec::new();
+    if let Some(cfg) = &opts.encryption_provider_config {
+        let (t, hash) = super::encryption::load(&*paths, cfg).map_err(StartError::Config)?;
+        store.set_transformer(t);
+        if opts.encryption_provider_config_automatic_reload {
+            tasks.push(tokio::spawn(super::encryption::reload_loop(
+                store.clone(),
+                paths.clone(),
+                cfg.clone(),
+                hash,
+            )));
+        }
+    }
     super::bootstrap::run(&store)
         .await
         .map_err(|e| StartError::Etcd(format!("bootstrap: {}", e.message)))?;
     let advertise = format!(
         "{}:{}",
-        opts.advertise_address.clone().unwrap_or_else(|| bind.to_string()),
+        opts.advertise_address
+            .clone()
+            .unwrap_or_else(|| bind.to_string()),
         addr.port()
     );
-    let authz = Authorizer { store: store.clone(), rbac: opts.rbac() };
-    let server = Arc::new(Server { opts, version, faults, store, authz, advertise });
+    let authz = Authorizer {
+        store: store.clone(),
+        rbac: opts.rbac(),
+    };
+    let server = Arc::new(Server {
+        opts,
+        version,
+        faults,
+        store,
+        authz,
+        advertise,
+    });
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let (exit_tx, exit_rx) = tokio::sync::watch::channel(None::<String>);
@@ -179,7 +204,10 @@ pub(crate) async fn start(
         addr,
         shutdown: Some(stop_tx),
         exit: exit_rx,
-        tasks: vec![accept_task],
+        tasks: {
+            tasks.push(accept_task);
+            tasks
+        },
     })
 }
 

@@ -40,7 +40,17 @@ impl FieldSet {
 }
 
 /// Fields whose JSON object is a Go map (`.` marks ownership of the map itself).
-const MAP_FIELDS: &[&str] = &["data", "binaryData", "stringData", "labels", "annotations", "nodeSelector", "extra", "limits", "requests"];
+const MAP_FIELDS: &[&str] = &[
+    "data",
+    "binaryData",
+    "stringData",
+    "labels",
+    "annotations",
+    "nodeSelector",
+    "extra",
+    "limits",
+    "requests",
+];
 /// Associative lists and their merge keys.
 const KEYED_LISTS: &[(&str, &[&str])] = &[
     ("containers", &["name"]),
@@ -61,7 +71,10 @@ fn key_of(item: &Value, keys: &[&str]) -> Option<String> {
         let v = item.get(*k)?;
         m.insert((*k).to_string(), v.clone());
     }
-    Some(format!("k:{}", serde_json::to_string(&Value::Object(m)).ok()?))
+    Some(format!(
+        "k:{}",
+        serde_json::to_string(&Value::Object(m)).ok()?
+    ))
 }
 
 /// The fields set in `v` (a struct-like object); `changed_from` restricts to fields that differ.
@@ -74,7 +87,15 @@ fn fields(v: &Value, old: Option<&Value>, is_map: bool) -> FieldSet {
             continue;
         }
         let key = format!("f:{k}");
-        let sub = child_fields(k, child, if old.is_some() { old_child.or(Some(&Value::Null)) } else { None });
+        let sub = child_fields(
+            k,
+            child,
+            if old.is_some() {
+                old_child.or(Some(&Value::Null))
+            } else {
+                None
+            },
+        );
         set.0.insert(key, sub);
     }
     if is_map && !obj.is_empty() && old.is_none_or(|o| !o.is_object()) {
@@ -109,7 +130,10 @@ fn child_fields(name: &str, child: &Value, old: Option<&Value>) -> FieldSet {
                 let mut s = FieldSet::default();
                 s.0.insert(".".into(), FieldSet::default());
                 for it in items {
-                    s.0.insert(format!("v:{}", serde_json::to_string(it).unwrap_or_default()), FieldSet::default());
+                    s.0.insert(
+                        format!("v:{}", serde_json::to_string(it).unwrap_or_default()),
+                        FieldSet::default(),
+                    );
                 }
                 s
             } else {
@@ -172,7 +196,11 @@ pub(crate) fn on_write(obj: &mut Value, old: Option<&Value>, ctx: &Ctx<'_>, def:
         None => {
             let ua = ctx.header("user-agent");
             let prog = ua.split('/').next().unwrap_or("").trim();
-            if prog.is_empty() { "unknown".to_string() } else { prog.to_string() }
+            if prog.is_empty() {
+                "unknown".to_string()
+            } else {
+                prog.to_string()
+            }
         }
     };
     let new_view = ownable(obj, def, sub);
@@ -180,7 +208,10 @@ pub(crate) fn on_write(obj: &mut Value, old: Option<&Value>, ctx: &Ctx<'_>, def:
         None => fields(&new_view, None, false),
         Some(o) => fields(&new_view, Some(&ownable(o, def, sub)), false),
     };
-    let mut entries: Vec<Value> = obj["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+    let mut entries: Vec<Value> = obj["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if set.0.is_empty() {
         return;
     }
@@ -238,7 +269,10 @@ mod tests {
     fn update_owns_only_changed_fields() {
         let old = json!({"data": {"a": "1", "b": "2"}, "type": "Opaque"});
         let new = json!({"data": {"a": "1", "b": "3"}, "type": "Opaque"});
-        assert_eq!(fields(&new, Some(&old), false).to_json(), json!({"f:data": {"f:b": {}}}));
+        assert_eq!(
+            fields(&new, Some(&old), false).to_json(),
+            json!({"f:data": {"f:b": {}}})
+        );
         assert!(fields(&old, Some(&old), false).0.is_empty());
     }
 }

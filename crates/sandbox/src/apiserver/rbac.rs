@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::authn::{MASTERS, UserInfo};
 use super::resources;
@@ -28,7 +28,15 @@ pub(crate) struct Attributes {
 }
 
 impl Attributes {
-    pub fn resource(user: &UserInfo, verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Self {
+    pub fn resource(
+        user: &UserInfo,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+        name: &str,
+    ) -> Self {
         Attributes {
             user: user.clone(),
             verb: verb.into(),
@@ -73,7 +81,13 @@ pub(crate) struct PolicyRule {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl PolicyRule {
@@ -87,27 +101,14 @@ impl PolicyRule {
         }
     }
 
-    pub fn to_json(&self) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("verbs".into(), json!(self.verbs));
-        if !self.api_groups.is_empty() {
-            m.insert("apiGroups".into(), json!(self.api_groups));
-        }
-        if !self.resources.is_empty() {
-            m.insert("resources".into(), json!(self.resources));
-        }
-        if !self.resource_names.is_empty() {
-            m.insert("resourceNames".into(), json!(self.resource_names));
-        }
-        if !self.non_resource_urls.is_empty() {
-            m.insert("nonResourceURLs".into(), json!(self.non_resource_urls));
-        }
-        Value::Object(m)
-    }
-
     /// `rbacv1helpers.CompactString`.
     pub fn compact_string(&self) -> String {
-        let q = |v: &[String]| format!("[{}]", v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" "));
+        let q = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" ")
+            )
+        };
         let mut parts = Vec::new();
         if !self.api_groups.is_empty() {
             parts.push(format!("APIGroups:{}", q(&self.api_groups)));
@@ -140,18 +141,27 @@ fn group_matches(r: &PolicyRule, group: &str) -> bool {
     r.api_groups.iter().any(|g| g == "*" || g == group)
 }
 fn resource_matches(r: &PolicyRule, resource: &str, sub: &str) -> bool {
-    let combined = if sub.is_empty() { resource.to_string() } else { format!("{resource}/{sub}") };
+    let combined = if sub.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}/{sub}")
+    };
     r.resources.iter().any(|x| {
-        x == "*" || *x == combined || (!sub.is_empty() && x.len() == sub.len() + 2 && x.starts_with("*/") && &x[2..] == sub)
+        x == "*"
+            || *x == combined
+            || (!sub.is_empty()
+                && x.len() == sub.len() + 2
+                && x.starts_with("*/")
+                && &x[2..] == sub)
     })
 }
 fn name_matches(r: &PolicyRule, name: &str) -> bool {
     r.resource_names.is_empty() || r.resource_names.iter().any(|n| n == name)
 }
 fn url_matches(r: &PolicyRule, path: &str) -> bool {
-    r.non_resource_urls.iter().any(|u| {
-        u == "*" || u == path || (u.ends_with('*') && path.starts_with(&u[..u.len() - 1]))
-    })
+    r.non_resource_urls
+        .iter()
+        .any(|u| u == "*" || u == path || (u.ends_with('*') && path.starts_with(&u[..u.len() - 1])))
 }
 
 /// `RuleAllows`.
@@ -170,9 +180,18 @@ pub(crate) fn rule_allows(a: &Attributes, r: &PolicyRule) -> bool {
 pub(crate) fn forbidden_reason(a: &Attributes) -> String {
     let u = &a.user.name;
     if !a.resource_request {
-        return format!("User {} cannot {} path {}", go_quote(u), a.verb, go_quote(&a.path));
+        return format!(
+            "User {} cannot {} path {}",
+            go_quote(u),
+            a.verb,
+            go_quote(&a.path)
+        );
     }
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     if !a.namespace.is_empty() {
         format!(
             "User {} cannot {} resource {} in API group {} in the namespace {}",
@@ -211,9 +230,14 @@ fn applies_to(subject: &Value, user: &UserInfo, binding_ns: &str) -> Option<Stri
     let name = subject["name"].as_str().unwrap_or("");
     match kind {
         "User" if user.name == name => Some(format!("User {}", go_quote(name))),
-        "Group" if user.groups.iter().any(|g| g == name) => Some(format!("Group {}", go_quote(name))),
+        "Group" if user.groups.iter().any(|g| g == name) => {
+            Some(format!("Group {}", go_quote(name)))
+        }
         "ServiceAccount" => {
-            let ns = subject["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(binding_ns);
+            let ns = subject["namespace"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(binding_ns);
             if ns.is_empty() {
                 return None;
             }
@@ -248,7 +272,11 @@ impl Authorizer {
     }
 
     /// `RulesFor(user, namespace)`: every rule granted (cluster-wide plus the namespace's), and resolution errors.
-    pub async fn rules_for(&self, user: &UserInfo, ns: &str) -> Result<(Vec<PolicyRule>, Vec<String>), ApiError> {
+    pub async fn rules_for(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+    ) -> Result<(Vec<PolicyRule>, Vec<String>), ApiError> {
         let mut rules = Vec::new();
         if user.groups.iter().any(|g| g == MASTERS) {
             rules.push(PolicyRule {
@@ -257,7 +285,11 @@ impl Authorizer {
                 resources: vec!["*".into()],
                 ..Default::default()
             });
-            rules.push(PolicyRule { verbs: vec!["*".into()], non_resource_urls: vec!["*".into()], ..Default::default() });
+            rules.push(PolicyRule {
+                verbs: vec!["*".into()],
+                non_resource_urls: vec!["*".into()],
+                ..Default::default()
+            });
         }
         if !self.rbac {
             return Ok((rules, vec![]));
@@ -270,19 +302,35 @@ impl Authorizer {
     }
 
     async fn list_all(&self, resource: &str, ns: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource).ok_or_else(|| ApiError::internal("rbac"))?;
-        Ok(self.store.list(def, ns, 0, None).await?.items.into_iter().map(|s| s.obj).collect())
+        let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
+            .ok_or_else(|| ApiError::internal("rbac"))?;
+        Ok(self
+            .store
+            .list(def, ns, 0, None)
+            .await?
+            .items
+            .into_iter()
+            .map(|s| s.obj)
+            .collect())
     }
 
-    async fn applied(&self, user: &UserInfo, ns: &str) -> Result<(Vec<Applied>, Vec<String>), ApiError> {
+    async fn applied(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+    ) -> Result<(Vec<Applied>, Vec<String>), ApiError> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let crbs = self.list_all("clusterrolebindings", None).await?;
         let clusterroles = self.list_all("clusterroles", None).await?;
         let find_cr = |name: &str| clusterroles.iter().find(|r| r["metadata"]["name"] == name);
         for b in &crbs {
-            let Some(subjects) = b["subjects"].as_array() else { continue };
-            let Some(subj) = subjects.iter().find_map(|s| applies_to(s, user, "")) else { continue };
+            let Some(subjects) = b["subjects"].as_array() else {
+                continue;
+            };
+            let Some(subj) = subjects.iter().find_map(|s| applies_to(s, user, "")) else {
+                continue;
+            };
             let role_name = b["roleRef"]["name"].as_str().unwrap_or("");
             if b["roleRef"]["kind"] != "ClusterRole" {
                 continue;
@@ -296,15 +344,26 @@ impl Authorizer {
                     ),
                     rules: role_rules(r),
                 }),
-                None => errors.push(format!("clusterrole.rbac.authorization.k8s.io {} not found", go_quote(role_name))),
+                None => errors.push(format!(
+                    "clusterrole.rbac.authorization.k8s.io {} not found",
+                    go_quote(role_name)
+                )),
             }
         }
         if !ns.is_empty() {
             let rbs = self.list_all("rolebindings", Some(ns)).await?;
-            let roles = if rbs.is_empty() { vec![] } else { self.list_all("roles", Some(ns)).await? };
+            let roles = if rbs.is_empty() {
+                vec![]
+            } else {
+                self.list_all("roles", Some(ns)).await?
+            };
             for b in &rbs {
-                let Some(subjects) = b["subjects"].as_array() else { continue };
-                let Some(subj) = subjects.iter().find_map(|s| applies_to(s, user, ns)) else { continue };
+                let Some(subjects) = b["subjects"].as_array() else {
+                    continue;
+                };
+                let Some(subj) = subjects.iter().find_map(|s| applies_to(s, user, ns)) else {
+                    continue;
+                };
                 let role_name = b["roleRef"]["name"].as_str().unwrap_or("");
                 let kind = b["roleRef"]["kind"].as_str().unwrap_or("");
                 let role = match kind {
@@ -316,7 +375,10 @@ impl Authorizer {
                     Some(r) => out.push(Applied {
                         describe: format!(
                             "RoleBinding {} of {kind} {} to {subj}",
-                            go_quote(&format!("{}/{ns}", b["metadata"]["name"].as_str().unwrap_or(""))),
+                            go_quote(&format!(
+                                "{}/{ns}",
+                                b["metadata"]["name"].as_str().unwrap_or("")
+                            )),
                             go_quote(role_name)
                         ),
                         rules: role_rules(r),
@@ -333,29 +395,53 @@ impl Authorizer {
     }
 
     /// The rules of a binding's roleRef in `ns` (`GetRoleReferenceRules`).
-    pub async fn role_ref_rules(&self, role_ref: &Value, ns: &str) -> Result<Vec<PolicyRule>, ApiError> {
+    pub async fn role_ref_rules(
+        &self,
+        role_ref: &Value,
+        ns: &str,
+    ) -> Result<Vec<PolicyRule>, ApiError> {
         let name = role_ref["name"].as_str().unwrap_or("");
         let (resource, kind_res) = match role_ref["kind"].as_str() {
             Some("Role") => ("roles", "role"),
             _ => ("clusterroles", "clusterrole"),
         };
-        let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource).ok_or_else(|| ApiError::internal("rbac"))?;
+        let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
+            .ok_or_else(|| ApiError::internal("rbac"))?;
         let ns = if resource == "roles" { ns } else { "" };
         match self.store.get(def, ns, name).await? {
             Some(s) => Ok(role_rules(&s.obj)),
-            None => Err(ApiError::not_found("rbac.authorization.k8s.io", kind_res, name)),
+            None => Err(ApiError::not_found(
+                "rbac.authorization.k8s.io",
+                kind_res,
+                name,
+            )),
         }
     }
 
     /// `ConfirmNoEscalation`: the user must already hold every requested rule (in `ns`, or cluster-wide).
-    pub async fn confirm_no_escalation(&self, user: &UserInfo, ns: &str, requested: &[PolicyRule]) -> Result<(), String> {
+    pub async fn confirm_no_escalation(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+        requested: &[PolicyRule],
+    ) -> Result<(), String> {
         let (owner, errors) = self.rules_for(user, ns).await.map_err(|e| e.message)?;
         let missing = uncovered(&owner, requested);
         if missing.is_empty() {
             return Ok(());
         }
-        let descs: BTreeSet<String> = compact_rules(missing).iter().map(|r| r.compact_string()).collect();
-        let groups = format!("[{}]", user.groups.iter().map(|g| go_quote(g)).collect::<Vec<_>>().join(" "));
+        let descs: BTreeSet<String> = compact_rules(missing)
+            .iter()
+            .map(|r| r.compact_string())
+            .collect();
+        let groups = format!(
+            "[{}]",
+            user.groups
+                .iter()
+                .map(|g| go_quote(g))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let mut msg = format!(
             "user {} (groups={groups}) is attempting to grant RBAC permissions not currently held:\n{}",
             go_quote(&user.name),
@@ -370,7 +456,10 @@ impl Authorizer {
 
 /// A role's rules (aggregated roles carry the controller-computed union in `rules`).
 pub(crate) fn role_rules(role: &Value) -> Vec<PolicyRule> {
-    role["rules"].as_array().map(|a| a.iter().map(PolicyRule::from_json).collect()).unwrap_or_default()
+    role["rules"]
+        .as_array()
+        .map(|a| a.iter().map(PolicyRule::from_json).collect())
+        .unwrap_or_default()
 }
 
 /// `BreakdownRule`: one rule per (group, resource, verb[, name]) or (url, verb).
@@ -380,7 +469,12 @@ fn breakdown(r: &PolicyRule) -> Vec<PolicyRule> {
         for res in &r.resources {
             for v in &r.verbs {
                 if r.resource_names.is_empty() {
-                    out.push(PolicyRule { api_groups: vec![g.clone()], resources: vec![res.clone()], verbs: vec![v.clone()], ..Default::default() });
+                    out.push(PolicyRule {
+                        api_groups: vec![g.clone()],
+                        resources: vec![res.clone()],
+                        verbs: vec![v.clone()],
+                        ..Default::default()
+                    });
                 } else {
                     for n in &r.resource_names {
                         out.push(PolicyRule {
@@ -397,7 +491,11 @@ fn breakdown(r: &PolicyRule) -> Vec<PolicyRule> {
     }
     for u in &r.non_resource_urls {
         for v in &r.verbs {
-            out.push(PolicyRule { non_resource_urls: vec![u.clone()], verbs: vec![v.clone()], ..Default::default() });
+            out.push(PolicyRule {
+                non_resource_urls: vec![u.clone()],
+                verbs: vec![v.clone()],
+                ..Default::default()
+            });
         }
     }
     out
@@ -410,7 +508,8 @@ fn has_all(owner: &[String], requested: &[String]) -> bool {
 /// `ruleCovers` for a broken-down requested rule.
 fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
     let verbs = owner.verbs.iter().any(|v| v == "*") || has_all(&owner.verbs, &sub.verbs);
-    let groups = owner.api_groups.iter().any(|g| g == "*") || has_all(&owner.api_groups, &sub.api_groups);
+    let groups =
+        owner.api_groups.iter().any(|g| g == "*") || has_all(&owner.api_groups, &sub.api_groups);
     let resources = sub.resources.iter().all(|req| {
         owner.resources.iter().any(|o| {
             o == "*"
@@ -419,9 +518,16 @@ fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
         })
     });
     let urls = sub.non_resource_urls.iter().all(|req| {
-        owner.non_resource_urls.iter().any(|o| o == "*" || o == req || (o.ends_with('*') && req.starts_with(&o[..o.len() - 1])))
+        owner.non_resource_urls.iter().any(|o| {
+            o == "*" || o == req || (o.ends_with('*') && req.starts_with(&o[..o.len() - 1]))
+        })
     });
-    let names = owner.resource_names.is_empty() || has_all(&owner.resource_names, &sub.resource_names);
+    // An unrestricted request is only covered by an unrestricted owner rule.
+    let names = if sub.resource_names.is_empty() {
+        owner.resource_names.is_empty()
+    } else {
+        owner.resource_names.is_empty() || has_all(&owner.resource_names, &sub.resource_names)
+    };
     verbs && groups && resources && urls && names
 }
 
@@ -442,7 +548,10 @@ pub(crate) fn uncovered(owner: &[PolicyRule], requested: &[PolicyRule]) -> Vec<P
 fn compact_rules(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
     let mut out: Vec<PolicyRule> = Vec::new();
     for r in rules {
-        let simple = r.resource_names.is_empty() && r.non_resource_urls.is_empty() && r.api_groups.len() == 1 && r.resources.len() == 1;
+        let simple = r.resource_names.is_empty()
+            && r.non_resource_urls.is_empty()
+            && r.api_groups.len() == 1
+            && r.resources.len() == 1;
         if simple
             && let Some(existing) = out.iter_mut().find(|e| {
                 e.resource_names.is_empty()
@@ -469,24 +578,44 @@ mod tests {
 
     fn rule(v: &[&str], g: &[&str], r: &[&str], n: &[&str]) -> PolicyRule {
         let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        PolicyRule { verbs: s(v), api_groups: s(g), resources: s(r), resource_names: s(n), non_resource_urls: vec![] }
+        PolicyRule {
+            verbs: s(v),
+            api_groups: s(g),
+            resources: s(r),
+            resource_names: s(n),
+            non_resource_urls: vec![],
+        }
     }
     fn user(name: &str) -> UserInfo {
-        UserInfo { name: name.into(), groups: vec!["system:authenticated".into()], ..Default::default() }
+        UserInfo {
+            name: name.into(),
+            groups: vec!["system:authenticated".into()],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn rule_allows_like_upstream() {
         let u = user("john");
         let a = Attributes::resource(&u, "get", "", "pods", "log", "ns", "p");
-        assert!(!rule_allows(&a, &rule(&["get"], &[""], &["pods"], &[])), "pods does not cover pods/log");
+        assert!(
+            !rule_allows(&a, &rule(&["get"], &[""], &["pods"], &[])),
+            "pods does not cover pods/log"
+        );
         assert!(rule_allows(&a, &rule(&["get"], &[""], &["pods/log"], &[])));
         assert!(rule_allows(&a, &rule(&["get"], &[""], &["*/log"], &[])));
         assert!(rule_allows(&a, &rule(&["*"], &["*"], &["*"], &[])));
         let c = Attributes::resource(&u, "create", "", "secrets", "", "ns", "");
-        assert!(!rule_allows(&c, &rule(&["create"], &[""], &["secrets"], &["x"])), "resourceNames never allow create");
+        assert!(
+            !rule_allows(&c, &rule(&["create"], &[""], &["secrets"], &["x"])),
+            "resourceNames never allow create"
+        );
         let n = Attributes::non_resource(&u, "get", "/healthz/etcd");
-        let nr = PolicyRule { verbs: vec!["get".into()], non_resource_urls: vec!["/healthz/*".into()], ..Default::default() };
+        let nr = PolicyRule {
+            verbs: vec!["get".into()],
+            non_resource_urls: vec!["/healthz/*".into()],
+            ..Default::default()
+        };
         assert!(rule_allows(&n, &nr));
     }
 
@@ -494,23 +623,36 @@ mod tests {
     fn forbidden_text() {
         let u = user("john");
         assert_eq!(
-            forbidden_reason(&Attributes::resource(&u, "list", "", "secrets", "", "default", "")),
+            forbidden_reason(&Attributes::resource(
+                &u, "list", "", "secrets", "", "default", ""
+            )),
             "User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
         );
         assert_eq!(
             forbidden_reason(&Attributes::resource(&u, "list", "", "secrets", "", "", "")),
             "User \"john\" cannot list resource \"secrets\" in API group \"\" at the cluster scope"
         );
-        assert_eq!(forbidden_reason(&Attributes::non_resource(&u, "get", "/readyz")), "User \"john\" cannot get path \"/readyz\"");
+        assert_eq!(
+            forbidden_reason(&Attributes::non_resource(&u, "get", "/readyz")),
+            "User \"john\" cannot get path \"/readyz\""
+        );
     }
 
     #[test]
     fn coverage_and_compact_string() {
         let owner = vec![rule(&["get", "list"], &[""], &["secrets"], &[])];
-        let req = vec![rule(&["get", "list", "watch", "delete"], &[""], &["secrets"], &[])];
+        let req = vec![rule(
+            &["get", "list", "watch", "delete"],
+            &[""],
+            &["secrets"],
+            &[],
+        )];
         let missing = compact_rules(uncovered(&owner, &req));
         assert_eq!(missing.len(), 1);
-        assert_eq!(missing[0].compact_string(), "{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}");
+        assert_eq!(
+            missing[0].compact_string(),
+            "{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}"
+        );
         assert!(uncovered(&[rule(&["*"], &["*"], &["*"], &[])], &req).is_empty());
         let named = vec![rule(&["get"], &[""], &["secrets"], &["a"])];
         assert!(uncovered(&named, &[rule(&["get"], &[""], &["secrets"], &["a"])]).is_empty());

@@ -23,7 +23,11 @@ pub(crate) struct ResourceDef {
 
 impl ResourceDef {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
@@ -34,8 +38,19 @@ impl ResourceDef {
     }
 }
 
-const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
-const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+const NS_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 const CREATE_ONLY: &[&str] = &["create"];
 const STATUS: &[&str] = &["get", "patch", "update"];
 
@@ -238,17 +253,18 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
 ];
 
 /// The API groups in discovery order (`/apis`), each with its single version v1.
-pub(crate) const GROUPS: &[&str] =
-    &["rbac.authorization.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io"];
+pub(crate) const GROUPS: &[&str] = &[
+    "rbac.authorization.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "certificates.k8s.io",
+];
 
 /// Find a resource by group/version/resource.
 pub(crate) fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.resource == resource)
-}
-
-/// Find a stored resource by group and kind (`apiVersion`/`kind` of a body).
-pub(crate) fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.resource == resource)
 }
 
 /// Resources of one group/version.

@@ -15,8 +15,10 @@ use super::{managed, reviews, strategy, table};
 
 pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     let info = &ctx.info;
-    let def = resources::lookup(&info.group, &info.version, &info.resource).ok_or_else(ApiError::path_not_found)?;
-    if !info.subresource.is_empty() && !def.subresources.iter().any(|(s, _)| *s == info.subresource) {
+    let def = resources::lookup(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::path_not_found)?;
+    if !info.subresource.is_empty() && !def.subresources.iter().any(|(s, _)| *s == info.subresource)
+    {
         return Err(ApiError::path_not_found());
     }
     if !def.namespaced && !info.namespace.is_empty() && def.resource != "namespaces" {
@@ -24,17 +26,29 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     }
     if !def.stored {
         if info.verb != "create" {
-            return Err(ApiError::method_not_supported(def.group, def.resource, &info.verb));
+            return Err(ApiError::method_not_supported(
+                def.group,
+                def.resource,
+                &info.verb,
+            ));
         }
         return reviews::create(ctx, def).await;
     }
     match info.verb.as_str() {
         "get" => get(ctx, def).await,
         "list" => list(ctx, def).await,
-        "watch" => Err(ApiError::method_not_supported(def.group, def.resource, "watch")),
+        "watch" => Err(ApiError::method_not_supported(
+            def.group,
+            def.resource,
+            "watch",
+        )),
         "create" => {
             if !info.name.is_empty() {
-                return Err(ApiError::method_not_supported(def.group, def.resource, "create"));
+                return Err(ApiError::method_not_supported(
+                    def.group,
+                    def.resource,
+                    "create",
+                ));
             }
             create(ctx, def).await
         }
@@ -42,13 +56,21 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         "patch" => patch(ctx, def).await,
         "delete" => delete(ctx, def).await,
         "deletecollection" => delete_collection(ctx, def).await,
-        other => Err(ApiError::method_not_supported(def.group, def.resource, other)),
+        other => Err(ApiError::method_not_supported(
+            def.group,
+            def.resource,
+            other,
+        )),
     }
 }
 
 /// Namespace of the object addressed (namespaces themselves are cluster-scoped).
 fn obj_ns<'a>(ctx: &'a Ctx<'_>, def: &ResourceDef) -> &'a str {
-    if def.namespaced { &ctx.info.namespace } else { "" }
+    if def.namespaced {
+        &ctx.info.namespace
+    } else {
+        ""
+    }
 }
 
 /// The object as served: kind/apiVersion first.
@@ -72,9 +94,17 @@ fn dry_run(ctx: &Ctx<'_>) -> bool {
 
 async fn get(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
     let ns = obj_ns(ctx, def);
-    let s = ctx.server.store.get(def, ns, &ctx.info.name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+    let s = ctx
+        .server
+        .store
+        .get(def, ns, &ctx.info.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
     if ctx.wants_table() {
-        return Ok(json_response(200, &table::table(def, &[s.obj], &s.rev.to_string(), None, None)));
+        return Ok(json_response(
+            200,
+            &table::table(def, &[s.obj], &s.rev.to_string(), None, None),
+        ));
     }
     let mut obj = with_type(def, &s.obj);
     if def.resource == "certificatesigningrequests" && ctx.info.subresource.is_empty() {
@@ -135,31 +165,50 @@ fn split_selector(s: &str) -> Vec<String> {
 }
 
 fn paren_set(s: &str) -> Result<Vec<String>, ApiError> {
-    let inner = s.trim().strip_prefix('(').and_then(|x| x.strip_suffix(')')).ok_or_else(|| {
-        ApiError::bad_request(format!("unable to parse requirement: found '{s}', expected: '('"))
-    })?;
+    let inner = s
+        .trim()
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{s}', expected: '('"
+            ))
+        })?;
     Ok(inner.split(',').map(|x| x.trim().to_string()).collect())
 }
 
 /// Field selectors: `metadata.name`, `metadata.namespace` (every kind), plus `type` for secrets,
 /// `status.phase`/`spec.nodeName` for pods, `spec.signerName` for CSRs.
-pub(crate) fn field_matches(def: &ResourceDef, selector: &str, obj: &Value) -> Result<bool, ApiError> {
+pub(crate) fn field_matches(
+    def: &ResourceDef,
+    selector: &str,
+    obj: &Value,
+) -> Result<bool, ApiError> {
     for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let (field, want, neg) = if let Some((f, v)) = term.split_once("!=") {
             (f, v, true)
         } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
             (f, v, false)
         } else {
-            return Err(ApiError::bad_request(format!("invalid selector: '{term}'; can't understand '{term}'")));
+            return Err(ApiError::bad_request(format!(
+                "invalid selector: '{term}'; can't understand '{term}'"
+            )));
         };
         let have = match (def.resource, field) {
             (_, "metadata.name") => obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
-            (_, "metadata.namespace") => obj["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+            (_, "metadata.namespace") => obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             ("secrets", "type") => obj["type"].as_str().unwrap_or("").to_string(),
             ("pods", "status.phase") => obj["status"]["phase"].as_str().unwrap_or("").to_string(),
             ("pods", "spec.nodeName") => obj["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-            ("certificatesigningrequests", "spec.signerName") => obj["spec"]["signerName"].as_str().unwrap_or("").to_string(),
-            ("namespaces", "status.phase") => obj["status"]["phase"].as_str().unwrap_or("").to_string(),
+            ("certificatesigningrequests", "spec.signerName") => {
+                obj["spec"]["signerName"].as_str().unwrap_or("").to_string()
+            }
+            ("namespaces", "status.phase") => {
+                obj["status"]["phase"].as_str().unwrap_or("").to_string()
+            }
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
@@ -174,13 +223,21 @@ pub(crate) fn field_matches(def: &ResourceDef, selector: &str, obj: &Value) -> R
 }
 
 async fn list(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
-    let ns = if def.namespaced && !ctx.info.namespace.is_empty() { Some(ctx.info.namespace.as_str()) } else { None };
+    let ns = if def.namespaced && !ctx.info.namespace.is_empty() {
+        Some(ctx.info.namespace.as_str())
+    } else {
+        None
+    };
     let label_sel = ctx.q("labelSelector").unwrap_or("").to_string();
     let field_sel = ctx.q("fieldSelector").unwrap_or("").to_string();
     let filtered = !label_sel.is_empty() || !field_sel.is_empty();
     let limit: i64 = ctx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     // With selectors the page is filled from the whole range (the predicate runs before paging).
-    let page = ctx.server.store.list(def, ns, if filtered { 0 } else { limit }, ctx.q("continue")).await?;
+    let page = ctx
+        .server
+        .store
+        .list(def, ns, if filtered { 0 } else { limit }, ctx.q("continue"))
+        .await?;
     let mut items = Vec::new();
     for s in page.items {
         if !label_sel.is_empty() && !label_matches(&label_sel, &s.obj["metadata"]["labels"])? {
@@ -198,7 +255,16 @@ async fn list(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError
     }
     let rv = page.rev.to_string();
     if ctx.wants_table() {
-        return Ok(json_response(200, &table::table(def, &items, &rv, page.continue_token.as_deref(), page.remaining)));
+        return Ok(json_response(
+            200,
+            &table::table(
+                def,
+                &items,
+                &rv,
+                page.continue_token.as_deref(),
+                page.remaining,
+            ),
+        ));
     }
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), json!(rv));
@@ -217,7 +283,9 @@ async fn list(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError
 fn body_obj(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<Value, ApiError> {
     let v = super::codec::decode_body(ctx.header("content-type"), &ctx.body)?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("Object 'Kind' is missing in request body"));
+        return Err(ApiError::bad_request(
+            "Object 'Kind' is missing in request body",
+        ));
     }
     if let Some(av) = v.get("apiVersion").and_then(|a| a.as_str())
         && av != def.api_version()
@@ -232,7 +300,10 @@ fn body_obj(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<Value, ApiError> {
         && k != def.kind
         && !matches!(def.resource, "certificatesigningrequests" | "pods")
     {
-        return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({})", def.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            def.kind
+        )));
     }
     Ok(v)
 }
@@ -252,7 +323,9 @@ async fn ensure_namespace(ctx: &Ctx<'_>, ns: &str) -> Result<(), ApiError> {
             "",
             ctx.info.resource.as_str(),
             "",
-            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         )),
         Some(_) => Ok(()),
     }
@@ -277,16 +350,29 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
         } else {
             m.remove("namespace");
         }
-        let name = m.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string();
-        if name.is_empty() {
-            if let Some(g) = m.get("generateName").and_then(|g| g.as_str()).filter(|g| !g.is_empty()) {
-                // names.SimpleNameGenerator: 5 random lowercase alphanumerics.
-                const ALNUM: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-                let mut r = [0u8; 5];
-                openssl::rand::rand_bytes(&mut r).map_err(ApiError::internal)?;
-                let suffix: String = r.iter().map(|b| ALNUM[*b as usize % ALNUM.len()] as char).collect();
-                m.insert("name".into(), json!(format!("{}{suffix}", &g[..g.len().min(58)])));
-            }
+        let name = m
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty()
+            && let Some(g) = m
+                .get("generateName")
+                .and_then(|g| g.as_str())
+                .filter(|g| !g.is_empty())
+        {
+            // names.SimpleNameGenerator: 5 random lowercase alphanumerics.
+            const ALNUM: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+            let mut r = [0u8; 5];
+            openssl::rand::rand_bytes(&mut r).map_err(ApiError::internal)?;
+            let suffix: String = r
+                .iter()
+                .map(|b| ALNUM[*b as usize % ALNUM.len()] as char)
+                .collect();
+            m.insert(
+                "name".into(),
+                json!(format!("{}{suffix}", &g[..g.len().min(58)])),
+            );
         }
         m.remove("resourceVersion");
         m.remove("selfLink");
@@ -294,7 +380,9 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
         m.remove("deletionGracePeriodSeconds");
         m.insert("uid".into(), json!(new_uid()));
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        if !m.get("generation").is_some_and(|g| g.as_i64().unwrap_or(0) > 0) {
+        if m.get("generation")
+            .is_none_or(|g| g.as_i64().unwrap_or(0) <= 0)
+        {
             m.remove("generation");
         }
     }
@@ -304,7 +392,10 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
             def.group,
             def.kind,
             "",
-            vec![FieldError::required("metadata.name", "name or generateName is required")],
+            vec![FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            )],
         ));
     }
     if def.namespaced {
@@ -315,6 +406,7 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
     strategy::validate(def, &obj, None)?;
     strategy::admit(ctx, def, &obj, None).await?;
     managed::on_write(&mut obj, None, ctx, def);
+    let obj = super::codec::normalize(&obj)?;
     if dry_run(ctx) {
         return Ok(json_response(201, &obj));
     }
@@ -324,7 +416,11 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
 }
 
 /// PUT (or PATCH with `patched` = the merged object).
-async fn update(ctx: &Ctx<'_>, def: &'static ResourceDef, patched: Option<Value>) -> Result<Resp, ApiError> {
+async fn update(
+    ctx: &Ctx<'_>,
+    def: &'static ResourceDef,
+    patched: Option<Value>,
+) -> Result<Resp, ApiError> {
     let name = ctx.info.name.clone();
     let ns = obj_ns(ctx, def).to_string();
     let body = match &patched {
@@ -342,14 +438,24 @@ async fn update(ctx: &Ctx<'_>, def: &'static ResourceDef, patched: Option<Value>
         && !bns.is_empty()
         && bns != ns
     {
-        return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
-    let want_rv = body["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+    let want_rv = body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let sub = ctx.info.subresource.clone();
     let mut admitted: Option<Value> = None;
     // Admission needs async work (RBAC lookups); do it on the current object first, then run the
     // synchronous update function inside GuaranteedUpdate.
-    let current = ctx.server.store.get(def, &ns, &name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+    let current = ctx
+        .server
+        .store
+        .get(def, &ns, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
     {
         let candidate = build_update(ctx, def, &current, &body, &sub, &want_rv)?;
         strategy::admit(ctx, def, &candidate, Some(&current.obj)).await?;
@@ -361,7 +467,9 @@ async fn update(ctx: &Ctx<'_>, def: &'static ResourceDef, patched: Option<Value>
     let stored = ctx
         .server
         .store
-        .guaranteed_update(def, &ns, &name, |cur: &Stored| build_update(ctx, def, cur, &body, &sub, &want_rv))
+        .guaranteed_update(def, &ns, &name, |cur: &Stored| {
+            build_update(ctx, def, cur, &body, &sub, &want_rv)
+        })
         .await?;
     if stored.rev != current.rev {
         strategy::after_write(ctx, def).await?;
@@ -385,7 +493,14 @@ fn build_update(
     {
         let m = meta_mut(&mut new);
         let om = &old["metadata"];
-        for k in ["name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+        ] {
             match om.get(k) {
                 Some(v) => {
                     m.insert(k.into(), v.clone());
@@ -397,7 +512,8 @@ fn build_update(
         }
         m.remove("resourceVersion");
         m.remove("selfLink");
-        if !m.get("managedFields").is_some_and(|f| f.as_array().is_some_and(|a| !a.is_empty()))
+        if m.get("managedFields")
+            .is_none_or(|f| f.as_array().is_none_or(|a| a.is_empty()))
             && let Some(f) = om.get("managedFields")
         {
             m.insert("managedFields".into(), f.clone());
@@ -408,7 +524,7 @@ fn build_update(
     // Order the object the way the stored one is ordered so an unchanged update serializes identically.
     new = reorder_like(&new, old);
     managed::on_write(&mut new, Some(old), ctx, def);
-    let mut out = new;
+    let mut out = super::codec::normalize(&new)?;
     if let Some(m) = out.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         m.remove("resourceVersion");
     }
@@ -436,9 +552,16 @@ fn reorder_like(v: &Value, like: &Value) -> Value {
             }
             Value::Object(m)
         }
-        (Value::Array(a), Value::Array(b)) => {
-            Value::Array(a.iter().enumerate().map(|(i, x)| b.get(i).map(|l| reorder_like(x, l)).unwrap_or_else(|| x.clone())).collect())
-        }
+        (Value::Array(a), Value::Array(b)) => Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    b.get(i)
+                        .map(|l| reorder_like(x, l))
+                        .unwrap_or_else(|| x.clone())
+                })
+                .collect(),
+        ),
         _ => v.clone(),
     }
 }
@@ -463,17 +586,34 @@ pub(crate) fn merge_patch(target: &Value, patch: &Value) -> Value {
 }
 
 async fn patch(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
-    let ct = ctx.header("content-type").split(';').next().unwrap_or("").trim().to_string();
-    if !matches!(ct.as_str(), "application/merge-patch+json" | "application/strategic-merge-patch+json") {
+    let ct = ctx
+        .header("content-type")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if !matches!(
+        ct.as_str(),
+        "application/merge-patch+json" | "application/strategic-merge-patch+json"
+    ) {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct})"
+            ),
         ));
     }
-    let p: Value = serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let p: Value = serde_json::from_slice(&ctx.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let ns = obj_ns(ctx, def);
-    let cur = ctx.server.store.get(def, ns, &ctx.info.name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+    let cur = ctx
+        .server
+        .store
+        .get(def, ns, &ctx.info.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
     let mut merged = merge_patch(&cur.obj, &p);
     if p["metadata"]["resourceVersion"].is_null()
         && let Some(m) = merged.get_mut("metadata").and_then(|m| m.as_object_mut())
@@ -488,7 +628,9 @@ fn delete_precondition(ctx: &Ctx<'_>) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     }
     let v = super::codec::decode_body(ctx.header("content-type"), &ctx.body)?;
-    Ok(v["preconditions"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()))
+    Ok(v["preconditions"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok()))
 }
 
 async fn delete(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
@@ -499,7 +641,12 @@ async fn delete(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
         return delete_namespace(ctx, def, &name, pre).await;
     }
     if dry_run(ctx) {
-        let cur = ctx.server.store.get(def, &ns, &name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+        let cur = ctx
+            .server
+            .store
+            .get(def, &ns, &name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
         return Ok(json_response(200, &deleted_status(def, &cur.obj)));
     }
     let gone = ctx.server.store.delete(def, &ns, &name, pre).await?;
@@ -522,11 +669,26 @@ fn deleted_status(def: &ResourceDef, obj: &Value) -> Value {
 /// Namespaces the lifecycle admission plugin refuses to delete.
 const IMMORTAL: &[&str] = &["default", "kube-system", "kube-public"];
 
-async fn delete_namespace(ctx: &Ctx<'_>, def: &'static ResourceDef, name: &str, pre: Option<i64>) -> Result<Resp, ApiError> {
+async fn delete_namespace(
+    ctx: &Ctx<'_>,
+    def: &'static ResourceDef,
+    name: &str,
+    pre: Option<i64>,
+) -> Result<Resp, ApiError> {
     if IMMORTAL.contains(&name) {
-        return Err(ApiError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+        return Err(ApiError::forbidden(
+            "",
+            "namespaces",
+            name,
+            "this namespace may not be deleted",
+        ));
     }
-    let cur = ctx.server.store.get(def, "", name).await?.ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
+    let cur = ctx
+        .server
+        .store
+        .get(def, "", name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
     let mut terminating = with_type(def, &cur.obj);
     terminating["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
     terminating["status"]["phase"] = json!("Terminating");
@@ -556,7 +718,11 @@ async fn delete_namespace(ctx: &Ctx<'_>, def: &'static ResourceDef, name: &str, 
 }
 
 async fn delete_collection(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
-    let ns = if def.namespaced && !ctx.info.namespace.is_empty() { Some(ctx.info.namespace.as_str()) } else { None };
+    let ns = if def.namespaced && !ctx.info.namespace.is_empty() {
+        Some(ctx.info.namespace.as_str())
+    } else {
+        None
+    };
     let label_sel = ctx.q("labelSelector").unwrap_or("").to_string();
     let field_sel = ctx.q("fieldSelector").unwrap_or("").to_string();
     let page = ctx.server.store.list(def, ns, 0, None).await?;
@@ -569,7 +735,10 @@ async fn delete_collection(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<R
             continue;
         }
         let n = s.obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let o_ns = s.obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let o_ns = s.obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if !dry_run(ctx) {
             match ctx.server.store.delete(def, &o_ns, &n, None).await {
                 Ok(_) | Err(ApiError { code: 404, .. }) => {}

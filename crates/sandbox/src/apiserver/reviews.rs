@@ -15,10 +15,20 @@ use super::router::Ctx;
 use super::status::{ApiError, FieldError};
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn attributes_from_spec(def: &ResourceDef, spec: &Value, user: &UserInfo) -> Result<Attributes, ApiError> {
+fn attributes_from_spec(
+    def: &ResourceDef,
+    spec: &Value,
+    user: &UserInfo,
+) -> Result<Attributes, ApiError> {
     let ra = &spec["resourceAttributes"];
     let nra = &spec["nonResourceAttributes"];
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
@@ -32,18 +42,30 @@ fn attributes_from_spec(def: &ResourceDef, spec: &Value, user: &UserInfo) -> Res
             &s(ra, "namespace"),
             &s(ra, "name"),
         )),
-        (false, true) => Ok(Attributes::non_resource(user, &s(nra, "verb"), &s(nra, "path"))),
+        (false, true) => Ok(Attributes::non_resource(
+            user,
+            &s(nra, "verb"),
+            &s(nra, "path"),
+        )),
         (true, true) => Err(ApiError::invalid(
             def.group,
             def.kind,
             "",
-            vec![FieldError::invalid("spec.nonResourceAttributes", json!(nra), "cannot be specified in combination with resourceAttributes")],
+            vec![FieldError::invalid(
+                "spec.nonResourceAttributes",
+                json!(nra),
+                "cannot be specified in combination with resourceAttributes",
+            )],
         )),
         (false, false) => Err(ApiError::invalid(
             def.group,
             def.kind,
             "",
-            vec![FieldError::invalid("spec.resourceAttributes", json!(null), "exactly one of nonResourceAttributes or resourceAttributes must be specified")],
+            vec![FieldError::invalid(
+                "spec.resourceAttributes",
+                json!(null),
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
         )),
     }
 }
@@ -68,7 +90,11 @@ pub(crate) async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<R
                     def.group,
                     def.kind,
                     "",
-                    vec![FieldError::invalid("spec.user", json!(""), "at least one of user or group must be specified")],
+                    vec![FieldError::invalid(
+                        "spec.user",
+                        json!(""),
+                        "at least one of user or group must be specified",
+                    )],
                 ));
             }
             let mut extra = BTreeMap::new();
@@ -77,7 +103,12 @@ pub(crate) async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<R
                     extra.insert(k.clone(), strings(v));
                 }
             }
-            let subject = UserInfo { name: user, uid: spec["uid"].as_str().unwrap_or("").to_string(), groups, extra };
+            let subject = UserInfo {
+                name: user,
+                uid: spec["uid"].as_str().unwrap_or("").to_string(),
+                groups,
+                extra,
+            };
             let a = attributes_from_spec(def, spec, &subject)?;
             if def.resource == "localsubjectaccessreviews" {
                 let ns = ctx.info.namespace.clone();
@@ -104,7 +135,8 @@ pub(crate) async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<R
             let mut non_resource_rules = Vec::new();
             for r in rules {
                 if !r.non_resource_urls.is_empty() {
-                    non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+                    non_resource_rules
+                        .push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
                 } else {
                     let mut m = Map::new();
                     m.insert("verbs".into(), json!(r.verbs));

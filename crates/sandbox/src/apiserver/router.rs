@@ -40,14 +40,20 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn header(&self, name: &str) -> &str {
-        self.parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
     pub fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(|s| s.as_str())
     }
     /// The Accept header asks for a `meta.k8s.io` Table.
     pub fn wants_table(&self) -> bool {
-        self.header("accept").split(',').any(|a| a.contains("as=Table") && a.contains("g=meta.k8s.io"))
+        self.header("accept")
+            .split(',')
+            .any(|a| a.contains("as=Table") && a.contains("g=meta.k8s.io"))
     }
 }
 
@@ -68,7 +74,9 @@ pub(crate) fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() + 1 && i + 2 <= b.len() - 1 + 1 => {
-                let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -86,9 +94,21 @@ pub(crate) fn percent_decode(s: &str) -> String {
 }
 
 /// `RequestInfoFactory.NewRequestInfo`.
-pub(crate) fn request_info(method: &str, path: &str, query: &HashMap<String, String>) -> RequestInfo {
-    let mut info = RequestInfo { path: path.to_string(), verb: method.to_ascii_lowercase(), ..Default::default() };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+pub(crate) fn request_info(
+    method: &str,
+    path: &str,
+    query: &HashMap<String, String>,
+) -> RequestInfo {
+    let mut info = RequestInfo {
+        path: path.to_string(),
+        verb: method.to_ascii_lowercase(),
+        ..Default::default()
+    };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -142,7 +162,10 @@ pub(crate) fn request_info(method: &str, path: &str, query: &HashMap<String, Str
         && let Some(fs) = query.get("fieldSelector")
     {
         for term in fs.split(',') {
-            if let Some(n) = term.strip_prefix("metadata.name=").or_else(|| term.strip_prefix("metadata.name==")) {
+            if let Some(n) = term
+                .strip_prefix("metadata.name=")
+                .or_else(|| term.strip_prefix("metadata.name=="))
+            {
                 info.name = n.to_string();
             }
         }
@@ -151,14 +174,24 @@ pub(crate) fn request_info(method: &str, path: &str, query: &HashMap<String, Str
 }
 
 /// Route one request (body already read).
-pub(crate) async fn route(server: &Arc<Server>, identity: Arc<PeerIdentity>, parts: Parts, body: Bytes) -> Resp {
+pub(crate) async fn route(
+    server: &Arc<Server>,
+    identity: Arc<PeerIdentity>,
+    parts: Parts,
+    body: Bytes,
+) -> Resp {
     match route_inner(server, identity, &parts, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
 }
 
-async fn route_inner(server: &Arc<Server>, identity: Arc<PeerIdentity>, parts: &Parts, body: Bytes) -> Result<Resp, ApiError> {
+async fn route_inner(
+    server: &Arc<Server>,
+    identity: Arc<PeerIdentity>,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Resp, ApiError> {
     let caller: UserInfo = match &*identity {
         PeerIdentity::User(u) => u.clone(),
         PeerIdentity::None if server.opts.anonymous_auth => anonymous(),
@@ -173,13 +206,23 @@ async fn route_inner(server: &Arc<Server>, identity: Arc<PeerIdentity>, parts: &
     let mutating = matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE");
     if mutating && let Some(f) = server.faults.write_fault() {
         return Err(match f {
-            WriteFault::TooManyRequests { retry_after_seconds } => ApiError::too_many_requests(retry_after_seconds),
+            WriteFault::TooManyRequests {
+                retry_after_seconds,
+            } => ApiError::too_many_requests(retry_after_seconds),
             WriteFault::InternalError => ApiError::internal("injected fault"),
         });
     }
 
     let attrs = if info.resource_request {
-        Attributes::resource(&user, &info.verb, &info.group, &info.resource, &info.subresource, &info.namespace, &info.name)
+        Attributes::resource(
+            &user,
+            &info.verb,
+            &info.group,
+            &info.resource,
+            &info.subresource,
+            &info.namespace,
+            &info.name,
+        )
     } else {
         let verb = match method.as_str() {
             "GET" | "HEAD" => "get",
@@ -197,10 +240,22 @@ async fn route_inner(server: &Arc<Server>, identity: Arc<PeerIdentity>, parts: &
         if !reason.is_empty() {
             msg = format!("{msg}: {reason}");
         }
-        return Err(ApiError::forbidden(&attrs.group, &attrs.resource, &attrs.name, &msg));
+        return Err(ApiError::forbidden(
+            &attrs.group,
+            &attrs.resource,
+            &attrs.name,
+            &msg,
+        ));
     }
 
-    let ctx = Ctx { server, user, info, query, parts, body };
+    let ctx = Ctx {
+        server,
+        user,
+        info,
+        query,
+        parts,
+        body,
+    };
     if ctx.info.resource_request {
         return rest::handle(&ctx).await;
     }
@@ -218,14 +273,25 @@ async fn non_resource(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         "/openapi/v2" => {
             // An empty openapi_v2.Document is valid protobuf; kubectl then skips client-side validation for
             // kinds it does not find (research apiserver-emulation.md §2).
-            Ok(text_response(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Bytes::new()))
+            Ok(text_response(
+                200,
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                Bytes::new(),
+            ))
         }
         _ => {
-            if let Some(check) = ["/healthz/", "/livez/", "/readyz/"].iter().find_map(|p| path.strip_prefix(p)) {
+            if let Some(check) = ["/healthz/", "/livez/", "/readyz/"]
+                .iter()
+                .find_map(|p| path.strip_prefix(p))
+            {
                 return if HEALTH_CHECKS.contains(&check) {
                     Ok(text_response(200, "text/plain; charset=utf-8", "ok"))
                 } else {
-                    Ok(text_response(404, "text/plain; charset=utf-8", "404 page not found\n"))
+                    Ok(text_response(
+                        404,
+                        "text/plain; charset=utf-8",
+                        "404 page not found\n",
+                    ))
                 };
             }
             discovery::handle(ctx, path).await
@@ -267,13 +333,39 @@ mod tests {
     fn request_info_like_upstream() {
         let q = HashMap::new();
         let i = request_info("GET", "/api/v1/namespaces/default/secrets/demo", &q);
-        assert_eq!((i.namespace.as_str(), i.resource.as_str(), i.name.as_str(), i.verb.as_str()), ("default", "secrets", "demo", "get"));
+        assert_eq!(
+            (
+                i.namespace.as_str(),
+                i.resource.as_str(),
+                i.name.as_str(),
+                i.verb.as_str()
+            ),
+            ("default", "secrets", "demo", "get")
+        );
         let i = request_info("GET", "/api/v1/namespaces/marketing", &q);
-        assert_eq!((i.namespace.as_str(), i.resource.as_str(), i.name.as_str()), ("marketing", "namespaces", "marketing"));
+        assert_eq!(
+            (i.namespace.as_str(), i.resource.as_str(), i.name.as_str()),
+            ("marketing", "namespaces", "marketing")
+        );
         let i = request_info("PUT", "/api/v1/namespaces/x/finalize", &q);
-        assert_eq!((i.resource.as_str(), i.name.as_str(), i.subresource.as_str(), i.verb.as_str()), ("namespaces", "x", "finalize", "update"));
-        let i = request_info("PUT", "/apis/certificates.k8s.io/v1/certificatesigningrequests/c/approval", &q);
-        assert_eq!((i.group.as_str(), i.subresource.as_str()), ("certificates.k8s.io", "approval"));
+        assert_eq!(
+            (
+                i.resource.as_str(),
+                i.name.as_str(),
+                i.subresource.as_str(),
+                i.verb.as_str()
+            ),
+            ("namespaces", "x", "finalize", "update")
+        );
+        let i = request_info(
+            "PUT",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests/c/approval",
+            &q,
+        );
+        assert_eq!(
+            (i.group.as_str(), i.subresource.as_str()),
+            ("certificates.k8s.io", "approval")
+        );
         let i = request_info("GET", "/api/v1/secrets", &q);
         assert_eq!((i.namespace.as_str(), i.verb.as_str()), ("", "list"));
         let i = request_info("GET", "/apis", &q);

@@ -17,9 +17,21 @@ use super::status::ApiError;
 /// Reads and writes values for one group/resource (the EncryptionConfiguration's transformers).
 pub(crate) trait ValueTransformer: Send + Sync {
     /// Plaintext and whether the read is stale (not the first provider/key).
-    fn read(&self, group: &str, resource: &str, data: &[u8], ad: &[u8]) -> Result<(Vec<u8>, bool), String>;
+    fn read(
+        &self,
+        group: &str,
+        resource: &str,
+        data: &[u8],
+        ad: &[u8],
+    ) -> Result<(Vec<u8>, bool), String>;
     /// Encrypt with the first provider/key.
-    fn write(&self, group: &str, resource: &str, plaintext: &[u8], ad: &[u8]) -> Result<Vec<u8>, String>;
+    fn write(
+        &self,
+        group: &str,
+        resource: &str,
+        plaintext: &[u8],
+        ad: &[u8],
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// No `--encryption-provider-config`: identity for every resource. Identity refuses `k8s:enc:` data
@@ -91,7 +103,10 @@ impl Store {
     }
 
     fn transformer(&self) -> Arc<dyn ValueTransformer> {
-        self.transformer.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.transformer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Swap the transformers (automatic reload of the EncryptionConfiguration).
@@ -99,14 +114,26 @@ impl Store {
         *self.transformer.write().unwrap_or_else(|e| e.into_inner()) = t;
     }
 
-    fn decode(&self, def: &ResourceDef, key: &str, value: &[u8], rev: i64) -> Result<Stored, ApiError> {
+    fn decode(
+        &self,
+        def: &ResourceDef,
+        key: &str,
+        value: &[u8],
+        rev: i64,
+    ) -> Result<Stored, ApiError> {
         let (plain, stale) = self
             .transformer()
             .read(def.group, def.resource, value, key.as_bytes())
             .map_err(|e| ApiError::internal(format!("unable to transform key \"{key}\": {e}")))?;
-        let mut obj = decode_storage(&plain).map_err(|e| ApiError::internal(format!("decoding {key}: {e}")))?;
+        let mut obj = decode_storage(&plain)
+            .map_err(|e| ApiError::internal(format!("decoding {key}: {e}")))?;
         set_rv(&mut obj, rev);
-        Ok(Stored { obj, rev, data: plain, stale })
+        Ok(Stored {
+            obj,
+            rev,
+            data: plain,
+            stale,
+        })
     }
 
     /// Serialize for storage: resourceVersion cleared (`APIObjectVersioner.PrepareObjectForStorage`).
@@ -125,13 +152,23 @@ impl Store {
             .map_err(|e| ApiError::internal(format!("unable to transform key \"{key}\": {e}")))
     }
 
-    pub async fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Option<Stored>, ApiError> {
+    pub async fn get(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Stored>, ApiError> {
         let key = self.key(def, ns, name);
         let mut c = self.etcd.clone();
         let resp = c.get(key.as_bytes(), None).await.map_err(etcd_err)?;
         match resp.kvs().first() {
             None => Ok(None),
-            Some(kv) => Ok(Some(self.decode(def, &key, kv.value(), kv.mod_revision())?)),
+            Some(kv) => Ok(Some(self.decode(
+                def,
+                &key,
+                kv.value(),
+                kv.mod_revision(),
+            )?)),
         }
     }
 
@@ -170,31 +207,55 @@ impl Store {
             }
             Err(e) => return Err(etcd_err(e)),
         };
-        let rev = if at_rev > 0 { at_rev } else { resp.header().map(|h| h.revision()).unwrap_or(0) };
+        let rev = if at_rev > 0 {
+            at_rev
+        } else {
+            resp.header().map(|h| h.revision()).unwrap_or(0)
+        };
         let mut items = Vec::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             items.push(self.decode(def, &key, kv.value(), kv.mod_revision())?);
         }
         let (continue_token, remaining) = if resp.more() {
-            let last = resp.kvs().last().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).unwrap_or_default();
+            let last = resp
+                .kvs()
+                .last()
+                .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                .unwrap_or_default();
             let next = format!("{}\u{0}", &last[prefix.len()..]);
             let tok = json!({"v": "meta.k8s.io/v1", "rv": rev, "start": next});
-            let tok = base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&tok).unwrap_or_default());
+            let tok = base64::engine::general_purpose::URL_SAFE
+                .encode(serde_json::to_vec(&tok).unwrap_or_default());
             (Some(tok), Some(resp.count() - items.len() as i64))
         } else {
             (None, None)
         };
-        Ok(Page { items, rev, continue_token, remaining })
+        Ok(Page {
+            items,
+            rev,
+            continue_token,
+            remaining,
+        })
     }
 
     /// Create; AlreadyExists when the key exists.
-    pub async fn create(&self, def: &ResourceDef, ns: &str, name: &str, obj: &Value) -> Result<Stored, ApiError> {
+    pub async fn create(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Stored, ApiError> {
         let key = self.key(def, ns, name);
         let data = self.serialize(obj)?;
         let sealed = self.seal(def, &key, &data)?;
         let txn = Txn::new()
-            .when(vec![Compare::mod_revision(key.as_bytes(), CompareOp::Equal, 0)])
+            .when(vec![Compare::mod_revision(
+                key.as_bytes(),
+                CompareOp::Equal,
+                0,
+            )])
             .and_then(vec![TxnOp::put(key.as_bytes(), sealed, None)]);
         let mut c = self.etcd.clone();
         let resp = c.txn(txn).await.map_err(etcd_err)?;
@@ -202,21 +263,35 @@ impl Store {
             return Err(ApiError::already_exists(def.group, def.resource, name));
         }
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
-        let mut out = obj.clone();
+        let mut out = decode_storage(&data).map_err(ApiError::internal)?;
         set_rv(&mut out, rev);
-        Ok(Stored { obj: out, rev, data, stale: false })
+        Ok(Stored {
+            obj: out,
+            rev,
+            data,
+            stale: false,
+        })
     }
 
     /// `GuaranteedUpdate`: read, apply `update`, skip the write when the serialization is unchanged and the read
     /// was not stale, else `OptimisticPut`; retry on a concurrent change. `update` sees the current object and
     /// returns the new one (or an error such as Conflict for a resourceVersion precondition).
-    pub async fn guaranteed_update<F>(&self, def: &ResourceDef, ns: &str, name: &str, mut update: F) -> Result<Stored, ApiError>
+    pub async fn guaranteed_update<F>(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        mut update: F,
+    ) -> Result<Stored, ApiError>
     where
         F: FnMut(&Stored) -> Result<Value, ApiError>,
     {
         let key = self.key(def, ns, name);
         for _ in 0..16 {
-            let cur = self.get(def, ns, name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+            let cur = self
+                .get(def, ns, name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
             let new = update(&cur)?;
             let data = self.serialize(&new)?;
             if !cur.stale && data == cur.data {
@@ -224,25 +299,43 @@ impl Store {
             }
             let sealed = self.seal(def, &key, &data)?;
             let txn = Txn::new()
-                .when(vec![Compare::mod_revision(key.as_bytes(), CompareOp::Equal, cur.rev)])
+                .when(vec![Compare::mod_revision(
+                    key.as_bytes(),
+                    CompareOp::Equal,
+                    cur.rev,
+                )])
                 .and_then(vec![TxnOp::put(key.as_bytes(), sealed, None)]);
             let mut c = self.etcd.clone();
             let resp = c.txn(txn).await.map_err(etcd_err)?;
             if resp.succeeded() {
                 let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
-                let mut out = new;
+                let mut out = decode_storage(&data).map_err(ApiError::internal)?;
                 set_rv(&mut out, rev);
-                return Ok(Stored { obj: out, rev, data, stale: false });
+                return Ok(Stored {
+                    obj: out,
+                    rev,
+                    data,
+                    stale: false,
+                });
             }
         }
         Err(ApiError::conflict(def.group, def.resource, name))
     }
 
     /// Delete, optionally only at `expected_rev`. Returns the deleted object.
-    pub async fn delete(&self, def: &ResourceDef, ns: &str, name: &str, expected_rev: Option<i64>) -> Result<Stored, ApiError> {
+    pub async fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        expected_rev: Option<i64>,
+    ) -> Result<Stored, ApiError> {
         let key = self.key(def, ns, name);
         loop {
-            let cur = self.get(def, ns, name).await?.ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+            let cur = self
+                .get(def, ns, name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
             if let Some(r) = expected_rev
                 && r != cur.rev
             {
@@ -257,7 +350,11 @@ impl Store {
                 ));
             }
             let txn = Txn::new()
-                .when(vec![Compare::mod_revision(key.as_bytes(), CompareOp::Equal, cur.rev)])
+                .when(vec![Compare::mod_revision(
+                    key.as_bytes(),
+                    CompareOp::Equal,
+                    cur.rev,
+                )])
                 .and_then(vec![TxnOp::delete(key.as_bytes(), None)]);
             let mut c = self.etcd.clone();
             let resp = c.txn(txn).await.map_err(etcd_err)?;
@@ -268,7 +365,13 @@ impl Store {
     }
 
     /// Raw put of a value (bootstrap): only when absent.
-    pub async fn create_if_absent(&self, def: &ResourceDef, ns: &str, name: &str, obj: &Value) -> Result<bool, ApiError> {
+    pub async fn create_if_absent(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+    ) -> Result<bool, ApiError> {
         match self.create(def, ns, name, obj).await {
             Ok(_) => Ok(true),
             Err(e) if e.code == 409 => Ok(false),
@@ -285,19 +388,27 @@ pub(crate) fn set_rv(obj: &mut Value, rev: i64) {
 }
 
 fn decode_continue(tok: &str, prefix: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(tok)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok))
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if v["v"] != "meta.k8s.io/v1" {
-        return Err(ApiError::bad_request("continue key is not valid: server does not recognize this encoded version"));
+        return Err(ApiError::bad_request(
+            "continue key is not valid: server does not recognize this encoded version",
+        ));
     }
     let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
     let start = v["start"].as_str().ok_or_else(bad)?;
     if start.contains("..") || start.starts_with('/') {
-        return Err(ApiError::bad_request("continue key is not valid: path traversal not allowed"));
+        return Err(ApiError::bad_request(
+            "continue key is not valid: path traversal not allowed",
+        ));
     }
     Ok((rv, format!("{prefix}{start}")))
 }

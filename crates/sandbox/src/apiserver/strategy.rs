@@ -22,7 +22,8 @@ const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric ch
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -47,7 +48,9 @@ fn path_segment_errors(s: &str) -> Option<String> {
 fn name_errors(def: &ResourceDef, name: &str) -> Option<String> {
     match def.resource {
         "namespaces" => (!is_label(name)).then(|| DNS1123_LABEL_MSG.to_string()),
-        "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings" => path_segment_errors(name),
+        "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings" => {
+            path_segment_errors(name)
+        }
         _ => (!is_subdomain(name)).then(|| DNS1123_SUBDOMAIN_MSG.to_string()),
     }
 }
@@ -57,14 +60,23 @@ fn b64(s: &str) -> String {
 }
 
 /// Defaulting and PrepareForCreate.
-pub(crate) fn prepare_create(ctx: &Ctx<'_>, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+pub(crate) fn prepare_create(
+    ctx: &Ctx<'_>,
+    def: &ResourceDef,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     match def.resource {
         "namespaces" => {
             let o = obj.as_object_mut().expect("object");
             let finalizers = o.get("spec").and_then(|s| s.get("finalizers")).cloned();
             let mut spec = Map::new();
-            spec.insert("finalizers".into(), finalizers.filter(|f| f.as_array().is_some_and(|a| !a.is_empty())).unwrap_or(json!(["kubernetes"])));
+            spec.insert(
+                "finalizers".into(),
+                finalizers
+                    .filter(|f| f.as_array().is_some_and(|a| !a.is_empty()))
+                    .unwrap_or(json!(["kubernetes"])),
+            );
             o.insert("spec".into(), Value::Object(spec));
             o.insert("status".into(), json!({"phase": "Active"}));
             // NamespaceDefaultLabelName (kubernetes.io/metadata.name), set by the strategy since 1.21.
@@ -130,16 +142,26 @@ fn normalize_secret(obj: &mut Value) {
             data[k.as_str()] = json!(b64(v.as_str().unwrap_or("")));
         }
     }
-    if o.get("data").is_some_and(|d| d.as_object().is_some_and(|m| m.is_empty())) {
+    if o.get("data")
+        .is_some_and(|d| d.as_object().is_some_and(|m| m.is_empty()))
+    {
         o.remove("data");
     }
-    if o.get("type").and_then(|t| t.as_str()).is_none_or(|t| t.is_empty()) {
+    if o.get("type")
+        .and_then(|t| t.as_str())
+        .is_none_or(|t| t.is_empty())
+    {
         o.insert("type".into(), json!("Opaque"));
     }
 }
 
 /// PrepareForUpdate: what a main-resource update or a subresource update may change.
-pub(crate) fn prepare_update( def: &ResourceDef, mut new: Value, old: &Value, sub: &str) -> Result<Value, ApiError> {
+pub(crate) fn prepare_update(
+    def: &ResourceDef,
+    mut new: Value,
+    old: &Value,
+    sub: &str,
+) -> Result<Value, ApiError> {
     let copy = |new: &mut Value, field: &str| match old.get(field) {
         Some(v) => new[field] = v.clone(),
         None => {
@@ -184,10 +206,21 @@ pub(crate) fn prepare_update( def: &ResourceDef, mut new: Value, old: &Value, su
             // Only Approved/Denied conditions come from the request (strategy.go csrApprovalStrategy).
             let mut conditions: Vec<Value> = old["status"]["conditions"]
                 .as_array()
-                .map(|a| a.iter().filter(|c| c["type"] != "Approved" && c["type"] != "Denied").cloned().collect())
+                .map(|a| {
+                    a.iter()
+                        .filter(|c| c["type"] != "Approved" && c["type"] != "Denied")
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
-            let requested: Vec<Value> = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
-            for mut c in requested.into_iter().filter(|c| c["type"] == "Approved" || c["type"] == "Denied") {
+            let requested: Vec<Value> = new["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for mut c in requested
+                .into_iter()
+                .filter(|c| c["type"] == "Approved" || c["type"] == "Denied")
+            {
                 fill_condition_times(&mut c, old);
                 conditions.push(c);
             }
@@ -198,9 +231,18 @@ pub(crate) fn prepare_update( def: &ResourceDef, mut new: Value, old: &Value, su
             // The signer may set the certificate and non-approval conditions; Approved/Denied stay as stored.
             let mut conditions: Vec<Value> = old["status"]["conditions"]
                 .as_array()
-                .map(|a| a.iter().filter(|c| c["type"] == "Approved" || c["type"] == "Denied").cloned().collect())
+                .map(|a| {
+                    a.iter()
+                        .filter(|c| c["type"] == "Approved" || c["type"] == "Denied")
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
-            for mut c in new["status"]["conditions"].as_array().cloned().unwrap_or_default() {
+            for mut c in new["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
                 if c["type"] == "Approved" || c["type"] == "Denied" {
                     continue;
                 }
@@ -239,14 +281,20 @@ fn fill_condition_times(c: &mut Value, old: &Value) {
     }
     if c.get("lastTransitionTime").is_none_or(|v| v.is_null()) {
         let prev = old["status"]["conditions"].as_array().and_then(|a| {
-            a.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]).and_then(|o| o.get("lastTransitionTime").cloned())
+            a.iter()
+                .find(|o| o["type"] == c["type"] && o["status"] == c["status"])
+                .and_then(|o| o.get("lastTransitionTime").cloned())
         });
         c["lastTransitionTime"] = prev.unwrap_or(json!(now));
     }
 }
 
 /// Validation (create when `old` is None).
-pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+pub(crate) fn validate(
+    def: &ResourceDef,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let mut errs = Vec::new();
     if old.is_none()
@@ -259,11 +307,23 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> R
             for field in ["data", "binaryData"] {
                 if let Some(m) = obj.get(field).and_then(|d| d.as_object()) {
                     for k in m.keys() {
-                        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) || k == "." || k == ".." {
-                            errs.push(FieldError::invalid(&format!("{field}[{k}]"), json!(k), CONFIG_KEY_MSG));
+                        if k.is_empty()
+                            || !k
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                            || k == "."
+                            || k == ".."
+                        {
+                            errs.push(FieldError::invalid(
+                                &format!("{field}[{k}]"),
+                                json!(k),
+                                CONFIG_KEY_MSG,
+                            ));
                         }
                         if def.resource == "secrets"
-                            && m[k].as_str().is_some_and(|v| base64::engine::general_purpose::STANDARD.decode(v).is_err())
+                            && m[k].as_str().is_some_and(|v| {
+                                base64::engine::general_purpose::STANDARD.decode(v).is_err()
+                            })
                         {
                             return Err(ApiError::bad_request(format!(
                                 "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0 (data[{k}])"
@@ -281,15 +341,26 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> R
             }
             if let Some(old) = old {
                 if old["immutable"] == true {
-                    if obj["data"] != old["data"] || obj.get("binaryData") != old.get("binaryData") {
-                        errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+                    if obj["data"] != old["data"] || obj.get("binaryData") != old.get("binaryData")
+                    {
+                        errs.push(FieldError::forbidden(
+                            "data",
+                            "field is immutable when `immutable` is set",
+                        ));
                     }
                     if obj["immutable"] != true {
-                        errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+                        errs.push(FieldError::forbidden(
+                            "immutable",
+                            "field is immutable when `immutable` is set",
+                        ));
                     }
                 }
                 if def.resource == "secrets" && obj["type"] != old["type"] {
-                    errs.push(FieldError::invalid("type", obj["type"].clone(), "field is immutable"));
+                    errs.push(FieldError::invalid(
+                        "type",
+                        obj["type"].clone(),
+                        "field is immutable",
+                    ));
                 }
             }
         }
@@ -298,18 +369,40 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> R
             if rr["name"].as_str().unwrap_or("").is_empty() {
                 errs.push(FieldError::required("roleRef.name", ""));
             }
-            let kinds: &[&str] = if def.resource == "rolebindings" { &["Role", "ClusterRole"] } else { &["ClusterRole"] };
+            let kinds: &[&str] = if def.resource == "rolebindings" {
+                &["Role", "ClusterRole"]
+            } else {
+                &["ClusterRole"]
+            };
             let kind = rr["kind"].as_str().unwrap_or("");
             if !kinds.contains(&kind) {
-                errs.push(FieldError::not_supported("roleRef.kind", json!(kind), kinds));
+                errs.push(FieldError::not_supported(
+                    "roleRef.kind",
+                    json!(kind),
+                    kinds,
+                ));
             }
             if rr["apiGroup"] != "rbac.authorization.k8s.io" {
-                errs.push(FieldError::not_supported("roleRef.apiGroup", rr["apiGroup"].clone(), &["rbac.authorization.k8s.io"]));
+                errs.push(FieldError::not_supported(
+                    "roleRef.apiGroup",
+                    rr["apiGroup"].clone(),
+                    &["rbac.authorization.k8s.io"],
+                ));
             }
-            for (i, s) in obj["subjects"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (i, s) in obj["subjects"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let k = s["kind"].as_str().unwrap_or("");
                 if !["User", "Group", "ServiceAccount"].contains(&k) {
-                    errs.push(FieldError::not_supported(&format!("subjects[{i}].kind"), json!(k), &["ServiceAccount", "User", "Group"]));
+                    errs.push(FieldError::not_supported(
+                        &format!("subjects[{i}].kind"),
+                        json!(k),
+                        &["ServiceAccount", "User", "Group"],
+                    ));
                 }
                 if s["name"].as_str().unwrap_or("").is_empty() {
                     errs.push(FieldError::required(&format!("subjects[{i}].name"), ""));
@@ -318,15 +411,30 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> R
             if let Some(old) = old
                 && old["roleRef"] != obj["roleRef"]
             {
-                errs.push(FieldError::invalid("roleRef", obj["roleRef"].clone(), "cannot change roleRef"));
+                errs.push(FieldError::invalid(
+                    "roleRef",
+                    obj["roleRef"].clone(),
+                    "cannot change roleRef",
+                ));
             }
         }
         "roles" | "clusterroles" => {
-            for (i, r) in obj["rules"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (i, r) in obj["rules"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 if r["verbs"].as_array().is_none_or(|v| v.is_empty()) {
-                    errs.push(FieldError::required(&format!("rules[{i}].verbs"), "verbs must contain at least one value"));
+                    errs.push(FieldError::required(
+                        &format!("rules[{i}].verbs"),
+                        "verbs must contain at least one value",
+                    ));
                 }
-                let has_urls = r["nonResourceURLs"].as_array().is_some_and(|v| !v.is_empty());
+                let has_urls = r["nonResourceURLs"]
+                    .as_array()
+                    .is_some_and(|v| !v.is_empty());
                 if def.resource == "roles" && has_urls {
                     errs.push(FieldError::invalid(
                         &format!("rules[{i}].nonResourceURLs"),
@@ -345,7 +453,11 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> R
         "certificatesigningrequests" => validate_csr(obj, old, &mut errs),
         _ => {}
     }
-    if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(def.group, def.kind, name, errs)) }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(def.group, def.kind, name, errs))
+    }
 }
 
 const KNOWN_USAGES: &[&str] = &[
@@ -384,11 +496,23 @@ fn validate_csr(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
             .ok()
             .and_then(|pem| openssl::x509::X509Req::from_pem(&pem).ok());
         match parsed {
-            None => errs.push(FieldError::invalid("spec.request", json!([]), "PEM block type must be CERTIFICATE REQUEST")),
+            None => errs.push(FieldError::invalid(
+                "spec.request",
+                json!([]),
+                "PEM block type must be CERTIFICATE REQUEST",
+            )),
             Some(r) => {
-                let ok = r.public_key().ok().and_then(|k| r.verify(&k).ok()).unwrap_or(false);
+                let ok = r
+                    .public_key()
+                    .ok()
+                    .and_then(|k| r.verify(&k).ok())
+                    .unwrap_or(false);
                 if !ok {
-                    errs.push(FieldError::invalid("spec.request", json!([]), "x509: invalid signature"));
+                    errs.push(FieldError::invalid(
+                        "spec.request",
+                        json!([]),
+                        "x509: invalid signature",
+                    ));
                 }
             }
         }
@@ -396,50 +520,95 @@ fn validate_csr(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
         if signer.is_empty() {
             errs.push(FieldError::required("spec.signerName", ""));
         } else if signer.split('/').count() != 2 || signer.split('/').any(|p| p.is_empty()) {
-            errs.push(FieldError::invalid("spec.signerName", json!(signer), "must be a fully qualified domain and path of the form 'example.com/signer-name'"));
+            errs.push(FieldError::invalid(
+                "spec.signerName",
+                json!(signer),
+                "must be a fully qualified domain and path of the form 'example.com/signer-name'",
+            ));
         }
-        let usages: Vec<String> = spec["usages"].as_array().map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect()).unwrap_or_default();
+        let usages: Vec<String> = spec["usages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         if usages.is_empty() {
             errs.push(FieldError::required("spec.usages", ""));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in usages.iter().enumerate() {
             if !KNOWN_USAGES.contains(&u.as_str()) {
-                errs.push(FieldError::not_supported(&format!("spec.usages[{i}]"), json!(u), KNOWN_USAGES));
+                errs.push(FieldError::not_supported(
+                    &format!("spec.usages[{i}]"),
+                    json!(u),
+                    KNOWN_USAGES,
+                ));
             } else if !seen.insert(u.clone()) {
-                errs.push(FieldError::duplicate(&format!("spec.usages[{i}]"), json!(u)));
+                errs.push(FieldError::duplicate(
+                    &format!("spec.usages[{i}]"),
+                    json!(u),
+                ));
             }
         }
         if let Some(e) = spec["expirationSeconds"].as_i64()
             && e < 600
         {
-            errs.push(FieldError::invalid("spec.expirationSeconds", json!(e), "may not specify a duration less than 600 seconds (10 minutes)"));
+            errs.push(FieldError::invalid(
+                "spec.expirationSeconds",
+                json!(e),
+                "may not specify a duration less than 600 seconds (10 minutes)",
+            ));
         }
     }
-    let conds = obj["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let conds = obj["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let approved = conds.iter().any(|c| c["type"] == "Approved");
     let denied = conds.iter().any(|c| c["type"] == "Denied");
     if approved && denied {
-        errs.push(FieldError::invalid("status.conditions", json!(conds), "Approved and Denied conditions are mutually exclusive"));
+        errs.push(FieldError::invalid(
+            "status.conditions",
+            json!(conds),
+            "Approved and Denied conditions are mutually exclusive",
+        ));
     }
     for (i, c) in conds.iter().enumerate() {
         if (c["type"] == "Approved" || c["type"] == "Denied") && c["status"] != "True" {
-            errs.push(FieldError::not_supported(&format!("status.conditions[{i}].status"), c["status"].clone(), &["True"]));
+            errs.push(FieldError::not_supported(
+                &format!("status.conditions[{i}].status"),
+                c["status"].clone(),
+                &["True"],
+            ));
         }
     }
     if let Some(old) = old {
-        let old_conds = old["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let old_conds = old["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for t in ["Approved", "Denied"] {
             let had = old_conds.iter().any(|c| c["type"] == t);
             let has = conds.iter().any(|c| c["type"] == t);
             if had && !has {
-                errs.push(FieldError::forbidden("status.conditions", &format!("updates may not remove a condition of type \"{t}\"")));
+                errs.push(FieldError::forbidden(
+                    "status.conditions",
+                    &format!("updates may not remove a condition of type \"{t}\""),
+                ));
             }
         }
-        if old["status"].get("certificate").is_some_and(|c| !c.as_str().unwrap_or("").is_empty())
+        if old["status"]
+            .get("certificate")
+            .is_some_and(|c| !c.as_str().unwrap_or("").is_empty())
             && obj["status"]["certificate"] != old["status"]["certificate"]
         {
-            errs.push(FieldError::invalid("status.certificate", json!("<certificate data>"), "updates may not modify existing certificate content"));
+            errs.push(FieldError::invalid(
+                "status.certificate",
+                json!("<certificate data>"),
+                "updates may not modify existing certificate content",
+            ));
         }
     }
 }
@@ -449,7 +618,12 @@ async fn allowed(ctx: &Ctx<'_>, a: &Attributes) -> Result<bool, ApiError> {
 }
 
 /// Admission and the RBAC storage's escalation checks.
-pub(crate) async fn admit(ctx: &Ctx<'_>, def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+pub(crate) async fn admit(
+    ctx: &Ctx<'_>,
+    def: &ResourceDef,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let user = &ctx.user;
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
@@ -471,18 +645,39 @@ pub(crate) async fn admit(ctx: &Ctx<'_>, def: &ResourceDef, obj: &Value, old: Op
                 .map_err(|msg| ApiError::forbidden(def.group, def.resource, name, &msg))
         }
         "rolebindings" | "clusterrolebindings" if !masters && ctx.server.opts.rbac() => {
-            if old.is_some_and(|o| o["roleRef"] == obj["roleRef"] && o["subjects"] == obj["subjects"]) {
+            if old
+                .is_some_and(|o| o["roleRef"] == obj["roleRef"] && o["subjects"] == obj["subjects"])
+            {
                 return Ok(());
             }
             let rr = &obj["roleRef"];
-            let role_res = if rr["kind"] == "Role" { "roles" } else { "clusterroles" };
-            let bind = Attributes::resource(user, "bind", "rbac.authorization.k8s.io", role_res, "", ns, rr["name"].as_str().unwrap_or(""));
+            let role_res = if rr["kind"] == "Role" {
+                "roles"
+            } else {
+                "clusterroles"
+            };
+            let bind = Attributes::resource(
+                user,
+                "bind",
+                "rbac.authorization.k8s.io",
+                role_res,
+                "",
+                ns,
+                rr["name"].as_str().unwrap_or(""),
+            );
             if allowed(ctx, &bind).await? {
                 return Ok(());
             }
             let rules = match ctx.server.authz.role_ref_rules(rr, ns).await {
                 Ok(r) => r,
-                Err(e) => return Err(ApiError::forbidden(def.group, def.resource, name, &e.message)),
+                Err(e) => {
+                    return Err(ApiError::forbidden(
+                        def.group,
+                        def.resource,
+                        name,
+                        &e.message,
+                    ));
+                }
             };
             ctx.server
                 .authz
@@ -514,15 +709,33 @@ pub(crate) async fn admit(ctx: &Ctx<'_>, def: &ResourceDef, obj: &Value, old: Op
             {
                 // CertificateApproval admission: `approve` on signers/<signerName> or <domain>/*, old signer.
                 let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(user, "approve", "certificates.k8s.io", "signers", "", "", &signer);
+                let exact = Attributes::resource(
+                    user,
+                    "approve",
+                    "certificates.k8s.io",
+                    "signers",
+                    "",
+                    "",
+                    &signer,
+                );
                 let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(user, "approve", "certificates.k8s.io", "signers", "", "", &domain);
+                let wild = Attributes::resource(
+                    user,
+                    "approve",
+                    "certificates.k8s.io",
+                    "signers",
+                    "",
+                    "",
+                    &domain,
+                );
                 if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
                     return Err(ApiError::forbidden(
                         def.group,
                         def.resource,
                         name,
-                        &format!("user not permitted to approve requests with signerName \"{signer}\""),
+                        &format!(
+                            "user not permitted to approve requests with signerName \"{signer}\""
+                        ),
                     ));
                 }
             }
@@ -532,15 +745,33 @@ pub(crate) async fn admit(ctx: &Ctx<'_>, def: &ResourceDef, obj: &Value, old: Op
             {
                 // CertificateSigning admission: `sign` on signers.
                 let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(user, "sign", "certificates.k8s.io", "signers", "", "", &signer);
+                let exact = Attributes::resource(
+                    user,
+                    "sign",
+                    "certificates.k8s.io",
+                    "signers",
+                    "",
+                    "",
+                    &signer,
+                );
                 let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(user, "sign", "certificates.k8s.io", "signers", "", "", &domain);
+                let wild = Attributes::resource(
+                    user,
+                    "sign",
+                    "certificates.k8s.io",
+                    "signers",
+                    "",
+                    "",
+                    &domain,
+                );
                 if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
                     return Err(ApiError::forbidden(
                         def.group,
                         def.resource,
                         name,
-                        &format!("user not permitted to sign requests with signerName \"{signer}\""),
+                        &format!(
+                            "user not permitted to sign requests with signerName \"{signer}\""
+                        ),
                     ));
                 }
             }
@@ -561,7 +792,10 @@ fn selector_matches(sel: &Value, labels: &Value) -> bool {
     if let Some(exprs) = sel["matchExpressions"].as_array() {
         for e in exprs {
             let k = e["key"].as_str().unwrap_or("");
-            let vals: Vec<&str> = e["values"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+            let vals: Vec<&str> = e["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
             match e["operator"].as_str().unwrap_or("") {
                 "In" => terms.push(format!("{k} in ({})", vals.join(","))),
                 "NotIn" => terms.push(format!("{k} notin ({})", vals.join(","))),
@@ -580,17 +814,37 @@ fn selector_matches(sel: &Value, labels: &Value) -> bool {
 /// An aggregated ClusterRole's rules are the union of the rules of every ClusterRole its selectors match
 /// (`pkg/controller/clusterroleaggregation`); recomputed synchronously after every ClusterRole write.
 pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiError> {
-    let def = resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
-    let all: Vec<Value> = store.list(def, None, 0, None).await?.items.into_iter().map(|s| s.obj).collect();
-    for role in all.iter().filter(|r| r["aggregationRule"]["clusterRoleSelectors"].is_array()) {
-        let sels = role["aggregationRule"]["clusterRoleSelectors"].as_array().cloned().unwrap_or_default();
+    let def =
+        resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
+    let all: Vec<Value> = store
+        .list(def, None, 0, None)
+        .await?
+        .items
+        .into_iter()
+        .map(|s| s.obj)
+        .collect();
+    for role in all
+        .iter()
+        .filter(|r| r["aggregationRule"]["clusterRoleSelectors"].is_array())
+    {
+        let sels = role["aggregationRule"]["clusterRoleSelectors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut rules: Vec<Value> = Vec::new();
         let mut sources: Vec<&Value> = all
             .iter()
             .filter(|r| r["metadata"]["name"] != role["metadata"]["name"])
-            .filter(|r| sels.iter().any(|s| selector_matches(s, &r["metadata"]["labels"])))
+            .filter(|r| {
+                sels.iter()
+                    .any(|s| selector_matches(s, &r["metadata"]["labels"]))
+            })
             .collect();
-        sources.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
+        sources.sort_by(|a, b| {
+            a["metadata"]["name"]
+                .as_str()
+                .cmp(&b["metadata"]["name"].as_str())
+        });
         for src in sources {
             for r in src["rules"].as_array().cloned().unwrap_or_default() {
                 if !rules.contains(&r) {
@@ -599,7 +853,9 @@ pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiEr
             }
         }
         let new_rules = Value::Array(rules);
-        if role["rules"] == new_rules || (role.get("rules").is_none() && new_rules.as_array().is_some_and(|a| a.is_empty())) {
+        if role["rules"] == new_rules
+            || (role.get("rules").is_none() && new_rules.as_array().is_some_and(|a| a.is_empty()))
+        {
             continue;
         }
         let name = role["metadata"]["name"].as_str().unwrap_or("").to_string();
