@@ -184,7 +184,7 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
 
     // The same broken file at start is a start error with the apiserver's wording.
     c.stop_server().await;
-    let err = c.start_server().await.err().expect("start must fail");
+    let err = c.start_server().await.expect_err("start must fail");
     assert!(
         err.to_string().starts_with("error while parsing file: "),
         "{err}"
