@@ -114,3 +114,115 @@ fn summary_counts() {
     assert_eq!(s.by_key.get("aescbc:k1"), Some(&1));
     assert_eq!(s.by_namespace["b"].findings, 1);
 }
+
+fn secret_json(ns: &str, name: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"apiVersion":"v1","kind":"Secret",
+        "metadata":{"name":name,"namespace":ns},"type":"Opaque"}))
+    .unwrap()
+}
+
+fn config(providers: &str) -> crate::config::EncryptionConfiguration {
+    let text = format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n{providers}"
+    );
+    crate::config::EncryptionConfiguration::from_text(&text, "test").unwrap()
+}
+
+const GCM: &str = "  - aesgcm:\n      keys:\n      - name: k1\n        secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
+
+#[test]
+fn decrypts_with_the_key_as_authenticated_data() {
+    let cfg = config(GCM);
+    let c = Checker::with_config(&cfg, "secrets").unwrap();
+    let t = crate::transform::EncryptionTransformers::from_config(&cfg).unwrap();
+    let t = t.for_resource(&group_resource("secrets"));
+    let key = "/registry/secrets/a/s";
+    let value = t.write(&secret_json("a", "s"), key.as_bytes()).unwrap();
+    let ok = c.check("/registry/secrets/", "secrets", key, &value);
+    assert_eq!(
+        (ok.storage, ok.verified, ok.finding),
+        (StorageKind::Aesgcm, Some(true), false),
+        "{ok:?}"
+    );
+    assert_eq!(ok.key_name.as_deref(), Some("k1"));
+    assert_eq!(ok.encoding, Some(Encoding::Json));
+    // The same bytes under another key: the AD differs, so decryption fails.
+    let moved = c.check(
+        "/registry/secrets/",
+        "secrets",
+        "/registry/secrets/a/t",
+        &value,
+    );
+    assert_eq!(
+        (moved.verified, moved.finding),
+        (Some(false), true),
+        "{moved:?}"
+    );
+    // No identity provider: a plaintext value is unreadable for the apiserver.
+    let plain = c.check("/registry/secrets/", "secrets", key, &secret_json("a", "s"));
+    assert_eq!(
+        (plain.storage, plain.verified, plain.finding),
+        (StorageKind::Identity, None, true),
+        "{plain:?}"
+    );
+    // A resource the configuration does not cover reads with identity.
+    let cm = Checker::with_config(&cfg, "configmaps").unwrap();
+    let obj = serde_json::to_vec(&serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"a"}})).unwrap();
+    let item = cm.check(
+        "/registry/configmaps/",
+        "configmaps",
+        "/registry/configmaps/a/c",
+        &obj,
+    );
+    assert_eq!(item.verified, Some(true), "{item:?}");
+    // A Secret key holding a ConfigMap does not verify.
+    let item = Checker::without_keys().check(
+        "/registry/secrets/",
+        "secrets",
+        "/registry/secrets/a/c",
+        &obj,
+    );
+    assert_eq!(item.verified, Some(false), "{item:?}");
+    assert!(item.error.unwrap().contains("ConfigMap"));
+}
+
+#[test]
+fn kms_without_a_plugin_is_unverified_and_unknown_keys_are_findings() {
+    let cfg = config(&format!(
+        "  - kms:\n      apiVersion: v2\n      name: p\n      endpoint: unix:///tmp/none.sock\n{GCM}  - identity: {{}}\n"
+    ));
+    let c = Checker::with_config(&cfg, "secrets").unwrap();
+    let kms = c.check(
+        "/registry/secrets/",
+        "secrets",
+        "/registry/secrets/a/s",
+        b"k8s:enc:kms:v2:p:\x0a\x01x\x12\x011\x1a\x01y",
+    );
+    assert_eq!(kms.storage, StorageKind::Kmsv2);
+    assert_eq!((kms.verified, kms.finding), (None, false), "{kms:?}");
+    let unknown = c.check(
+        "/registry/secrets/",
+        "secrets",
+        "/registry/secrets/a/s",
+        b"k8s:enc:aesgcm:v1:k9:0123456789abcdef0123456789",
+    );
+    assert_eq!(
+        (unknown.verified, unknown.finding),
+        (None, true),
+        "{unknown:?}"
+    );
+    assert!(unknown.error.unwrap().contains("k9"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn check_never_panics(value in proptest::collection::vec(proptest::num::u8::ANY, 0..256), prefix in 0usize..4) {
+        let heads: [&[u8]; 4] = [b"", b"k8s\0", b"k8s:enc:aesgcm:v1:k1:", b"{"];
+        let mut v = heads[prefix].to_vec();
+        v.extend(value);
+        let c = Checker::with_config(&config(GCM), "secrets").unwrap();
+        let item = c.check("/registry/secrets/", "secrets", "/registry/secrets/a/b", &v);
+        proptest::prop_assert!(item.verified != Some(true) || item.error.is_none());
+        let _ = Checker::without_keys().check("/registry/secrets/", "secrets", "/registry/x", &v);
+    }
+}
