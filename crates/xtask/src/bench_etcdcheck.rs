@@ -21,6 +21,7 @@ const SECRETBOX_KEY: &str = "c2VjcmV0Ym94LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=";
 const AESCBC_KEY: &str = "YWVzY2JjLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ=";
 
 struct Opts {
+    plugin: Option<PathBuf>,
     secrets: usize,
     runs: usize,
     data_bytes: usize,
@@ -28,6 +29,7 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts> {
     let mut o = Opts {
+        plugin: None,
         secrets: 100_000,
         runs: 5,
         data_bytes: 700,
@@ -44,9 +46,10 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--secrets" => o.secrets = val("--secrets")?,
             "--runs" => o.runs = val("--runs")?,
             "--data-bytes" => o.data_bytes = val("--data-bytes")?,
+            "--plugin" => o.plugin = Some(it.next().context("--plugin needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask bench etcdcheck [--secrets N (100000)] [--runs R (5)] [--data-bytes B (700, ~1 KiB stored)]"
+                    "cargo xtask bench etcdcheck [--secrets N (100000)] [--runs R (5)] [--data-bytes B (700, ~1 KiB stored)] [--plugin PATH (target/release/kubectl-etcdcheck)]"
                 );
                 std::process::exit(0);
             }
@@ -63,7 +66,10 @@ fn parse(args: &[String]) -> Result<Opts> {
 /// Entry point (`cargo xtask bench etcdcheck [ARGS]`).
 pub fn run(args: &[String]) -> Result<()> {
     let opts = parse(args)?;
-    let plugin = release_binary("kubectl-etcdcheck")?;
+    let plugin = match &opts.plugin {
+        Some(p) => p.clone(),
+        None => release_binary("kubectl-etcdcheck")?,
+    };
     let work = tempfile::tempdir()?;
     let enc = work.path().join("enc.yaml");
     std::fs::write(
