@@ -1,1 +1,1147 @@
 //! Rewriting stored objects so they are encrypted with the current key (the `kubectl reencrypt` verb).
+//!
+//! kube-apiserver writes an unchanged object back to etcd only when the stored value was read through a
+//! provider or key other than the first one (the transformer's `stale` flag; kubernetes/apiserver
+//! `pkg/storage/value/transformer.go` and the short-circuit in `pkg/storage/etcd3/store.go` `GuaranteedUpdate`).
+//! So sending every object back unchanged, with its resourceVersion, rewrites exactly the stale ones: a
+//! rewritten object gets a new resourceVersion, a current one keeps it. This is what the upstream
+//! kube-storage-version-migrator does (`pkg/migrator/core.go`), with one worker; here:
+//!
+//! * paginated lists (`limit`/`continue`, per namespace); a `410 Gone` continue token restarts the listing after
+//!   the last name seen; never a whole-cluster list in memory;
+//! * a bounded worker pool PUTting each object back unchanged (JSON, all fields) with its resourceVersion;
+//! * `409 Conflict` → re-GET and retry with the fresh object (a concurrent writer always wins, stale data is never
+//!   written); `404` → gone; `429`/`5xx`/connection errors → backoff honouring `Retry-After` (survives an API
+//!   server restart); other errors → failed;
+//! * a client-side token bucket (`qps`/`burst`);
+//! * a [`StateFile`] recording finished namespaces, so an interrupted run resumes without redoing them;
+//! * cancellation: in-flight requests finish, queued objects are left for the next run, state is saved.
+
+mod discovery;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, watch};
+
+pub use discovery::{Discovered, Target, resolve};
+pub use state::{ResourceState, State, StateFile, kube_dir};
+
+/// Errors that stop a run (per-object failures are reported in [`Report`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ReencryptError {
+    /// Resolving resource names through discovery failed.
+    #[error("discovery: {0}")]
+    Discovery(String),
+    /// Reading or writing the state file failed.
+    #[error("{0}")]
+    State(String),
+    /// Listing namespaces failed (needed for all-namespace runs).
+    #[error("cannot list namespaces: {0}; pass -n NAMESPACE to rewrite one namespace")]
+    Namespaces(String),
+    /// Invalid options.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// Retry policy for throttled, failing or unreachable API servers.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (per request).
+    pub max_retries: u32,
+    /// First backoff; doubled on every retry.
+    pub base: Duration,
+    /// Longest backoff (and longest honoured `Retry-After`).
+    pub cap: Duration,
+    /// Per-request timeout; a timed-out request is retried.
+    pub request_timeout: Duration,
+    /// Conflicts tolerated per object before it is reported failed.
+    pub max_conflicts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 10,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_conflicts: 20,
+        }
+    }
+}
+
+/// What to rewrite and how.
+#[derive(Debug)]
+pub struct Options {
+    /// One namespace, or `None` for every namespace (namespaced resources only).
+    pub namespace: Option<String>,
+    /// Workers sending PUTs (default 16).
+    pub concurrency: usize,
+    /// Objects per list page (default 500, like the storage version migrator).
+    pub page_size: u32,
+    /// Client-side request rate limit (requests per second); `None` = unlimited.
+    pub qps: Option<f64>,
+    /// Requests allowed in a burst above `qps`.
+    pub burst: u32,
+    /// Retries and backoff.
+    pub retry: RetryPolicy,
+    /// Only list and count what would be sent back; nothing is written (see [`Outcome`] for why a server-side
+    /// dry run cannot tell which objects are stale).
+    pub dry_run: bool,
+    /// Progress kept across runs; namespaces it marks done are skipped.
+    pub state: Option<StateFile>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: None,
+            concurrency: 16,
+            page_size: 500,
+            qps: None,
+            burst: 10,
+            retry: RetryPolicy::default(),
+            dry_run: false,
+            state: None,
+        }
+    }
+}
+
+/// The result of sending one object back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "outcome", content = "error")]
+pub enum Outcome {
+    /// The server wrote it again (resourceVersion changed): it was stale.
+    Rewritten,
+    /// Already stored with the current key (resourceVersion unchanged; no etcd write).
+    Current,
+    /// Deleted meanwhile (404).
+    Gone,
+    /// Failed after retries, or rejected.
+    Failed(String),
+    /// Not attempted or not finished because the run was cancelled.
+    Interrupted,
+}
+
+/// Counts per namespace (or in total).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Objects listed.
+    pub listed: u64,
+    /// Rewritten (were stale).
+    pub rewritten: u64,
+    /// Already current.
+    pub current: u64,
+    /// Deleted meanwhile.
+    pub gone: u64,
+    /// Conflicts met (each one re-read and retried; not an outcome).
+    pub conflicts: u64,
+    /// Failed objects (and failed listings).
+    pub failed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.listed += o.listed;
+        self.rewritten += o.rewritten;
+        self.current += o.current;
+        self.gone += o.gone;
+        self.conflicts += o.conflicts;
+        self.failed += o.failed;
+    }
+}
+
+/// How far a namespace got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceStatus {
+    /// Every object handled, none failed.
+    Done,
+    /// Already done in the resumed state file; not touched.
+    Skipped,
+    /// Some objects failed or the listing failed; a resumed run redoes it.
+    Failed,
+    /// Cancelled before it finished; a resumed run redoes it.
+    Incomplete,
+    /// Dry run: listed only.
+    Listed,
+}
+
+/// One row of the report: a namespace (`""` for cluster-scoped) of a resource.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceReport {
+    /// Resource display name (`secrets`, `deployments.apps`).
+    pub resource: String,
+    /// Namespace, `""` for cluster-scoped resources.
+    pub namespace: String,
+    /// Status.
+    pub status: NamespaceStatus,
+    /// Counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// One failed object or listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// Resource display name.
+    pub resource: String,
+    /// Namespace (`""` for cluster-scoped).
+    pub namespace: String,
+    /// Object name; empty when the listing itself failed.
+    pub name: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Dry run (nothing written).
+    pub dry_run: bool,
+    /// The run was cancelled before it finished.
+    pub interrupted: bool,
+    /// Wall time in seconds.
+    pub elapsed_seconds: f64,
+    /// Totals over all namespaces.
+    pub totals: Counts,
+    /// Per resource and namespace, sorted.
+    pub namespaces: Vec<NamespaceReport>,
+    /// Failures (at most 1000 kept; `totals.failed` counts all).
+    pub failures: Vec<Failure>,
+    /// Where progress was saved, if anywhere.
+    pub state_file: Option<String>,
+}
+
+impl Report {
+    /// Whether anything failed.
+    pub fn has_failures(&self) -> bool {
+        self.totals.failed > 0
+    }
+}
+
+/// Receives progress while a run goes on (called from the collecting task; keep it cheap).
+pub trait Observer: Send + Sync {
+    /// An estimate of the number of objects to handle (from `remainingItemCount`), when the server gives one.
+    fn total_hint(&self, _objects: u64) {}
+    /// One object finished.
+    fn object(&self, _resource: &str, _namespace: &str, _name: &str, _outcome: &Outcome) {}
+    /// A namespace finished (or was skipped).
+    fn namespace(&self, _report: &NamespaceReport) {}
+}
+
+/// An [`Observer`] that ignores everything.
+pub struct NoProgress;
+impl Observer for NoProgress {}
+
+const MAX_FAILURES_KEPT: usize = 1000;
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A token bucket shared by every request of a run (client-go's `--qps`/`--burst` semantics).
+struct RateLimiter {
+    qps: f64,
+    burst: f64,
+    state: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(qps: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            qps,
+            burst,
+            state: std::sync::Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes one token, sleeping until it is available (reservations queue fairly).
+    async fn acquire(&self) {
+        let wait = {
+            let mut st = self.state.lock().expect("rate limiter lock");
+            let now = Instant::now();
+            let refill = now.duration_since(st.1).as_secs_f64() * self.qps;
+            st.0 = (st.0 + refill).min(self.burst);
+            st.1 = now;
+            st.0 -= 1.0;
+            if st.0 >= 0.0 { 0.0 } else { -st.0 / self.qps }
+        };
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+}
+
+/// A response read completely.
+struct Resp {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+enum SendError {
+    /// Retries exhausted; the last error.
+    Exhausted(String),
+    /// Cancelled while waiting to retry.
+    Cancelled,
+}
+
+fn status_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect()),
+        Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
+    }
+}
+
+/// The shared request machinery of a run.
+struct Requester {
+    client: Client,
+    limiter: Option<RateLimiter>,
+    retry: RetryPolicy,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Requester {
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    /// Sleeps `d`, returning false when cancelled meanwhile.
+    async fn sleep_unless_cancelled(&self, d: Duration) -> bool {
+        let mut c = self.cancel.clone();
+        if *c.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            r = c.wait_for(|v| *v) => r.is_err(),
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base.saturating_mul(1u32 << attempt.min(16));
+        let d = exp.min(self.retry.cap);
+        // Jitter of up to 25% so that workers throttled together do not retry together.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.subsec_nanos())
+            .unwrap_or(0);
+        d + d.mul_f64(f64::from(nanos % 1000) / 4000.0)
+    }
+
+    /// Sends a request, retrying on 429, 5xx, timeouts and connection errors with backoff; `Retry-After` (or
+    /// the Status' `details.retryAfterSeconds`) is honoured up to the policy's cap. Other statuses are returned.
+    async fn send(
+        &self,
+        method: &http::Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Resp, SendError> {
+        let mut attempt = 0u32;
+        loop {
+            if let Some(l) = &self.limiter {
+                l.acquire().await;
+            }
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(http::header::ACCEPT, "application/json");
+            if body.is_some() {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+            }
+            let req = req
+                .body(Body::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+                .expect("valid request");
+            let started = Instant::now();
+            let result = tokio::time::timeout(self.retry.request_timeout, async {
+                let resp = self.client.send(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let body = resp
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((status, retry_after, body.to_vec()))
+            })
+            .await;
+            let (err, hint) = match result {
+                Err(_) => (
+                    format!(
+                        "{method} {path}: no answer within {:?}",
+                        self.retry.request_timeout
+                    ),
+                    None,
+                ),
+                Ok(Err(e)) => (format!("{method} {path}: {e}"), None),
+                Ok(Ok((status, retry_after, body)))
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+                {
+                    let hint = retry_after.or_else(|| {
+                        serde_json::from_slice::<Value>(&body)
+                            .ok()?
+                            .pointer("/details/retryAfterSeconds")?
+                            .as_u64()
+                    });
+                    (
+                        format!(
+                            "{method} {path}: {} {}",
+                            status.as_u16(),
+                            status_message(&body)
+                        ),
+                        hint.map(Duration::from_secs),
+                    )
+                }
+                Ok(Ok((status, _, body))) => {
+                    tracing::trace!(%method, path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
+                    return Ok(Resp { status, body });
+                }
+            };
+            if attempt >= self.retry.max_retries {
+                return Err(SendError::Exhausted(format!(
+                    "{err} (gave up after {} attempts)",
+                    attempt + 1
+                )));
+            }
+            let wait = match hint {
+                Some(h) => h.min(self.retry.cap).max(self.retry.base),
+                None => self.backoff(attempt),
+            };
+            tracing::debug!(error = %err, ?wait, attempt, "retrying");
+            attempt += 1;
+            if !self.sleep_unless_cancelled(wait).await {
+                return Err(SendError::Cancelled);
+            }
+        }
+    }
+}
+
+/// One object queued for a worker.
+struct WorkItem {
+    target: usize,
+    namespace: Arc<str>,
+    object: Value,
+}
+
+/// Messages to the collecting task.
+enum Event {
+    Object {
+        target: usize,
+        namespace: Arc<str>,
+        name: String,
+        outcome: Outcome,
+        conflicts: u32,
+    },
+    /// The namespace's listing finished; `count` objects were queued.
+    Listed {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+    /// The namespace's listing failed after `count` objects were queued.
+    ListFailed {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+        error: String,
+    },
+    /// The listing stopped because the run was cancelled.
+    ListInterrupted {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+}
+
+fn object_name(o: &Value) -> &str {
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn resource_version(o: &Value) -> Option<&str> {
+    o.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+}
+
+/// Sends one object back unchanged; on conflict re-reads it and sends the fresh object.
+async fn rewrite_one(
+    req: &Requester,
+    target: &Target,
+    namespace: &str,
+    mut object: Value,
+) -> (String, Outcome, u32) {
+    let name = object_name(&object).to_string();
+    let path = target.object_path(namespace, &name);
+    let mut conflicts = 0u32;
+    loop {
+        // List items carry no apiVersion/kind; a PUT body names them (as `kubectl replace` does).
+        if let Some(m) = object.as_object_mut() {
+            m.entry("apiVersion")
+                .or_insert_with(|| Value::String(target.api_version()));
+            m.entry("kind")
+                .or_insert_with(|| Value::String(target.kind.clone()));
+        }
+        let sent_rv = resource_version(&object).map(str::to_string);
+        let body = serde_json::to_vec(&object).expect("JSON value serializes");
+        let resp = match req.send(&http::Method::PUT, &path, Some(&body)).await {
+            Ok(r) => r,
+            Err(SendError::Cancelled) => return (name, Outcome::Interrupted, conflicts),
+            Err(SendError::Exhausted(e)) => return (name, Outcome::Failed(e), conflicts),
+        };
+        match resp.status {
+            s if s.is_success() => {
+                let new_rv = serde_json::from_slice::<Value>(&resp.body)
+                    .ok()
+                    .and_then(|v| resource_version(&v).map(str::to_string));
+                let outcome = match (&sent_rv, &new_rv) {
+                    (Some(a), Some(b)) if a == b => Outcome::Current,
+                    (_, Some(_)) => Outcome::Rewritten,
+                    (_, None) => Outcome::Failed(format!(
+                        "PUT {path}: {} without a resourceVersion in the response",
+                        s.as_u16()
+                    )),
+                };
+                return (name, outcome, conflicts);
+            }
+            StatusCode::NOT_FOUND => return (name, Outcome::Gone, conflicts),
+            StatusCode::CONFLICT => {
+                conflicts += 1;
+                if conflicts > req.retry.max_conflicts {
+                    return (
+                        name,
+                        Outcome::Failed(format!(
+                            "PUT {path}: still conflicting after {conflicts} fresh reads: {}",
+                            status_message(&resp.body)
+                        )),
+                        conflicts,
+                    );
+                }
+                // A concurrent writer won: read its object and send that back instead.
+                match req.send(&http::Method::GET, &path, None).await {
+                    Ok(r) if r.status.is_success() => {
+                        match serde_json::from_slice::<Value>(&r.body) {
+                            Ok(fresh) => object = fresh,
+                            Err(e) => {
+                                return (
+                                    name,
+                                    Outcome::Failed(format!("GET {path}: invalid JSON: {e}")),
+                                    conflicts,
+                                );
+                            }
+                        }
+                    }
+                    Ok(r) if r.status == StatusCode::NOT_FOUND => {
+                        return (name, Outcome::Gone, conflicts);
+                    }
+                    Ok(r) => {
+                        return (
+                            name,
+                            Outcome::Failed(format!(
+                                "GET {path}: {} {}",
+                                r.status.as_u16(),
+                                status_message(&r.body)
+                            )),
+                            conflicts,
+                        );
+                    }
+                    Err(SendError::Cancelled) => return (name, Outcome::Interrupted, conflicts),
+                    Err(SendError::Exhausted(e)) => return (name, Outcome::Failed(e), conflicts),
+                }
+            }
+            s => {
+                return (
+                    name,
+                    Outcome::Failed(format!(
+                        "PUT {path}: {} {}",
+                        s.as_u16(),
+                        status_message(&resp.body)
+                    )),
+                    conflicts,
+                );
+            }
+        }
+    }
+}
+
+/// Lists the namespaces (sorted by name), paginated.
+async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>, ReencryptError> {
+    let mut out = Vec::new();
+    let mut cont: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/namespaces?limit={page_size}");
+        if let Some(c) = &cont {
+            path.push_str(&format!("&continue={}", percent_encode(c)));
+        }
+        let resp = match req.send(&http::Method::GET, &path, None).await {
+            Ok(r) => r,
+            Err(SendError::Exhausted(e)) => return Err(ReencryptError::Namespaces(e)),
+            Err(SendError::Cancelled) => {
+                return Err(ReencryptError::Namespaces("cancelled".into()));
+            }
+        };
+        if resp.status == StatusCode::GONE && cont.is_some() {
+            // The continue token expired: list again and keep the names not seen yet.
+            cont = None;
+            continue;
+        }
+        if !resp.status.is_success() {
+            return Err(ReencryptError::Namespaces(format!(
+                "{} {}",
+                resp.status.as_u16(),
+                status_message(&resp.body)
+            )));
+        }
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| ReencryptError::Namespaces(format!("invalid JSON from {path}: {e}")))?;
+        for item in v
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let n = object_name(item);
+            if !n.is_empty() {
+                out.push(n.to_string());
+            }
+        }
+        cont = v
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        if cont.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// An estimate of the number of objects from a one-item list (`remainingItemCount`).
+async fn count_hint(req: &Requester, target: &Target, namespace: Option<&str>) -> Option<u64> {
+    let path = format!("{}?limit=1", target.collection_path(namespace));
+    let resp = req.send(&http::Method::GET, &path, None).await.ok()?;
+    if !resp.status.is_success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&resp.body).ok()?;
+    let items = v.get("items")?.as_array()?.len() as u64;
+    let remaining = v
+        .pointer("/metadata/remainingItemCount")
+        .and_then(Value::as_u64);
+    let cont = v
+        .pointer("/metadata/continue")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match remaining {
+        Some(r) => Some(items + r),
+        None if cont.is_empty() => Some(items),
+        None => None,
+    }
+}
+
+enum ListEnd {
+    Done(u64),
+    Failed(u64, String),
+    Cancelled(u64),
+}
+
+/// Lists one namespace of a target page by page, queueing each object (or only counting, in a dry run).
+async fn list_namespace(
+    req: &Requester,
+    target: &Target,
+    t: usize,
+    namespace: &Arc<str>,
+    page_size: u32,
+    work: Option<&mpsc::Sender<WorkItem>>,
+) -> ListEnd {
+    let mut count = 0u64;
+    let mut cont: Option<String> = None;
+    // The last name queued: after a 410 the listing restarts and skips up to it (names sort like etcd keys).
+    let mut last_seen: Option<String> = None;
+    let ns = if target.namespaced {
+        Some(&**namespace)
+    } else {
+        None
+    };
+    loop {
+        if req.cancelled() {
+            return ListEnd::Cancelled(count);
+        }
+        let mut path = format!("{}?limit={page_size}", target.collection_path(ns));
+        if let Some(c) = &cont {
+            path.push_str(&format!("&continue={}", percent_encode(c)));
+        }
+        let resp = match req.send(&http::Method::GET, &path, None).await {
+            Ok(r) => r,
+            Err(SendError::Cancelled) => return ListEnd::Cancelled(count),
+            Err(SendError::Exhausted(e)) => return ListEnd::Failed(count, e),
+        };
+        if resp.status == StatusCode::GONE && cont.is_some() {
+            tracing::info!(
+                resource = %target.display_name(), namespace = &**namespace, ?last_seen,
+                "continue token expired (410 Gone); listing again after the last name seen"
+            );
+            cont = None;
+            continue;
+        }
+        if !resp.status.is_success() {
+            return ListEnd::Failed(
+                count,
+                format!(
+                    "GET {path}: {} {}",
+                    resp.status.as_u16(),
+                    status_message(&resp.body)
+                ),
+            );
+        }
+        let mut page: Value = match serde_json::from_slice(&resp.body) {
+            Ok(v) => v,
+            Err(e) => return ListEnd::Failed(count, format!("GET {path}: invalid JSON: {e}")),
+        };
+        drop(resp);
+        let next = page
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        let items = match page.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        drop(page);
+        for item in items {
+            let name = object_name(&item).to_string();
+            if let Some(last) = &last_seen
+                && name.as_str() <= last.as_str()
+            {
+                continue;
+            }
+            count += 1;
+            if let Some(work) = work {
+                let ok = work
+                    .send(WorkItem {
+                        target: t,
+                        namespace: namespace.clone(),
+                        object: item,
+                    })
+                    .await
+                    .is_ok();
+                if !ok {
+                    return ListEnd::Cancelled(count - 1);
+                }
+            }
+            last_seen = Some(name);
+        }
+        match next {
+            Some(c) => cont = Some(c),
+            None => return ListEnd::Done(count),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Track {
+    listed: Option<u64>,
+    finished: u64,
+    broken: bool,
+    interrupted: bool,
+}
+
+/// Rewrites every object of `targets` (see the module documentation). `cancel` set to `true` stops the run:
+/// in-flight requests finish, queued objects stay for the next run, the state file is saved.
+///
+/// Returns `Err` only when the run could not start or continue at all (discovery, namespaces, state file);
+/// per-object and per-listing failures are in the [`Report`].
+pub async fn run(
+    client: &Client,
+    targets: &[Target],
+    mut options: Options,
+    cancel: watch::Receiver<bool>,
+    observer: Arc<dyn Observer>,
+) -> Result<Report, ReencryptError> {
+    let started = Instant::now();
+    if options.concurrency == 0 {
+        return Err(ReencryptError::Options(
+            "concurrency must be at least 1".into(),
+        ));
+    }
+    if options.page_size == 0 {
+        return Err(ReencryptError::Options(
+            "page size must be at least 1".into(),
+        ));
+    }
+    if let Some(q) = options.qps
+        && !(q.is_finite() && q > 0.0)
+    {
+        return Err(ReencryptError::Options(format!(
+            "qps must be a positive number, not {q}"
+        )));
+    }
+    let req = Arc::new(Requester {
+        client: client.clone(),
+        limiter: options.qps.map(|q| RateLimiter::new(q, options.burst)),
+        retry: options.retry.clone(),
+        cancel: cancel.clone(),
+    });
+    let names: Vec<String> = targets.iter().map(Target::display_name).collect();
+
+    // Which namespaces to do, per target.
+    let mut all_namespaces: Option<Vec<String>> = None;
+    let mut plan: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut report_rows: BTreeMap<(String, String), NamespaceReport> = BTreeMap::new();
+    let mut any_skipped = false;
+    for (t, target) in targets.iter().enumerate() {
+        let nss: Vec<String> = if !target.namespaced {
+            vec![String::new()]
+        } else if let Some(ns) = &options.namespace {
+            vec![ns.clone()]
+        } else {
+            if all_namespaces.is_none() {
+                all_namespaces = Some(list_namespaces(&req, options.page_size).await?);
+            }
+            all_namespaces.clone().unwrap_or_default()
+        };
+        let mut todo = Vec::new();
+        for ns in nss {
+            if options
+                .state
+                .as_ref()
+                .is_some_and(|s| s.is_done(&names[t], &ns))
+            {
+                any_skipped = true;
+                let row = NamespaceReport {
+                    resource: names[t].clone(),
+                    namespace: ns.clone(),
+                    status: NamespaceStatus::Skipped,
+                    counts: Counts::default(),
+                };
+                observer.namespace(&row);
+                report_rows.insert((names[t].clone(), ns), row);
+            } else {
+                todo.push(ns);
+            }
+        }
+        plan.push((t, todo));
+    }
+
+    // A total for the progress bar, when it costs one request per target.
+    if !any_skipped {
+        let mut total = Some(0u64);
+        for (t, target) in targets.iter().enumerate() {
+            if plan[t].1.is_empty() {
+                continue;
+            }
+            let ns = if target.namespaced {
+                options.namespace.as_deref()
+            } else {
+                None
+            };
+            total = match (total, count_hint(&req, target, ns).await) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+        if let Some(n) = total {
+            observer.total_hint(n);
+        }
+    }
+
+    let (work_tx, work_rx) = mpsc::channel::<WorkItem>(options.concurrency * 4);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let targets_arc: Arc<Vec<Target>> = Arc::new(targets.to_vec());
+
+    // Workers.
+    let mut workers = Vec::new();
+    if !options.dry_run {
+        for _ in 0..options.concurrency {
+            let req = req.clone();
+            let work_rx = work_rx.clone();
+            let ev_tx = ev_tx.clone();
+            let targets = targets_arc.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let item = { work_rx.lock().await.recv().await };
+                    let Some(item) = item else { break };
+                    let (name, outcome, conflicts) = if req.cancelled() {
+                        (
+                            object_name(&item.object).to_string(),
+                            Outcome::Interrupted,
+                            0,
+                        )
+                    } else {
+                        rewrite_one(&req, &targets[item.target], &item.namespace, item.object).await
+                    };
+                    let _ = ev_tx.send(Event::Object {
+                        target: item.target,
+                        namespace: item.namespace,
+                        name,
+                        outcome,
+                        conflicts,
+                    });
+                }
+            }));
+        }
+    }
+    drop(work_rx);
+
+    // The lister: namespace after namespace, page after page.
+    let lister = {
+        let req = req.clone();
+        let ev_tx = ev_tx.clone();
+        let targets = targets_arc.clone();
+        let page_size = options.page_size;
+        let dry_run = options.dry_run;
+        tokio::spawn(async move {
+            let work = if dry_run { None } else { Some(work_tx) };
+            for (t, nss) in plan {
+                for ns in nss {
+                    let ns: Arc<str> = Arc::from(ns);
+                    if req.cancelled() {
+                        let _ = ev_tx.send(Event::ListInterrupted {
+                            target: t,
+                            namespace: ns,
+                            count: 0,
+                        });
+                        continue;
+                    }
+                    let end =
+                        list_namespace(&req, &targets[t], t, &ns, page_size, work.as_ref()).await;
+                    let ev = match end {
+                        ListEnd::Done(count) => Event::Listed {
+                            target: t,
+                            namespace: ns,
+                            count,
+                        },
+                        ListEnd::Failed(count, error) => Event::ListFailed {
+                            target: t,
+                            namespace: ns,
+                            count,
+                            error,
+                        },
+                        ListEnd::Cancelled(count) => Event::ListInterrupted {
+                            target: t,
+                            namespace: ns,
+                            count,
+                        },
+                    };
+                    let _ = ev_tx.send(ev);
+                }
+            }
+        })
+    };
+    drop(ev_tx);
+
+    // Collect.
+    let mut tracks: HashMap<(usize, Arc<str>), Track> = HashMap::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut state_error: Option<ReencryptError> = None;
+    let mut interrupted = false;
+    let row_of = |rows: &mut BTreeMap<(String, String), NamespaceReport>,
+                  t: usize,
+                  ns: &str|
+     -> (String, String) {
+        let key = (names[t].clone(), ns.to_string());
+        rows.entry(key.clone()).or_insert_with(|| NamespaceReport {
+            resource: names[t].clone(),
+            namespace: ns.to_string(),
+            status: NamespaceStatus::Incomplete,
+            counts: Counts::default(),
+        });
+        key
+    };
+    while let Some(ev) = ev_rx.recv().await {
+        let (t, ns) = match ev {
+            Event::Object {
+                target: t,
+                namespace,
+                name,
+                outcome,
+                conflicts,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                let row = report_rows.get_mut(&key).expect("row exists");
+                row.counts.conflicts += u64::from(conflicts);
+                let track = tracks.entry((t, namespace.clone())).or_default();
+                track.finished += 1;
+                match &outcome {
+                    Outcome::Rewritten => row.counts.rewritten += 1,
+                    Outcome::Current => row.counts.current += 1,
+                    Outcome::Gone => row.counts.gone += 1,
+                    Outcome::Failed(e) => {
+                        row.counts.failed += 1;
+                        track.broken = true;
+                        tracing::warn!(resource = %names[t], namespace = &*namespace, name, error = %e, "failed");
+                        if failures.len() < MAX_FAILURES_KEPT {
+                            failures.push(Failure {
+                                resource: names[t].clone(),
+                                namespace: namespace.to_string(),
+                                name: name.clone(),
+                                error: e.clone(),
+                            });
+                        }
+                    }
+                    Outcome::Interrupted => {
+                        track.interrupted = true;
+                        interrupted = true;
+                    }
+                }
+                observer.object(&names[t], &namespace, &name, &outcome);
+                (t, namespace)
+            }
+            Event::Listed {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows.get_mut(&key).expect("row exists").counts.listed = count;
+                tracks.entry((t, namespace.clone())).or_default().listed = Some(count);
+                (t, namespace)
+            }
+            Event::ListFailed {
+                target: t,
+                namespace,
+                count,
+                error,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                let row = report_rows.get_mut(&key).expect("row exists");
+                row.counts.listed = count;
+                row.counts.failed += 1;
+                tracing::warn!(resource = %names[t], namespace = &*namespace, %error, "listing failed");
+                if failures.len() < MAX_FAILURES_KEPT {
+                    failures.push(Failure {
+                        resource: names[t].clone(),
+                        namespace: namespace.to_string(),
+                        name: String::new(),
+                        error: format!("listing failed: {error}"),
+                    });
+                }
+                let track = tracks.entry((t, namespace.clone())).or_default();
+                track.listed = Some(count);
+                track.broken = true;
+                (t, namespace)
+            }
+            Event::ListInterrupted {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows.get_mut(&key).expect("row exists").counts.listed = count;
+                interrupted = true;
+                let track = tracks.entry((t, namespace.clone())).or_default();
+                track.listed = Some(count);
+                track.interrupted = true;
+                (t, namespace)
+            }
+        };
+        // Is the namespace finished?
+        let key = (t, ns.clone());
+        let track = tracks.get(&key).expect("track exists");
+        let Some(listed) = track.listed else { continue };
+        if !options.dry_run && track.finished < listed {
+            continue;
+        }
+        let status = if track.interrupted {
+            NamespaceStatus::Incomplete
+        } else if track.broken {
+            NamespaceStatus::Failed
+        } else if options.dry_run {
+            NamespaceStatus::Listed
+        } else {
+            NamespaceStatus::Done
+        };
+        tracks.remove(&key);
+        let row = report_rows
+            .get_mut(&(names[t].clone(), ns.to_string()))
+            .expect("row exists");
+        row.status = status.clone();
+        if status == NamespaceStatus::Done
+            && let Some(state) = options.state.as_mut()
+        {
+            state.mark_done(&names[t], &ns);
+            if let Err(e) = state.save() {
+                tracing::error!(error = %e, "cannot save progress");
+                state_error.get_or_insert(e);
+            }
+        }
+        observer.namespace(row);
+    }
+    let _ = lister.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    interrupted |= *cancel.borrow();
+
+    let mut totals = Counts::default();
+    for row in report_rows.values() {
+        totals.add(&row.counts);
+    }
+    // Mark resources complete when every namespace is done (a resumed run then has nothing to do).
+    if let Some(state) = options.state.as_mut()
+        && !options.dry_run
+    {
+        let mut changed = false;
+        for name in &names {
+            let all_done = report_rows
+                .values()
+                .filter(|r| &r.resource == name)
+                .all(|r| matches!(r.status, NamespaceStatus::Done | NamespaceStatus::Skipped));
+            if all_done && options.namespace.is_none() {
+                state.mark_complete(name);
+                changed = true;
+            }
+        }
+        if changed && let Err(e) = state.save() {
+            state_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = state_error {
+        return Err(e);
+    }
+    Ok(Report {
+        dry_run: options.dry_run,
+        interrupted,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        totals,
+        namespaces: report_rows.into_values().collect(),
+        failures,
+        state_file: options
+            .state
+            .as_ref()
+            .map(|s| s.path().display().to_string()),
+    })
+}

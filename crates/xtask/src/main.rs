@@ -1,1 +1,205 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's tasks, runnable on a fresh Debian machine.
+//!
+//! xtask itself depends on nothing that needs system packages (no OpenSSL, no protoc), so it builds first and
+//! then installs what the rest of the workspace needs.
+
+mod deps;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test [ARGS...]        install what the tests need (etcd-server, etcd-client, protobuf-compiler, openssl,
+                        kubectl) when missing, build the plugins, run every test of the workspace (nextest);
+                        ARGS go to `cargo nextest run`
+  deps                  only install the system packages the build and the tests need
+  sandbox [ARGS...]     run a local sandbox control plane (`atrest-sandbox up`, default --root target/sandbox)
+  bench NAME [ARGS...]  run a benchmark: etcdcheck | sandbox | reencrypt (release build)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    match task.as_str() {
+        "test" => test(rest),
+        "deps" => {
+            deps::ensure_all()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "sandbox" => sandbox(rest),
+        "bench" => bench(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            eprint!("xtask: unknown task {other:?}\n\n{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The workspace root (the parent of `crates/xtask`).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/xtask sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Runs a command, failing with its command line when it does not exit 0.
+fn status(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: $ {shown}");
+    let st = cmd
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !st.success() {
+        bail!("{shown} failed ({st})");
+    }
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<ExitCode> {
+    deps::ensure_all()?;
+    // The end-to-end tests run the plugin binaries, so build them first (same target dir, same profile).
+    status(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    if deps::have("cargo-nextest") || has_cargo_subcommand("nextest") {
+        let st = cargo()
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ])
+            .args(rest)
+            .status()
+            .context("could not run cargo nextest")?;
+        return Ok(exit_code(st));
+    }
+    eprintln!("xtask: cargo-nextest not found; falling back to cargo test");
+    let st = cargo()
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+        .args(rest)
+        .status()
+        .context("could not run cargo test")?;
+    Ok(exit_code(st))
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    cargo()
+        .args([name, "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn exit_code(st: std::process::ExitStatus) -> ExitCode {
+    match st.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn sandbox(rest: &[String]) -> Result<ExitCode> {
+    deps::ensure_build()?;
+    deps::ensure_runtime()?;
+    let mut args: Vec<String> = rest.to_vec();
+    if !args
+        .iter()
+        .any(|a| a == "--root" || a.starts_with("--root="))
+    {
+        let root = workspace_root().join("target").join("sandbox");
+        args.push("--root".into());
+        args.push(root.display().to_string());
+    }
+    let root = root_arg(&args).expect("--root was just ensured");
+    eprintln!(
+        "xtask: starting the sandbox under {root}; when it prints `ready`, in another shell run:\n\n    source {root}/sandbox.env\n    kubectl get pods -n kube-system\n"
+    );
+    let st = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "atrest-sandbox",
+            "--bin",
+            "atrest-sandbox",
+            "--",
+            "up",
+        ])
+        .args(&args)
+        .status()
+        .context("could not run atrest-sandbox")?;
+    Ok(exit_code(st))
+}
+
+fn root_arg(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--root" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--root=") {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+fn bench(rest: &[String]) -> Result<ExitCode> {
+    let Some(name) = rest.first() else {
+        bail!("which benchmark? etcdcheck | sandbox | reencrypt");
+    };
+    if !["etcdcheck", "sandbox", "reencrypt"].contains(&name.as_str()) {
+        bail!("unknown benchmark {name:?}: etcdcheck | sandbox | reencrypt");
+    }
+    deps::ensure_all()?;
+    // Benchmarks measure release builds of the plugins against the baselines in the same run.
+    status(cargo().args(["build", "--release", "--workspace", "--bins", "--locked"]))?;
+    let st = cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--locked",
+            "-p",
+            "atrest-e2e",
+            "--bin",
+            "atrest-bench",
+            "--",
+        ])
+        .args(rest)
+        .status()
+        .context("could not run the benchmark")?;
+    Ok(exit_code(st))
+}

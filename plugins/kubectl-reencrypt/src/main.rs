@@ -1,1 +1,489 @@
-fn main() {}
+//! `kubectl reencrypt`: rewrite stored objects so they are encrypted with the current key.
+//!
+//! A thin front over [`atrest_core::reencrypt`]: flags, progress, the final table, exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use atrest_core::client::ConfigFlags;
+use atrest_core::reencrypt::{
+    self, NamespaceReport, NamespaceStatus, Observer, Options, Outcome, Report, RetryPolicy,
+    StateFile, Target,
+};
+use clap::Parser;
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize;
+
+const AFTER_HELP: &str = "\
+Every object is sent back to the API server unchanged, with its resourceVersion. kube-apiserver writes it to etcd again only when it was read through a provider or key other than the first one of the EncryptionConfiguration (the object is \"stale\"); an object already stored with the current key is left alone and keeps its resourceVersion. So a run rewrites exactly what needs it, and a second run rewrites nothing. A concurrent writer always wins: on a conflict the object is read again and the fresh object is sent back.
+
+--dry-run lists every object and counts what would be sent back. It cannot say which of them the server would rewrite: that depends on how each is stored in etcd, and a server-side dry-run PUT (?dryRun=All) never writes, so it tells nothing about staleness. With --verify and the etcd flags, --dry-run also reads etcd and counts the objects still in plaintext or on an old key: exactly those a real run rewrites.
+
+Progress is saved after every finished namespace in a state file (default ~/.kube/atrest/reencrypt/, keyed by cluster and resources). After an interruption (Ctrl-C, kill -9, lost connection) run again with --resume to skip the namespaces already done. Ctrl-C lets in-flight requests finish and saves the state; a second Ctrl-C quits at once.
+
+Exit status: 0 nothing failed, 2 some objects (or listings) failed or --verify found objects not on the current key, 1 could not run, 130 interrupted.
+
+Examples:
+  # After enabling or rotating encryption: rewrite every Secret in every namespace
+  kubectl reencrypt
+  # Secrets and ConfigMaps of one namespace, 32 workers, at most 100 requests/s
+  kubectl reencrypt secrets configmaps -n prod --concurrency 32 --qps 100 --burst 200
+  # Every resource the EncryptionConfiguration encrypts
+  kubectl reencrypt --all-encrypted --encryption-config /etc/kubernetes/enc/enc.yaml
+  # Continue an interrupted run
+  kubectl reencrypt --resume";
+
+/// Rewrite stored objects (default: Secrets in all namespaces) so they are encrypted with the current key.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-reencrypt", bin_name = "kubectl reencrypt", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Resources to rewrite: plural, singular, short name or kind, optionally with group (deployments.apps).
+    #[arg(value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// All namespaces: the default unless -n/--namespace is given (the context's namespace is not used, so no
+    /// namespace is forgotten).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Rewrite every resource named in the EncryptionConfiguration given with --encryption-config.
+    #[arg(long, requires = "encryption_config", conflicts_with = "resources")]
+    all_encrypted: bool,
+    /// The EncryptionConfiguration file (kube-apiserver's --encryption-provider-config).
+    #[arg(long, value_name = "FILE")]
+    encryption_config: Option<PathBuf>,
+    /// Objects sent back in parallel.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// Objects per list page.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    chunk_size: u32,
+    /// Client-side limit of requests per second (0 = unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    qps: f64,
+    /// Requests allowed in a burst above --qps.
+    #[arg(long, default_value_t = 10)]
+    burst: u32,
+    /// Retries per request on 429, 5xx and connection errors (backoff honours Retry-After).
+    #[arg(long, default_value_t = 10)]
+    max_retries: u32,
+    /// Continue from the state file: skip namespaces a previous run finished.
+    #[arg(long)]
+    resume: bool,
+    /// Where progress is kept (default under ~/.kube/atrest/reencrypt/, keyed by cluster and resources).
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<PathBuf>,
+    /// List and count what would be sent back; write nothing (see below).
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format: table or json.
+    #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+    /// Progress display: auto (bar on a terminal, periodic lines otherwise), bar, lines, none.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
+    progress: String,
+    /// Log more (-v info, -vv debug, -vvv trace).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    kube: ConfigFlags,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ATREST_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,kube=warn"))
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The part of an EncryptionConfiguration this verb needs: the resource names.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncryptionConfigResources {
+    kind: Option<String>,
+    #[serde(default)]
+    resources: Vec<ResourceEntry>,
+}
+
+#[derive(Deserialize)]
+struct ResourceEntry {
+    #[serde(default)]
+    resources: Vec<String>,
+}
+
+/// Reads the resource names of an EncryptionConfiguration file.
+fn config_resource_names(path: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cfg: EncryptionConfigResources = serde_saphyr::from_str(&text)
+        .with_context(|| format!("{} is not a valid EncryptionConfiguration", path.display()))?;
+    if cfg.kind.as_deref() != Some("EncryptionConfiguration") {
+        bail!(
+            "{}: kind is {:?}, expected EncryptionConfiguration (apiserver.config.k8s.io/v1)",
+            path.display(),
+            cfg.kind.unwrap_or_default()
+        );
+    }
+    let names: Vec<String> = cfg
+        .resources
+        .into_iter()
+        .flat_map(|r| r.resources)
+        .collect();
+    if names.is_empty() {
+        bail!(
+            "{}: resources[].resources names no resource",
+            path.display()
+        );
+    }
+    Ok(names)
+}
+
+/// Live counters shared by the observer and the progress display.
+#[derive(Default)]
+struct Live {
+    done: AtomicU64,
+    rewritten: AtomicU64,
+    current: AtomicU64,
+    gone: AtomicU64,
+    failed: AtomicU64,
+    total: AtomicU64,
+}
+
+struct Progress {
+    live: Arc<Live>,
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Progress {
+    fn total_hint(&self, objects: u64) {
+        self.live.total.store(objects, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_length(objects);
+        }
+    }
+
+    fn object(&self, _resource: &str, _namespace: &str, _name: &str, outcome: &Outcome) {
+        let c = match outcome {
+            Outcome::Rewritten => &self.live.rewritten,
+            Outcome::Current => &self.live.current,
+            Outcome::Gone => &self.live.gone,
+            Outcome::Failed(_) => &self.live.failed,
+            Outcome::Interrupted => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        self.live.done.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn namespace(&self, row: &NamespaceReport) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} {}", row.resource, display_ns(&row.namespace)));
+        }
+    }
+}
+
+fn display_ns(ns: &str) -> &str {
+    if ns.is_empty() { "(cluster)" } else { ns }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.all_namespaces && cli.kube.namespace.is_some() {
+        bail!("-A/--all-namespaces and -n/--namespace cannot be used together");
+    }
+    let (client, resolved) = cli
+        .kube
+        .client()
+        .await
+        .context("cannot build the API client")?;
+    let cluster = resolved.cluster.server.clone();
+
+    let namespace = if cli.all_namespaces {
+        None
+    } else {
+        cli.kube.namespace.clone()
+    };
+    let targets: Vec<Target> = if cli.all_encrypted {
+        let path = cli
+            .encryption_config
+            .as_deref()
+            .expect("clap requires --encryption-config");
+        let names = config_resource_names(path)?;
+        let discovered = reencrypt::Discovered::fetch(&client).await?;
+        let (targets, missing) = discovered.expand_config_resources(&names);
+        for m in missing {
+            tracing::warn!(
+                "{}: resource {m:?} is not served by this cluster; skipped",
+                path.display()
+            );
+        }
+        if targets.is_empty() {
+            bail!(
+                "{}: none of its resources is served by this cluster",
+                path.display()
+            );
+        }
+        targets
+    } else {
+        let names = if cli.resources.is_empty() {
+            vec!["secrets".to_string()]
+        } else {
+            cli.resources.clone()
+        };
+        reencrypt::resolve(&client, &names).await?
+    };
+
+    let state = if cli.dry_run {
+        None
+    } else {
+        let path = match &cli.state_file {
+            Some(p) => p.clone(),
+            None => StateFile::default_path(&cluster, &targets)?,
+        };
+        Some(if cli.resume {
+            let s = StateFile::load(path, &cluster)?;
+            if s.state().resources.is_empty() {
+                eprintln!(
+                    "note: no saved progress in {}; starting from the beginning",
+                    s.path().display()
+                );
+            }
+            s
+        } else {
+            StateFile::new(path, &cluster)
+        })
+    };
+
+    let mut retry = RetryPolicy {
+        max_retries: cli.max_retries,
+        ..RetryPolicy::default()
+    };
+    if let Some(t) = cli.kube.request_timeout.0 {
+        retry.request_timeout = t;
+    }
+    let options = Options {
+        namespace,
+        concurrency: cli.concurrency as usize,
+        page_size: cli.chunk_size,
+        qps: (cli.qps > 0.0).then_some(cli.qps),
+        burst: cli.burst,
+        retry,
+        dry_run: cli.dry_run,
+        state,
+    };
+
+    let show = match cli.progress.as_str() {
+        "auto" if std::io::stderr().is_terminal() => "bar",
+        "auto" => "lines",
+        other => other,
+    };
+    let live = Arc::new(Live::default());
+    let bar = (show == "bar").then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let observer = Arc::new(Progress {
+        live: live.clone(),
+        bar: bar.clone(),
+    });
+    let lines = (show == "lines").then(|| {
+        let live = live.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let done = live.done.load(Ordering::Relaxed);
+                let total = live.total.load(Ordering::Relaxed);
+                let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+                let of = if total > 0 { format!("/{total}") } else { String::new() };
+                eprintln!(
+                    "reencrypt: {done}{of} objects ({:.0}/s): rewritten {}, current {}, gone {}, failed {}",
+                    rate,
+                    live.rewritten.load(Ordering::Relaxed),
+                    live.current.load(Ordering::Relaxed),
+                    live.gone.load(Ordering::Relaxed),
+                    live.failed.load(Ordering::Relaxed),
+                );
+            }
+        })
+    });
+
+    // Ctrl-C / SIGTERM: stop starting new objects, let in-flight ones finish, save state. Twice: quit now.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut presses = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            presses += 1;
+            if presses == 1 {
+                eprintln!(
+                    "\ninterrupted: finishing in-flight requests and saving progress (again to quit now)"
+                );
+                let _ = cancel_tx.send(true);
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    let report = reencrypt::run(&client, &targets, options, cancel_rx, observer).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(l) = lines {
+        l.abort();
+    }
+
+    if cli.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report, targets.len() > 1);
+    }
+    for f in report.failures.iter().take(20) {
+        let what = if f.name.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", f.name)
+        };
+        eprintln!(
+            "failed: {} {}{what}: {}",
+            f.resource,
+            display_ns(&f.namespace),
+            f.error
+        );
+    }
+    if report.failures.len() > 20 {
+        eprintln!(
+            "... {} more failures (see -o json)",
+            report.totals.failed - 20
+        );
+    }
+    if report.interrupted {
+        if let Some(p) = &report.state_file {
+            eprintln!("interrupted; progress saved in {p}; run again with --resume to continue");
+        }
+        return Ok(ExitCode::from(130));
+    }
+    if report.dry_run {
+        eprintln!(
+            "dry run: {} objects would be sent back; the API server rewrites only those stored with an old key or \
+             in plaintext (`kubectl etcdcheck` shows which)",
+            report.totals.listed
+        );
+    }
+    Ok(if report.has_failures() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table(report: &Report, with_resource: bool) {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    let mut header = Vec::new();
+    if with_resource {
+        header.push("RESOURCE");
+    }
+    header.extend([
+        "NAMESPACE",
+        "STATUS",
+        "LISTED",
+        "REWRITTEN",
+        "CURRENT",
+        "GONE",
+        "CONFLICTS",
+        "FAILED",
+    ]);
+    table.set_header(header);
+    let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
+    let status = |s: &NamespaceStatus| match s {
+        NamespaceStatus::Done => "done",
+        NamespaceStatus::Skipped => "skipped (resumed)",
+        NamespaceStatus::Failed => "failed",
+        NamespaceStatus::Incomplete => "incomplete",
+        NamespaceStatus::Listed => "listed (dry run)",
+    };
+    for row in &report.namespaces {
+        let mut cells = Vec::new();
+        if with_resource {
+            cells.push(Cell::new(&row.resource));
+        }
+        cells.push(Cell::new(display_ns(&row.namespace)));
+        cells.push(Cell::new(status(&row.status)));
+        let c = &row.counts;
+        cells.extend([
+            num(c.listed),
+            num(c.rewritten),
+            num(c.current),
+            num(c.gone),
+            num(c.conflicts),
+            num(c.failed),
+        ]);
+        table.add_row(cells);
+    }
+    let t = &report.totals;
+    let mut cells = Vec::new();
+    if with_resource {
+        cells.push(Cell::new(""));
+    }
+    cells.push(Cell::new("TOTAL"));
+    cells.push(Cell::new(format!("{:.1}s", report.elapsed_seconds)));
+    cells.extend([
+        num(t.listed),
+        num(t.rewritten),
+        num(t.current),
+        num(t.gone),
+        num(t.conflicts),
+        num(t.failed),
+    ]);
+    table.add_row(cells);
+    println!("{table}");
+}

@@ -1,0 +1,336 @@
+//! Resolving the resources to rewrite through API discovery (`/api/v1`, `/apis`, `/apis/<group>/<version>`).
+//!
+//! Names are matched like kubectl does: plural, singular, short name or kind, optionally qualified by group
+//! (`deployments.apps`). EncryptionConfiguration resource names (`secrets`, `*.apps`, `*.*`, `*.`) are expanded
+//! the way kube-apiserver reads them (kubernetes/apiserver `pkg/server/options/encryptionconfig/config.go`,
+//! `getTransformerOverridesAndKMSPluginHealthzCheckers`: `*.` = every core resource, `*.<group>` = every resource
+//! of the group, `*.*` = everything).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
+use kube::Client;
+use serde::Serialize;
+
+use super::ReencryptError;
+
+/// One API resource to rewrite, resolved through discovery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// API group; empty for the core (legacy) group.
+    pub group: String,
+    /// Served version used for the requests (the group's preferred version).
+    pub version: String,
+    /// Plural resource name, e.g. `secrets`.
+    pub resource: String,
+    /// Kind, e.g. `Secret`.
+    pub kind: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+}
+
+impl Target {
+    /// The core `secrets` resource (v1, namespaced), the default target.
+    pub fn secrets() -> Self {
+        Target {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "secrets".into(),
+            kind: "Secret".into(),
+            namespaced: true,
+        }
+    }
+
+    /// `apiVersion` of the objects: `v1` or `<group>/<version>`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The name a user types and reports show: `secrets`, `deployments.apps`.
+    pub fn display_name(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    fn base(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Collection path; `namespace` is ignored for cluster-scoped resources, `None` lists across namespaces.
+    pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if self.namespaced && !ns.is_empty() => {
+                format!("{}/namespaces/{}/{}", self.base(), ns, self.resource)
+            }
+            _ => format!("{}/{}", self.base(), self.resource),
+        }
+    }
+
+    /// Path of one object.
+    pub fn object_path(&self, namespace: &str, name: &str) -> String {
+        format!(
+            "{}/{}",
+            self.collection_path(Some(namespace)),
+            super::percent_encode(name)
+        )
+    }
+}
+
+/// One discovered group version and its resources.
+struct DiscoveredGroup {
+    group: String,
+    version: String,
+    resources: Vec<APIResource>,
+}
+
+/// Everything the server serves (preferred versions only), core group first.
+pub struct Discovered {
+    groups: Vec<DiscoveredGroup>,
+}
+
+impl Discovered {
+    /// Runs discovery against the server.
+    pub async fn fetch(client: &Client) -> Result<Self, ReencryptError> {
+        let mut groups = Vec::new();
+        let core = client
+            .list_core_api_resources("v1")
+            .await
+            .map_err(|e| ReencryptError::Discovery(format!("GET /api/v1: {e}")))?;
+        groups.push(DiscoveredGroup {
+            group: String::new(),
+            version: "v1".into(),
+            resources: core.resources,
+        });
+        let list = client
+            .list_api_groups()
+            .await
+            .map_err(|e| ReencryptError::Discovery(format!("GET /apis: {e}")))?;
+        for g in list.groups {
+            let Some(gv) = g.preferred_version.or_else(|| g.versions.first().cloned()) else {
+                continue;
+            };
+            let res = client
+                .list_api_group_resources(&gv.group_version)
+                .await
+                .map_err(|e| {
+                    ReencryptError::Discovery(format!("GET /apis/{}: {e}", gv.group_version))
+                })?;
+            groups.push(DiscoveredGroup {
+                group: g.name,
+                version: gv.version,
+                resources: res.resources,
+            });
+        }
+        Ok(Discovered { groups })
+    }
+
+    fn target(g: &DiscoveredGroup, r: &APIResource) -> Target {
+        Target {
+            group: g.group.clone(),
+            version: g.version.clone(),
+            resource: r.name.clone(),
+            kind: r.kind.clone(),
+            namespaced: r.namespaced,
+        }
+    }
+
+    fn rewritable(r: &APIResource) -> bool {
+        !r.name.contains('/')
+            && ["get", "list", "update"]
+                .iter()
+                .all(|v| r.verbs.iter().any(|x| x == v))
+    }
+
+    /// Resolves one name as kubectl does (`secrets`, `secret`, `Secret`, a short name, `deployments.apps`).
+    pub fn resolve(&self, name: &str) -> Result<Target, ReencryptError> {
+        let lower = name.to_ascii_lowercase();
+        let candidates: Vec<(&str, Option<&str>)> = match lower.split_once('.') {
+            Some((res, group)) => vec![(res, Some(group)), (lower.as_str(), None)],
+            None => vec![(lower.as_str(), None)],
+        };
+        for (res, group) in candidates {
+            for g in &self.groups {
+                if let Some(want) = group
+                    && g.group != want
+                {
+                    continue;
+                }
+                let hit = g.resources.iter().find(|r| {
+                    !r.name.contains('/')
+                        && (r.name == res
+                            || r.singular_name == res
+                            || r.kind.to_ascii_lowercase() == res
+                            || r.short_names.iter().flatten().any(|s| s == res))
+                });
+                if let Some(r) = hit {
+                    if !Self::rewritable(r) {
+                        return Err(ReencryptError::Discovery(format!(
+                            "resource {name:?} ({}) does not support get, list and update; it cannot be rewritten",
+                            Self::target(g, r).display_name()
+                        )));
+                    }
+                    return Ok(Self::target(g, r));
+                }
+            }
+        }
+        Err(ReencryptError::Discovery(format!(
+            "the server doesn't have a resource type {name:?}"
+        )))
+    }
+
+    /// Expands the resource names of an EncryptionConfiguration (`secrets`, `deployments.apps`, `*.`, `*.apps`,
+    /// `*.*`) into the served resources that can be rewritten. Names the server does not serve are skipped
+    /// (kube-apiserver accepts them too), and returned in the second list.
+    pub fn expand_config_resources(&self, names: &[String]) -> (Vec<Target>, Vec<String>) {
+        let mut out: Vec<Target> = Vec::new();
+        let mut missing = Vec::new();
+        let mut push = |t: Target| {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        };
+        for name in names {
+            let (res, group) = match name.split_once('.') {
+                Some((r, g)) => (r, g),
+                None => (name.as_str(), ""),
+            };
+            let mut found = false;
+            for g in &self.groups {
+                if group != "*" && g.group != group {
+                    continue;
+                }
+                for r in &g.resources {
+                    if Self::rewritable(r) && (res == "*" || r.name == res) {
+                        push(Self::target(g, r));
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                missing.push(name.clone());
+            }
+        }
+        (out, missing)
+    }
+}
+
+/// Resolves resource names given on the command line.
+pub async fn resolve(client: &Client, names: &[String]) -> Result<Vec<Target>, ReencryptError> {
+    if names.iter().all(|n| n == "secrets" || n == "secret") {
+        return Ok(vec![Target::secrets()]);
+    }
+    let d = Discovered::fetch(client).await?;
+    let mut out: Vec<Target> = Vec::new();
+    for n in names {
+        let t = d.resolve(n)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(name: &str, kind: &str, namespaced: bool, short: &[&str]) -> APIResource {
+        APIResource {
+            name: name.into(),
+            kind: kind.into(),
+            namespaced,
+            singular_name: kind.to_ascii_lowercase(),
+            short_names: if short.is_empty() {
+                None
+            } else {
+                Some(short.iter().map(|s| s.to_string()).collect())
+            },
+            verbs: ["get", "list", "update", "create", "delete"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn sample() -> Discovered {
+        let mut events = res("events", "Event", true, &["ev"]);
+        events.verbs = vec!["get".into(), "list".into()];
+        Discovered {
+            groups: vec![
+                DiscoveredGroup {
+                    group: String::new(),
+                    version: "v1".into(),
+                    resources: vec![
+                        res("secrets", "Secret", true, &[]),
+                        res("configmaps", "ConfigMap", true, &["cm"]),
+                        res("namespaces", "Namespace", false, &["ns"]),
+                        res("secrets/status", "Secret", true, &[]),
+                        events,
+                    ],
+                },
+                DiscoveredGroup {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                    resources: vec![res("deployments", "Deployment", true, &["deploy"])],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn resolves_like_kubectl() {
+        let d = sample();
+        for n in ["secrets", "secret", "Secret"] {
+            assert_eq!(d.resolve(n).unwrap(), Target::secrets());
+        }
+        assert_eq!(d.resolve("cm").unwrap().resource, "configmaps");
+        let dep = d.resolve("deployments.apps").unwrap();
+        assert_eq!(dep.api_version(), "apps/v1");
+        assert_eq!(dep.display_name(), "deployments.apps");
+        assert_eq!(
+            dep.object_path("ns1", "web"),
+            "/apis/apps/v1/namespaces/ns1/deployments/web"
+        );
+        assert_eq!(d.resolve("deploy").unwrap(), dep);
+        let ns = d.resolve("ns").unwrap();
+        assert!(!ns.namespaced);
+        assert_eq!(
+            ns.object_path("ignored", "kube-system"),
+            "/api/v1/namespaces/kube-system"
+        );
+        let err = d.resolve("widgets").unwrap_err().to_string();
+        assert!(
+            err.contains("doesn't have a resource type \"widgets\""),
+            "{err}"
+        );
+        let err = d.resolve("events").unwrap_err().to_string();
+        assert!(err.contains("does not support"), "{err}");
+    }
+
+    #[test]
+    fn expands_encryption_config_names() {
+        let d = sample();
+        let (t, missing) =
+            d.expand_config_resources(&["secrets".into(), "widgets.example.com".into()]);
+        assert_eq!(t, vec![Target::secrets()]);
+        assert_eq!(missing, vec!["widgets.example.com".to_string()]);
+        let (t, _) = d.expand_config_resources(&["*.".into()]);
+        let names: Vec<_> = t.iter().map(Target::display_name).collect();
+        assert_eq!(names, ["secrets", "configmaps", "namespaces"]);
+        let (t, _) = d.expand_config_resources(&["*.apps".into(), "secrets".into()]);
+        let names: Vec<_> = t.iter().map(Target::display_name).collect();
+        assert_eq!(names, ["deployments.apps", "secrets"]);
+        let (t, _) = d.expand_config_resources(&["*.*".into()]);
+        assert_eq!(t.len(), 4);
+    }
+}

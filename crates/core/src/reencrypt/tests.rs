@@ -1,0 +1,749 @@
+//! Request-level tests against a small in-process API server stand-in (plain HTTP on loopback) that keeps
+//! secrets with resourceVersions, a per-object "stale" flag (what kube-apiserver's transformer reports),
+//! optimistic concurrency, paginated lists with continue tokens, and injectable faults. The end-to-end tests on
+//! the real sandbox (real etcd, real encryption) are in `tests/tests/reencrypt*.rs`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+
+use super::*;
+
+#[derive(Clone)]
+struct Obj {
+    value: Value,
+    rv: u64,
+    stale: bool,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Every n-th PUT answers 429 with Retry-After: 0 (0 = never).
+    every_nth_put_429: u64,
+    /// Every n-th PUT answers 500 (0 = never).
+    every_nth_put_500: u64,
+    /// Continue tokens expire (410) once.
+    expire_continue_once: bool,
+    /// Before answering the n-th PUT, a concurrent writer updates the object (a conflict for us).
+    concurrent_write_on_put: u64,
+    /// Delete the object before answering the n-th PUT.
+    delete_on_put: u64,
+    /// PUTs to this name are rejected with 422.
+    reject_name: Option<String>,
+}
+
+#[derive(Default)]
+struct World {
+    /// (namespace, name) → object.
+    objects: BTreeMap<(String, String), Obj>,
+    namespaces: Vec<String>,
+    rv: u64,
+    faults: Faults,
+    puts: u64,
+    writes: u64,
+    expired_once: bool,
+}
+
+struct Server {
+    world: Mutex<World>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    requests: AtomicU64,
+    delay: std::time::Duration,
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":message,"reason":reason,"code":code}),
+    )
+}
+
+impl Server {
+    fn seed(namespaces: &[&str], per_ns: usize, stale: bool) -> Arc<Self> {
+        let mut w = World {
+            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        for ns in namespaces {
+            for i in 0..per_ns {
+                w.rv += 1;
+                let name = format!("s{i:04}");
+                let value = json!({
+                    "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{i}"),
+                                 "resourceVersion": w.rv.to_string(), "labels": {"keep": "me"}},
+                    "data": {"k": "dmFsdWU="}, "type": "Opaque"
+                });
+                w.objects.insert(
+                    (ns.to_string(), name),
+                    Obj {
+                        value,
+                        rv: w.rv,
+                        stale,
+                    },
+                );
+            }
+        }
+        Arc::new(Server {
+            world: Mutex::new(w),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            delay: std::time::Duration::from_millis(2),
+        })
+    }
+
+    fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> (u16, Value, Option<&'static str>) {
+        let mut w = self.world.lock().unwrap();
+        let q: BTreeMap<&str, &str> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            ("GET", ["api", "v1", "namespaces"]) => {
+                let items: Vec<Value> = w
+                    .namespaces
+                    .iter()
+                    .map(|n| json!({"metadata":{"name":n}}))
+                    .collect();
+                (
+                    200,
+                    json!({"kind":"NamespaceList","metadata":{},"items":items}),
+                    None,
+                )
+            }
+            ("GET", ["api", "v1", "secrets"]) => {
+                let n = w.objects.len();
+                let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(n);
+                let items: Vec<Value> = w
+                    .objects
+                    .values()
+                    .take(limit)
+                    .map(|o| o.value.clone())
+                    .collect();
+                let rest = n.saturating_sub(limit);
+                (
+                    200,
+                    json!({"metadata":{"remainingItemCount":rest,"continue":if rest>0 {"x"} else {""}},"items":items}),
+                    None,
+                )
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "secrets"]) => {
+                let limit: usize = q
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(usize::MAX);
+                let start = q.get("continue").map(|c| c.to_string());
+                if start.is_some() && w.faults.expire_continue_once && !w.expired_once {
+                    w.expired_once = true;
+                    let (c, v) =
+                        status(410, "Expired", "The provided continue parameter is too old");
+                    return (c, v, None);
+                }
+                let all: Vec<&Obj> = w
+                    .objects
+                    .range((ns.to_string(), String::new())..)
+                    .take_while(|((n, _), _)| n == ns)
+                    .filter(|((_, name), _)| start.as_deref().is_none_or(|s| name.as_str() > s))
+                    .map(|(_, o)| o)
+                    .collect();
+                let page: Vec<Value> = all.iter().take(limit).map(|o| o.value.clone()).collect();
+                let cont = if all.len() > limit {
+                    page.last()
+                        .and_then(|v| v.pointer("/metadata/name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                } else {
+                    String::new()
+                };
+                (
+                    200,
+                    json!({"metadata":{"continue":cont},"items":page}),
+                    None,
+                )
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                match w.objects.get(&(ns.to_string(), name.to_string())) {
+                    Some(o) => {
+                        let mut v = o.value.clone();
+                        v["apiVersion"] = json!("v1");
+                        v["kind"] = json!("Secret");
+                        (200, v, None)
+                    }
+                    None => {
+                        let (c, v) =
+                            status(404, "NotFound", &format!("secrets \"{name}\" not found"));
+                        (c, v, None)
+                    }
+                }
+            }
+            ("PUT", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                w.puts += 1;
+                let n = w.puts;
+                let key = (ns.to_string(), name.to_string());
+                if w.faults.every_nth_put_429 > 0 && n.is_multiple_of(w.faults.every_nth_put_429) {
+                    let (c, v) = status(
+                        429,
+                        "TooManyRequests",
+                        "Too many requests, please try again later.",
+                    );
+                    return (c, v, Some("0"));
+                }
+                if w.faults.every_nth_put_500 > 0 && n.is_multiple_of(w.faults.every_nth_put_500) {
+                    let (c, v) = status(500, "InternalError", "Internal error occurred: injected");
+                    return (c, v, None);
+                }
+                if w.faults.reject_name.as_deref() == Some(*name) {
+                    let (c, v) = status(
+                        422,
+                        "Invalid",
+                        &format!("Secret \"{name}\" is invalid: injected"),
+                    );
+                    return (c, v, None);
+                }
+                if w.faults.delete_on_put == n {
+                    w.objects.remove(&key);
+                }
+                if w.faults.concurrent_write_on_put == n
+                    && let Some(mut o) = w.objects.get(&key).cloned()
+                {
+                    w.rv += 1;
+                    o.rv = w.rv;
+                    o.stale = false;
+                    o.value["data"]["k"] = json!("d3JpdGVy");
+                    o.value["metadata"]["resourceVersion"] = json!(o.rv.to_string());
+                    w.writes += 1;
+                    w.objects.insert(key.clone(), o);
+                }
+                let mut sent: Value = serde_json::from_slice(body).unwrap();
+                assert_eq!(sent["apiVersion"], "v1");
+                assert_eq!(sent["kind"], "Secret");
+                let Some(cur) = w.objects.get(&key).cloned() else {
+                    let (c, v) = status(404, "NotFound", &format!("secrets \"{name}\" not found"));
+                    return (c, v, None);
+                };
+                let sent_rv = sent
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if sent_rv != cur.rv.to_string() {
+                    let (c, v) = status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Operation cannot be fulfilled on secrets \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                        ),
+                    );
+                    return (c, v, None);
+                }
+                let obj = sent.as_object_mut().unwrap();
+                obj.remove("apiVersion");
+                obj.remove("kind");
+                let unchanged = sent == cur.value;
+                if unchanged && !cur.stale {
+                    let mut v = cur.value.clone();
+                    v["apiVersion"] = json!("v1");
+                    v["kind"] = json!("Secret");
+                    return (200, v, None);
+                }
+                w.rv += 1;
+                w.writes += 1;
+                let rv = w.rv;
+                sent["metadata"]["resourceVersion"] = json!(rv.to_string());
+                w.objects.insert(
+                    key,
+                    Obj {
+                        value: sent.clone(),
+                        rv,
+                        stale: false,
+                    },
+                );
+                (200, sent, None)
+            }
+            _ => {
+                let (c, v) = status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                );
+                (c, v, None)
+            }
+        }
+    }
+
+    async fn serve(self: Arc<Self>) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let me = me.clone();
+                        async move {
+                            let n = me.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                            me.max_in_flight.fetch_max(n, Ordering::SeqCst);
+                            me.requests.fetch_add(1, Ordering::SeqCst);
+                            let method = req.method().to_string();
+                            let path = req.uri().path().to_string();
+                            let query = req.uri().query().unwrap_or("").to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            tokio::time::sleep(me.delay).await;
+                            let (code, v, retry_after) = me.handle(&method, &path, &query, &body);
+                            me.in_flight.fetch_sub(1, Ordering::SeqCst);
+                            let mut resp = Response::builder()
+                                .status(code)
+                                .header("content-type", "application/json");
+                            if let Some(r) = retry_after {
+                                resp = resp.header("retry-after", r);
+                            }
+                            Ok::<_, Infallible>(
+                                resp.body(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (url, task)
+    }
+}
+
+fn client(url: &str) -> Client {
+    Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
+}
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    }
+}
+
+async fn run_on(server: &Arc<Server>, options: Options) -> Report {
+    let (url, task) = server.clone().serve().await;
+    let (_tx, rx) = watch::channel(false);
+    let report = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        options,
+        rx,
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    task.abort();
+    report
+}
+
+fn opts() -> Options {
+    Options {
+        page_size: 7,
+        retry: quick_retry(),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn rewrites_stale_objects_in_every_namespace_then_nothing() {
+    let server = Server::seed(&["a", "b", "kube-system"], 20, true);
+    let r = run_on(
+        &server,
+        Options {
+            concurrency: 4,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.listed, 60);
+    assert_eq!(r.totals.rewritten, 60);
+    assert_eq!(r.totals.failed, 0);
+    assert_eq!(r.namespaces.len(), 3);
+    assert!(
+        r.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Done && n.counts.rewritten == 20)
+    );
+    assert!(
+        server.max_in_flight.load(Ordering::SeqCst) <= 5,
+        "pool bounded (4 workers + lister)"
+    );
+    {
+        let w = server.world.lock().unwrap();
+        assert_eq!(w.writes, 60);
+        // No field lost.
+        assert!(
+            w.objects
+                .values()
+                .all(|o| o.value["metadata"]["labels"]["keep"] == "me"
+                    && o.value["type"] == "Opaque")
+        );
+    }
+    let again = run_on(&server, opts()).await;
+    assert_eq!(again.totals.current, 60);
+    assert_eq!(again.totals.rewritten, 0);
+    assert_eq!(server.world.lock().unwrap().writes, 60);
+}
+
+#[tokio::test]
+async fn one_namespace_only_and_dry_run_writes_nothing() {
+    let server = Server::seed(&["a", "b"], 10, true);
+    let dry = run_on(
+        &server,
+        Options {
+            dry_run: true,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(dry.totals.listed, 20);
+    assert_eq!(dry.totals.rewritten + dry.totals.current, 0);
+    assert!(
+        dry.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Listed)
+    );
+    assert_eq!(server.world.lock().unwrap().puts, 0);
+    let r = run_on(
+        &server,
+        Options {
+            namespace: Some("b".into()),
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.namespaces.len(), 1);
+    assert_eq!(r.namespaces[0].namespace, "b");
+    assert_eq!(r.totals.rewritten, 10);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried() {
+    let server = Server::seed(&["a"], 50, true);
+    {
+        let mut w = server.world.lock().unwrap();
+        w.faults.every_nth_put_429 = 5;
+        w.faults.every_nth_put_500 = 7;
+    }
+    let r = run_on(&server, opts()).await;
+    assert_eq!(r.totals.rewritten, 50, "{:?}", r.failures);
+    assert_eq!(r.totals.failed, 0);
+}
+
+#[tokio::test]
+async fn retries_give_up_and_report_failed() {
+    let server = Server::seed(&["a"], 3, true);
+    server.world.lock().unwrap().faults.every_nth_put_500 = 1;
+    let r = run_on(
+        &server,
+        Options {
+            retry: RetryPolicy {
+                max_retries: 2,
+                ..quick_retry()
+            },
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.failed, 3);
+    assert_eq!(r.namespaces[0].status, NamespaceStatus::Failed);
+    assert!(
+        r.failures[0]
+            .error
+            .contains("500 Internal error occurred: injected"),
+        "{}",
+        r.failures[0].error
+    );
+    assert!(
+        r.failures[0].error.contains("gave up after 3 attempts"),
+        "{}",
+        r.failures[0].error
+    );
+}
+
+#[tokio::test]
+async fn conflict_rereads_and_keeps_the_writers_data() {
+    let server = Server::seed(&["a"], 5, true);
+    server.world.lock().unwrap().faults.concurrent_write_on_put = 2;
+    let r = run_on(
+        &server,
+        Options {
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.conflicts, 1);
+    assert_eq!(r.totals.failed, 0);
+    // The writer's object was current after its write, so sending it back is a no-op.
+    assert_eq!(r.totals.rewritten + r.totals.current, 5);
+    assert_eq!(r.totals.current, 1);
+    let w = server.world.lock().unwrap();
+    let changed: Vec<_> = w
+        .objects
+        .values()
+        .filter(|o| o.value["data"]["k"] == "d3JpdGVy")
+        .collect();
+    assert_eq!(changed.len(), 1, "the concurrent writer's value survives");
+}
+
+#[tokio::test]
+async fn deleted_objects_are_gone_and_rejections_fail() {
+    let server = Server::seed(&["a"], 5, true);
+    {
+        let mut w = server.world.lock().unwrap();
+        w.faults.delete_on_put = 3;
+        w.faults.reject_name = Some("s0004".into());
+    }
+    let r = run_on(
+        &server,
+        Options {
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.gone, 1);
+    assert_eq!(r.totals.failed, 1);
+    assert_eq!(r.totals.rewritten, 3);
+    assert_eq!(r.failures[0].name, "s0004");
+    assert!(
+        r.failures[0].error.contains("422"),
+        "{}",
+        r.failures[0].error
+    );
+}
+
+#[tokio::test]
+async fn expired_continue_token_restarts_after_last_name() {
+    let server = Server::seed(&["a"], 30, true);
+    server.world.lock().unwrap().faults.expire_continue_once = true;
+    let r = run_on(&server, opts()).await;
+    assert_eq!(r.totals.listed, 30);
+    assert_eq!(r.totals.rewritten, 30);
+    assert_eq!(
+        server.world.lock().unwrap().puts,
+        30,
+        "no object sent twice"
+    );
+}
+
+#[tokio::test]
+async fn qps_limits_the_request_rate() {
+    let server = Server::seed(&["a"], 20, true);
+    let t = Instant::now();
+    let r = run_on(
+        &server,
+        Options {
+            qps: Some(50.0),
+            burst: 1,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.rewritten, 20);
+    // ~25 requests (namespaces, hint, 3 pages, 20 PUTs) at 50/s with a burst of 1: at least ~0.45 s.
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn state_file_skips_finished_namespaces_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let server = Server::seed(&["a", "b", "c"], 4, true);
+    let mut state = StateFile::new(path.clone(), "cluster-1");
+    state.mark_done("secrets", "a");
+    let r = run_on(
+        &server,
+        Options {
+            state: Some(state),
+            ..opts()
+        },
+    )
+    .await;
+    let a = r.namespaces.iter().find(|n| n.namespace == "a").unwrap();
+    assert_eq!(a.status, NamespaceStatus::Skipped);
+    assert_eq!(r.totals.rewritten, 8);
+    let saved = StateFile::load(path.clone(), "cluster-1").unwrap();
+    assert!(saved.is_done("secrets", "b") && saved.is_done("secrets", "c"));
+    assert!(saved.state().resources["secrets"].complete);
+    // A resumed run of a complete state does nothing.
+    let puts = server.world.lock().unwrap().puts;
+    let r = run_on(
+        &server,
+        Options {
+            state: Some(saved),
+            ..opts()
+        },
+    )
+    .await;
+    assert!(
+        r.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Skipped)
+    );
+    assert_eq!(server.world.lock().unwrap().puts, puts);
+}
+
+#[tokio::test]
+async fn cancel_finishes_in_flight_and_leaves_the_rest() {
+    let server = Server::seed(&["a", "b"], 40, true);
+    let (url, task) = server.clone().serve().await;
+    let (tx, rx) = watch::channel(false);
+    struct CancelAfter(AtomicU64, watch::Sender<bool>);
+    impl Observer for CancelAfter {
+        fn object(&self, _: &str, _: &str, _: &str, _: &Outcome) {
+            if self.0.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                let _ = self.1.send(true);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateFile::new(dir.path().join("s.json"), "c");
+    let obs = Arc::new(CancelAfter(AtomicU64::new(0), tx));
+    let r = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        Options {
+            concurrency: 2,
+            state: Some(state),
+            ..opts()
+        },
+        rx,
+        obs,
+    )
+    .await
+    .unwrap();
+    task.abort();
+    assert!(r.interrupted);
+    let done = r.totals.rewritten;
+    assert!(
+        (10..=12).contains(&done),
+        "in-flight requests finished, nothing new started: {done}"
+    );
+    assert_eq!(server.world.lock().unwrap().puts, done);
+    assert!(
+        r.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Incomplete)
+    );
+}
+
+#[tokio::test]
+async fn server_down_then_back_is_survived() {
+    let server = Server::seed(&["a"], 10, true);
+    // Reserve a port, start nothing there yet.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let url = format!("http://{addr}");
+    let srv = server.clone();
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
+            let me = srv.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let me = me.clone();
+                    async move {
+                        let method = req.method().to_string();
+                        let path = req.uri().path().to_string();
+                        let query = req.uri().query().unwrap_or("").to_string();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let (code, v, _) = me.handle(&method, &path, &query, &body);
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(code)
+                                .body(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let (_tx, rx) = watch::channel(false);
+    let r = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        opts(),
+        rx,
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    starter.abort();
+    assert_eq!(r.totals.rewritten, 10, "{:?}", r.failures);
+}
+
+#[test]
+fn percent_encoding() {
+    assert_eq!(percent_encode("a-b.c_d~"), "a-b.c_d~");
+    assert_eq!(percent_encode("x/y=z+"), "x%2Fy%3Dz%2B");
+}
+
+#[tokio::test]
+async fn invalid_options_are_rejected() {
+    let (_tx, rx) = watch::channel(false);
+    let c = client("http://127.0.0.1:1");
+    let e = super::run(
+        &c,
+        &[Target::secrets()],
+        Options {
+            concurrency: 0,
+            ..Options::default()
+        },
+        rx.clone(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("concurrency"), "{e}");
+    let e = super::run(
+        &c,
+        &[Target::secrets()],
+        Options {
+            qps: Some(0.0),
+            ..Options::default()
+        },
+        rx,
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("qps"), "{e}");
+}
