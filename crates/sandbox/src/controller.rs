@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestCondition};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -57,7 +59,9 @@ impl ControllerConfig {
         let signing = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
             _ => {
-                tracing::info!("Skipping CSR signer controller because no csr cert/key was specified");
+                tracing::info!(
+                    "Skipping CSR signer controller because no csr cert/key was specified"
+                );
                 None
             }
         };
@@ -66,7 +70,11 @@ impl ControllerConfig {
             Some(v) => parse_go_duration(&v)
                 .ok_or_else(|| format!("invalid argument {v:?} for \"--cluster-signing-duration\" flag: time: invalid duration {v:?}"))?,
         };
-        Ok(ControllerConfig { kubeconfig, signing, signing_duration })
+        Ok(ControllerConfig {
+            kubeconfig,
+            signing,
+            signing_duration,
+        })
     }
 }
 
@@ -84,7 +92,9 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -124,7 +134,9 @@ impl Drop for ControllerHandle {
 
 /// Start the controllers; they retry while the API server is unreachable.
 pub(crate) fn start(shared: Arc<Shared>, cfg: ControllerConfig) -> ControllerHandle {
-    ControllerHandle { task: Some(tokio::spawn(run(shared, cfg))) }
+    ControllerHandle {
+        task: Some(tokio::spawn(run(shared, cfg))),
+    }
 }
 
 struct Signer {
@@ -136,8 +148,10 @@ struct Signer {
 fn load_signer(cert: &PathBuf, key: &PathBuf, duration: Duration) -> Result<Signer, String> {
     let c = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
     let k = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let ca = X509::from_pem(&c).map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
-    let key = PKey::private_key_from_pem(&k).map_err(|_| format!("{}: not a PEM private key", key.display()))?;
+    let ca = X509::from_pem(&c)
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
+    let key = PKey::private_key_from_pem(&k)
+        .map_err(|_| format!("{}: not a PEM private key", key.display()))?;
     Ok(Signer { ca, key, duration })
 }
 
@@ -174,7 +188,10 @@ async fn run(shared: Arc<Shared>, cfg: ControllerConfig) {
 }
 
 fn has_condition(csr: &CertificateSigningRequest, t: &str) -> bool {
-    csr.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
+    csr.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
 }
 
 fn condition_time(csr: &CertificateSigningRequest, t: &str) -> Option<Timestamp> {
@@ -184,7 +201,11 @@ fn condition_time(csr: &CertificateSigningRequest, t: &str) -> Option<Timestamp>
         .as_ref()?
         .iter()
         .find(|c| c.type_ == t)
-        .and_then(|c| c.last_update_time.as_ref().or(c.last_transition_time.as_ref()))
+        .and_then(|c| {
+            c.last_update_time
+                .as_ref()
+                .or(c.last_transition_time.as_ref())
+        })
         .map(|t| t.0)
 }
 
@@ -207,7 +228,12 @@ pub fn validate_client_usages(usages: &[String]) -> Result<Vec<KeyUsageName>, St
 }
 
 /// The certificate window for a request made at `now` (seconds): `(notBefore, notAfter)`.
-pub fn validity(now: i64, expiration_seconds: Option<i32>, signing_duration: Duration, ca_not_after: i64) -> (i64, i64) {
+pub fn validity(
+    now: i64,
+    expiration_seconds: Option<i32>,
+    signing_duration: Duration,
+    ca_not_after: i64,
+) -> (i64, i64) {
     const BACKDATE: i64 = 5 * 60;
     const SHORT: i64 = 8 * 3600;
     let max = signing_duration.as_secs() as i64;
@@ -219,7 +245,11 @@ pub fn validity(now: i64, expiration_seconds: Option<i32>, signing_duration: Dur
         Some(s) => s,
     };
     let not_before = now - BACKDATE;
-    let not_after = if ttl < SHORT { now + ttl } else { not_before + ttl };
+    let not_after = if ttl < SHORT {
+        now + ttl
+    } else {
+        not_before + ttl
+    };
     (not_before, not_after.min(ca_not_after))
 }
 
@@ -230,7 +260,11 @@ async fn sign_pending(client: &kube::Client, signer: &Signer) -> Result<(), kube
             || !has_condition(&csr, "Approved")
             || has_condition(&csr, "Denied")
             || has_condition(&csr, "Failed")
-            || csr.status.as_ref().and_then(|s| s.certificate.as_ref()).is_some_and(|c| !c.0.is_empty())
+            || csr
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_some_and(|c| !c.0.is_empty())
         {
             continue;
         }
@@ -244,14 +278,16 @@ async fn sign_pending(client: &kube::Client, signer: &Signer) -> Result<(), kube
                 tracing::info!(csr = %name, "signed certificate");
             }
             Err(SignError::Validation(msg)) => {
-                status.conditions.get_or_insert_with(Vec::new).push(CertificateSigningRequestCondition {
-                    type_: "Failed".into(),
-                    status: "True".into(),
-                    reason: Some("SignerValidationFailure".into()),
-                    message: Some(msg),
-                    last_update_time: Some(Time(Timestamp::now())),
-                    last_transition_time: None,
-                });
+                status.conditions.get_or_insert_with(Vec::new).push(
+                    CertificateSigningRequestCondition {
+                        type_: "Failed".into(),
+                        status: "True".into(),
+                        reason: Some("SignerValidationFailure".into()),
+                        message: Some(msg),
+                        last_update_time: Some(Time(Timestamp::now())),
+                        last_transition_time: None,
+                    },
+                );
             }
             Err(SignError::Other(msg)) => {
                 // Upstream returns the error and requeues; nothing is written to the object.
@@ -259,7 +295,10 @@ async fn sign_pending(client: &kube::Client, signer: &Signer) -> Result<(), kube
                 continue;
             }
         }
-        match api.replace_status(&name, &PostParams::default(), &updated).await {
+        match api
+            .replace_status(&name, &PostParams::default(), &updated)
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
             Err(e) => return Err(e),
@@ -274,14 +313,22 @@ enum SignError {
 }
 
 fn sign_one(csr: &CertificateSigningRequest, signer: &Signer) -> Result<Vec<u8>, SignError> {
-    let parsed = pki::parse_csr(&csr.spec.request.0).map_err(|e| SignError::Other(format!("unable to parse csr: {e}")))?;
-    let usages = validate_client_usages(csr.spec.usages.as_deref().unwrap_or_default()).map_err(SignError::Validation)?;
-    let ca_not_after = pki::not_after_unix(&signer.ca).map_err(|e| SignError::Other(e.to_string()))?;
+    let parsed = pki::parse_csr(&csr.spec.request.0)
+        .map_err(|e| SignError::Other(format!("unable to parse csr: {e}")))?;
+    let usages = validate_client_usages(csr.spec.usages.as_deref().unwrap_or_default())
+        .map_err(SignError::Validation)?;
+    let ca_not_after =
+        pki::not_after_unix(&signer.ca).map_err(|e| SignError::Other(e.to_string()))?;
     let now = pki::now_unix();
     if ca_not_after < now {
         return Err(SignError::Other("the signer has expired".into()));
     }
-    let (nb, na) = validity(now, csr.spec.expiration_seconds, signer.duration, ca_not_after);
+    let (nb, na) = validity(
+        now,
+        csr.spec.expiration_seconds,
+        signer.duration,
+        ca_not_after,
+    );
     let cert = pki::sign_client_csr(&parsed, &signer.ca, &signer.key, nb, na, &usages)
         .map_err(|e| SignError::Other(e.to_string()))?;
     cert.to_pem().map_err(|e| SignError::Other(e.to_string()))
@@ -292,7 +339,8 @@ fn sign_one(csr: &CertificateSigningRequest, signer: &Signer) -> Result<Vec<u8>,
 async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let now = Timestamp::now();
-    let older = |t: Option<Timestamp>, secs: i64| t.is_some_and(|t| now.as_second() - t.as_second() > secs);
+    let older =
+        |t: Option<Timestamp>, secs: i64| t.is_some_and(|t| now.as_second() - t.as_second() > secs);
     for csr in api.list(&ListParams::default()).await? {
         let name = csr.metadata.name.clone().unwrap_or_default();
         let created = csr.metadata.creation_timestamp.as_ref().map(|t| t.0);
@@ -304,9 +352,12 @@ async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
             .and_then(|c| pki::not_after_unix(&c).ok())
             .is_some_and(|na| na < now.as_second());
         let gc = expired
-            || (has_condition(&csr, "Approved") && older(condition_time(&csr, "Approved").or(created), 3600))
-            || (has_condition(&csr, "Denied") && older(condition_time(&csr, "Denied").or(created), 3600))
-            || (has_condition(&csr, "Failed") && older(condition_time(&csr, "Failed").or(created), 3600))
+            || (has_condition(&csr, "Approved")
+                && older(condition_time(&csr, "Approved").or(created), 3600))
+            || (has_condition(&csr, "Denied")
+                && older(condition_time(&csr, "Denied").or(created), 3600))
+            || (has_condition(&csr, "Failed")
+                && older(condition_time(&csr, "Failed").or(created), 3600))
             || older(created, 24 * 3600);
         if gc {
             tracing::info!(csr = %name, "garbage collecting csr");
@@ -335,10 +386,15 @@ pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>) {
 }
 
 async fn try_bootstrap(shared: &Shared) -> Result<(), String> {
-    let client = crate::client_from_kubeconfig(&shared.layout.super_admin_conf()).await.map_err(|e| e.to_string())?;
+    let client = crate::client_from_kubeconfig(&shared.layout.super_admin_conf())
+        .await
+        .map_err(|e| e.to_string())?;
     let api: Api<ClusterRoleBinding> = Api::all(client);
     let crb = ClusterRoleBinding {
-        metadata: ObjectMeta { name: Some("kubeadm:cluster-admins".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("kubeadm:cluster-admins".into()),
+            ..Default::default()
+        },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
@@ -364,7 +420,10 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("8760h0m0s"), Some(Duration::from_secs(8760 * 3600)));
+        assert_eq!(
+            parse_go_duration("8760h0m0s"),
+            Some(Duration::from_secs(8760 * 3600))
+        );
         assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("600s"), Some(Duration::from_secs(600)));
         assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
@@ -376,7 +435,12 @@ mod tests {
     fn usages_like_the_upstream_signer() {
         assert!(validate_client_usages(&["client auth".into()]).is_ok());
         assert_eq!(
-            validate_client_usages(&["digital signature".into(), "server auth".into(), "client auth".into()]).unwrap_err(),
+            validate_client_usages(&[
+                "digital signature".into(),
+                "server auth".into(),
+                "client auth".into()
+            ])
+            .unwrap_err(),
             "invalid usage for client certificate: server auth"
         );
         assert_eq!(
@@ -390,11 +454,20 @@ mod tests {
         let year = Duration::from_secs(8760 * 3600);
         let far = i64::MAX / 2;
         // Short TTL: notAfter = now + ttl, window ttl + 5m (upstream's integration test: 10m → 15m).
-        assert_eq!(validity(1_000_000, Some(600), year, far), (1_000_000 - 300, 1_000_600));
+        assert_eq!(
+            validity(1_000_000, Some(600), year, far),
+            (1_000_000 - 300, 1_000_600)
+        );
         // Long TTL: notAfter = notBefore + ttl.
-        assert_eq!(validity(1_000_000, Some(86400), year, far), (999_700, 999_700 + 86400));
+        assert_eq!(
+            validity(1_000_000, Some(86400), year, far),
+            (999_700, 999_700 + 86400)
+        );
         // Capped at the signing duration, and at the CA's notAfter.
-        assert_eq!(validity(0, Some(i32::MAX), Duration::from_secs(36000), far).1, -300 + 36000);
+        assert_eq!(
+            validity(0, Some(i32::MAX), Duration::from_secs(36000), far).1,
+            -300 + 36000
+        );
         assert_eq!(validity(0, None, year, 5000).1, 5000);
     }
 }

@@ -30,11 +30,15 @@ pub struct EtcdProcess {
 fn spawn_held(mut cmd: Command) -> std::io::Result<(Child, std::sync::mpsc::Sender<()>)> {
     let (child_tx, child_rx) = std::sync::mpsc::channel();
     let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new().name("etcd-parent".into()).spawn(move || {
-        let _ = child_tx.send(cmd.spawn());
-        let _ = hold_rx.recv(); // returns when the EtcdProcess is dropped
-    })?;
-    let child = child_rx.recv().map_err(|_| std::io::Error::other("etcd spawner thread died"))??;
+    std::thread::Builder::new()
+        .name("etcd-parent".into())
+        .spawn(move || {
+            let _ = child_tx.send(cmd.spawn());
+            let _ = hold_rx.recv(); // returns when the EtcdProcess is dropped
+        })?;
+    let child = child_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("etcd spawner thread died"))??;
     Ok((child, hold_tx))
 }
 
@@ -62,14 +66,19 @@ impl EtcdProcess {
         pod.mounts.prepare()?;
         let mut args = Vec::new();
         for a in pod.command.iter().skip(1) {
-            if let Some((flag, value)) = a.split_once('=') {
-                if is_path_flag(flag) {
-                    let host = pod.mounts.resolve(std::path::Path::new(value)).ok_or_else(|| {
-                        format!("{flag}={value}: {value} is not inside any volumeMount of the etcd pod")
+            if let Some((flag, value)) = a.split_once('=')
+                && is_path_flag(flag)
+            {
+                let host = pod
+                    .mounts
+                    .resolve(std::path::Path::new(value))
+                    .ok_or_else(|| {
+                        format!(
+                            "{flag}={value}: {value} is not inside any volumeMount of the etcd pod"
+                        )
                     })?;
-                    args.push(format!("{flag}={}", host.display()));
-                    continue;
-                }
+                args.push(format!("{flag}={}", host.display()));
+                continue;
             }
             args.push(a.clone());
         }
@@ -95,13 +104,23 @@ impl EtcdProcess {
         }
         let (child, parent) = spawn_held(cmd).map_err(|e| format!("{ETCD_BIN}: {e}"))?;
         tracing::info!(pid = child.id(), "started etcd");
-        let metrics = pod
-            .flag("listen-metrics-urls")
-            .and_then(|u| u.split(',').next().and_then(|s| s.strip_prefix("http://")).map(str::to_string));
+        let metrics = pod.flag("listen-metrics-urls").and_then(|u| {
+            u.split(',')
+                .next()
+                .and_then(|s| s.strip_prefix("http://"))
+                .map(str::to_string)
+        });
         if metrics.is_none() {
-            tracing::warn!("etcd has no plain-HTTP --listen-metrics-urls; its health cannot be checked");
+            tracing::warn!(
+                "etcd has no plain-HTTP --listen-metrics-urls; its health cannot be checked"
+            );
         }
-        Ok(EtcdProcess { child, log, metrics, _parent: parent })
+        Ok(EtcdProcess {
+            child,
+            log,
+            metrics,
+            _parent: parent,
+        })
     }
 
     /// Wait until etcd reports healthy on its metrics listener (`/health`), or exits, or the timeout passes.
@@ -114,11 +133,16 @@ impl EtcdProcess {
             }
             match self.metrics.as_deref() {
                 Some(addr) if http_health(addr) => return Ok(()),
-                None if Instant::now() + timeout > deadline + Duration::from_secs(1) => return Ok(()),
+                None if Instant::now() + timeout > deadline + Duration::from_secs(1) => {
+                    return Ok(());
+                }
                 _ => {}
             }
             if Instant::now() > deadline {
-                return Err(format!("etcd not healthy after {timeout:?}: {}", self.log_tail()));
+                return Err(format!(
+                    "etcd not healthy after {timeout:?}: {}",
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -177,9 +201,13 @@ impl Drop for EtcdProcess {
 
 /// GET /health on etcd's plain-HTTP metrics listener.
 fn http_health(addr: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(addr) else { return false };
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).is_err() {
+    if s.write_all(format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();

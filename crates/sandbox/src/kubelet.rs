@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -76,7 +76,12 @@ pub(crate) struct NodeStatus {
 }
 
 impl Shared {
-    pub fn new(layout: NodeLayout, node: String, default_version: KubeVersion, faults: Arc<Faults>) -> Self {
+    pub fn new(
+        layout: NodeLayout,
+        node: String,
+        default_version: KubeVersion,
+        faults: Arc<Faults>,
+    ) -> Self {
         let kubelet_kubeconfig = layout.host("/etc/kubernetes/kubelet.conf");
         Shared {
             layout,
@@ -112,7 +117,11 @@ enum Kind {
 }
 
 fn kind_of(p: &StaticPod) -> Kind {
-    let bin = p.command.first().map(|c| c.rsplit('/').next().unwrap_or(c)).unwrap_or_default();
+    let bin = p
+        .command
+        .first()
+        .map(|c| c.rsplit('/').next().unwrap_or(c))
+        .unwrap_or_default();
     match bin {
         "etcd" => Kind::Etcd,
         "kube-apiserver" => Kind::ApiServer,
@@ -175,8 +184,11 @@ impl PodRuntime {
 
     fn crashed(&mut self, error: String) {
         tracing::warn!(error = %error, "static pod container failed");
-        self.last_termination =
-            Some(Termination { message: error.clone(), started: self.started.take(), finished: Timestamp::now() });
+        self.last_termination = Some(Termination {
+            message: error.clone(),
+            started: self.started.take(),
+            finished: Timestamp::now(),
+        });
         self.last_error = Some(error);
         self.restarts += 1;
         self.next_try = Instant::now() + self.backoff;
@@ -194,7 +206,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             break;
         }
         sync_once(&shared, &mut pods).await;
-        let snapshot: Vec<MirrorPod> = pods.values().filter_map(|p| mirror_of(&shared, p)).collect();
+        let snapshot: Vec<MirrorPod> = pods
+            .values()
+            .filter_map(|p| mirror_of(&shared, p))
+            .collect();
         mirror_tx.send_if_modified(|cur| {
             if *cur != snapshot {
                 *cur = snapshot;
@@ -222,7 +237,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 fn read_manifests(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
@@ -242,7 +259,11 @@ fn read_manifests(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime>) {
     let files = read_manifests(&shared.layout.manifests_dir());
     // Removed manifests: stop their containers.
-    let gone: Vec<PathBuf> = pods.keys().filter(|k| !files.contains_key(*k)).cloned().collect();
+    let gone: Vec<PathBuf> = pods
+        .keys()
+        .filter(|k| !files.contains_key(*k))
+        .cloned()
+        .collect();
     for k in gone {
         if let Some(mut p) = pods.remove(&k) {
             tracing::info!(file = %k.display(), "manifest removed; stopping its pod");
@@ -266,7 +287,10 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
         pods.insert(
             path.clone(),
             PodRuntime {
-                stem: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                stem: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 file_hash: h,
                 parsed,
                 seen: Timestamp::now(),
@@ -283,10 +307,13 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
     // Unexpected exits.
     for p in pods.values_mut() {
         let exited = match &mut p.container {
-            Some(Container::Etcd(e)) => (!e.is_running()).then(|| format!("etcd exited: {}", e.log_tail())),
-            Some(Container::ApiServer(s)) => {
-                tokio::time::timeout(Duration::ZERO, s.exited()).await.ok().map(|r| format!("kube-apiserver exited: {r}"))
+            Some(Container::Etcd(e)) => {
+                (!e.is_running()).then(|| format!("etcd exited: {}", e.log_tail()))
             }
+            Some(Container::ApiServer(s)) => tokio::time::timeout(Duration::ZERO, s.exited())
+                .await
+                .ok()
+                .map(|r| format!("kube-apiserver exited: {r}")),
             _ => None,
         };
         if let Some(why) = exited {
@@ -347,11 +374,19 @@ fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bo
         match kind {
             Kind::ApiServer => {
                 api = Some(match (&p.container, &p.parsed) {
-                    (Some(Container::ApiServer(s)), _) => ApiServerState::Running { port: s.port() },
-                    (_, Err(e)) => ApiServerState::CrashLooping { last_error: e.clone(), restarts: p.restarts },
+                    (Some(Container::ApiServer(s)), _) => {
+                        ApiServerState::Running { port: s.port() }
+                    }
+                    (_, Err(e)) => ApiServerState::CrashLooping {
+                        last_error: e.clone(),
+                        restarts: p.restarts,
+                    },
                     (_, Ok(_)) if held => ApiServerState::Stopped,
                     (_, Ok(_)) => match &p.last_error {
-                        Some(e) => ApiServerState::CrashLooping { last_error: e.clone(), restarts: p.restarts },
+                        Some(e) => ApiServerState::CrashLooping {
+                            last_error: e.clone(),
+                            restarts: p.restarts,
+                        },
                         None => ApiServerState::Stopped,
                     },
                 });
@@ -366,7 +401,11 @@ fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bo
 }
 
 async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
-    let log = shared.layout.log_dir().join(format!("kube-system_etcd-{}", shared.node)).join("etcd.log");
+    let log = shared
+        .layout
+        .log_dir()
+        .join(format!("kube-system_etcd-{}", shared.node))
+        .join("etcd.log");
     let sp = sp.clone();
     tokio::task::spawn_blocking(move || {
         let mut e = EtcdProcess::start(&sp, log)?;
@@ -397,7 +436,10 @@ async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Contain
 fn start_controller(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
     sp.mounts.prepare()?;
     let cfg = ControllerConfig::from_pod(sp)?;
-    Ok(Container::Controller(controller::start(shared.clone(), cfg)))
+    Ok(Container::Controller(controller::start(
+        shared.clone(),
+        cfg,
+    )))
 }
 
 /// What the kubelet publishes for one static pod.
@@ -414,7 +456,12 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
     let name = format!("{}-{}", sp.name(), shared.node);
     let mut pod = sp.pod.clone();
     pod.metadata.name = Some(name.clone());
-    pod.metadata.namespace = Some(pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
+    pod.metadata.namespace = Some(
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    );
     pod.metadata.creation_timestamp = None;
     let ann = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
     ann.insert("kubernetes.io/config.hash".into(), sp.hash.clone());
@@ -426,7 +473,15 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
     }
     pod.status = None;
     let container = sp.container_name().to_string();
-    let running = matches!(p.container, Some(Container::Etcd(_) | Container::ApiServer(_) | Container::Controller(_) | Container::Idle));
+    let running = matches!(
+        p.container,
+        Some(
+            Container::Etcd(_)
+                | Container::ApiServer(_)
+                | Container::Controller(_)
+                | Container::Idle
+        )
+    );
     let ts = |t: &Timestamp| Time(*t);
     let last_state = p.last_termination.as_ref().map(|t| ContainerState {
         terminated: Some(ContainerStateTerminated {
@@ -441,13 +496,22 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
     });
     let state = if running {
         ContainerState {
-            running: Some(ContainerStateRunning { started_at: p.started.as_ref().map(ts) }),
+            running: Some(ContainerStateRunning {
+                started_at: p.started.as_ref().map(ts),
+            }),
             ..Default::default()
         }
     } else {
         ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(if p.last_error.is_some() { "CrashLoopBackOff" } else { "ContainerCreating" }.into()),
+                reason: Some(
+                    if p.last_error.is_some() {
+                        "CrashLoopBackOff"
+                    } else {
+                        "ContainerCreating"
+                    }
+                    .into(),
+                ),
                 message: p.last_error.as_ref().map(|_| {
                     format!(
                         "back-off {}s restarting failed container={container} pod={name}_{}({})",
@@ -463,7 +527,11 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
     let cond = |t: &str, ok: bool| PodCondition {
         type_: t.into(),
         status: if ok { "True" } else { "False" }.into(),
-        reason: if ok || t == "PodScheduled" || t == "Initialized" { None } else { Some("ContainersNotReady".into()) },
+        reason: if ok || t == "PodScheduled" || t == "Initialized" {
+            None
+        } else {
+            Some("ContainersNotReady".into())
+        },
         message: if ok || t == "PodScheduled" || t == "Initialized" {
             None
         } else {
@@ -493,12 +561,19 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
         }]),
         host_ip: Some("127.0.0.1".into()),
         pod_ip: Some("127.0.0.1".into()),
-        pod_ips: Some(vec![PodIP { ip: "127.0.0.1".into() }]),
+        pod_ips: Some(vec![PodIP {
+            ip: "127.0.0.1".into(),
+        }]),
         qos_class: Some("Burstable".into()),
         start_time: Some(ts(&p.seen)),
         ..Default::default()
     };
-    Some(MirrorPod { name, pod, hash: sp.hash.clone(), status })
+    Some(MirrorPod {
+        name,
+        pod,
+        hash: sp.hash.clone(),
+        status,
+    })
 }
 
 /// Keeps the mirror pods in the API server in step with the latest snapshot; retries every second.
@@ -513,7 +588,10 @@ async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<V
         if let Some(gen_) = starts {
             if client.as_ref().map(|c| c.0) != Some(gen_) {
                 pushed.clear();
-                client = crate::client_from_kubeconfig(&shared.kubelet_kubeconfig).await.ok().map(|c| (gen_, c));
+                client = crate::client_from_kubeconfig(&shared.kubelet_kubeconfig)
+                    .await
+                    .ok()
+                    .map(|c| (gen_, c));
             }
             if let Some((_, c)) = &client {
                 let want = rx.borrow_and_update().clone();
@@ -546,7 +624,14 @@ async fn sync_mirrors(
                 .and_then(|a| a.get("kubernetes.io/config.mirror").cloned());
             if existing.is_some() && current_hash.as_deref() != Some(m.hash.as_str()) {
                 // The kubelet replaces a mirror pod whose hash no longer matches its static pod.
-                api.delete(&m.name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+                api.delete(
+                    &m.name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 pushed.remove(&m.name);
             }
             if existing.is_none() || current_hash.as_deref() != Some(m.hash.as_str()) {
@@ -560,7 +645,8 @@ async fn sync_mirrors(
             if pushed.get(&m.name) != Some(&m.status) {
                 let mut cur = api.get(&m.name).await?;
                 cur.status = Some(m.status.clone());
-                api.replace_status(&m.name, &PostParams::default(), &cur).await?;
+                api.replace_status(&m.name, &PostParams::default(), &cur)
+                    .await?;
                 pushed.insert(m.name.clone(), m.status.clone());
             }
         }
@@ -568,10 +654,20 @@ async fn sync_mirrors(
         let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
         for p in api.list(&ListParams::default()).await? {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let is_mirror =
-                p.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+            let is_mirror = p
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
             if is_mirror && !want.iter().any(|m| m.name == name) {
-                api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+                api.delete(
+                    &name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 pushed.remove(&name);
             }
         }

@@ -31,7 +31,10 @@ pub enum LayoutError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
-    move |source| LayoutError::Io { path: path.to_path_buf(), source }
+    move |source| LayoutError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A Kubernetes release the sandbox impersonates: picks the image tags written into the manifests and the
@@ -67,7 +70,10 @@ impl KubeVersion {
             32 => 4,
             _ => 1,
         });
-        Ok(KubeVersion { minor, git_version: format!("v1.{minor}.{patch}") })
+        Ok(KubeVersion {
+            minor,
+            git_version: format!("v1.{minor}.{patch}"),
+        })
     }
 
     /// The etcd image kubeadm of this minor deploys (`cmd/kubeadm/app/constants/constants.go`
@@ -194,7 +200,11 @@ impl NodeLayout {
 
     /// Lay out a fresh node: certificates, kubeconfigs, static pod manifests, etcd data dir.
     pub fn init(&self, node: &str, version: &KubeVersion, ports: Ports) -> Result<(), LayoutError> {
-        for d in [self.pki_dir().join("etcd"), self.manifests_dir(), self.log_dir()] {
+        for d in [
+            self.pki_dir().join("etcd"),
+            self.manifests_dir(),
+            self.log_dir(),
+        ] {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
         let data = self.etcd_data_dir();
@@ -219,7 +229,11 @@ impl NodeLayout {
         let loopback4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let (ca, ca_key) = pki::new_ca("kubernetes")?;
         self.write_pair("ca", &ca, &ca_key)?;
-        let leaf = |spec: CertSpec, name: &str, ca: &X509, key: &PKey<Private>| -> Result<(), LayoutError> {
+        let leaf = |spec: CertSpec,
+                    name: &str,
+                    ca: &X509,
+                    key: &PKey<Private>|
+         -> Result<(), LayoutError> {
             let (c, k) = pki::new_leaf(&spec, ca, key)?;
             self.write_pair(name, &c, &k)
         };
@@ -257,7 +271,11 @@ impl NodeLayout {
         let (fp_ca, fp_key) = pki::new_ca("front-proxy-ca")?;
         self.write_pair("front-proxy-ca", &fp_ca, &fp_key)?;
         leaf(
-            CertSpec { common_name: "front-proxy-client".into(), client_auth: true, ..Default::default() },
+            CertSpec {
+                common_name: "front-proxy-client".into(),
+                client_auth: true,
+                ..Default::default()
+            },
             "front-proxy-client",
             &fp_ca,
             &fp_key,
@@ -275,13 +293,21 @@ impl NodeLayout {
         leaf(etcd_names.clone(), "etcd/server", &etcd_ca, &etcd_key)?;
         leaf(etcd_names, "etcd/peer", &etcd_ca, &etcd_key)?;
         leaf(
-            CertSpec { common_name: "kube-etcd-healthcheck-client".into(), client_auth: true, ..Default::default() },
+            CertSpec {
+                common_name: "kube-etcd-healthcheck-client".into(),
+                client_auth: true,
+                ..Default::default()
+            },
             "etcd/healthcheck-client",
             &etcd_ca,
             &etcd_key,
         )?;
         leaf(
-            CertSpec { common_name: "kube-apiserver-etcd-client".into(), client_auth: true, ..Default::default() },
+            CertSpec {
+                common_name: "kube-apiserver-etcd-client".into(),
+                client_auth: true,
+                ..Default::default()
+            },
             "apiserver-etcd-client",
             &etcd_ca,
             &etcd_key,
@@ -299,8 +325,18 @@ impl NodeLayout {
     fn write_kubeconfigs(&self, ca: &(X509, PKey<Private>), port: u16) -> Result<(), LayoutError> {
         let server = format!("https://127.0.0.1:{port}");
         let users: [(&str, &str, Vec<String>, PathBuf); 3] = [
-            ("kubernetes-admin", "kubernetes-admin", vec!["kubeadm:cluster-admins".into()], self.admin_conf()),
-            ("kubernetes-super-admin", "kubernetes-super-admin", vec!["system:masters".into()], self.super_admin_conf()),
+            (
+                "kubernetes-admin",
+                "kubernetes-admin",
+                vec!["kubeadm:cluster-admins".into()],
+                self.admin_conf(),
+            ),
+            (
+                "kubernetes-super-admin",
+                "kubernetes-super-admin",
+                vec!["system:masters".into()],
+                self.super_admin_conf(),
+            ),
             (
                 "system:kube-controller-manager",
                 "system:kube-controller-manager",
@@ -309,7 +345,12 @@ impl NodeLayout {
             ),
         ];
         for (user, cn, orgs, path) in users {
-            let spec = CertSpec { common_name: cn.into(), organizations: orgs, client_auth: true, ..Default::default() };
+            let spec = CertSpec {
+                common_name: cn.into(),
+                organizations: orgs,
+                client_auth: true,
+                ..Default::default()
+            };
             let (cert, key) = pki::new_leaf(&spec, &ca.0, &ca.1)?;
             let text = kubeconfig_yaml(
                 &server,
@@ -324,7 +365,12 @@ impl NodeLayout {
     }
 
     /// `kubeadm init phase control-plane all` + `etcd local`.
-    fn write_manifests(&self, node: &str, v: &KubeVersion, ports: Ports) -> Result<(), LayoutError> {
+    fn write_manifests(
+        &self,
+        node: &str,
+        v: &KubeVersion,
+        ports: Ports,
+    ) -> Result<(), LayoutError> {
         for (name, text) in [
             ("etcd", etcd_manifest(node, v, ports)),
             ("kube-apiserver", apiserver_manifest(v, ports)),
@@ -343,7 +389,13 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), LayoutError> {
 }
 
 /// A kubeconfig in the exact shape kubeadm writes (client-go's `clientcmd.Write` field order).
-pub fn kubeconfig_yaml(server: &str, ca_pem: &[u8], user: &str, cert_pem: &[u8], key_pem: &[u8]) -> String {
+pub fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: &[u8],
+    user: &str,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> String {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     format!(
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {CLUSTER_NAME}\n\
@@ -356,8 +408,33 @@ pub fn kubeconfig_yaml(server: &str, ca_pem: &[u8], user: &str, cert_pem: &[u8],
     )
 }
 
-fn probe(indent: &str, kind: &str, host: &str, path: &str, port: u16, scheme: &str, initial: bool, failures: u32, period: u32) -> String {
-    let initial = if initial { format!("{indent}  initialDelaySeconds: 10\n") } else { String::new() };
+/// A container probe as kubeadm writes it (`cmd/kubeadm/app/util/staticpod/utils.go` `createHTTPProbe`).
+struct Probe<'a> {
+    kind: &'a str,
+    path: &'a str,
+    port: u16,
+    scheme: &'a str,
+    initial_delay: bool,
+    failures: u32,
+    period: u32,
+}
+
+fn probe(p: Probe<'_>) -> String {
+    let Probe {
+        kind,
+        path,
+        port,
+        scheme,
+        initial_delay,
+        failures,
+        period,
+    } = p;
+    let (indent, host) = ("    ", "127.0.0.1");
+    let initial = if initial_delay {
+        format!("{indent}  initialDelaySeconds: 10\n")
+    } else {
+        String::new()
+    };
     format!(
         "{indent}{kind}:\n{indent}  failureThreshold: {failures}\n{indent}  httpGet:\n{indent}    host: {host}\n\
          {indent}    path: {path}\n{indent}    port: {port}\n{indent}    scheme: {scheme}\n{initial}\
@@ -380,7 +457,9 @@ fn volumes(list: &[(&str, &str, &str, bool)]) -> (String, String) {
     vols.sort_by(|a, b| a.0.cmp(b.0));
     let mut v = String::from("  volumes:\n");
     for (name, path, ty, _) in &vols {
-        v.push_str(&format!("  - hostPath:\n      path: {path}\n      type: {ty}\n    name: {name}\n"));
+        v.push_str(&format!(
+            "  - hostPath:\n      path: {path}\n      type: {ty}\n    name: {name}\n"
+        ));
     }
     (m, v)
 }
@@ -412,7 +491,12 @@ fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
         "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt".into(),
     ];
     let (mounts, vols) = volumes(&[
-        ("etcd-certs", "/etc/kubernetes/pki/etcd", "DirectoryOrCreate", false),
+        (
+            "etcd-certs",
+            "/etc/kubernetes/pki/etcd",
+            "DirectoryOrCreate",
+            false,
+        ),
         ("etcd-data", "/var/lib/etcd", "DirectoryOrCreate", false),
     ]);
     let mut s = format!(
@@ -423,12 +507,31 @@ fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
     for f in &flags {
         s.push_str(&format!("    - {f}\n"));
     }
-    s.push_str(&format!("    image: registry.k8s.io/etcd:{}\n    imagePullPolicy: IfNotPresent\n", v.etcd_image_tag()));
+    s.push_str(&format!(
+        "    image: registry.k8s.io/etcd:{}\n    imagePullPolicy: IfNotPresent\n",
+        v.etcd_image_tag()
+    ));
     let m = p.etcd_metrics;
-    s.push_str(&probe("    ", "livenessProbe", "127.0.0.1", "/health?exclude=NOSPACE&serializable=true", m, "HTTP", true, 8, 10));
+    s.push_str(&probe(Probe {
+        kind: "livenessProbe",
+        path: "/health?exclude=NOSPACE&serializable=true",
+        port: m,
+        scheme: "HTTP",
+        initial_delay: true,
+        failures: 8,
+        period: 10,
+    }));
     s.push_str("    name: etcd\n");
     s.push_str("    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n");
-    s.push_str(&probe("    ", "startupProbe", "127.0.0.1", "/health?serializable=false", m, "HTTP", true, 24, 10));
+    s.push_str(&probe(Probe {
+        kind: "startupProbe",
+        path: "/health?serializable=false",
+        port: m,
+        scheme: "HTTP",
+        initial_delay: true,
+        failures: 24,
+        period: 10,
+    }));
     s.push_str(&mounts);
     s.push_str(POD_TAIL);
     s.push_str(&vols);
@@ -469,10 +572,30 @@ fn apiserver_manifest(v: &KubeVersion, p: Ports) -> String {
     ];
     let (mounts, vols) = volumes(&[
         ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
-        ("etc-ca-certificates", "/etc/ca-certificates", "DirectoryOrCreate", true),
-        ("k8s-certs", "/etc/kubernetes/pki", "DirectoryOrCreate", true),
-        ("usr-local-share-ca-certificates", "/usr/local/share/ca-certificates", "DirectoryOrCreate", true),
-        ("usr-share-ca-certificates", "/usr/share/ca-certificates", "DirectoryOrCreate", true),
+        (
+            "etc-ca-certificates",
+            "/etc/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "k8s-certs",
+            "/etc/kubernetes/pki",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "usr-local-share-ca-certificates",
+            "/usr/local/share/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "usr-share-ca-certificates",
+            "/usr/share/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
     ]);
     let mut s = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: 127.0.0.1:{port}\n\
@@ -482,12 +605,39 @@ fn apiserver_manifest(v: &KubeVersion, p: Ports) -> String {
     for f in &flags {
         s.push_str(&format!("    - {f}\n"));
     }
-    s.push_str(&format!("    image: registry.k8s.io/kube-apiserver:{}\n    imagePullPolicy: IfNotPresent\n", v.git_version));
-    s.push_str(&probe("    ", "livenessProbe", "127.0.0.1", "/livez", port, "HTTPS", true, 8, 10));
+    s.push_str(&format!(
+        "    image: registry.k8s.io/kube-apiserver:{}\n    imagePullPolicy: IfNotPresent\n",
+        v.git_version
+    ));
+    s.push_str(&probe(Probe {
+        kind: "livenessProbe",
+        path: "/livez",
+        port,
+        scheme: "HTTPS",
+        initial_delay: true,
+        failures: 8,
+        period: 10,
+    }));
     s.push_str("    name: kube-apiserver\n");
-    s.push_str(&probe("    ", "readinessProbe", "127.0.0.1", "/readyz", port, "HTTPS", false, 3, 1));
+    s.push_str(&probe(Probe {
+        kind: "readinessProbe",
+        path: "/readyz",
+        port,
+        scheme: "HTTPS",
+        initial_delay: false,
+        failures: 3,
+        period: 1,
+    }));
     s.push_str("    resources:\n      requests:\n        cpu: 250m\n");
-    s.push_str(&probe("    ", "startupProbe", "127.0.0.1", "/livez", port, "HTTPS", true, 24, 10));
+    s.push_str(&probe(Probe {
+        kind: "startupProbe",
+        path: "/livez",
+        port,
+        scheme: "HTTPS",
+        initial_delay: true,
+        failures: 24,
+        period: 10,
+    }));
     s.push_str(&mounts);
     s.push_str(POD_TAIL);
     s.push_str(&vols);
@@ -517,12 +667,42 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
     ];
     let (mounts, vols) = volumes(&[
         ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
-        ("etc-ca-certificates", "/etc/ca-certificates", "DirectoryOrCreate", true),
-        ("flexvolume-dir", "/usr/libexec/kubernetes/kubelet-plugins/volume/exec", "DirectoryOrCreate", false),
-        ("k8s-certs", "/etc/kubernetes/pki", "DirectoryOrCreate", true),
-        ("kubeconfig", "/etc/kubernetes/controller-manager.conf", "FileOrCreate", true),
-        ("usr-local-share-ca-certificates", "/usr/local/share/ca-certificates", "DirectoryOrCreate", true),
-        ("usr-share-ca-certificates", "/usr/share/ca-certificates", "DirectoryOrCreate", true),
+        (
+            "etc-ca-certificates",
+            "/etc/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "flexvolume-dir",
+            "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+            "DirectoryOrCreate",
+            false,
+        ),
+        (
+            "k8s-certs",
+            "/etc/kubernetes/pki",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "kubeconfig",
+            "/etc/kubernetes/controller-manager.conf",
+            "FileOrCreate",
+            true,
+        ),
+        (
+            "usr-local-share-ca-certificates",
+            "/usr/local/share/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
+        (
+            "usr-share-ca-certificates",
+            "/usr/share/ca-certificates",
+            "DirectoryOrCreate",
+            true,
+        ),
     ]);
     let mut s = String::from(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: null\n  labels:\n    component: kube-controller-manager\n\
@@ -536,9 +716,27 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
         "    image: registry.k8s.io/kube-controller-manager:{}\n    imagePullPolicy: IfNotPresent\n",
         v.git_version
     ));
-    s.push_str(&probe("    ", "livenessProbe", "127.0.0.1", "/healthz", 10257, "HTTPS", true, 8, 10));
-    s.push_str("    name: kube-controller-manager\n    resources:\n      requests:\n        cpu: 200m\n");
-    s.push_str(&probe("    ", "startupProbe", "127.0.0.1", "/healthz", 10257, "HTTPS", true, 24, 10));
+    s.push_str(&probe(Probe {
+        kind: "livenessProbe",
+        path: "/healthz",
+        port: 10257,
+        scheme: "HTTPS",
+        initial_delay: true,
+        failures: 8,
+        period: 10,
+    }));
+    s.push_str(
+        "    name: kube-controller-manager\n    resources:\n      requests:\n        cpu: 200m\n",
+    );
+    s.push_str(&probe(Probe {
+        kind: "startupProbe",
+        path: "/healthz",
+        port: 10257,
+        scheme: "HTTPS",
+        initial_delay: true,
+        failures: 24,
+        period: 10,
+    }));
     s.push_str(&mounts);
     s.push_str(POD_TAIL);
     s.push_str(&vols);
@@ -553,8 +751,14 @@ mod tests {
     #[test]
     fn version_parsing_and_defaults() {
         assert_eq!(KubeVersion::parse("1.32").unwrap().git_version, "v1.32.4");
-        assert_eq!(KubeVersion::parse("v1.27.3").unwrap().git_version, "v1.27.3");
-        assert_eq!(KubeVersion::parse("1.30").unwrap().etcd_image_tag(), "3.5.12-0");
+        assert_eq!(
+            KubeVersion::parse("v1.27.3").unwrap().git_version,
+            "v1.27.3"
+        );
+        assert_eq!(
+            KubeVersion::parse("1.30").unwrap().etcd_image_tag(),
+            "3.5.12-0"
+        );
         assert!(KubeVersion::parse("1.26").is_err());
         assert!(KubeVersion::parse("2.1").is_err());
         assert!(KubeVersion::parse("1.32.x").is_err());
@@ -565,12 +769,29 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let l = NodeLayout::new(dir.path());
-        let ports = Ports { apiserver: 16443, etcd_client: 12379, etcd_peer: 12380, etcd_metrics: 12381 };
-        l.init("node1", &KubeVersion::parse("1.32").unwrap(), ports).unwrap();
+        let ports = Ports {
+            apiserver: 16443,
+            etcd_client: 12379,
+            etcd_peer: 12380,
+            etcd_metrics: 12381,
+        };
+        l.init("node1", &KubeVersion::parse("1.32").unwrap(), ports)
+            .unwrap();
         for f in [
-            "ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.key",
-            "apiserver-etcd-client.crt", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-client.key",
-            "etcd/ca.crt", "etcd/server.key", "etcd/peer.crt", "etcd/healthcheck-client.key",
+            "ca.crt",
+            "ca.key",
+            "apiserver.crt",
+            "apiserver.key",
+            "apiserver-kubelet-client.key",
+            "apiserver-etcd-client.crt",
+            "sa.key",
+            "sa.pub",
+            "front-proxy-ca.crt",
+            "front-proxy-client.key",
+            "etcd/ca.crt",
+            "etcd/server.key",
+            "etcd/peer.crt",
+            "etcd/healthcheck-client.key",
         ] {
             let p = l.pki_dir().join(f);
             let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;

@@ -26,7 +26,8 @@ pub use {etcd_client, k8s_openapi, kube};
 
 /// A kube client from a kubeconfig file (its current context), on the caller's runtime.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, String> {
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -9,7 +9,11 @@ use atrest_sandbox::{Sandbox, SandboxOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "atrest-sandbox", version, about = "A kubeadm-like control plane on real etcd, for tests and demos")]
+#[command(
+    name = "atrest-sandbox",
+    version,
+    about = "A kubeadm-like control plane on real etcd, for tests and demos"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -20,7 +24,9 @@ enum Cmd {
     /// Lay out the node under --root on first start (kubeadm's files), start etcd, the API server and the
     /// controller-manager, write ROOT/sandbox.env, print `ready` once /readyz answers, run until SIGINT/SIGTERM.
     /// Restarting on an existing root keeps all state.
-    #[command(after_help = "Examples:\n  atrest-sandbox up --root /tmp/node1\n  source /tmp/node1/sandbox.env && kubectl get pods -n kube-system")]
+    #[command(
+        after_help = "Examples:\n  atrest-sandbox up --root /tmp/node1\n  source /tmp/node1/sandbox.env && kubectl get pods -n kube-system"
+    )]
     Up {
         /// The directory standing for the node's `/` (created if missing).
         #[arg(long)]
@@ -61,10 +67,26 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Cmd::Up { root, node, kube_version, apiserver_port, etcd_port, ready_timeout_seconds } = cli.command;
-    let opts = SandboxOptions { root: root.clone(), node, kube_version, apiserver_port, etcd_port };
-    let sandbox = Sandbox::up(opts).with_context(|| format!("could not start the sandbox under {}", root.display()))?;
-    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let Cmd::Up {
+        root,
+        node,
+        kube_version,
+        apiserver_port,
+        etcd_port,
+        ready_timeout_seconds,
+    } = cli.command;
+    let opts = SandboxOptions {
+        root: root.clone(),
+        node,
+        kube_version,
+        apiserver_port,
+        etcd_port,
+    };
+    let sandbox = Sandbox::up(opts)
+        .with_context(|| format!("could not start the sandbox under {}", root.display()))?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let stop = signals.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -81,7 +103,8 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(()) => break,
                 Err(e) if tokio::time::Instant::now() > deadline => {
                     let log = sandbox.layout().log_dir();
-                    return Err(anyhow::Error::new(e).context(format!("etcd's log is under {}", log.display())));
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("etcd's log is under {}", log.display())));
                 }
                 Err(_) => {}
             }

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private, Public};
-use openssl::ec::{EcGroup, EcKey};
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
@@ -69,7 +69,10 @@ pub struct CertSpec {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn random_serial() -> Result<Asn1Integer, PkiError> {
@@ -96,7 +99,14 @@ pub fn new_ca(common_name: &str) -> Result<(X509, PKey<Private>), PkiError> {
     b.set_not_before(&nb)?;
     let na = Asn1Time::from_unix(now + CA_VALIDITY.as_secs() as i64)?;
     b.set_not_after(&na)?;
-    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().key_cert_sign().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .key_cert_sign()
+            .build()?,
+    )?;
     b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
@@ -105,7 +115,11 @@ pub fn new_ca(common_name: &str) -> Result<(X509, PKey<Private>), PkiError> {
 }
 
 /// A leaf certificate for `spec`, signed by the CA, valid one year, with a fresh key.
-pub fn new_leaf(spec: &CertSpec, ca: &X509, ca_key: &PKey<Private>) -> Result<(X509, PKey<Private>), PkiError> {
+pub fn new_leaf(
+    spec: &CertSpec,
+    ca: &X509,
+    ca_key: &PKey<Private>,
+) -> Result<(X509, PKey<Private>), PkiError> {
     let key = new_key()?;
     let pubkey = PKey::public_key_from_der(&key.public_key_to_der()?)?;
     let now = unix_now();
@@ -116,7 +130,10 @@ pub fn new_leaf(spec: &CertSpec, ca: &X509, ca_key: &PKey<Private>) -> Result<(X
         ca_key,
         now,
         now + LEAF_VALIDITY.as_secs() as i64,
-        &[KeyUsageName::DigitalSignature, KeyUsageName::KeyEncipherment],
+        &[
+            KeyUsageName::DigitalSignature,
+            KeyUsageName::KeyEncipherment,
+        ],
     )?;
     Ok((cert, key))
 }
@@ -176,7 +193,9 @@ fn build_leaf(
         b.append_extension(eku.build()?)?;
     }
     b.append_extension(BasicConstraints::new().critical().build()?)?;
-    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca), None))?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))?;
     b.append_extension(aki)?;
     if !spec.dns_names.is_empty() || !spec.ips.is_empty() {
         let mut san = SubjectAlternativeName::new();
@@ -204,10 +223,14 @@ pub struct ParsedCsr {
 
 /// Parse a PEM `CERTIFICATE REQUEST` and verify its self-signature.
 pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, PkiError> {
-    let req = X509Req::from_pem(pem).map_err(|e| PkiError::Invalid(format!("PEM block type must be CERTIFICATE REQUEST: {e}")))?;
+    let req = X509Req::from_pem(pem).map_err(|e| {
+        PkiError::Invalid(format!("PEM block type must be CERTIFICATE REQUEST: {e}"))
+    })?;
     let pk = req.public_key()?;
     if !req.verify(&pk)? {
-        return Err(PkiError::Invalid("x509: ECDSA/RSA verification failure".into()));
+        return Err(PkiError::Invalid(
+            "x509: ECDSA/RSA verification failure".into(),
+        ));
     }
     let text = |nid| -> Vec<String> {
         req.subject_name()
@@ -225,23 +248,27 @@ pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, PkiError> {
         let txt = String::from_utf8_lossy(&txt);
         let mut lines = txt.lines();
         while let Some(line) = lines.next() {
-            if line.trim() == "X509v3 Subject Alternative Name:" {
-                if let Some(v) = lines.next() {
-                    for item in v.split(',') {
-                        let item = item.trim();
-                        if let Some(d) = item.strip_prefix("DNS:") {
-                            dns_names.push(d.to_string());
-                        } else if let Some(ip) = item.strip_prefix("IP Address:") {
-                            if let Ok(ip) = ip.parse() {
-                                ips.push(ip);
-                            }
-                        }
+            if line.trim() == "X509v3 Subject Alternative Name:"
+                && let Some(v) = lines.next()
+            {
+                for item in v.split(',') {
+                    let item = item.trim();
+                    if let Some(d) = item.strip_prefix("DNS:") {
+                        dns_names.push(d.to_string());
+                    } else if let Some(Ok(ip)) = item.strip_prefix("IP Address:").map(str::parse) {
+                        ips.push(ip);
                     }
                 }
             }
         }
     }
-    Ok(ParsedCsr { req, common_name, organizations, dns_names, ips })
+    Ok(ParsedCsr {
+        req,
+        common_name,
+        organizations,
+        dns_names,
+        ips,
+    })
 }
 
 /// Sign a parsed CSR as kube-controller-manager's `kubernetes.io/kube-apiserver-client` signer: subject and SANs
@@ -264,7 +291,9 @@ pub fn sign_client_csr(
         client_auth: true,
     };
     let pubkey = csr.req.public_key()?;
-    build_leaf(&spec, &pubkey, ca, ca_key, not_before, not_after, key_usages)
+    build_leaf(
+        &spec, &pubkey, ca, ca_key, not_before, not_after, key_usages,
+    )
 }
 
 /// Seconds since the epoch of a certificate's notAfter.
@@ -303,6 +332,10 @@ mod tests {
             .filter_map(|n| n.dnsname().map(str::to_string))
             .collect();
         assert_eq!(sans, ["kubernetes", "localhost"]);
-        assert!(key_pem(&key).unwrap().starts_with(b"-----BEGIN EC PRIVATE KEY-----"));
+        assert!(
+            key_pem(&key)
+                .unwrap()
+                .starts_with(b"-----BEGIN EC PRIVATE KEY-----")
+        );
     }
 }

@@ -41,7 +41,12 @@ impl StaticPod {
     }
     /// The first container's name.
     pub fn container_name(&self) -> &str {
-        self.pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.as_str()).unwrap_or_default()
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.as_str())
+            .unwrap_or_default()
     }
     /// The value of `--flag=value` (or `--flag value`) on the command line, last occurrence wins like pflag.
     pub fn flag(&self, name: &str) -> Option<String> {
@@ -63,12 +68,8 @@ pub fn flag_value(command: &[String], name: &str) -> Option<String> {
         if let Some(v) = a.strip_prefix(&long) {
             if let Some(v) = v.strip_prefix('=') {
                 out = Some(v.to_string());
-            } else if v.is_empty() {
-                if let Some(n) = it.peek() {
-                    if !n.starts_with("--") {
-                        out = it.next().cloned();
-                    }
-                }
+            } else if v.is_empty() && it.peek().is_some_and(|n| !n.starts_with("--")) {
+                out = it.next().cloned();
             }
         }
     }
@@ -84,14 +85,26 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 /// Parse a manifest file's bytes into a static pod.
 pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod, PodError> {
-    let invalid = |message: String| PodError::Invalid { file: file.display().to_string(), message };
+    let invalid = |message: String| PodError::Invalid {
+        file: file.display().to_string(),
+        message,
+    };
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let pod: Pod = serde_saphyr::from_str(text).map_err(|e| invalid(format!("invalid pod manifest: {e}")))?;
-    let spec = pod.spec.as_ref().ok_or_else(|| invalid("pod has no spec".into()))?;
+    let pod: Pod =
+        serde_saphyr::from_str(text).map_err(|e| invalid(format!("invalid pod manifest: {e}")))?;
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| invalid("pod has no spec".into()))?;
     if pod.metadata.name.as_deref().unwrap_or_default().is_empty() {
-        return Err(invalid("metadata.name: Required value: name or generateName is required".into()));
+        return Err(invalid(
+            "metadata.name: Required value: name or generateName is required".into(),
+        ));
     }
-    let c = spec.containers.first().ok_or_else(|| invalid("spec.containers: Required value".into()))?;
+    let c = spec
+        .containers
+        .first()
+        .ok_or_else(|| invalid("spec.containers: Required value".into()))?;
     let mut command: Vec<String> = c.command.clone().unwrap_or_default();
     command.extend(c.args.clone().unwrap_or_default());
     if command.is_empty() {
@@ -102,7 +115,12 @@ pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod
         if v.name.is_empty() {
             return Err(invalid("spec.volumes[].name: Required value".into()));
         }
-        volumes.insert(v.name.clone(), v.host_path.as_ref().map(|h| (h.path.clone(), h.type_.clone())));
+        volumes.insert(
+            v.name.clone(),
+            v.host_path
+                .as_ref()
+                .map(|h| (h.path.clone(), h.type_.clone())),
+        );
     }
     let mut mounts = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
@@ -174,7 +192,11 @@ impl MountTable {
             .max_by_key(|m| m.mount_path.components().count())
             .map(|m| {
                 let rest = p.strip_prefix(&m.mount_path).unwrap_or(Path::new(""));
-                if rest.as_os_str().is_empty() { m.host_path.clone() } else { m.host_path.join(rest) }
+                if rest.as_os_str().is_empty() {
+                    m.host_path.clone()
+                } else {
+                    m.host_path.join(rest)
+                }
             })
     }
 
@@ -184,20 +206,26 @@ impl MountTable {
         for m in &self.mounts {
             let h = &m.host_path;
             match m.host_type.as_str() {
-                "DirectoryOrCreate" => fs::create_dir_all(h).map_err(|e| format!("{}: {e}", h.display()))?,
-                "FileOrCreate" => {
-                    if !h.exists() {
-                        if let Some(d) = h.parent() {
-                            fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-                        }
-                        fs::write(h, b"").map_err(|e| format!("{}: {e}", h.display()))?;
+                "DirectoryOrCreate" => {
+                    fs::create_dir_all(h).map_err(|e| format!("{}: {e}", h.display()))?
+                }
+                "FileOrCreate" if !h.exists() => {
+                    if let Some(d) = h.parent() {
+                        fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
                     }
+                    fs::write(h, b"").map_err(|e| format!("{}: {e}", h.display()))?;
                 }
                 "Directory" if !h.is_dir() => {
-                    return Err(format!("hostPath type check failed: {} is not a directory", m.mount_path.display()));
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        m.mount_path.display()
+                    ));
                 }
                 "File" if !h.is_file() => {
-                    return Err(format!("hostPath type check failed: {} is not a file", m.mount_path.display()));
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a file",
+                        m.mount_path.display()
+                    ));
                 }
                 _ => {}
             }
@@ -225,8 +253,14 @@ mod tests {
         assert_eq!(p.image_tag(), Some("v1.32.4"));
         assert_eq!(p.flag("secure-port").as_deref(), Some("6443"));
         let r = |s: &str| p.mounts.resolve(Path::new(s));
-        assert_eq!(r("/etc/kubernetes/pki/ca.crt"), Some(PathBuf::from("/root-x/etc/kubernetes/pki/ca.crt")));
-        assert_eq!(r("/etc/kubernetes/enc/enc.yaml"), Some(PathBuf::from("/root-x/srv/enc/enc.yaml")));
+        assert_eq!(
+            r("/etc/kubernetes/pki/ca.crt"),
+            Some(PathBuf::from("/root-x/etc/kubernetes/pki/ca.crt"))
+        );
+        assert_eq!(
+            r("/etc/kubernetes/enc/enc.yaml"),
+            Some(PathBuf::from("/root-x/srv/enc/enc.yaml"))
+        );
         assert_eq!(r("/etc/kubernetes/enc.yaml"), None);
         assert_eq!(r("/etc/kubernetes/pkix/ca.crt"), None);
         assert_eq!(r("/etc/kubernetes/pki/../admin.conf"), None);
@@ -235,8 +269,17 @@ mod tests {
     #[test]
     fn broken_manifests_are_rejected_with_the_file_named() {
         let layout = NodeLayout::new("/r");
-        let e = parse(Path::new("/m/kube-apiserver.yaml"), b"apiVersion: v1\nkind: Pod\nspec: [", &layout).unwrap_err();
-        assert!(e.to_string().starts_with("/m/kube-apiserver.yaml: invalid pod manifest"), "{e}");
+        let e = parse(
+            Path::new("/m/kube-apiserver.yaml"),
+            b"apiVersion: v1\nkind: Pod\nspec: [",
+            &layout,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/m/kube-apiserver.yaml: invalid pod manifest"),
+            "{e}"
+        );
         let bad_mount = MANIFEST.replace("\n      name: enc\n", "\n      name: other\n");
         let e = parse(Path::new("x.yaml"), bad_mount.as_bytes(), &layout).unwrap_err();
         assert!(e.to_string().contains("\"other\""), "{e}");
@@ -244,7 +287,10 @@ mod tests {
 
     #[test]
     fn flag_values_last_wins() {
-        let cmd: Vec<String> = ["x", "--a=1", "--a", "2", "--ab=3"].iter().map(|s| s.to_string()).collect();
+        let cmd: Vec<String> = ["x", "--a=1", "--a", "2", "--ab=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(flag_value(&cmd, "a").as_deref(), Some("2"));
         assert_eq!(flag_value(&cmd, "ab").as_deref(), Some("3"));
         assert_eq!(flag_value(&cmd, "b"), None);

@@ -72,7 +72,10 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("root", &self.layout.root()).field("apiserver", &self.apiserver_url).finish()
+        f.debug_struct("Sandbox")
+            .field("root", &self.layout.root())
+            .field("apiserver", &self.apiserver_url)
+            .finish()
     }
 }
 
@@ -83,7 +86,10 @@ impl Sandbox {
     pub fn up(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let version = KubeVersion::parse(&opts.kube_version)?;
         std::fs::create_dir_all(&opts.root).map_err(|e| SandboxError::Io(opts.root.clone(), e))?;
-        let root = opts.root.canonicalize().map_err(|e| SandboxError::Io(opts.root.clone(), e))?;
+        let root = opts
+            .root
+            .canonicalize()
+            .map_err(|e| SandboxError::Io(opts.root.clone(), e))?;
         let layout = NodeLayout::new(root);
         if !layout.is_initialized() {
             let ports = Ports::pick(opts.apiserver_port, opts.etcd_port)
@@ -95,7 +101,8 @@ impl Sandbox {
         let (apiserver_url, etcd_endpoint) = endpoints(&layout)?;
         let sb_env = env_text(&layout, &etcd_endpoint);
         let env_path = layout.env_file();
-        fsutil::write_public(&env_path, sb_env.as_bytes()).map_err(|e| SandboxError::Io(env_path, e))?;
+        fsutil::write_public(&env_path, sb_env.as_bytes())
+            .map_err(|e| SandboxError::Io(env_path, e))?;
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -103,9 +110,21 @@ impl Sandbox {
             .enable_all()
             .build()
             .map_err(SandboxError::Runtime)?;
-        let shared = Arc::new(Shared::new(layout.clone(), node, version, Arc::new(Faults::new())));
+        let shared = Arc::new(Shared::new(
+            layout.clone(),
+            node,
+            version,
+            Arc::new(Faults::new()),
+        ));
         let kubelet = rt.spawn(kubelet::run(shared.clone()));
-        Ok(Sandbox { layout, shared, rt: Some(rt), kubelet: Some(kubelet), apiserver_url, etcd_endpoint })
+        Ok(Sandbox {
+            layout,
+            shared,
+            rt: Some(rt),
+            kubelet: Some(kubelet),
+            apiserver_url,
+            etcd_endpoint,
+        })
     }
 
     /// Run a future on the sandbox's runtime and wait for it (works from sync and async callers).
@@ -115,9 +134,12 @@ impl Sandbox {
         T: Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.rt.as_ref().expect("runtime lives until drop").spawn(async move {
-            let _ = tx.send(f.await);
-        });
+        self.rt
+            .as_ref()
+            .expect("runtime lives until drop")
+            .spawn(async move {
+                let _ = tx.send(f.await);
+            });
         rx.recv().expect("sandbox task ended without an answer")
     }
 
@@ -130,19 +152,27 @@ impl Sandbox {
             if matches!(state, ApiServerState::Running { .. }) {
                 let admin = admin.clone();
                 let ok = self.block(async move {
-                    let Ok(c) = crate::client_from_kubeconfig(&admin).await else { return false };
+                    let Ok(c) = crate::client_from_kubeconfig(&admin).await else {
+                        return false;
+                    };
                     let ready = c
                         .request_text(http_get("/readyz"))
                         .await
                         .is_ok_and(|t| t.trim() == "ok");
-                    ready && c.request_text(http_get("/api/v1/namespaces/default")).await.is_ok()
+                    ready
+                        && c.request_text(http_get("/api/v1/namespaces/default"))
+                            .await
+                            .is_ok()
                 });
                 if ok {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                return Err(SandboxError::NotReady { timeout, state: format!("{state:?}") });
+                return Err(SandboxError::NotReady {
+                    timeout,
+                    state: format!("{state:?}"),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -158,7 +188,9 @@ impl Sandbox {
         self.shared.lock().apiserver_held = true;
         self.shared.wake.notify_one();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(self.apiserver_state(), ApiServerState::Running { .. }) && Instant::now() < deadline {
+        while matches!(self.apiserver_state(), ApiServerState::Running { .. })
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -183,11 +215,18 @@ impl Sandbox {
 
     /// Wait until the API server has started more than `starts_before` times and is ready (after a manifest
     /// edit: read [`apiserver_starts`](Self::apiserver_starts) first, edit, then wait).
-    pub fn wait_restarted(&self, starts_before: u64, timeout: Duration) -> Result<(), SandboxError> {
+    pub fn wait_restarted(
+        &self,
+        starts_before: u64,
+        timeout: Duration,
+    ) -> Result<(), SandboxError> {
         let deadline = Instant::now() + timeout;
         while self.apiserver_starts() <= starts_before {
             if Instant::now() > deadline {
-                return Err(SandboxError::NotReady { timeout, state: format!("{:?}", self.apiserver_state()) });
+                return Err(SandboxError::NotReady {
+                    timeout,
+                    state: format!("{:?}", self.apiserver_state()),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -289,7 +328,9 @@ impl Sandbox {
 
     /// A kube client on the caller's runtime from a kubeconfig file (e.g. [`kubeconfig`](Self::kubeconfig)).
     pub async fn kube_client(&self, kubeconfig: &Path) -> Result<kube::Client, SandboxError> {
-        crate::client_from_kubeconfig(kubeconfig).await.map_err(|e| SandboxError::Client(e.to_string()))
+        crate::client_from_kubeconfig(kubeconfig)
+            .await
+            .map_err(|e| SandboxError::Client(e.to_string()))
     }
 
     /// Stop everything (controllers, API server, etcd) and wait for it.
@@ -323,7 +364,9 @@ impl Drop for Sandbox {
 }
 
 fn http_get(path: &str) -> http::Request<Vec<u8>> {
-    http::Request::get(path).body(Vec::new()).expect("static request")
+    http::Request::get(path)
+        .body(Vec::new())
+        .expect("static request")
 }
 
 /// The node name from the etcd manifest's `--name`.
@@ -335,12 +378,18 @@ fn node_name(layout: &NodeLayout) -> Option<String> {
 
 /// API server URL (from admin.conf's server) and etcd client endpoint (from the API server's `--etcd-servers`).
 fn endpoints(layout: &NodeLayout) -> Result<(String, String), SandboxError> {
-    let admin = std::fs::read_to_string(layout.admin_conf()).map_err(|e| SandboxError::Io(layout.admin_conf(), e))?;
+    let admin = std::fs::read_to_string(layout.admin_conf())
+        .map_err(|e| SandboxError::Io(layout.admin_conf(), e))?;
     let server = admin
         .lines()
         .find_map(|l| l.trim().strip_prefix("server: "))
         .map(str::to_string)
-        .ok_or_else(|| SandboxError::Manifest(format!("{}: no cluster server", layout.admin_conf().display())))?;
+        .ok_or_else(|| {
+            SandboxError::Manifest(format!(
+                "{}: no cluster server",
+                layout.admin_conf().display()
+            ))
+        })?;
     let m = layout.manifest("kube-apiserver");
     let bytes = std::fs::read(&m).map_err(|e| SandboxError::Io(m.clone(), e))?;
     let etcd = pod::parse(&m, &bytes, layout)
@@ -351,7 +400,9 @@ fn endpoints(layout: &NodeLayout) -> Result<(String, String), SandboxError> {
             // A broken API server manifest: fall back to etcd's own advertised URL.
             let e = layout.manifest("etcd");
             let b = std::fs::read(&e).ok()?;
-            pod::parse(&e, &b, layout).ok()?.flag("advertise-client-urls")
+            pod::parse(&e, &b, layout)
+                .ok()?
+                .flag("advertise-client-urls")
         })
         .ok_or_else(|| SandboxError::Manifest(format!("{}: no --etcd-servers", m.display())))?;
     Ok((server, etcd))
@@ -378,7 +429,9 @@ fn env_text(layout: &NodeLayout, etcd: &str) -> String {
 }
 
 fn shell_quote(v: &str) -> String {
-    if v.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:+=@,".contains(c)) {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:+=@,".contains(c))
+    {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', "'\\''"))
