@@ -200,6 +200,24 @@ fn enable_rotate_disable_on_the_sandbox() {
         "{status:#}"
     );
 
+    let counts: Vec<(String, String, u64)> = status["storage"]
+        .as_array()
+        .expect("etcd counts")
+        .iter()
+        .map(|r| {
+            (
+                r["storage"].as_str().unwrap().to_string(),
+                r["key"].as_str().unwrap_or("-").to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        counts.contains(&("identity".into(), "-".into(), 1))
+            && counts.contains(&("secretbox".into(), "key1".into(), 1)),
+        "{counts:?}"
+    );
+
     // Rotate one phase at a time, writing between phases.
     ok(
         encrypt(
@@ -370,4 +388,43 @@ fn an_api_server_that_does_not_come_back_is_rolled_back() {
     sb.wait_ready(READY).expect("cluster ready again");
     create_secret(&sb, &home, "still-plain", "v");
     assert!(starts(&etcd_value(&sb, "still-plain"), "k8s\0"));
+}
+
+#[test]
+fn enable_with_reencrypt_encrypts_existing_secrets() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    create_secret(&sb, &home, "old", "v-old");
+    assert!(starts(&etcd_value(&sb, "old"), "k8s\0"));
+    let out = ok(
+        encrypt(
+            &sb,
+            &home,
+            &[
+                "enable",
+                "--provider",
+                "aesgcm",
+                "--config",
+                "/etc/kubernetes/enc/enc.yaml",
+                "--automatic-reload",
+                "--reencrypt",
+                "--timeout",
+                "90s",
+            ],
+        ),
+        "enable --reencrypt",
+    );
+    assert!(out.contains("encryption at rest is enabled"), "{out}");
+    assert!(
+        starts(&etcd_value(&sb, "old"), "k8s:enc:aesgcm:v1:key1:"),
+        "the existing secret was rewritten encrypted"
+    );
+    assert_eq!(read_secret(&sb, &home, "old"), "v-old");
+    let m = Manifest::load(&sb.manifest("kube-apiserver")).unwrap();
+    assert!(m.automatic_reload());
+    assert_eq!(
+        m.host_path_for("/etc/kubernetes/enc/enc.yaml"),
+        Some(PathBuf::from("/etc/kubernetes/enc/enc.yaml"))
+    );
 }
