@@ -10,6 +10,7 @@ use atrest_sandbox::k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
     CertificateSigningRequestStatus,
 };
+use atrest_sandbox::k8s_openapi::api::core::v1::Pod;
 use atrest_sandbox::kube::api::{Api, ObjectMeta, PostParams};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 use openssl::asn1::Asn1Time;
