@@ -102,7 +102,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut etcdctl = Command::new(ETCDCTL_BIN);
     etcdctl
         .args(etcd.etcdctl_args())
-        .args(["get", "--prefix", "/registry/secrets", "-w", "json"]);
+        // etcdctl's default --command-timeout (5s) is too short for one 100k-key range.
+        .args([
+            "--command-timeout=300s",
+            "get",
+            "--prefix",
+            "/registry/secrets",
+            "-w",
+            "json",
+        ]);
 
     // Check once that etcdcheck sees and verifies everything (not timed).
     let out = etcdcheck.output()?;
@@ -166,10 +174,12 @@ fn mib(bytes: u64) -> f64 {
 
 /// Run `cmd` with stdout discarded; wall time and peak RSS (bytes) from `wait4`.
 fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
+    let stderr = tempfile::tempfile()?;
+    let mut stderr_read = stderr.try_clone()?;
     let started = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("spawn {:?}", cmd.get_program()))?;
     let pid = child.id() as libc::pid_t;
@@ -184,11 +194,17 @@ fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
         "wait4 failed: {}",
         std::io::Error::last_os_error()
     );
-    ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{:?} failed (status {status})",
-        cmd.get_program()
-    );
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        stderr_read.seek(std::io::SeekFrom::Start(0))?;
+        stderr_read.read_to_string(&mut text)?;
+        bail!(
+            "{:?} failed (wait status {status}): {}",
+            cmd.get_program(),
+            text.trim()
+        );
+    }
     // Linux reports ru_maxrss in KiB.
     Ok((elapsed, usage.ru_maxrss as u64 * 1024))
 }
