@@ -582,3 +582,62 @@ async fn run_phase(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KeysConfiguration, ResourceConfiguration};
+
+    #[test]
+    fn key_names_and_phase_order() {
+        let cfg = EncryptionConfiguration {
+            resources: vec![ResourceConfiguration {
+                resources: vec!["secrets".into()],
+                providers: vec![
+                    ProviderConfiguration::Secretbox(KeysConfiguration {
+                        keys: vec![
+                            Key::generate("key3", ProviderKind::Secretbox).unwrap(),
+                            Key::generate("old", ProviderKind::Secretbox).unwrap(),
+                        ],
+                    }),
+                    ProviderConfiguration::Identity,
+                ],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(next_key_name(&cfg), "key4");
+        let mut st = RotationState {
+            operation: Operation::Rotate,
+            provider: "secretbox".into(),
+            old_keys: vec!["key3".into()],
+            new_key: Some("key4".into()),
+            done: vec![],
+        };
+        assert_eq!(st.next(), Some(RotationPhase::AddKey));
+        st.done = vec![RotationPhase::AddKey, RotationPhase::Promote];
+        assert_eq!(st.next(), Some(RotationPhase::Rewrite));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enc.yaml.rotation");
+        st.save(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(RotationState::load(&path).unwrap(), Some(st));
+        assert_eq!(
+            Operation::Disable.phases().last(),
+            Some(&RotationPhase::RemoveFlag)
+        );
+        assert!(
+            rewrite_names(&EncryptionConfiguration {
+                resources: vec![ResourceConfiguration {
+                    resources: vec!["*.*".into()],
+                    providers: vec![ProviderConfiguration::Identity]
+                }],
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}
