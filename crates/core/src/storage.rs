@@ -22,6 +22,7 @@
 mod codec;
 pub mod kinds;
 pub mod pod;
+mod quantity;
 pub mod schema;
 mod summary;
 mod time;
