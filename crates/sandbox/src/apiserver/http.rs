@@ -169,6 +169,7 @@ pub(crate) async fn start(
     let authz = Authorizer {
         store: store.clone(),
         rbac: opts.rbac(),
+        node: opts.authorization_modes.iter().any(|m| m == "Node"),
     };
     let server = Arc::new(Server {
         opts,

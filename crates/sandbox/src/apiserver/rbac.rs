@@ -222,6 +222,77 @@ struct Applied {
 pub(crate) struct Authorizer {
     pub store: Arc<Store>,
     pub rbac: bool,
+    /// `--authorization-mode` contains `Node`.
+    pub node: bool,
+}
+
+/// A kubelet identity: `system:node:<name>` in group `system:nodes`.
+fn is_node(u: &UserInfo) -> bool {
+    u.name.starts_with("system:node:") && u.groups.iter().any(|g| g == "system:nodes")
+}
+
+/// What the Node authorizer grants a kubelet (`bootstrappolicy.NodeRules()`, used by
+/// `plugin/pkg/auth/authorizer/node`). The per-object graph limits (only pods bound to the node, only
+/// their secrets/configmaps) are not modelled: a node may read any of those.
+fn node_rules() -> Vec<PolicyRule> {
+    let r = |groups: &[&str], res: &[&str], verbs: &[&str]| PolicyRule {
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        api_groups: groups.iter().map(|s| s.to_string()).collect(),
+        resources: res.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    vec![
+        r(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+        r(
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews", "localsubjectaccessreviews"],
+            &["create"],
+        ),
+        r(&[""], &["services"], &["get", "list", "watch"]),
+        r(&[""], &["nodes"], &["create", "get", "list", "watch"]),
+        r(&[""], &["nodes/status"], &["patch", "update"]),
+        r(&[""], &["nodes"], &["patch", "update"]),
+        r(
+            &["", "events.k8s.io"],
+            &["events"],
+            &["create", "patch", "update"],
+        ),
+        r(&[""], &["pods"], &["get", "list", "watch"]),
+        r(&[""], &["pods"], &["create", "delete"]),
+        r(&[""], &["pods/status"], &["patch", "update"]),
+        r(&[""], &["pods/eviction"], &["create"]),
+        r(
+            &[""],
+            &[
+                "secrets",
+                "configmaps",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ],
+            &["get"],
+        ),
+        r(&[""], &["endpoints"], &["get"]),
+        r(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+            &["create", "get", "list", "watch"],
+        ),
+        r(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &["get", "create", "update", "patch", "delete"],
+        ),
+        r(
+            &["storage.k8s.io"],
+            &["volumeattachments", "csidrivers"],
+            &["get", "list", "watch"],
+        ),
+        r(
+            &["node.k8s.io"],
+            &["runtimeclasses"],
+            &["get", "list", "watch"],
+        ),
+    ]
 }
 
 /// Subject match (`appliesToUser`).
@@ -255,6 +326,9 @@ impl Authorizer {
             return Ok((Decision::Allow, String::new()));
         }
         if !self.rbac {
+            return Ok((Decision::Allow, String::new()));
+        }
+        if self.node && is_node(&a.user) && node_rules().iter().any(|r| rule_allows(a, r)) {
             return Ok((Decision::Allow, String::new()));
         }
         let (applied, errors) = self.applied(&a.user, &a.namespace).await?;

@@ -412,6 +412,9 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
     }
     let stored = ctx.server.store.create(def, &url_ns, &name, &obj).await?;
     strategy::after_write(ctx, def).await?;
+    if def.resource == "namespaces" {
+        strategy::ensure_default_service_account(&ctx.server.store, &name).await?;
+    }
     Ok(json_response(201, &with_type(def, &stored.obj)))
 }
 

@@ -893,3 +893,20 @@ pub(crate) async fn after_write(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<(), 
     }
     Ok(())
 }
+
+/// The serviceaccounts controller: every namespace gets a `default` ServiceAccount.
+pub(crate) async fn ensure_default_service_account(
+    store: &super::store::Store,
+    ns: &str,
+) -> Result<(), ApiError> {
+    let def = resources::lookup("", "v1", "serviceaccounts").expect("serviceaccounts");
+    let sa = json!({
+        "kind": "ServiceAccount",
+        "apiVersion": "v1",
+        "metadata": {"name": "default", "namespace": ns, "uid": super::codec::new_uid(), "creationTimestamp": now_rfc3339()},
+    });
+    store
+        .create_if_absent(def, ns, "default", &sa)
+        .await
+        .map(|_| ())
+}
