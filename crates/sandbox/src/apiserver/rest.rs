@@ -106,11 +106,7 @@ async fn get(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError>
             &table::table(def, &[s.obj], &s.rev.to_string(), None, None),
         ));
     }
-    let mut obj = with_type(def, &s.obj);
-    if def.resource == "certificatesigningrequests" && ctx.info.subresource.is_empty() {
-        obj = obj.clone();
-    }
-    Ok(json_response(200, &obj))
+    Ok(json_response(200, &with_type(def, &s.obj)))
 }
 
 /// Label selector terms: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`.
