@@ -510,8 +510,12 @@ async fn try_bootstrap(shared: &Shared) -> Result<(), String> {
     )
     .await?;
     for (role, binding) in component_rbac() {
-        create_if_missing(&roles, &role).await?;
-        create_if_missing(&crbs, &binding).await?;
+        // A role the server bootstrapped itself (or we did on an earlier start) is left alone, binding and all.
+        match roles.create(&PostParams::default(), &role).await {
+            Ok(_) => create_if_missing(&crbs, &binding).await?,
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.to_string()),
+        }
     }
     Ok(())
 }
