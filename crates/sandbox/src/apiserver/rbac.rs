@@ -218,9 +218,14 @@ struct Applied {
     rules: Vec<PolicyRule>,
 }
 
+/// A cached list and the RBAC generation it was read at.
+pub(crate) type CachedList = (u64, Arc<Vec<Value>>);
+
 /// The authorizer chain: privileged groups, then RBAC (when enabled), else AlwaysAllow.
 pub(crate) struct Authorizer {
     pub store: Arc<Store>,
+    /// RBAC objects by `resource/namespace`, valid while the store's RBAC generation is unchanged.
+    pub cache: std::sync::Mutex<std::collections::HashMap<String, CachedList>>,
     pub rbac: bool,
     /// `--authorization-mode` contains `Node`.
     pub node: bool,
@@ -375,17 +380,41 @@ impl Authorizer {
         Ok((rules, errors))
     }
 
-    async fn list_all(&self, resource: &str, ns: Option<&str>) -> Result<Vec<Value>, ApiError> {
+    async fn list_all(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> Result<Arc<Vec<Value>>, ApiError> {
+        let key = format!("{resource}/{}", ns.unwrap_or(""));
+        let generation = self
+            .store
+            .rbac_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((g, v)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && *g == generation
+        {
+            return Ok(v.clone());
+        }
         let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
             .ok_or_else(|| ApiError::internal("rbac"))?;
-        Ok(self
+        let items: Vec<Value> = self
             .store
             .list(def, ns, 0, None)
             .await?
             .items
             .into_iter()
             .map(|s| s.obj)
-            .collect())
+            .collect();
+        let items = Arc::new(items);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (generation, items.clone()));
+        Ok(items)
     }
 
     async fn applied(
@@ -398,7 +427,7 @@ impl Authorizer {
         let crbs = self.list_all("clusterrolebindings", None).await?;
         let clusterroles = self.list_all("clusterroles", None).await?;
         let find_cr = |name: &str| clusterroles.iter().find(|r| r["metadata"]["name"] == name);
-        for b in &crbs {
+        for b in crbs.iter() {
             let Some(subjects) = b["subjects"].as_array() else {
                 continue;
             };
@@ -427,11 +456,11 @@ impl Authorizer {
         if !ns.is_empty() {
             let rbs = self.list_all("rolebindings", Some(ns)).await?;
             let roles = if rbs.is_empty() {
-                vec![]
+                Arc::new(vec![])
             } else {
                 self.list_all("roles", Some(ns)).await?
             };
-            for b in &rbs {
+            for b in rbs.iter() {
                 let Some(subjects) = b["subjects"].as_array() else {
                     continue;
                 };
