@@ -257,6 +257,9 @@ fn load_context(node: &Node) -> Result<(Manifest, EncryptionConfiguration)> {
     Ok((m, cfg))
 }
 
+/// How often a full run repeats rewrite + verify when the scan still finds objects on the old storage.
+const VERIFY_RETRIES: u32 = 2;
+
 /// Runs `rotate` (all remaining phases, or `opts.phase`). Returns the state after the run (`done` lists
 /// every phase completed; the phase file is removed when the rotation finished).
 pub async fn rotate(
@@ -393,7 +396,34 @@ async fn run_operation(
     };
     for phase in phases {
         progress(&format!("phase {}", phase.as_str()));
-        run_phase(node, client, &mut cfg, &state, phase, opts, progress).await?;
+        let mut result = run_phase(node, client, &mut cfg, &state, phase, opts, progress).await;
+        // A full run re-does the rewrite when the scan still finds objects (written meanwhile through a server
+        // that had not switched yet); both phases are idempotent. With --phase the admin decides.
+        let mut retries = 0;
+        while phase == RotationPhase::Verify
+            && opts.phase.is_none()
+            && retries < VERIFY_RETRIES
+            && matches!(result, Err(EncryptError::Phase(_)))
+        {
+            retries += 1;
+            if let Err(e) = &result {
+                progress(&format!(
+                    "{e}; rewriting again ({retries}/{VERIFY_RETRIES})"
+                ));
+            }
+            run_phase(
+                node,
+                client,
+                &mut cfg,
+                &state,
+                RotationPhase::Rewrite,
+                opts,
+                progress,
+            )
+            .await?;
+            result = run_phase(node, client, &mut cfg, &state, phase, opts, progress).await;
+        }
+        result?;
         if !state.done.contains(&phase) {
             state.done.push(phase);
         }
