@@ -430,6 +430,9 @@ pub enum ConfigError {
     /// The OS random number generator failed.
     #[error("cannot read random bytes from the operating system: {0}")]
     Random(String),
+    /// Writing the file failed.
+    #[error("cannot write encryption provider configuration: {0}")]
+    Write(#[from] crate::fsutil::FsError),
 }
 
 impl ConfigError {
@@ -590,6 +593,14 @@ impl EncryptionConfiguration {
     /// YAML text for writing the file (contains key material: write it 0600).
     pub fn to_yaml(&self) -> String {
         yaml_out::to_yaml(self, false)
+    }
+
+    /// Validates, then writes [`EncryptionConfiguration::to_yaml`] to `path` atomically (temp file, fsync, rename),
+    /// created 0600 because it holds keys. Back up the previous file first with `fsutil::backup` if needed.
+    pub fn write_file(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate()?;
+        crate::fsutil::write_private(path, self.to_yaml().as_bytes())?;
+        Ok(())
     }
 
     /// YAML text with every `secret` replaced by `<redacted>`, for dry runs and logs.
