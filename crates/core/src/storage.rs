@@ -21,6 +21,7 @@
 
 mod codec;
 pub mod kinds;
+pub mod pod;
 pub mod schema;
 mod summary;
 mod time;

@@ -481,7 +481,8 @@ pub fn obj_to_proto(obj: &Obj, out: &mut Vec<u8>) {
                     for (k, v) in entries {
                         let mut entry = Vec::new();
                         wire::put_len(&mut entry, 1, k.as_bytes());
-                        if v.is_some() || !matches!(field.ty, Ty::Bytes | Ty::StrList) {
+                        // gogo writes a map value always, except a nil []byte (`if v != nil`).
+                        if v.is_some() || !matches!(field.ty, Ty::Bytes) {
                             elem_to_proto(2, field.ty, v.as_ref(), &mut entry);
                         }
                         wire::put_len(out, field.num, &entry);
@@ -635,8 +636,12 @@ pub fn obj_from_proto(buf: &[u8], msg: &'static Message, path: &str) -> Result<O
                         _ => {}
                     }
                 }
-                if value.is_none() && !matches!(field.ty, Ty::Bytes | Ty::StrList) {
-                    value = Some(zero_elem(field.ty));
+                match (&value, field.ty) {
+                    // A missing or empty ExtraValue unmarshals to a nil slice.
+                    (Some(Val::StrList(items)), Ty::StrList) if items.is_empty() => value = None,
+                    (None, Ty::Bytes | Ty::StrList) => {}
+                    (None, ty) => value = Some(zero_elem(ty)),
+                    _ => {}
                 }
                 let map = obj.vals[i].get_or_insert_with(|| Val::Map(Vec::new()));
                 let Val::Map(entries) = map else {

@@ -8,7 +8,7 @@
 //!
 //! Fields are listed in Go struct order, which is the JSON order.
 
-use super::schema::{Message, Ty, b, f, i64f, m, s, strmap, strs};
+use super::schema::{Message, Ty, b, f, i32f, i64f, m, s, strmap, strs};
 
 // --- apimachinery pkg/apis/meta/v1 ------------------------------------------------------------
 
@@ -156,12 +156,380 @@ pub static LOCAL_OBJECT_REFERENCE: Message = Message {
     fields: &[s("name", 1)],
 };
 
+/// `metav1.LabelSelector`.
+pub static LABEL_SELECTOR: Message = Message {
+    name: "LabelSelector",
+    fields: &[
+        strmap("matchLabels", 1),
+        m("matchExpressions", 2, &LABEL_SELECTOR_REQUIREMENT).list(),
+    ],
+};
+
+/// `metav1.LabelSelectorRequirement`.
+pub static LABEL_SELECTOR_REQUIREMENT: Message = Message {
+    name: "LabelSelectorRequirement",
+    fields: &[s("key", 1).req(), s("operator", 2).req(), strs("values", 3)],
+};
+
+/// `metav1.FieldSelectorRequirement`.
+pub static FIELD_SELECTOR_REQUIREMENT: Message = Message {
+    name: "FieldSelectorRequirement",
+    fields: &[s("key", 1).req(), s("operator", 2).req(), strs("values", 3)],
+};
+
+// --- rbac.authorization.k8s.io/v1 (kubernetes/api rbac/v1/types.go, generated.proto) ----------
+
+/// `rbacv1.PolicyRule`: `verbs` has no `omitempty`.
+pub static POLICY_RULE: Message = Message {
+    name: "PolicyRule",
+    fields: &[
+        strs("verbs", 1).req(),
+        strs("apiGroups", 2),
+        strs("resources", 3),
+        strs("resourceNames", 4),
+        strs("nonResourceURLs", 5),
+    ],
+};
+
+/// `rbacv1.Role`: `rules` has no `omitempty` (an empty Role serves `"rules":null`).
+pub static ROLE: Message = Message {
+    name: "Role",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("rules", 2, &POLICY_RULE).list().req(),
+    ],
+};
+
+/// `rbacv1.ClusterRole`.
+pub static CLUSTER_ROLE: Message = Message {
+    name: "ClusterRole",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("rules", 2, &POLICY_RULE).list().req(),
+        m("aggregationRule", 3, &AGGREGATION_RULE).ptr(),
+    ],
+};
+
+/// `rbacv1.AggregationRule`.
+pub static AGGREGATION_RULE: Message = Message {
+    name: "AggregationRule",
+    fields: &[m("clusterRoleSelectors", 1, &LABEL_SELECTOR).list()],
+};
+
+/// `rbacv1.Subject`.
+pub static SUBJECT: Message = Message {
+    name: "Subject",
+    fields: &[
+        s("kind", 1).req(),
+        s("apiGroup", 2),
+        s("name", 3).req(),
+        s("namespace", 4),
+    ],
+};
+
+/// `rbacv1.RoleRef`: all three fields without `omitempty`.
+pub static ROLE_REF: Message = Message {
+    name: "RoleRef",
+    fields: &[
+        s("apiGroup", 1).req(),
+        s("kind", 2).req(),
+        s("name", 3).req(),
+    ],
+};
+
+/// `rbacv1.RoleBinding`.
+pub static ROLE_BINDING: Message = Message {
+    name: "RoleBinding",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("subjects", 2, &SUBJECT).list(),
+        m("roleRef", 3, &ROLE_REF).req(),
+    ],
+};
+
+/// `rbacv1.ClusterRoleBinding`.
+pub static CLUSTER_ROLE_BINDING: Message = Message {
+    name: "ClusterRoleBinding",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("subjects", 2, &SUBJECT).list(),
+        m("roleRef", 3, &ROLE_REF).req(),
+    ],
+};
+
+// --- certificates.k8s.io/v1 (kubernetes/api certificates/v1/types.go) -------------------------
+
+/// `certificatesv1.CertificateSigningRequest`.
+pub static CERTIFICATE_SIGNING_REQUEST: Message = Message {
+    name: "CertificateSigningRequest",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &CSR_SPEC).req(),
+        m("status", 3, &CSR_STATUS),
+    ],
+};
+
+/// `certificatesv1.CertificateSigningRequestSpec`: `request` and `signerName` have no
+/// `omitempty`; `expirationSeconds` is `*int32`; `extra` is `map[string]ExtraValue`.
+pub static CSR_SPEC: Message = Message {
+    name: "CertificateSigningRequestSpec",
+    fields: &[
+        f("request", 1, Ty::Bytes).req(),
+        s("signerName", 7).req(),
+        i32f("expirationSeconds", 8).ptr(),
+        strs("usages", 5),
+        s("username", 2),
+        s("uid", 3),
+        strs("groups", 4),
+        f("extra", 6, Ty::StrList).map(),
+    ],
+};
+
+/// `certificatesv1.CertificateSigningRequestStatus`.
+pub static CSR_STATUS: Message = Message {
+    name: "CertificateSigningRequestStatus",
+    fields: &[
+        m("conditions", 1, &CSR_CONDITION).list(),
+        f("certificate", 2, Ty::Bytes),
+    ],
+};
+
+/// `certificatesv1.CertificateSigningRequestCondition`.
+pub static CSR_CONDITION: Message = Message {
+    name: "CertificateSigningRequestCondition",
+    fields: &[
+        s("type", 1).req(),
+        s("status", 6).req(),
+        s("reason", 2),
+        s("message", 3),
+        f("lastUpdateTime", 4, Ty::Time),
+        f("lastTransitionTime", 5, Ty::Time),
+    ],
+};
+
+// --- authorization.k8s.io/v1 (kubernetes/api authorization/v1/types.go) -----------------------
+
+/// `authorizationv1.ResourceAttributes`.
+pub static RESOURCE_ATTRIBUTES: Message = Message {
+    name: "ResourceAttributes",
+    fields: &[
+        s("namespace", 1),
+        s("verb", 2),
+        s("group", 3),
+        s("version", 4),
+        s("resource", 5),
+        s("subresource", 6),
+        s("name", 7),
+        m("fieldSelector", 8, &FIELD_SELECTOR_ATTRIBUTES).ptr(),
+        m("labelSelector", 9, &LABEL_SELECTOR_ATTRIBUTES).ptr(),
+    ],
+};
+
+/// `authorizationv1.FieldSelectorAttributes`.
+pub static FIELD_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "FieldSelectorAttributes",
+    fields: &[
+        s("rawSelector", 1),
+        m("requirements", 2, &FIELD_SELECTOR_REQUIREMENT).list(),
+    ],
+};
+
+/// `authorizationv1.LabelSelectorAttributes`.
+pub static LABEL_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "LabelSelectorAttributes",
+    fields: &[
+        s("rawSelector", 1),
+        m("requirements", 2, &LABEL_SELECTOR_REQUIREMENT).list(),
+    ],
+};
+
+/// `authorizationv1.NonResourceAttributes`.
+pub static NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "NonResourceAttributes",
+    fields: &[s("path", 1), s("verb", 2)],
+};
+
+/// `authorizationv1.SubjectAccessReviewStatus`: `allowed` has no `omitempty`.
+pub static SUBJECT_ACCESS_REVIEW_STATUS: Message = Message {
+    name: "SubjectAccessReviewStatus",
+    fields: &[
+        b("allowed", 1).req(),
+        b("denied", 4),
+        s("reason", 2),
+        s("evaluationError", 3),
+    ],
+};
+
+/// `authorizationv1.SelfSubjectAccessReviewSpec`.
+pub static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        m("resourceAttributes", 1, &RESOURCE_ATTRIBUTES).ptr(),
+        m("nonResourceAttributes", 2, &NON_RESOURCE_ATTRIBUTES).ptr(),
+    ],
+};
+
+/// `authorizationv1.SelfSubjectAccessReview`.
+pub static SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &SELF_SUBJECT_ACCESS_REVIEW_SPEC).req(),
+        m("status", 3, &SUBJECT_ACCESS_REVIEW_STATUS),
+    ],
+};
+
+/// `authorizationv1.SubjectAccessReviewSpec`.
+pub static SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SubjectAccessReviewSpec",
+    fields: &[
+        m("resourceAttributes", 1, &RESOURCE_ATTRIBUTES).ptr(),
+        m("nonResourceAttributes", 2, &NON_RESOURCE_ATTRIBUTES).ptr(),
+        s("user", 3),
+        strs("groups", 4),
+        f("extra", 5, Ty::StrList).map(),
+        s("uid", 6),
+    ],
+};
+
+/// `authorizationv1.SubjectAccessReview`.
+pub static SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SubjectAccessReview",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &SUBJECT_ACCESS_REVIEW_SPEC).req(),
+        m("status", 3, &SUBJECT_ACCESS_REVIEW_STATUS),
+    ],
+};
+
+/// `authorizationv1.LocalSubjectAccessReview`.
+pub static LOCAL_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "LocalSubjectAccessReview",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &SUBJECT_ACCESS_REVIEW_SPEC).req(),
+        m("status", 3, &SUBJECT_ACCESS_REVIEW_STATUS),
+    ],
+};
+
+/// `authorizationv1.SelfSubjectRulesReviewSpec`.
+pub static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[s("namespace", 1)],
+};
+
+/// `authorizationv1.ResourceRule`.
+pub static RESOURCE_RULE: Message = Message {
+    name: "ResourceRule",
+    fields: &[
+        strs("verbs", 1).req(),
+        strs("apiGroups", 2),
+        strs("resources", 3),
+        strs("resourceNames", 4),
+    ],
+};
+
+/// `authorizationv1.NonResourceRule`.
+pub static NON_RESOURCE_RULE: Message = Message {
+    name: "NonResourceRule",
+    fields: &[strs("verbs", 1).req(), strs("nonResourceURLs", 2)],
+};
+
+/// `authorizationv1.SubjectRulesReviewStatus`: the rule lists and `incomplete` have no
+/// `omitempty`.
+pub static SUBJECT_RULES_REVIEW_STATUS: Message = Message {
+    name: "SubjectRulesReviewStatus",
+    fields: &[
+        m("resourceRules", 1, &RESOURCE_RULE).list().req(),
+        m("nonResourceRules", 2, &NON_RESOURCE_RULE).list().req(),
+        b("incomplete", 3).req(),
+        s("evaluationError", 4),
+    ],
+};
+
+/// `authorizationv1.SelfSubjectRulesReview`.
+pub static SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &SELF_SUBJECT_RULES_REVIEW_SPEC).req(),
+        m("status", 3, &SUBJECT_RULES_REVIEW_STATUS),
+    ],
+};
+
+// --- authentication.k8s.io/v1 (kubernetes/api authentication/v1/types.go) ---------------------
+
+/// `authenticationv1.UserInfo`.
+pub static USER_INFO: Message = Message {
+    name: "UserInfo",
+    fields: &[
+        s("username", 1),
+        s("uid", 2),
+        strs("groups", 3),
+        f("extra", 4, Ty::StrList).map(),
+    ],
+};
+
+/// `authenticationv1.SelfSubjectReviewStatus`.
+pub static SELF_SUBJECT_REVIEW_STATUS: Message = Message {
+    name: "SelfSubjectReviewStatus",
+    fields: &[m("userInfo", 1, &USER_INFO)],
+};
+
+/// `authenticationv1.SelfSubjectReview`.
+pub static SELF_SUBJECT_REVIEW: Message = Message {
+    name: "SelfSubjectReview",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("status", 2, &SELF_SUBJECT_REVIEW_STATUS),
+    ],
+};
+
 /// Every (apiVersion, kind) the codecs know, with its top-level schema.
 pub static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "Secret", &SECRET),
     ("v1", "ConfigMap", &CONFIG_MAP),
     ("v1", "Namespace", &NAMESPACE),
     ("v1", "ServiceAccount", &SERVICE_ACCOUNT),
+    ("v1", "Pod", &super::pod::POD),
+    ("rbac.authorization.k8s.io/v1", "Role", &ROLE),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", &CLUSTER_ROLE),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", &ROLE_BINDING),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        &CLUSTER_ROLE_BINDING,
+    ),
+    (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        &CERTIFICATE_SIGNING_REQUEST,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+        &SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "LocalSubjectAccessReview",
+        &LOCAL_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        &SELF_SUBJECT_RULES_REVIEW,
+    ),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &SELF_SUBJECT_REVIEW,
+    ),
 ];
 
 /// The schema of `apiVersion`/`kind`, if known.
