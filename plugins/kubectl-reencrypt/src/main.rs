@@ -18,7 +18,6 @@ use atrest_core::reencrypt::{
 use clap::Parser;
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Deserialize;
 
 const AFTER_HELP: &str = "\
 Every object is sent back to the API server unchanged, with its resourceVersion. kube-apiserver writes it to etcd again only when it was read through a provider or key other than the first one of the EncryptionConfiguration (the object is \"stale\"); an object already stored with the current key is left alone and keeps its resourceVersion. So a run rewrites exactly what needs it, and a second run rewrites nothing. A concurrent writer always wins: on a conflict the object is read again and the fresh object is sent back.
@@ -128,34 +127,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The part of an EncryptionConfiguration this verb needs: the resource names.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EncryptionConfigResources {
-    kind: Option<String>,
-    #[serde(default)]
-    resources: Vec<ResourceEntry>,
-}
-
-#[derive(Deserialize)]
-struct ResourceEntry {
-    #[serde(default)]
-    resources: Vec<String>,
-}
-
-/// Reads the resource names of an EncryptionConfiguration file.
+/// The resource names of an EncryptionConfiguration file (loaded and validated like kube-apiserver does).
 fn config_resource_names(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let cfg: EncryptionConfigResources = serde_saphyr::from_str(&text)
-        .with_context(|| format!("{} is not a valid EncryptionConfiguration", path.display()))?;
-    if cfg.kind.as_deref() != Some("EncryptionConfiguration") {
-        bail!(
-            "{}: kind is {:?}, expected EncryptionConfiguration (apiserver.config.k8s.io/v1)",
-            path.display(),
-            cfg.kind.unwrap_or_default()
-        );
-    }
+    let cfg = atrest_core::config::load(path)?;
     let names: Vec<String> = cfg
         .resources
         .into_iter()
