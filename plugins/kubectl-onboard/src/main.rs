@@ -1,1 +1,535 @@
-fn main() {}
+//! `kubectl onboard`: certificate users with least-privilege access, verified, and offboarding.
+//!
+//! A thin clap front over `atrest_core::onboard`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use atrest_core::client::{ConfigFlags, parse_request_timeout};
+use atrest_core::onboard::{
+    self, Access, DEFAULT_TTL, OnboardOptions, OnboardReport, RemoveOptions, RemoveReport,
+    ResourceRef, SignerChoice, record::IssuanceRecord,
+};
+use atrest_core::pki::KeyAlgorithm;
+use clap::{Parser, ValueEnum};
+use comfy_table::{Table, presets::NOTHING};
+
+/// Onboard a certificate user: key, CSR, approval, kubeconfig, Role + RoleBinding, verification.
+///
+/// Examples:
+///   kubectl onboard john -n marketing
+///   kubectl onboard jane -n marketing -g marketing --bind-group marketing --role marketing-readers
+///   kubectl onboard john -n marketing --clusterrole view
+///   kubectl onboard john -n marketing --signer local --ca-cert /etc/kubernetes/pki/ca.crt --ca-key /etc/kubernetes/pki/ca.key
+///   kubectl onboard john -n marketing --remove
+///   kubectl onboard --list
+///
+/// The private key is generated here and never sent anywhere; the kubeconfig (`--out`, default ./USER.kubeconfig)
+/// and the key file next to it (USER.key) are written 0600, the certificate as USER.crt. Issuance records
+/// (serial, SHA-256 fingerprint, subject, notAfter) are kept in ConfigMaps in kube-system, labelled
+/// atrest.io/record=issuance. Exit code 0 on success, 1 on any error (including failed verification).
+#[derive(Debug, Parser)]
+#[command(name = "kubectl onboard", version, verbatim_doc_comment)]
+struct Cli {
+    /// The user to onboard (certificate CN; the RBAC subject).
+    #[arg(value_name = "USER", required_unless_present = "list")]
+    username: Option<String>,
+
+    /// Group for the certificate's O field; repeat for several.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+
+    /// Role (and RoleBinding) name to create [default: USER-NAMESPACE].
+    #[arg(long, value_name = "NAME", conflicts_with = "clusterrole")]
+    role: Option<String>,
+
+    /// Verbs the Role grants (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "get,list,watch")]
+    verbs: Vec<String>,
+
+    /// Resources the Role grants: RESOURCE[.GROUP][/SUBRESOURCE], comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "pods,secrets")]
+    resources: Vec<String>,
+
+    /// Bind this existing ClusterRole (view, edit, ...) in the namespace instead of creating a Role.
+    #[arg(long, value_name = "NAME")]
+    clusterrole: Option<String>,
+
+    /// Bind this group instead of the user (added to the certificate's groups). Offboarding one member then
+    /// means removing the group's access.
+    #[arg(long, value_name = "GROUP")]
+    bind_group: Option<String>,
+
+    /// Certificate lifetime: e.g. 30d, 12h, 90m (minimum 10m, the API's limit).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, default_value = "30d")]
+    ttl: Duration,
+
+    /// Private key type.
+    #[arg(long, value_name = "TYPE", default_value = "ecdsa-p256", value_parser = parse_key_type)]
+    key_type: KeyAlgorithm,
+
+    /// csr: the cluster's CertificateSigningRequest API; local: sign here with --ca-cert/--ca-key.
+    #[arg(long, value_enum, default_value_t = SignerKind::Csr)]
+    signer: SignerKind,
+
+    /// CA certificate for --signer local (kubeadm: /etc/kubernetes/pki/ca.crt).
+    #[arg(long, value_name = "FILE", required_if_eq("signer", "local"))]
+    ca_cert: Option<PathBuf>,
+
+    /// CA private key for --signer local (kubeadm: /etc/kubernetes/pki/ca.key).
+    #[arg(long, value_name = "FILE", required_if_eq("signer", "local"))]
+    ca_key: Option<PathBuf>,
+
+    /// How long to wait for the CSR signer to issue the certificate.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    timeout: Duration,
+
+    /// Where to write the kubeconfig [default: ./USER.kubeconfig]. USER.key and USER.crt go next to it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Create the namespace if it does not exist.
+    #[arg(long)]
+    create_namespace: bool,
+
+    /// Check permissions and dry-run every object on the server (?dryRun=All); write nothing, issue nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Allow CN/O starting with "system:" and the group "kubeadm:cluster-admins".
+    #[arg(long)]
+    allow_system_subjects: bool,
+
+    /// Issue a new certificate even if the one in --out is still good.
+    #[arg(long)]
+    renew: bool,
+
+    /// Offboard USER: delete their atrest-managed RoleBindings and Roles, report certificates still valid.
+    #[arg(long, conflicts_with = "list")]
+    remove: bool,
+
+    /// With --remove: all namespaces.
+    #[arg(short = 'A', long, requires = "remove")]
+    all_namespaces: bool,
+
+    /// List the issuance records (of USER, or of everyone).
+    #[arg(long)]
+    list: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+
+    #[command(flatten)]
+    kube: ConfigFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SignerKind {
+    Csr,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn parse_key_type(s: &str) -> Result<KeyAlgorithm, String> {
+    s.parse::<KeyAlgorithm>().map_err(|e| e.to_string())
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    Ok(parse_request_timeout(s)?.0.unwrap_or(Duration::ZERO))
+}
+
+/// `30d`, `2d12h`, or anything `--request-timeout` accepts (`720h`, `90m`, bare seconds).
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Some((days, rest)) = s.split_once('d') {
+        let d: u64 = days
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: use e.g. 30d, 12h, 90m"))?;
+        let rest = if rest.is_empty() {
+            Duration::ZERO
+        } else {
+            parse_timeout(rest)
+                .map_err(|_| format!("invalid duration {s:?}: use e.g. 30d, 12h, 90m"))?
+        };
+        return Ok(Duration::from_secs(d * 86_400) + rest);
+    }
+    parse_timeout(s).map_err(|_| format!("invalid duration {s:?}: use e.g. 30d, 12h, 90m"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,atrest_core=info,kubectl_onboard=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let (client, resolved) = cli.kube.client().await.context("Error in configuration")?;
+    if cli.list {
+        let records = onboard::list(&client, cli.username.as_deref()).await?;
+        return print_list(&records, cli.output);
+    }
+    let user = cli
+        .username
+        .clone()
+        .expect("clap requires USER unless --list");
+    if cli.remove {
+        let opts = RemoveOptions {
+            user,
+            namespace: if cli.all_namespaces {
+                None
+            } else {
+                Some(resolved.namespace.clone())
+            },
+            dry_run: cli.dry_run,
+        };
+        let report = onboard::remove(&client, &opts).await?;
+        return print_remove(&report, cli.output);
+    }
+    let namespace = resolved.namespace.clone();
+    let resources = cli
+        .resources
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| ResourceRef::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verbs: Vec<String> = cli
+        .verbs
+        .iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let access = match &cli.clusterrole {
+        Some(name) => Access::ClusterRole {
+            name: name.clone(),
+            verbs,
+            resources,
+        },
+        None => Access::Rules {
+            role: cli
+                .role
+                .clone()
+                .unwrap_or_else(|| format!("{user}-{namespace}")),
+            verbs,
+            resources,
+        },
+    };
+    let signer = match cli.signer {
+        SignerKind::Csr => SignerChoice::Csr {
+            timeout: cli.timeout,
+        },
+        SignerKind::Local => SignerChoice::Local {
+            ca_cert: cli
+                .ca_cert
+                .clone()
+                .context("--signer local needs --ca-cert")?,
+            ca_key: cli
+                .ca_key
+                .clone()
+                .context("--signer local needs --ca-key")?,
+        },
+    };
+    if cli.ttl == DEFAULT_TTL {
+        tracing::debug!("using the default TTL of 30 days");
+    }
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{user}.kubeconfig")));
+    if out.is_dir() {
+        bail!("--out {}: is a directory; give a file name", out.display());
+    }
+    let opts = OnboardOptions {
+        user,
+        namespace,
+        groups: cli.groups.clone(),
+        access,
+        bind_group: cli.bind_group.clone(),
+        ttl: cli.ttl,
+        key_type: cli.key_type,
+        signer,
+        out,
+        create_namespace: cli.create_namespace,
+        dry_run: cli.dry_run,
+        allow_system_subjects: cli.allow_system_subjects,
+        renew: cli.renew,
+    };
+    let report = onboard::onboard(&client, &resolved, &opts).await?;
+    print_onboard(&report, cli.output)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("Warning: {w}");
+    }
+}
+
+fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
+    warn_all(&r.warnings);
+    if output == Output::Json {
+        return print_json(r);
+    }
+    let mut out = std::io::stdout().lock();
+    for o in &r.objects {
+        writeln!(out, "{}", o.line())?;
+    }
+    if let Some(c) = &r.certificate {
+        let how = match (&c.csr, c.reused) {
+            (_, true) => "kept (still valid)".to_string(),
+            (Some(csr), false) => format!("issued via CertificateSigningRequest {csr}"),
+            (None, false) => "signed locally".to_string(),
+        };
+        writeln!(out, "certificate {}: {how}", c.subject)?;
+        writeln!(out, "  serial      {}", c.serial)?;
+        writeln!(out, "  sha256      {}", c.fingerprint_sha256)?;
+        writeln!(out, "  not after   {}", c.not_after)?;
+    }
+    for f in &r.files {
+        let backup = f
+            .backup
+            .as_ref()
+            .map(|b| format!(" (previous saved as {})", b.display()))
+            .unwrap_or_default();
+        writeln!(out, "{} {}{backup}", f.path.display(), f.change.as_str())?;
+    }
+    if !r.access.is_empty() {
+        let mut namespaces: Vec<&str> = Vec::new();
+        for c in &r.access {
+            if !namespaces.contains(&c.namespace.as_str()) {
+                namespaces.push(&c.namespace);
+            }
+        }
+        let mut table = Table::new();
+        table.load_style(NOTHING);
+        let mut header = vec!["RESOURCE".to_string(), "VERB".to_string()];
+        header.extend(namespaces.iter().map(|n| n.to_uppercase()));
+        table.set_header(header);
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for c in &r.access {
+            let key = (c.resource.clone(), c.verb.clone());
+            if !rows.contains(&key) {
+                rows.push(key);
+            }
+        }
+        for (res, verb) in rows {
+            let mut row = vec![res.clone(), verb.clone()];
+            for ns in &namespaces {
+                let cell = r
+                    .access
+                    .iter()
+                    .find(|c| c.namespace == *ns && c.resource == res && c.verb == verb)
+                    .map(|c| {
+                        let mark = if c.allowed == c.expected { "" } else { " (!)" };
+                        format!("{}{mark}", yes_no(c.allowed))
+                    })
+                    .unwrap_or_default();
+                row.push(cell);
+            }
+            table.add_row(row);
+        }
+        writeln!(
+            out,
+            "access of {} (groups {}), by SubjectAccessReview:",
+            r.user,
+            r.groups.join(",")
+        )?;
+        writeln!(out, "{table}")?;
+    }
+    if let Some(w) = &r.whoami {
+        writeln!(
+            out,
+            "whoami with the new kubeconfig: {} (groups {})",
+            w.username,
+            w.groups.join(",")
+        )?;
+    }
+    if r.dry_run {
+        writeln!(out, "dry run: nothing was changed and no key was written")?;
+    }
+    Ok(())
+}
+
+fn print_remove(r: &RemoveReport, output: Output) -> Result<()> {
+    warn_all(&r.warnings);
+    if output == Output::Json {
+        return print_json(r);
+    }
+    let mut out = std::io::stdout().lock();
+    if r.objects.is_empty() {
+        writeln!(out, "no atrest-managed bindings for {} found", r.user)?;
+    }
+    for o in &r.objects {
+        writeln!(out, "{}", o.line())?;
+    }
+    if r.outstanding.is_empty() {
+        writeln!(out, "no valid certificates for {} are on record", r.user)?;
+    } else {
+        writeln!(
+            out,
+            "certificates for {} that stay valid (Kubernetes cannot revoke them):",
+            r.user
+        )?;
+        let mut table = Table::new();
+        table.load_style(NOTHING);
+        table.set_header(vec!["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
+        for c in &r.outstanding {
+            table.add_row(vec![
+                c.serial.clone(),
+                c.groups.join(","),
+                c.not_after.clone(),
+                c.expires_in.clone(),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    }
+    for s in &r.still_allowed {
+        writeln!(out, "still allowed: {s}")?;
+    }
+    Ok(())
+}
+
+fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
+    if output == Output::Json {
+        return print_json(&records);
+    }
+    let mut out = std::io::stdout().lock();
+    if records.is_empty() {
+        writeln!(out, "No issuance records found.")?;
+        return Ok(());
+    }
+    let now = onboard::unix_now();
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header(vec![
+        "USER",
+        "GROUPS",
+        "NAMESPACE",
+        "SERIAL",
+        "NOT AFTER",
+        "STATUS",
+        "SHA256",
+    ]);
+    for r in records {
+        let status = if r.not_after_unix <= now {
+            "expired".to_string()
+        } else if r.offboarded_at.is_some() {
+            format!(
+                "offboarded, valid {}",
+                onboard::human_duration(r.not_after_unix - now)
+            )
+        } else {
+            format!("valid {}", onboard::human_duration(r.not_after_unix - now))
+        };
+        table.add_row(vec![
+            r.user.clone(),
+            r.groups.join(","),
+            r.namespace.clone(),
+            r.serial.clone(),
+            r.not_after.clone(),
+            status,
+            r.fingerprint_sha256.clone(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(parse_ttl("1d12h").unwrap(), Duration::from_secs(36 * 3600));
+        assert_eq!(parse_ttl("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_ttl("600").unwrap(), Duration::from_secs(600));
+        assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("xd").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Cli::try_parse_from([
+            "kubectl-onboard",
+            "john",
+            "-n",
+            "marketing",
+            "-g",
+            "marketing",
+            "-g",
+            "devs",
+            "--verbs",
+            "get,list",
+            "--ttl",
+            "12h",
+            "--key-type",
+            "rsa-2048",
+            "--as",
+            "admin",
+        ])
+        .unwrap();
+        assert_eq!(c.username.as_deref(), Some("john"));
+        assert_eq!(c.kube.namespace.as_deref(), Some("marketing"));
+        assert_eq!(c.groups, vec!["marketing", "devs"]);
+        assert_eq!(c.verbs, vec!["get", "list"]);
+        assert_eq!(c.resources, vec!["pods", "secrets"]);
+        assert_eq!(c.ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.key_type, KeyAlgorithm::Rsa2048);
+        assert_eq!(c.kube.as_user.as_deref(), Some("admin"));
+        assert!(Cli::try_parse_from(["kubectl-onboard", "john", "--signer", "local"]).is_err());
+        assert!(Cli::try_parse_from(["kubectl-onboard", "--list"]).is_ok());
+        assert!(Cli::try_parse_from(["kubectl-onboard"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "kubectl-onboard",
+                "j",
+                "--role",
+                "r",
+                "--clusterrole",
+                "view"
+            ])
+            .is_err()
+        );
+    }
+}
