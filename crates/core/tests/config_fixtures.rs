@@ -243,6 +243,22 @@ fn empty_and_syntax_errors() {
     let dup = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: []\nresources: []\n";
     let err = EncryptionConfiguration::from_text(dup, "dup.yaml").unwrap_err();
     assert!(matches!(err, ConfigError::Syntax { line: 4, .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("dup.yaml:4:1: not valid YAML or JSON: duplicate field \"resources\""),
+        "{err}"
+    );
+
+    // Parser errors never echo key material.
+    let unclosed = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - aescbc:\n          keys:\n            - name: k\n              secret: \"SECRETSECRETSECRET\n";
+    let err = EncryptionConfiguration::from_text(unclosed, "u.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("u.yaml:9:23: not valid YAML or JSON: unclosed quote (fix:"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRETSECRET"), "{err}");
 }
 
 #[test]

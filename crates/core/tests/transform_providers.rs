@@ -466,3 +466,29 @@ fn key_material_never_in_debug_output() {
     assert!(Key::generate("x", ProviderKind::Identity).is_err());
     assert!(Key::generate("x", ProviderKind::Kms).is_err());
 }
+
+#[test]
+fn transformers_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<EncryptionTransformers>();
+    assert_send_sync::<PrefixTransformers>();
+    // Concurrent writes and reads through one set (as the sandbox API server does).
+    let t = std::sync::Arc::new(set(vec![ProviderConfiguration::Secretbox(keys(vec![
+        key("s", 1, 32),
+    ]))]));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let ad = format!("/registry/secrets/ns/{i}");
+                for _ in 0..50 {
+                    let w = t.write(PLAIN, ad.as_bytes()).unwrap();
+                    assert_eq!(t.read(&w, ad.as_bytes()).unwrap().plaintext, PLAIN);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
