@@ -385,6 +385,7 @@ impl Change {
 
 /// One object the run touched.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectChange {
     /// Kind.
     pub kind: String,
@@ -418,6 +419,7 @@ impl ObjectChange {
 
 /// The certificate a run issued or reused.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CertificateInfo {
     /// Subject, e.g. `O=marketing, CN=john`.
     pub subject: String,
@@ -439,6 +441,7 @@ pub struct CertificateInfo {
 
 /// A file the run wrote.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FileChange {
     /// The path.
     pub path: PathBuf,
@@ -450,6 +453,7 @@ pub struct FileChange {
 
 /// Result of `kubectl onboard USER -n NS`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OnboardReport {
     /// The user.
     pub user: String,
@@ -1134,6 +1138,7 @@ pub struct RemoveOptions {
 
 /// A certificate that still authenticates after offboarding.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OutstandingCertificate {
     /// Serial (hex).
     pub serial: String,
@@ -1149,6 +1154,7 @@ pub struct OutstandingCertificate {
 
 /// Result of `--remove`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RemoveReport {
     /// The user.
     pub user: String,
@@ -1171,6 +1177,16 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
     if opts.user.trim().is_empty() {
         return Err(OnboardError::Refused("the user name is empty".into()));
     }
+    let needed = preflight::needed_for_remove(opts);
+    let missing = preflight::missing(client, &needed).await?;
+    if !missing.is_empty() {
+        let who = verify::whoami(client)
+            .await
+            .map(|w| w.username)
+            .unwrap_or_else(|_| "the current user".into());
+        return Err(OnboardError::Preflight { who, missing });
+    }
+
     let records = record::load_user(client, &opts.user).await?;
     let now = unix_now();
     let valid: Vec<&record::IssuanceRecord> =
@@ -1181,16 +1197,6 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
         .collect();
     cert_groups.sort();
     cert_groups.dedup();
-
-    let needed = preflight::needed_for_remove(opts);
-    let missing = preflight::missing(client, &needed).await?;
-    if !missing.is_empty() {
-        let who = verify::whoami(client)
-            .await
-            .map(|w| w.username)
-            .unwrap_or_else(|_| "the current user".into());
-        return Err(OnboardError::Preflight { who, missing });
-    }
 
     let outcome = rbac::offboard(
         client,

@@ -20,6 +20,7 @@ use crate::client::{ConfigFlags, KubeconfigEnv};
 
 /// One cell of the access matrix.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessCheck {
     /// Namespace checked.
     pub namespace: String,
@@ -37,6 +38,7 @@ pub struct AccessCheck {
 
 /// An identity as the API server sees it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WhoAmI {
     /// Username.
     pub username: String,

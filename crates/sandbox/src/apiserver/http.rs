@@ -14,7 +14,10 @@ use openssl::ssl::{Ssl, SslAcceptor};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use super::codec::StorageMedia;
+use super::rbac::Authorizer;
 use super::status::ApiError;
+use super::store::{Identity, Store};
 use super::tls::{TlsFiles, acceptor};
 use super::{Faults, Options, PathResolver, RunningApiServer, StartError};
 
@@ -23,7 +26,10 @@ pub(crate) struct Server {
     pub opts: Options,
     pub version: KubeVersion,
     pub faults: Arc<Faults>,
-    pub etcd: etcd_client::Client,
+    pub store: Arc<Store>,
+    pub authz: Authorizer,
+    /// `host:port` clients should use (`serverAddressByClientCIDRs`).
+    pub advertise: String,
 }
 
 /// What `/version` reports.
@@ -131,11 +137,46 @@ pub(crate) async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(e.to_string()))?;
+    let store = Arc::new(Store {
+        etcd,
+        prefix: opts.etcd_prefix.clone(),
+        media: StorageMedia::from_flag(&opts.storage_media_type),
+        transformer: std::sync::RwLock::new(Arc::new(Identity)),
+    });
+    let mut tasks = Vec::new();
+    if let Some(cfg) = &opts.encryption_provider_config {
+        let (t, hash) = super::encryption::load(&*paths, cfg).map_err(StartError::Config)?;
+        store.set_transformer(t);
+        if opts.encryption_provider_config_automatic_reload {
+            tasks.push(tokio::spawn(super::encryption::reload_loop(
+                store.clone(),
+                paths.clone(),
+                cfg.clone(),
+                hash,
+            )));
+        }
+    }
+    super::bootstrap::run(&store)
+        .await
+        .map_err(|e| StartError::Etcd(format!("bootstrap: {}", e.message)))?;
+    let advertise = format!(
+        "{}:{}",
+        opts.advertise_address
+            .clone()
+            .unwrap_or_else(|| bind.to_string()),
+        addr.port()
+    );
+    let authz = Authorizer {
+        store: store.clone(),
+        rbac: opts.rbac(),
+    };
     let server = Arc::new(Server {
         opts,
         version,
         faults,
-        etcd,
+        store,
+        authz,
+        advertise,
     });
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -163,7 +204,10 @@ pub(crate) async fn start(
         addr,
         shutdown: Some(stop_tx),
         exit: exit_rx,
-        tasks: vec![accept_task],
+        tasks: {
+            tasks.push(accept_task);
+            tasks
+        },
     })
 }
 

@@ -14,7 +14,11 @@ pub(crate) async fn impersonate(
     authz: &Authorizer,
 ) -> Result<UserInfo, ApiError> {
     let get_all = |name: &str| -> Vec<String> {
-        headers.get_all(name).iter().filter_map(|v| v.to_str().ok().map(|s| s.to_string())).collect()
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(|s| s.to_string()))
+            .collect()
     };
     let users = get_all("impersonate-user");
     let groups = get_all("impersonate-group");
@@ -38,7 +42,9 @@ pub(crate) async fn impersonate(
             } else {
                 format!("extra={extra:?}")
             };
-            return Err(ApiError::internal(format!("requested {what} without impersonating a user")));
+            return Err(ApiError::internal(format!(
+                "requested {what} without impersonating a user"
+            )));
         }
         return Ok(caller);
     }
@@ -47,22 +53,65 @@ pub(crate) async fn impersonate(
     let mut new_groups = groups.clone();
     if let Some(rest) = user.strip_prefix("system:serviceaccount:") {
         let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
-        checks.push(Attributes::resource(&caller, "impersonate", "", "serviceaccounts", "", ns, name));
+        checks.push(Attributes::resource(
+            &caller,
+            "impersonate",
+            "",
+            "serviceaccounts",
+            "",
+            ns,
+            name,
+        ));
         if groups.is_empty() {
-            new_groups = vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}")];
+            new_groups = vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+            ];
         }
     } else {
-        checks.push(Attributes::resource(&caller, "impersonate", "", "users", "", "", &user));
+        checks.push(Attributes::resource(
+            &caller,
+            "impersonate",
+            "",
+            "users",
+            "",
+            "",
+            &user,
+        ));
     }
     for g in &groups {
-        checks.push(Attributes::resource(&caller, "impersonate", "", "groups", "", "", g));
+        checks.push(Attributes::resource(
+            &caller,
+            "impersonate",
+            "",
+            "groups",
+            "",
+            "",
+            g,
+        ));
     }
     for u in &uids {
-        checks.push(Attributes::resource(&caller, "impersonate", "authentication.k8s.io", "uids", "", "", u));
+        checks.push(Attributes::resource(
+            &caller,
+            "impersonate",
+            "authentication.k8s.io",
+            "uids",
+            "",
+            "",
+            u,
+        ));
     }
     for (k, vs) in &extra {
         for v in vs {
-            checks.push(Attributes::resource(&caller, "impersonate", "authentication.k8s.io", "userextras", k, "", v));
+            checks.push(Attributes::resource(
+                &caller,
+                "impersonate",
+                "authentication.k8s.io",
+                "userextras",
+                k,
+                "",
+                v,
+            ));
         }
     }
     for a in &checks {
@@ -77,10 +126,18 @@ pub(crate) async fn impersonate(
         if !new_groups.iter().any(|g| g == UNAUTHENTICATED) {
             new_groups.push(UNAUTHENTICATED.into());
         }
-    } else if !new_groups.iter().any(|g| g == AUTHENTICATED || g == UNAUTHENTICATED) {
+    } else if !new_groups
+        .iter()
+        .any(|g| g == AUTHENTICATED || g == UNAUTHENTICATED)
+    {
         new_groups.push(AUTHENTICATED.into());
     }
-    Ok(UserInfo { name: user, uid: uids.first().cloned().unwrap_or_default(), groups: new_groups, extra })
+    Ok(UserInfo {
+        name: user,
+        uid: uids.first().cloned().unwrap_or_default(),
+        groups: new_groups,
+        extra,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -89,8 +146,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && i + 2 < b.len() + 0
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
         {
             out.push(v);
             i += 3;
