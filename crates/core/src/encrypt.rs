@@ -1,1 +1,870 @@
 //! Enabling, rotating and disabling encryption at rest on a kubeadm control-plane node (the `kubectl encrypt` verb).
+//!
+//! The node's files are addressed by their paths on the node (`/etc/kubernetes/...`), resolved under a root
+//! directory ([`Node`]); tests and the sandbox use a tempdir as root. Every change goes through the same
+//! [`Node::roll_out`]: back up the manifest (and the config) **outside** the manifests directory (the kubelet runs
+//! every file it finds there), write the config atomically with mode 0600, write the manifest, then wait until
+//! `/readyz` answers and the kube-apiserver mirror pod carries exactly the new command line (and config hash); on a
+//! timeout restore the backups byte for byte, wait for recovery and report the backup and what failed.
+//!
+//! * enable: [`plan_enable`] → [`EnablePlan`] (already enabled as asked / the change), [`Node::apply_files`],
+//!   [`Node::roll_out`].
+//! * rotate: [`rotate`] phases kept in a 0600 phase file beside the config ([`RotationState`]); the documented
+//!   procedure (kubernetes/website `content/en/docs/tasks/administer-cluster/encrypt-data.md`, "Rotating a
+//!   decryption key"): add the new key second, restart; make it first, restart; rewrite everything; prove no object
+//!   uses the old key; remove the old key, restart.
+//! * disable: [`disable`] — identity first, restart, rewrite everything, verify, only then drop the flag (dropping
+//!   the config first leaves encrypted objects unreadable: the identity transformer refuses `k8s:enc:` data,
+//!   kubernetes/apiserver `pkg/storage/value/encrypt/identity/identity.go`).
+//!
+//! A restart of the static pod is made by changing the pod annotation [`CONFIG_HASH_ANNOTATION`] to the sha256 of
+//! the config file (the kubelet restarts a static pod whose manifest changed); the mirror pod then shows which
+//! config the running API server loaded.
+
+mod rotation;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+use crate::config::{
+    self, EncryptionConfiguration, GroupResource, Key, KeysConfiguration, KmsConfiguration,
+    ProviderConfiguration, ProviderKind, ResourceConfiguration,
+};
+use crate::fsutil;
+use crate::manifest::{self, Manifest, ManifestError};
+
+pub use rotation::{
+    Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
+};
+
+/// kubeadm's certificates directory is mounted read-only into kube-apiserver, so a config here needs no new volume.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/pki/enc.yaml";
+/// Where manifest and config backups go (node path): kubeadm keeps its own backups under `/etc/kubernetes/tmp`,
+/// outside the manifests directory the kubelet watches.
+pub const BACKUP_DIR: &str = "/etc/kubernetes/tmp/atrest-backups";
+/// The pod annotation holding `sha256:<hex>` of the config file; changing it restarts the static pod.
+pub const CONFIG_HASH_ANNOTATION: &str = "atrest.io/encryption-config-sha256";
+/// kubeadm's admin kubeconfig (node path), used when no kubeconfig is found.
+pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+
+/// What went wrong; messages say what to do. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptError {
+    /// The manifest is broken or an edit was refused.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The encryption configuration is invalid or unreadable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A file operation failed.
+    #[error(transparent)]
+    Fs(#[from] fsutil::FsError),
+    /// Preflight refused the request (for example a different config is already in use).
+    #[error("{0}")]
+    Refused(String),
+    /// Talking to the API server failed.
+    #[error("{0}")]
+    Api(String),
+    /// The API server did not come back with the change; the backups were restored.
+    #[error(
+        "{what}: {reason}; restored the previous manifest{} from {} and the API server {}",
+        if config_backup.is_some() { " and config" } else { "" },
+        backup.display(),
+        if *recovered { "is ready again" } else { "has NOT recovered yet: check `crictl ps -a` and the kubelet log" }
+    )]
+    RolledBack {
+        what: String,
+        reason: String,
+        backup: PathBuf,
+        config_backup: Option<PathBuf>,
+        recovered: bool,
+    },
+    /// A rotation or disable phase cannot run yet.
+    #[error("{0}")]
+    Phase(String),
+}
+
+/// Result alias.
+pub type Result<T, E = EncryptError> = std::result::Result<T, E>;
+
+/// A control-plane node's files: node paths resolved under `root`.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Directory every node path resolves under (`/` on a real node).
+    pub root: PathBuf,
+    /// The kube-apiserver manifest (node path).
+    pub manifest: PathBuf,
+    /// The EncryptionConfiguration (node path; the same path inside the container).
+    pub config: PathBuf,
+}
+
+impl Node {
+    /// A node with the given root, manifest and config node paths.
+    pub fn new(
+        root: impl Into<PathBuf>,
+        manifest: impl Into<PathBuf>,
+        config: impl Into<PathBuf>,
+    ) -> Self {
+        Node {
+            root: root.into(),
+            manifest: manifest.into(),
+            config: config.into(),
+        }
+    }
+
+    /// The file behind a node path.
+    pub fn host(&self, node_path: &Path) -> PathBuf {
+        match node_path.strip_prefix("/") {
+            Ok(rel) => self.root.join(rel),
+            Err(_) => self.root.join(node_path),
+        }
+    }
+
+    /// The manifest file.
+    pub fn manifest_file(&self) -> PathBuf {
+        self.host(&self.manifest)
+    }
+
+    /// The config file.
+    pub fn config_file(&self) -> PathBuf {
+        self.host(&self.config)
+    }
+
+    /// The rotation phase file beside the config (`enc.yaml.rotation`).
+    pub fn phase_file(&self) -> PathBuf {
+        let mut name = self
+            .config
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".rotation");
+        self.host(&self.config.with_file_name(name))
+    }
+
+    /// The backup directory (outside the manifests directory).
+    pub fn backup_dir(&self) -> PathBuf {
+        self.host(Path::new(BACKUP_DIR))
+    }
+
+    /// `<root>/etc/kubernetes/admin.conf`.
+    pub fn admin_conf(&self) -> PathBuf {
+        self.host(Path::new(ADMIN_CONF))
+    }
+
+    /// Reads and parses the manifest.
+    pub fn load_manifest(&self) -> Result<Manifest> {
+        Ok(Manifest::load(&self.manifest_file())?)
+    }
+
+    /// The config file the manifest points at (through its mounts), if the flag is set and the path is mounted.
+    pub fn configured_config_file(&self, m: &Manifest) -> Option<PathBuf> {
+        let p = m.encryption_provider_config()?;
+        m.host_path_for(&p).map(|h| self.host(&h))
+    }
+
+    /// Backs up `file` into the backup directory (refusing a backup directory inside the manifests directory).
+    pub fn backup(&self, file: &Path) -> Result<PathBuf> {
+        let dir = self.backup_dir();
+        if let Some(manifests) = self.manifest_file().parent()
+            && dir.starts_with(manifests)
+        {
+            return Err(EncryptError::Refused(format!(
+                "the backup directory {} is inside the manifests directory {}; the kubelet would run the backup",
+                dir.display(),
+                manifests.display()
+            )));
+        }
+        Ok(fsutil::backup(file, &dir)?)
+    }
+}
+
+/// The provider to enable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderChoice {
+    /// A local-key provider: secretbox, aesgcm or aescbc.
+    Local(ProviderKind),
+    /// KMS v2 with this plugin name and `unix://` endpoint.
+    KmsV2 { name: String, endpoint: String },
+}
+
+impl ProviderChoice {
+    /// The provider kind.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            ProviderChoice::Local(k) => *k,
+            ProviderChoice::KmsV2 { .. } => ProviderKind::Kms,
+        }
+    }
+}
+
+/// What `kubectl encrypt enable` asks for.
+#[derive(Clone, Debug)]
+pub struct EnableRequest {
+    /// Provider for new writes.
+    pub provider: ProviderChoice,
+    /// Resources to encrypt (`secrets`, `configmaps`, `*.apps`, ...).
+    pub resources: Vec<String>,
+    /// Add `--encryption-provider-config-automatic-reload=true`.
+    pub automatic_reload: bool,
+}
+
+/// The config text to write (key material inside: never printed; Debug is redacted).
+#[derive(Clone)]
+pub struct ConfigText(String);
+
+impl ConfigText {
+    /// The bytes for the 0600 file.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// `sha256:<hex>` of the bytes (what kube-apiserver reports for a loaded config, `computeEncryptionConfigHash`).
+    pub fn sha256(&self) -> String {
+        config_hash(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for ConfigText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConfigText(<redacted>)")
+    }
+}
+
+/// `sha256:<hex>` of config bytes (kubernetes/apiserver `pkg/server/options/encryptionconfig/config.go`
+/// `computeEncryptionConfigHash`).
+pub fn config_hash(bytes: &[u8]) -> String {
+    let d = openssl::sha::sha256(bytes);
+    let mut s = String::from("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A change to the node's files: an optional new config and the manifest before/after.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// The config to write (`None`: keep the file as it is).
+    pub config: Option<(EncryptionConfiguration, ConfigText)>,
+    /// The manifest now.
+    pub before: Manifest,
+    /// The manifest to write.
+    pub after: Manifest,
+    /// One line per manifest change.
+    pub manifest_changes: Vec<String>,
+}
+
+impl Change {
+    /// A unified diff of the manifest (`a/<path>` → `b/<path>`).
+    pub fn manifest_diff(&self, label: &str) -> String {
+        let before = self.before.text();
+        let after = self.after.text();
+        similar::TextDiff::from_lines(&before, &after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a{label}"), &format!("b{label}"))
+            .to_string()
+    }
+
+    /// The config to write with every key replaced by `<redacted>`.
+    pub fn redacted_config(&self) -> Option<String> {
+        self.config.as_ref().map(|(c, _)| c.to_redacted_yaml())
+    }
+}
+
+/// The outcome of enable's preflight.
+#[derive(Clone, Debug)]
+pub enum EnablePlan {
+    /// Encryption is already configured as asked; nothing to do.
+    AlreadyEnabled { config: PathBuf, summary: String },
+    /// Files to change.
+    Change(Box<Change>),
+}
+
+/// A new configuration: `resources` encrypted with a fresh key of the provider, identity second so existing
+/// plaintext objects stay readable until they are rewritten.
+pub fn new_config(
+    provider: &ProviderChoice,
+    resources: &[String],
+) -> Result<EncryptionConfiguration> {
+    let first = match provider {
+        ProviderChoice::Local(kind) => {
+            let keys = KeysConfiguration {
+                keys: vec![Key::generate("key1", *kind)?],
+            };
+            match kind {
+                ProviderKind::Secretbox => ProviderConfiguration::Secretbox(keys),
+                ProviderKind::Aesgcm => ProviderConfiguration::Aesgcm(keys),
+                ProviderKind::Aescbc => ProviderConfiguration::Aescbc(keys),
+                other => {
+                    return Err(EncryptError::Refused(format!(
+                        "{other} is not a local-key provider"
+                    )));
+                }
+            }
+        }
+        ProviderChoice::KmsV2 { name, endpoint } => ProviderConfiguration::Kms(KmsConfiguration {
+            api_version: Some("v2".into()),
+            name: name.clone(),
+            endpoint: endpoint.clone(),
+            ..Default::default()
+        }),
+    };
+    let cfg = EncryptionConfiguration {
+        resources: vec![ResourceConfiguration {
+            resources: resources.to_vec(),
+            providers: vec![first, ProviderConfiguration::Identity],
+        }],
+        ..Default::default()
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Serializes a config and checks that the text loads back strictly to the same configuration.
+pub fn render_config(cfg: &EncryptionConfiguration, origin: &str) -> Result<ConfigText> {
+    let text = cfg.to_yaml();
+    let back = EncryptionConfiguration::from_text(&text, origin)?;
+    if &back != cfg {
+        return Err(EncryptError::Refused(format!(
+            "{origin}: the serialized configuration does not read back the same"
+        )));
+    }
+    Ok(ConfigText(text))
+}
+
+/// Whether `cfg` writes every one of `resources` with `provider` (as the apiserver picks the write provider).
+pub fn writes_with(
+    cfg: &EncryptionConfiguration,
+    resources: &[String],
+    provider: &ProviderChoice,
+) -> bool {
+    resources.iter().all(|r| {
+        cfg.write_provider_for(&GroupResource::parse(r))
+            .is_some_and(|p| {
+                p.kind() == provider.kind()
+                    && match (p, provider) {
+                        (ProviderConfiguration::Kms(k), ProviderChoice::KmsV2 { name, .. }) => {
+                            k.is_v2() && &k.name == name
+                        }
+                        _ => true,
+                    }
+            })
+    })
+}
+
+/// One line per resource entry: `secrets: secretbox(key1), identity`.
+pub fn summarize(cfg: &EncryptionConfiguration) -> String {
+    cfg.resources
+        .iter()
+        .map(|rc| {
+            format!(
+                "{}: {}",
+                rc.resources.join(","),
+                providers_summary(&rc.providers)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn providers_summary(ps: &[ProviderConfiguration]) -> String {
+    ps.iter()
+        .map(|p| match p {
+            ProviderConfiguration::Kms(k) => {
+                format!("kms{}({})", if k.is_v2() { "v2" } else { "v1" }, k.name)
+            }
+            other => match other.keys() {
+                Some(keys) => format!(
+                    "{}({})",
+                    other.kind(),
+                    keys.iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                None => other.kind().to_string(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Preflight for enable: reads the manifest (refusing broken ones), detects an existing flag and config, and
+/// returns either "already enabled as asked" or the change to make (a new config with a fresh key, or an existing
+/// config at the requested path that already matches, and the manifest edit).
+pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
+    let m = node.load_manifest()?;
+    m.validate()?;
+    let want = node.config.to_string_lossy().to_string();
+    let reload = req.automatic_reload.then_some(true);
+    if let Some(current) = m.encryption_provider_config() {
+        if Path::new(&current) != node.config {
+            return Err(EncryptError::Refused(format!(
+                "kube-apiserver already uses --encryption-provider-config={current} (in {}); to change keys run `kubectl encrypt rotate --config {current}`, to switch it off run `kubectl encrypt disable --config {current}`",
+                node.manifest.display()
+            )));
+        }
+        let file = node.configured_config_file(&m).ok_or_else(|| {
+            EncryptError::Refused(format!("{current} is not inside any hostPath volume of the kube-apiserver pod; add a volume for it"))
+        })?;
+        let cfg = config::load(&file)?;
+        if !writes_with(&cfg, &req.resources, &req.provider) {
+            return Err(EncryptError::Refused(format!(
+                "{current} is already in use and configures {}; to switch providers or keys run `kubectl encrypt rotate`, or `kubectl encrypt disable` first",
+                summarize(&cfg)
+            )));
+        }
+        let edit = m.enable_encryption(&want, reload)?;
+        if !edit.changed() {
+            return Ok(EnablePlan::AlreadyEnabled {
+                config: node.config.clone(),
+                summary: summarize(&cfg),
+            });
+        }
+        return Ok(EnablePlan::Change(Box::new(Change {
+            config: None,
+            before: m,
+            after: edit.manifest,
+            manifest_changes: edit.changes,
+        })));
+    }
+    let file = node.config_file();
+    let config = if file.exists() {
+        let cfg = config::load(&file).map_err(|e| {
+            EncryptError::Refused(format!("{} already exists and does not load ({e}); move it away or choose another --config", file.display()))
+        })?;
+        if !writes_with(&cfg, &req.resources, &req.provider) {
+            return Err(EncryptError::Refused(format!(
+                "{} already exists and configures {}, not what was asked; move it away or choose another --config",
+                file.display(),
+                summarize(&cfg)
+            )));
+        }
+        None
+    } else {
+        let cfg = new_config(&req.provider, &req.resources)?;
+        let text = render_config(&cfg, &want)?;
+        Some((cfg, text))
+    };
+    let edit = m.enable_encryption(&want, reload)?;
+    Ok(EnablePlan::Change(Box::new(Change {
+        config,
+        before: m,
+        after: edit.manifest,
+        manifest_changes: edit.changes,
+    })))
+}
+
+/// Backups taken by [`Node::apply_files`].
+#[derive(Clone, Debug, Default)]
+pub struct Backups {
+    /// The manifest's backup.
+    pub manifest: Option<PathBuf>,
+    /// The previous config's backup (when a config was replaced).
+    pub config: Option<PathBuf>,
+    /// The config file did not exist before (created by this change).
+    pub config_created: bool,
+}
+
+impl Node {
+    /// Writes a change to disk: the config (0600, atomically, then loaded and validated like the apiserver does)
+    /// and the manifest (after a backup outside the manifests directory). Returns the backups.
+    pub fn apply_files(&self, change: &Change) -> Result<Backups> {
+        let mut backups = Backups::default();
+        if let Some((_, text)) = &change.config {
+            let file = self.config_file();
+            if file.exists() {
+                backups.config = Some(self.backup(&file)?);
+            } else {
+                backups.config_created = true;
+                if let Some(dir) = file.parent()
+                    && !dir.exists()
+                {
+                    fsutil::ensure_dir_with_mode(dir, 0o700)?;
+                }
+            }
+            fsutil::write_private(&file, text.expose().as_bytes())?;
+            config::load(&file)?;
+        }
+        if change.before.text() != change.after.text() {
+            let file = self.manifest_file();
+            backups.manifest = Some(self.backup(&file)?);
+            fsutil::write_atomic(&file, change.after.text().as_bytes())?;
+        }
+        Ok(backups)
+    }
+
+    /// Puts the backups back byte for byte (a config this change created is left: it is 0600 and unused).
+    pub fn restore(&self, backups: &Backups) -> Result<()> {
+        if let Some(b) = &backups.config {
+            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
+                op: "read",
+                path: b.clone(),
+                source,
+            })?;
+            fsutil::write_private(&self.config_file(), &bytes)?;
+        }
+        if let Some(b) = &backups.manifest {
+            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
+                op: "read",
+                path: b.clone(),
+                source,
+            })?;
+            fsutil::write_atomic(&self.manifest_file(), &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a change and waits for the API server to run it; on failure restores the backups, waits for
+    /// recovery and returns [`EncryptError::RolledBack`].
+    pub async fn roll_out(
+        &self,
+        client: &Client,
+        change: &Change,
+        timeout: Duration,
+        what: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<Backups> {
+        let backups = self.apply_files(change)?;
+        if let Some(b) = &backups.manifest {
+            progress(&format!(
+                "backed up {} to {}",
+                self.manifest.display(),
+                b.display()
+            ));
+        }
+        progress(&format!(
+            "waiting up to {}s for kube-apiserver to restart with the change",
+            timeout.as_secs()
+        ));
+        match wait_for_apiserver(client, &change.after, timeout, progress).await {
+            Ok(()) => Ok(backups),
+            Err(reason) => {
+                progress(&format!("{what} failed: {reason}; restoring the backup"));
+                self.restore(&backups)?;
+                let recovered = wait_for_apiserver(
+                    client,
+                    &change.before,
+                    timeout.max(Duration::from_secs(60)),
+                    progress,
+                )
+                .await
+                .is_ok();
+                Err(EncryptError::RolledBack {
+                    what: what.to_string(),
+                    reason,
+                    backup: backups.manifest.clone().unwrap_or_default(),
+                    config_backup: backups.config.clone(),
+                    recovered,
+                })
+            }
+        }
+    }
+}
+
+/// How a kube-apiserver mirror pod looks.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MirrorPodStatus {
+    /// Pod name (`kube-apiserver-<node>`).
+    pub name: String,
+    /// Node name.
+    pub node: String,
+    /// `--encryption-provider-config` on its command line.
+    pub encryption_provider_config: Option<String>,
+    /// `--encryption-provider-config-automatic-reload` is true.
+    pub automatic_reload: bool,
+    /// The [`CONFIG_HASH_ANNOTATION`] value.
+    pub config_hash: Option<String>,
+    /// Ready condition true.
+    pub ready: bool,
+    /// Waiting reason of the container (`CrashLoopBackOff`, ...).
+    pub waiting_reason: Option<String>,
+    /// Container restarts.
+    pub restarts: i32,
+    command: Vec<String>,
+}
+
+/// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
+pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>, String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels("component=kube-apiserver"))
+        .await
+        .map_err(|e| format!("listing kube-apiserver pods: {e}"))?;
+    Ok(list.items.iter().filter_map(pod_status).collect())
+}
+
+fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
+    let spec = p.spec.as_ref()?;
+    let c = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "kube-apiserver")
+        .or(spec.containers.first())?;
+    let mut command: Vec<String> = c.command.clone().unwrap_or_default();
+    command.extend(c.args.clone().unwrap_or_default());
+    let flag = |name: &str| {
+        let long = format!("--{name}=");
+        command
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix(&long).map(str::to_string))
+    };
+    let status = p.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let cs = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|v| v.first());
+    Some(MirrorPodStatus {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        node: spec.node_name.clone().unwrap_or_default(),
+        encryption_provider_config: flag(manifest::CONFIG_FLAG),
+        automatic_reload: flag(manifest::RELOAD_FLAG).is_some_and(|v| v == "true"),
+        config_hash: p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+            .cloned(),
+        ready,
+        waiting_reason: cs
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone()),
+        restarts: cs.map_or(0, |c| c.restart_count),
+        command,
+    })
+}
+
+/// `GET /readyz` answers `ok`.
+pub async fn readyz(client: &Client) -> Result<(), String> {
+    let req = http::Request::get("/readyz")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    match client.request_text(req).await {
+        Ok(body) if body.trim() == "ok" => Ok(()),
+        Ok(body) => Err(format!(
+            "/readyz answered {:?}",
+            body.chars().take(200).collect::<String>()
+        )),
+        Err(e) => Err(format!("/readyz: {e}")),
+    }
+}
+
+/// Waits until `/readyz` answers and a Ready kube-apiserver mirror pod runs exactly `expected`'s command line
+/// (and its config-hash annotation). Polls every 500 ms; the error says what was last seen.
+pub async fn wait_for_apiserver(
+    client: &Client,
+    expected: &Manifest,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let want_cmd = expected.command_line();
+    let want_hash = expected.annotation(CONFIG_HASH_ANNOTATION);
+    let ns = expected
+        .value()
+        .pointer("/metadata/namespace")
+        .and_then(|v| v.as_str())
+        .unwrap_or("kube-system")
+        .to_string();
+    let mut last;
+    let mut reported = String::new();
+    loop {
+        let attempt = async {
+            readyz(client).await?;
+            let pods = mirror_pods(client, &ns).await?;
+            let matching: Vec<&MirrorPodStatus> = pods
+                .iter()
+                .filter(|p| {
+                    p.command == want_cmd && (want_hash.is_none() || p.config_hash == want_hash)
+                })
+                .collect();
+            if matching.iter().any(|p| p.ready) {
+                return Ok(());
+            }
+            if let Some(p) = matching.first() {
+                return Err(format!(
+                    "mirror pod {} has the new flags but is not Ready{}",
+                    p.name,
+                    p.waiting_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r}, {} restarts)", p.restarts))
+                        .unwrap_or_default()
+                ));
+            }
+            Err(if pods.is_empty() {
+                "no kube-apiserver mirror pod yet".to_string()
+            } else {
+                "the kube-apiserver mirror pod still runs the previous command line".to_string()
+            })
+        };
+        let step = tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .unwrap_or_else(|_| Err("request timed out".into()));
+        match step {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if e != reported {
+                    progress(&format!("  {e}"));
+                    reported = e.clone();
+                }
+                last = e;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "kube-apiserver was not ready with the change after {}s (last: {last})",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A manifest with [`CONFIG_HASH_ANNOTATION`] set to `hash` (which makes the kubelet restart the pod).
+pub fn with_config_hash(m: &Manifest, hash: &str) -> Result<Manifest> {
+    Ok(m.set_annotation(CONFIG_HASH_ANNOTATION, hash)?
+        .unwrap_or_else(|| m.clone()))
+}
+
+/// Writes a new config and restarts kube-apiserver through the config-hash annotation; rolls back on failure.
+pub async fn restart_with_config(
+    node: &Node,
+    client: &Client,
+    cfg: &EncryptionConfiguration,
+    timeout: Duration,
+    what: &str,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
+    let text = render_config(cfg, &node.config.to_string_lossy())?;
+    let before = node.load_manifest()?;
+    before.validate()?;
+    let after = with_config_hash(&before, &text.sha256())?;
+    let current = std::fs::read(node.config_file()).ok();
+    if current.as_deref() == Some(text.expose().as_bytes()) && after.text() == before.text() {
+        // Already written and restarted with it: only make sure the server runs it.
+        return wait_for_apiserver(client, &after, timeout, progress)
+            .await
+            .map_err(|reason| EncryptError::Api(format!("{what}: {reason}")));
+    }
+    let change = Change {
+        config: Some((cfg.clone(), text)),
+        before,
+        after,
+        manifest_changes: vec![format!("set {CONFIG_HASH_ANNOTATION}")],
+    };
+    node.roll_out(client, &change, timeout, what, progress)
+        .await
+        .map(|_| ())
+}
+
+/// Status of encryption at rest on this node, for `kubectl encrypt status`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// The manifest (node path).
+    pub manifest: String,
+    /// `--encryption-provider-config` in the manifest.
+    pub config: Option<String>,
+    /// The file it resolves to on this node (through the pod's mounts).
+    pub config_file: Option<String>,
+    /// `--encryption-provider-config-automatic-reload` in the manifest.
+    pub automatic_reload: bool,
+    /// Per resource entry: resources and providers in order (key names only).
+    pub resources: Vec<ResourceStatus>,
+    /// Why the config could not be read, if it could not.
+    pub config_error: Option<String>,
+    /// `sha256:<hex>` of the config file.
+    pub config_hash: Option<String>,
+    /// The kube-apiserver mirror pods, when the API server was reachable.
+    pub mirror_pods: Option<Vec<MirrorPodStatus>>,
+    /// Why the API server could not be asked, if it could not.
+    pub api_error: Option<String>,
+    /// An unfinished rotation, if any.
+    pub rotation: Option<RotationState>,
+}
+
+/// One resource entry in [`Status`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceStatus {
+    /// Resource strings.
+    pub resources: Vec<String>,
+    /// Providers in order, e.g. `secretbox(key2,key1)`, `identity`.
+    pub providers: Vec<String>,
+}
+
+/// Reads the node's encryption status; `client` (when given) adds the mirror pods.
+pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
+    let m = node.load_manifest()?;
+    let config = m.encryption_provider_config();
+    let config_file = node.configured_config_file(&m);
+    let mut st = Status {
+        manifest: node.manifest.display().to_string(),
+        config: config.clone(),
+        config_file: config_file.as_ref().map(|p| p.display().to_string()),
+        automatic_reload: m.automatic_reload(),
+        resources: Vec::new(),
+        config_error: None,
+        config_hash: None,
+        mirror_pods: None,
+        api_error: None,
+        rotation: None,
+    };
+    match (&config, &config_file) {
+        (Some(_), Some(file)) => match config::load(file) {
+            Ok(cfg) => {
+                st.resources = cfg
+                    .resources
+                    .iter()
+                    .map(|rc| ResourceStatus {
+                        resources: rc.resources.clone(),
+                        providers: providers_summary(&rc.providers)
+                            .split(", ")
+                            .map(str::to_string)
+                            .collect(),
+                    })
+                    .collect();
+                st.config_hash = std::fs::read(file).ok().map(|b| config_hash(&b));
+            }
+            Err(e) => st.config_error = Some(e.to_string()),
+        },
+        (Some(c), None) => {
+            st.config_error = Some(format!(
+                "{c} is not inside any hostPath volume of the pod: kube-apiserver cannot read it"
+            ))
+        }
+        _ => {}
+    }
+    let status_node = Node {
+        config: config
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| node.config.clone()),
+        ..node.clone()
+    };
+    st.rotation = RotationState::load(&status_node.phase_file())
+        .ok()
+        .flatten();
+    if let Some(client) = client {
+        let ns = m
+            .value()
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or("kube-system")
+            .to_string();
+        match mirror_pods(client, &ns).await {
+            Ok(p) => st.mirror_pods = Some(p),
+            Err(e) => st.api_error = Some(e),
+        }
+    }
+    Ok(st)
+}

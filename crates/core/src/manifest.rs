@@ -1143,6 +1143,183 @@ impl Manifest {
             .map(Some)
     }
 
+    /// The pod annotation `key`, if set.
+    pub fn annotation(&self, key: &str) -> Option<String> {
+        self.value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    /// Sets the pod annotation `key` to `value` (replacing its value in place, or adding it at the
+    /// end of `metadata.annotations`, adding that mapping when missing). Changing an annotation
+    /// makes the kubelet restart the static pod. `None` when already set so.
+    pub fn set_annotation(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Manifest>, ManifestError> {
+        if self.annotation(key).as_deref() == Some(value) {
+            return Ok(None);
+        }
+        let mut expected = self.value.clone();
+        let meta = expected
+            .as_object_mut()
+            .expect("root is a mapping")
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(meta) = meta.as_object_mut() else {
+            return Err(self.refused(None, "metadata is not a mapping"));
+        };
+        let ann = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if ann.is_null() {
+            *ann = Value::Object(Map::new());
+        }
+        let Some(ann) = ann.as_object_mut() else {
+            return Err(self.refused(None, "metadata.annotations is not a mapping"));
+        };
+        ann.insert(key.to_string(), Value::String(value.to_string()));
+        let fail = |line: Option<usize>, what: &str| {
+            self.refused(line, &format!("cannot locate {what} in the text"))
+        };
+        let root =
+            lines::root_region(&self.lines).ok_or_else(|| fail(None, "the top-level mapping"))?;
+        let meta_key =
+            lines::find_key(&self.lines, root, "metadata").ok_or_else(|| fail(None, "metadata"))?;
+        let meta_map = lines::value_map(&self.lines, &meta_key, root.end)
+            .ok_or_else(|| fail(Some(meta_key.line), "metadata's mapping"))?;
+        let step = meta_map.col.saturating_sub(meta_key.col).max(2);
+        let rendered_key = render_plain_or_quoted(key);
+        let rendered_value = render_plain_or_quoted(value);
+        let new_lines = match lines::find_key(&self.lines, meta_map, "annotations") {
+            Some(ak) if ak.inline.is_empty() || ak.inline == "null" || ak.inline == "~" => {
+                match lines::value_map(&self.lines, &ak, meta_map.end) {
+                    Some(am) => {
+                        if let Some(k) = lines::find_key(&self.lines, am, key) {
+                            let t = &self.lines[k.line].text;
+                            let end = lines::content_end(t);
+                            let colon = t[k.col..end]
+                                .find(": ")
+                                .map(|i| k.col + i + 2)
+                                .ok_or_else(|| fail(Some(k.line), "the annotation's value"))?;
+                            let start = colon + lines::indent(&t[colon..]);
+                            let old = &t[start..end];
+                            let mut nl = self.lines.clone();
+                            nl[k.line].text =
+                                format!("{}{}{}", &t[..start], render_like(old, value), &t[end..]);
+                            nl
+                        } else {
+                            let at = lines::key_end(
+                                &self.lines,
+                                &lines::map_keys(&self.lines, am)
+                                    .last()
+                                    .cloned()
+                                    .expect("non-empty"),
+                                am.end,
+                            );
+                            insert_lines(
+                                &self.lines,
+                                at,
+                                &[format!(
+                                    "{}{rendered_key}: {rendered_value}",
+                                    " ".repeat(am.col)
+                                )],
+                            )
+                        }
+                    }
+                    None => {
+                        let mut nl = delete_lines(&self.lines, ak.line, ak.line + 1);
+                        nl = insert_lines(
+                            &nl,
+                            ak.line,
+                            &[
+                                format!("{}annotations:", " ".repeat(ak.col)),
+                                format!(
+                                    "{}{rendered_key}: {rendered_value}",
+                                    " ".repeat(ak.col + step)
+                                ),
+                            ],
+                        );
+                        nl
+                    }
+                }
+            }
+            Some(ak) => {
+                return Err(self.refused(
+                    Some(ak.line),
+                    "metadata.annotations is written in flow style; write it as a block mapping",
+                ));
+            }
+            None => insert_lines(
+                &self.lines,
+                meta_map.first_line,
+                &[
+                    format!("{}annotations:", " ".repeat(meta_map.col)),
+                    format!(
+                        "{}{rendered_key}: {rendered_value}",
+                        " ".repeat(meta_map.col + step)
+                    ),
+                ],
+            ),
+        };
+        self.finish(
+            new_lines,
+            expected,
+            &format!("setting the annotation {key}"),
+            Some(meta_key.line),
+        )
+        .map(Some)
+    }
+
+    /// Removes the pod annotation `key` (and `annotations:` itself when that leaves it empty).
+    pub fn remove_annotation(&self, key: &str) -> Result<Option<Manifest>, ManifestError> {
+        if self.annotation(key).is_none() {
+            return Ok(None);
+        }
+        let mut expected = self.value.clone();
+        let meta = expected["metadata"]
+            .as_object_mut()
+            .expect("annotation exists");
+        let ann = meta["annotations"]
+            .as_object_mut()
+            .expect("annotation exists");
+        ann.remove(key);
+        let now_empty = ann.is_empty();
+        if now_empty {
+            meta.remove("annotations");
+        }
+        let fail = |what: &str| self.refused(None, &format!("cannot locate {what} in the text"));
+        let root = lines::root_region(&self.lines).ok_or_else(|| fail("the top-level mapping"))?;
+        let meta_key =
+            lines::find_key(&self.lines, root, "metadata").ok_or_else(|| fail("metadata"))?;
+        let meta_map = lines::value_map(&self.lines, &meta_key, root.end)
+            .ok_or_else(|| fail("metadata's mapping"))?;
+        let ak = lines::find_key(&self.lines, meta_map, "annotations")
+            .ok_or_else(|| fail("metadata.annotations"))?;
+        let am = lines::value_map(&self.lines, &ak, meta_map.end)
+            .ok_or_else(|| fail("metadata.annotations"))?;
+        let k = lines::find_key(&self.lines, am, key).ok_or_else(|| fail("the annotation"))?;
+        let new_lines = if now_empty {
+            delete_lines(
+                &self.lines,
+                ak.line,
+                lines::key_end(&self.lines, &ak, meta_map.end),
+            )
+        } else {
+            delete_lines(&self.lines, k.line, lines::key_end(&self.lines, &k, am.end))
+        };
+        self.finish(
+            new_lines,
+            expected,
+            &format!("removing the annotation {key}"),
+            Some(k.line),
+        )
+        .map(Some)
+    }
+
     /// Points the kube-apiserver at the EncryptionConfiguration at `config` (a path that is the
     /// same on the host and in the container, as kubeadm mounts directories), optionally sets
     /// `--encryption-provider-config-automatic-reload` (`Some(true)` adds it, `Some(false)`

@@ -375,3 +375,31 @@ fn more_broken_shapes() {
         );
     }
 }
+
+#[test]
+fn annotations_are_set_replaced_and_removed_in_place() {
+    const KEY: &str = "atrest.io/encryption-config-sha256";
+    for name in GOOD {
+        let original = read(name);
+        let m = parse(name);
+        let set = m
+            .set_annotation(KEY, "sha256:aa")
+            .unwrap()
+            .expect("changed");
+        assert_eq!(set.annotation(KEY).as_deref(), Some("sha256:aa"), "{name}");
+        assert!(
+            set.set_annotation(KEY, "sha256:aa").unwrap().is_none(),
+            "{name}: idempotent"
+        );
+        let replaced = set
+            .set_annotation(KEY, "sha256:bb")
+            .unwrap()
+            .expect("changed");
+        let (removed, added) = changed_lines(&set.text(), &replaced.text());
+        assert_eq!((removed.len(), added.len()), (1, 1), "{name}");
+        assert!(added[0].contains("sha256:bb"), "{name}");
+        // Other annotations stay; removing ours restores the original bytes.
+        let back = replaced.remove_annotation(KEY).unwrap().expect("changed");
+        assert_eq!(back.text(), original, "{name}");
+    }
+}

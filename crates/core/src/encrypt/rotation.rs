@@ -1,0 +1,687 @@
+//! Key rotation and disabling as resumable phases recorded in a 0600 phase file beside the config.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use serde::{Deserialize, Serialize};
+
+use super::{EncryptError, Node, Result, restart_with_config};
+use crate::config::{self, EncryptionConfiguration, Key, ProviderConfiguration, ProviderKind};
+use crate::fsutil;
+use crate::manifest::Manifest;
+use crate::reencrypt;
+
+/// A phase of `rotate` or `disable`, in order.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationPhase {
+    /// rotate: add the new key as the second key of the write provider; restart.
+    AddKey,
+    /// rotate: make the new key the first (write) key; restart.
+    Promote,
+    /// disable: put `identity: {}` first in every resource entry; restart.
+    IdentityFirst,
+    /// Rewrite every object of the configured resources (the reencrypt core).
+    Rewrite,
+    /// Prove from etcd that no object uses the old key (rotate) or any encryption (disable).
+    Verify,
+    /// rotate: remove the old keys; restart.
+    RemoveOld,
+    /// disable: remove `--encryption-provider-config` from the manifest; restart.
+    RemoveFlag,
+}
+
+impl RotationPhase {
+    /// The name used by `--phase` and in the phase file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationPhase::AddKey => "add-key",
+            RotationPhase::Promote => "promote",
+            RotationPhase::IdentityFirst => "identity-first",
+            RotationPhase::Rewrite => "rewrite",
+            RotationPhase::Verify => "verify",
+            RotationPhase::RemoveOld => "remove-old",
+            RotationPhase::RemoveFlag => "remove-flag",
+        }
+    }
+}
+
+/// `rotate` or `disable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// Key rotation.
+    Rotate,
+    /// Switching encryption off.
+    Disable,
+}
+
+impl Operation {
+    /// The phases in order.
+    pub fn phases(self) -> &'static [RotationPhase] {
+        match self {
+            Operation::Rotate => &[
+                RotationPhase::AddKey,
+                RotationPhase::Promote,
+                RotationPhase::Rewrite,
+                RotationPhase::Verify,
+                RotationPhase::RemoveOld,
+            ],
+            Operation::Disable => &[
+                RotationPhase::IdentityFirst,
+                RotationPhase::Rewrite,
+                RotationPhase::Verify,
+                RotationPhase::RemoveFlag,
+            ],
+        }
+    }
+}
+
+/// The phase file: which operation, which keys, which phases are done. Holds key names, never key bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationState {
+    /// The operation in progress.
+    pub operation: Operation,
+    /// The rotated provider (`secretbox`, ...); empty for disable.
+    pub provider: String,
+    /// Key names being retired.
+    pub old_keys: Vec<String>,
+    /// The new key's name (rotate).
+    pub new_key: Option<String>,
+    /// Phases completed on this node.
+    pub done: Vec<RotationPhase>,
+}
+
+impl RotationState {
+    /// Reads the phase file; `Ok(None)` when there is none.
+    pub fn load(path: &Path) -> Result<Option<RotationState>> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                EncryptError::Phase(format!(
+                    "{}: not a phase file ({e}); remove it to start over",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(fsutil::FsError {
+                op: "read",
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()),
+        }
+    }
+
+    /// Writes the phase file (0600, atomically).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).expect("serializable");
+        Ok(fsutil::write_private(path, &text)?)
+    }
+
+    /// The next phase not yet done.
+    pub fn next(&self) -> Option<RotationPhase> {
+        self.operation
+            .phases()
+            .iter()
+            .copied()
+            .find(|p| !self.done.contains(p))
+    }
+}
+
+/// Options of `rotate` and `disable`.
+#[derive(Clone, Debug)]
+pub struct RotateOptions {
+    /// Run only this phase (HA: run it on every control-plane node before the next one).
+    pub phase: Option<RotationPhase>,
+    /// How long to wait for each restart.
+    pub timeout: Duration,
+    /// Workers for the rewrite.
+    pub concurrency: usize,
+}
+
+/// Where the API server's etcd is and how to reach it (from the manifest's `--etcd-*` flags).
+struct EtcdAccess {
+    endpoints: Vec<String>,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    prefix: String,
+}
+
+fn etcd_access(node: &Node, m: &Manifest) -> Result<EtcdAccess> {
+    let f = m.etcd_flags();
+    let resolve = |flag: &str, v: &Option<String>| -> Result<PathBuf> {
+        let p = v.as_ref().ok_or_else(|| {
+            EncryptError::Phase(format!(
+                "the manifest has no --{flag}; cannot read etcd to verify"
+            ))
+        })?;
+        let host = m.host_path_for(p).ok_or_else(|| {
+            EncryptError::Phase(format!("--{flag}={p} is not inside a hostPath volume"))
+        })?;
+        Ok(node.host(&host))
+    };
+    if f.servers.is_empty() {
+        return Err(EncryptError::Phase(
+            "the manifest has no --etcd-servers; cannot read etcd to verify".into(),
+        ));
+    }
+    Ok(EtcdAccess {
+        endpoints: f.servers.clone(),
+        ca: resolve("etcd-cafile", &f.cafile)?,
+        cert: resolve("etcd-certfile", &f.certfile)?,
+        key: resolve("etcd-keyfile", &f.keyfile)?,
+        prefix: f.prefix.clone().unwrap_or_else(|| "/registry".into()),
+    })
+}
+
+/// Counts values under the registry prefix whose stored bytes start with `value_prefix`; returns (count, up to
+/// five example keys). Reads pages of 200 keys (etcd 3.4 has no streaming range reads).
+async fn count_values_with_prefix(
+    etcd: &EtcdAccess,
+    value_prefix: &[u8],
+) -> Result<(u64, Vec<String>)> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|source| {
+            EncryptError::from(fsutil::FsError {
+                op: "read",
+                path: p.clone(),
+                source,
+            })
+        })
+    };
+    let tls = etcd_client::OpenSslClientConfig::default()
+        .ca_cert_pem(&read(&etcd.ca)?)
+        .client_cert_pem_and_key(&read(&etcd.cert)?, &read(&etcd.key)?);
+    let opts = etcd_client::ConnectOptions::new()
+        .with_openssl_tls(tls)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(30));
+    let mut client = etcd_client::Client::connect(etcd.endpoints.clone(), Some(opts))
+        .await
+        .map_err(|e| {
+            EncryptError::Api(format!(
+                "connecting to etcd {}: {e}",
+                etcd.endpoints.join(",")
+            ))
+        })?;
+    let base = format!("{}/", etcd.prefix.trim_end_matches('/'));
+    let mut end = base.clone().into_bytes();
+    *end.last_mut().expect("non-empty") += 1;
+    let mut start = base.into_bytes();
+    let mut count = 0u64;
+    let mut examples = Vec::new();
+    loop {
+        let resp = client
+            .get(
+                start.clone(),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_range(end.clone())
+                        .with_limit(200),
+                ),
+            )
+            .await
+            .map_err(|e| EncryptError::Api(format!("reading etcd: {e}")))?;
+        let kvs = resp.kvs();
+        for kv in kvs {
+            if kv.value().starts_with(value_prefix) {
+                count += 1;
+                if examples.len() < 5 {
+                    examples.push(String::from_utf8_lossy(kv.key()).to_string());
+                }
+            }
+        }
+        match kvs.last() {
+            Some(last) if resp.more() => {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            _ => break,
+        }
+    }
+    Ok((count, examples))
+}
+
+/// The resources named in the config, for the rewrite (wildcards cannot be listed and are refused).
+fn rewrite_names(cfg: &EncryptionConfiguration) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for rc in &cfg.resources {
+        for r in &rc.resources {
+            if r.contains('*') {
+                return Err(EncryptError::Phase(format!(
+                    "the config covers the wildcard {r:?}; rewrite those resources with `kubectl reencrypt RESOURCE...`, then run this command again with --phase verify"
+                )));
+            }
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Rewrites every object of the config's resources through the API server (reencrypt core).
+pub async fn rewrite_all(
+    client: &Client,
+    cfg: &EncryptionConfiguration,
+    concurrency: usize,
+    progress: &dyn Fn(&str),
+) -> Result<reencrypt::Report> {
+    let names = rewrite_names(cfg)?;
+    let targets = reencrypt::resolve(client, &names)
+        .await
+        .map_err(|e| EncryptError::Api(e.to_string()))?;
+    progress(&format!("rewriting every object of {}", names.join(", ")));
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let options = reencrypt::Options {
+        concurrency: concurrency.max(1),
+        ..Default::default()
+    };
+    let report = reencrypt::run(
+        client,
+        &targets,
+        options,
+        cancel,
+        Arc::new(reencrypt::NoProgress),
+    )
+    .await
+    .map_err(|e| EncryptError::Api(e.to_string()))?;
+    progress(&format!(
+        "rewrote {} objects ({} already current, {} gone, {} failed)",
+        report.totals.rewritten, report.totals.current, report.totals.gone, report.totals.failed
+    ));
+    if report.has_failures() {
+        let first = report
+            .failures
+            .first()
+            .map(|f| format!(": {}/{} {}", f.namespace, f.name, f.error))
+            .unwrap_or_default();
+        return Err(EncryptError::Phase(format!(
+            "{} objects could not be rewritten{first}; run this phase again",
+            report.totals.failed
+        )));
+    }
+    Ok(report)
+}
+
+/// Keyed write providers (`providers[0]` with keys) of every resource entry.
+fn keyed_first_providers(cfg: &mut EncryptionConfiguration) -> Vec<&mut Vec<Key>> {
+    cfg.resources
+        .iter_mut()
+        .filter_map(|rc| {
+            rc.providers
+                .first_mut()
+                .and_then(ProviderConfiguration::keys_mut)
+        })
+        .collect()
+}
+
+fn next_key_name(cfg: &EncryptionConfiguration) -> String {
+    let names: Vec<String> = cfg
+        .resources
+        .iter()
+        .flat_map(|rc| rc.providers.iter())
+        .flat_map(|p| p.keys().unwrap_or(&[]).iter().map(|k| k.name.clone()))
+        .collect();
+    let max = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("key").and_then(|d| d.parse::<u64>().ok()))
+        .max()
+        .unwrap_or(0);
+    let mut n = max + 1;
+    while names.contains(&format!("key{n}")) {
+        n += 1;
+    }
+    format!("key{n}")
+}
+
+fn load_context(node: &Node) -> Result<(Manifest, EncryptionConfiguration)> {
+    let m = node.load_manifest()?;
+    m.validate()?;
+    let current = m.encryption_provider_config().ok_or_else(|| {
+        EncryptError::Phase(format!(
+            "encryption at rest is not enabled in {}; run `kubectl encrypt` first",
+            node.manifest.display()
+        ))
+    })?;
+    if Path::new(&current) != node.config {
+        return Err(EncryptError::Phase(format!(
+            "the manifest uses --encryption-provider-config={current}, not {}; pass --config {current}",
+            node.config.display()
+        )));
+    }
+    let cfg = config::load(&node.config_file())?;
+    Ok((m, cfg))
+}
+
+/// Runs `rotate` (all remaining phases, or `opts.phase`). Returns the state after the run (`done` lists
+/// every phase completed; the phase file is removed when the rotation finished).
+pub async fn rotate(
+    node: &Node,
+    client: &Client,
+    opts: &RotateOptions,
+    progress: &dyn Fn(&str),
+) -> Result<RotationState> {
+    run_operation(node, client, Operation::Rotate, opts, progress).await
+}
+
+/// Runs `disable` (all remaining phases, or `opts.phase`) in the safe order: identity first, restart, rewrite,
+/// verify, then remove the flag.
+pub async fn disable(
+    node: &Node,
+    client: &Client,
+    opts: &RotateOptions,
+    progress: &dyn Fn(&str),
+) -> Result<RotationState> {
+    run_operation(node, client, Operation::Disable, opts, progress).await
+}
+
+async fn run_operation(
+    node: &Node,
+    client: &Client,
+    op: Operation,
+    opts: &RotateOptions,
+    progress: &dyn Fn(&str),
+) -> Result<RotationState> {
+    let phase_file = node.phase_file();
+    let (_, mut cfg) = load_context(node)?;
+    let mut state = match RotationState::load(&phase_file)? {
+        Some(s) if s.operation == op => s,
+        Some(s) => {
+            return Err(EncryptError::Phase(format!(
+                "a {:?} is in progress ({}); finish it first (phases done: {})",
+                s.operation,
+                phase_file.display(),
+                s.done
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        None => {
+            let s = match op {
+                Operation::Rotate => {
+                    let provider = cfg
+                        .resources
+                        .iter()
+                        .find_map(|rc| rc.providers.first())
+                        .map(|p| p.kind());
+                    let keyed: Vec<(ProviderKind, Vec<String>)> = cfg
+                        .resources
+                        .iter()
+                        .filter_map(|rc| rc.providers.first())
+                        .filter_map(|p| {
+                            p.keys()
+                                .map(|k| (p.kind(), k.iter().map(|k| k.name.clone()).collect()))
+                        })
+                        .collect();
+                    if keyed.is_empty() {
+                        return Err(EncryptError::Phase(format!(
+                            "the write provider is {}; key rotation here applies to aescbc, aesgcm and secretbox keys (rotate a KMS key in the KMS plugin)",
+                            provider
+                                .map(|p| p.to_string())
+                                .unwrap_or_else(|| "none".into())
+                        )));
+                    }
+                    let mut old: Vec<String> = keyed.iter().flat_map(|(_, k)| k.clone()).collect();
+                    old.dedup();
+                    RotationState {
+                        operation: op,
+                        provider: keyed[0].0.to_string(),
+                        old_keys: old,
+                        new_key: Some(next_key_name(&cfg)),
+                        done: Vec::new(),
+                    }
+                }
+                Operation::Disable => RotationState {
+                    operation: op,
+                    provider: String::new(),
+                    old_keys: Vec::new(),
+                    new_key: None,
+                    done: Vec::new(),
+                },
+            };
+            s.save(&phase_file)?;
+            progress(&format!(
+                "started {:?}; progress is kept in {}",
+                op,
+                phase_file.display()
+            ));
+            s
+        }
+    };
+    let phases: Vec<RotationPhase> = match opts.phase {
+        Some(p) => {
+            if !op.phases().contains(&p) {
+                return Err(EncryptError::Phase(format!(
+                    "--phase {} is not a phase of {:?} (phases: {})",
+                    p.as_str(),
+                    op,
+                    op.phases()
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let missing: Vec<&str> = op
+                .phases()
+                .iter()
+                .take_while(|q| **q != p)
+                .filter(|q| !state.done.contains(q))
+                .map(|q| q.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(EncryptError::Phase(format!(
+                    "--phase {} needs the earlier phases first: {}",
+                    p.as_str(),
+                    missing.join(", ")
+                )));
+            }
+            vec![p]
+        }
+        None => op
+            .phases()
+            .iter()
+            .copied()
+            .filter(|p| !state.done.contains(p))
+            .collect(),
+    };
+    for phase in phases {
+        progress(&format!("phase {}", phase.as_str()));
+        run_phase(node, client, &mut cfg, &state, phase, opts, progress).await?;
+        if !state.done.contains(&phase) {
+            state.done.push(phase);
+        }
+        if state.next().is_none() {
+            let _ = std::fs::remove_file(&phase_file);
+            progress(&format!("{:?} finished", op));
+        } else {
+            state.save(&phase_file)?;
+        }
+    }
+    Ok(state)
+}
+
+async fn run_phase(
+    node: &Node,
+    client: &Client,
+    cfg: &mut EncryptionConfiguration,
+    state: &RotationState,
+    phase: RotationPhase,
+    opts: &RotateOptions,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
+    let new_name = state.new_key.clone().unwrap_or_default();
+    match phase {
+        RotationPhase::AddKey => {
+            let kind: ProviderKind = match state.provider.as_str() {
+                "aesgcm" => ProviderKind::Aesgcm,
+                "aescbc" => ProviderKind::Aescbc,
+                _ => ProviderKind::Secretbox,
+            };
+            let has_new = keyed_first_providers(cfg)
+                .iter()
+                .all(|keys| keys.iter().any(|k| k.name == new_name));
+            if !has_new {
+                let key = Key::generate(new_name.clone(), kind)?;
+                for keys in keyed_first_providers(cfg) {
+                    if !keys.iter().any(|k| k.name == new_name) {
+                        keys.insert(1.min(keys.len()), key.clone());
+                    }
+                }
+                progress(&format!(
+                    "added key {new_name} as the second key (every API server can now decrypt with it)"
+                ));
+            }
+            restart_with_config(
+                node,
+                client,
+                cfg,
+                opts.timeout,
+                "adding the new key",
+                progress,
+            )
+            .await
+        }
+        RotationPhase::Promote => {
+            for keys in keyed_first_providers(cfg) {
+                if let Some(i) = keys.iter().position(|k| k.name == new_name) {
+                    let k = keys.remove(i);
+                    keys.insert(0, k);
+                } else {
+                    return Err(EncryptError::Phase(format!(
+                        "key {new_name} is not in the config; run --phase add-key first"
+                    )));
+                }
+            }
+            progress(&format!(
+                "made {new_name} the first key (new writes use it)"
+            ));
+            restart_with_config(
+                node,
+                client,
+                cfg,
+                opts.timeout,
+                "promoting the new key",
+                progress,
+            )
+            .await
+        }
+        RotationPhase::IdentityFirst => {
+            for rc in &mut cfg.resources {
+                rc.providers
+                    .retain(|p| !matches!(p, ProviderConfiguration::Identity));
+                rc.providers.insert(0, ProviderConfiguration::Identity);
+            }
+            progress("put identity first (new writes are plaintext; the keys stay for reading)");
+            restart_with_config(
+                node,
+                client,
+                cfg,
+                opts.timeout,
+                "putting identity first",
+                progress,
+            )
+            .await
+        }
+        RotationPhase::Rewrite => rewrite_all(client, cfg, opts.concurrency, progress)
+            .await
+            .map(|_| ()),
+        RotationPhase::Verify => {
+            let m = node.load_manifest()?;
+            let etcd = etcd_access(node, &m)?;
+            match state.operation {
+                Operation::Rotate => {
+                    for old in &state.old_keys {
+                        let prefix = format!("k8s:enc:{}:v1:{old}:", state.provider);
+                        let (n, ex) = count_values_with_prefix(&etcd, prefix.as_bytes()).await?;
+                        if n > 0 {
+                            return Err(EncryptError::Phase(format!(
+                                "{n} objects in etcd still use key {old} (e.g. {}); run --phase rewrite again",
+                                ex.join(", ")
+                            )));
+                        }
+                        progress(&format!("etcd scan: no object uses key {old}"));
+                    }
+                    Ok(())
+                }
+                Operation::Disable => {
+                    let (n, ex) = count_values_with_prefix(&etcd, b"k8s:enc:").await?;
+                    if n > 0 {
+                        return Err(EncryptError::Phase(format!(
+                            "{n} objects in etcd are still encrypted (e.g. {}); run --phase rewrite again",
+                            ex.join(", ")
+                        )));
+                    }
+                    progress("etcd scan: no encrypted object remains");
+                    Ok(())
+                }
+            }
+        }
+        RotationPhase::RemoveOld => {
+            for keys in keyed_first_providers(cfg) {
+                if keys.first().is_none_or(|k| k.name != new_name) {
+                    return Err(EncryptError::Phase(format!(
+                        "key {new_name} is not the first key; run --phase promote first"
+                    )));
+                }
+                keys.retain(|k| !state.old_keys.contains(&k.name));
+            }
+            progress(&format!(
+                "removed the old keys {}",
+                state.old_keys.join(", ")
+            ));
+            restart_with_config(
+                node,
+                client,
+                cfg,
+                opts.timeout,
+                "removing the old key",
+                progress,
+            )
+            .await
+        }
+        RotationPhase::RemoveFlag => {
+            let before = node.load_manifest()?;
+            let edit = before.disable_encryption()?;
+            let mut after = edit.manifest;
+            let mut changes = edit.changes;
+            if let Some(m) = after.remove_annotation(super::CONFIG_HASH_ANNOTATION)? {
+                after = m;
+                changes.push(format!("removed {}", super::CONFIG_HASH_ANNOTATION));
+            }
+            if after.text() == before.text() {
+                return super::wait_for_apiserver(client, &after, opts.timeout, progress)
+                    .await
+                    .map_err(EncryptError::Api);
+            }
+            let change = super::Change {
+                config: None,
+                before,
+                after,
+                manifest_changes: changes,
+            };
+            node.roll_out(
+                client,
+                &change,
+                opts.timeout,
+                "removing --encryption-provider-config",
+                progress,
+            )
+            .await?;
+            progress(&format!(
+                "encryption at rest is off; {} is no longer used (keep it until etcd backups made with it are gone)",
+                node.config.display()
+            ));
+            Ok(())
+        }
+    }
+}
