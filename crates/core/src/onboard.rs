@@ -808,6 +808,8 @@ pub async fn onboard(
         });
     }
 
+    warnings.extend(rbac::existing_cluster_grants(client, &opts.user, &groups).await);
+
     // Certificate to keep, if any.
     let existing = reusable(client, opts).await;
 

@@ -319,3 +319,28 @@ fn pod_json_storage_is_go_ordered() {
         )
     );
 }
+
+#[test]
+fn quantities_are_stored_and_served_canonically() {
+    let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"q"},
+        "spec":{"containers":[{"name":"c","resources":{
+            "requests":{"cpu":0.5,"memory":"1024Mi"},"limits":{"cpu":"1000m","memory":"1.5Gi"}}}]}});
+    let n = normalize(&pod).unwrap();
+    let r = &n["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        r,
+        &json!({"limits":{"cpu":"1","memory":"1536Mi"},"requests":{"cpu":"500m","memory":"1Gi"}})
+    );
+    let proto = encode(&pod, MediaType::Protobuf).unwrap();
+    // Quantity{string="500m"} inside the requests map entry.
+    let needle = b"\x12\x06\x0a\x04500m";
+    assert!(proto.windows(needle.len()).any(|w| w == needle));
+    assert_eq!(decode(&proto).unwrap(), n);
+    let e = encode(&json!({"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"1K"}}}]}}), MediaType::Protobuf).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("spec.containers[0].resources.limits[cpu]")
+            && e.to_string().contains("suffix"),
+        "{e}"
+    );
+}

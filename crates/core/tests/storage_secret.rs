@@ -265,3 +265,16 @@ proptest::proptest! {
         let _ = ObjectSummary::from_stored(&v);
     }
 }
+
+#[test]
+fn yaml_storage_has_sorted_keys_and_decodes_back() {
+    let obj = decode(&old_secret()).unwrap();
+    // Same text as sigs.k8s.io/yaml writes for this object (timestamps quoted, keys sorted).
+    let yaml = String::from_utf8(encode(&obj, MediaType::Yaml).unwrap()).unwrap();
+    assert_eq!(
+        yaml,
+        "apiVersion: v1\ndata:\n  api_key: 8J+kl/CfkLw=\nkind: Secret\nmetadata:\n  creationTimestamp: \"2019-12-10T16:57:08Z\"\n  name: test-secret\n  namespace: secret-encryption-test\n  uid: 72dfe5c4-1456-4239-b1ed-adffa2f1f7ba\ntype: Opaque\n"
+    );
+    let (back, media) = storage::decode_with_media(yaml.as_bytes()).unwrap();
+    assert_eq!((back, media), (obj, MediaType::Yaml));
+}

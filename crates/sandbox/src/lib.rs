@@ -1,5 +1,35 @@
 //! The sandbox control plane: a single-node kubeadm-like cluster on real etcd.
 //!
 //! Never a dependency of a plugin; used by the end-to-end tests and `cargo xtask demo`.
+//! Start one with [`Sandbox::up`]; the node's files follow kubeadm ([`layout`]), the kubelet runs the static
+//! pods from `ROOT/etc/kubernetes/manifests` ([`kubelet`]): real etcd, the in-process [`apiserver`], and the
+//! controller-manager's CSR signer ([`controller`]).
 
 pub mod apiserver;
+pub mod controller;
+pub mod etcd;
+mod fsutil;
+pub mod kubelet;
+pub mod layout;
+pub mod pki;
+pub mod pod;
+mod sandbox;
+
+use std::path::Path;
+
+pub use kubelet::ApiServerState;
+pub use layout::{KubeVersion, NodeLayout};
+pub use sandbox::{Sandbox, SandboxError, SandboxOptions};
+
+/// Re-exported so tests and benchmarks use the same client versions as the sandbox.
+pub use {etcd_client, k8s_openapi, kube};
+
+/// A kube client from a kubeconfig file (its current context), on the caller's runtime.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, String> {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    kube::Client::try_from(cfg).map_err(|e| format!("{}: {e}", path.display()))
+}

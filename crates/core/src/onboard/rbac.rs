@@ -562,3 +562,37 @@ pub async fn offboard(
     }
     Ok(out)
 }
+
+/// Best effort (needs `list clusterrolebindings`; silently nothing without it): ClusterRoleBindings that already
+/// grant the user or one of the certificate's groups something cluster-wide, as warnings.
+pub async fn existing_cluster_grants(
+    client: &kube::Client,
+    user: &str,
+    groups: &[String],
+) -> Vec<String> {
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let Ok(list) = crbs.list(&ListParams::default()).await else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for b in &list.items {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        for s in b.subjects.iter().flatten() {
+            let hit = match s.kind.as_str() {
+                "User" => s.name == user,
+                "Group" => groups.contains(&s.name),
+                _ => false,
+            };
+            if hit {
+                out.push(format!(
+                    "{} {:?} is already bound cluster-wide by clusterrolebinding {name} (clusterrole {}): the new \
+                     certificate gets that access too",
+                    s.kind.to_lowercase(),
+                    s.name,
+                    b.role_ref.name
+                ));
+            }
+        }
+    }
+    out
+}

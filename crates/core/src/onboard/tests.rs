@@ -543,3 +543,28 @@ fn record_names_are_valid_and_distinct() {
         );
     }
 }
+
+#[tokio::test]
+async fn broad_existing_grants_are_reported() {
+    let (client, _log, _task) = mock(|_, uri, _| {
+        assert!(
+            uri.starts_with("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+            "{uri}"
+        );
+        (
+            200,
+            json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBindingList","metadata":{},"items":[
+                {"metadata":{"name":"marketing-admins"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"},
+                 "subjects":[{"kind":"Group","apiGroup":"rbac.authorization.k8s.io","name":"marketing"}]},
+                {"metadata":{"name":"others"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},
+                 "subjects":[{"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"someone-else"}]}
+            ]}),
+        )
+    });
+    let w = rbac::existing_cluster_grants(&client, "john", &["marketing".into()]).await;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("marketing-admins") && w[0].contains("cluster-admin"),
+        "{w:?}"
+    );
+}

@@ -10,6 +10,7 @@
 //! Values are never printed: `Val` and `Obj` have no `Debug`, and errors name fields only.
 
 use super::StorageError;
+use super::quantity::{QuantityError, canonical as canonical_quantity};
 use super::schema::{Field, Message, Shape, Ty};
 use super::time::{format_rfc3339, parse_rfc3339};
 use super::wire::{self, Reader, WireValue};
@@ -213,6 +214,22 @@ fn field_from_json(value: &Value, field: &Field, path: &str) -> Result<Option<Va
     }
 }
 
+/// The canonical form of a quantity (apimachinery `resource.ParseQuantity` + `String`).
+fn quantity_from(s: &str, path: &str) -> Result<String, StorageError> {
+    canonical_quantity(s).map_err(|e| {
+        field_err(
+            path,
+            match e {
+                QuantityError::Format => "is not a quantity (like \"250m\", \"1.5\" or \"1Gi\")",
+                QuantityError::Suffix => {
+                    "has an unknown quantity suffix (use n u m k M G T P E or Ki Mi Gi Ti Pi Ei)"
+                }
+                QuantityError::Numeric => "is a quantity too large to represent",
+            },
+        )
+    })
+}
+
 fn zero_elem(ty: Ty) -> Val {
     match ty {
         Ty::Str => Val::Str(String::new()),
@@ -281,14 +298,10 @@ fn elem_from_json(value: &Value, ty: Ty, path: &str) -> Result<Val, StorageError
             })?;
             Val::Time(Some(t))
         }
+        // Quantity.UnmarshalJSON accepts a string or a bare number and keeps the canonical form.
         Ty::Quantity => match value {
-            Value::String(s) => {
-                if s.is_empty() {
-                    return Err(field_err(path, "quantity is empty"));
-                }
-                Val::Quantity(s.clone())
-            }
-            Value::Number(n) if n.is_i64() || n.is_u64() => Val::Quantity(n.to_string()),
+            Value::String(s) => Val::Quantity(quantity_from(s.trim(), path)?),
+            Value::Number(n) => Val::Quantity(quantity_from(&n.to_string(), path)?),
             _ => {
                 return Err(field_err(
                     path,
@@ -726,10 +739,7 @@ fn elem_from_proto(wv: WireValue<'_>, ty: Ty, path: &str) -> Result<Val, Storage
                     s = string_from(v, path)?;
                 }
             }
-            if s.is_empty() {
-                return Err(field_err(path, "stored quantity is empty"));
-            }
-            Val::Quantity(s)
+            Val::Quantity(quantity_from(&s, path)?)
         }
         Ty::IntOrString => {
             let WireValue::Len(b) = wv else {

@@ -1,0 +1,680 @@
+//! The kubelet's part of the node: static pods from the manifests directory.
+//!
+//! Like the kubelet's file source (`pkg/kubelet/config/file.go`), the directory is polled; files whose names
+//! start with `.` are ignored; a file that does not parse is logged and its pod is not run (so a broken
+//! kube-apiserver manifest takes the server down until fixed). A changed manifest stops the old container and
+//! starts the new one. A container that fails to start is retried with exponential back-off (the kubelet's
+//! CrashLoopBackOff, `pkg/kubelet/kuberuntime`, here 1 s doubling to 20 s so tests stay fast), and immediately
+//! when its manifest changes. Containers: `etcd` runs as a real process ([`crate::etcd`]),
+//! `kube-apiserver` in-process ([`crate::apiserver::ApiServer`]), `kube-controller-manager` as this crate's
+//! controllers ([`crate::controller`]). Mirror pods (`pkg/kubelet/pod/mirror_client.go`) are published through
+//! the API server with the kubelet's annotations, and their status through `pods/<name>/status`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+use crate::apiserver::{ApiServer, Faults, PathResolver, RunningApiServer};
+use crate::controller::{self, ControllerConfig, ControllerHandle};
+use crate::etcd::EtcdProcess;
+use crate::layout::{KubeVersion, NodeLayout};
+use crate::pod::{self, MountTable, StaticPod};
+
+/// The API server as the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiServerState {
+    /// Serving on the manifest's `--secure-port`.
+    Running { port: u16 },
+    /// Down: its manifest does not parse, or the server refused its flags/config, or it exited; retried with
+    /// back-off and on the next manifest change.
+    CrashLooping { last_error: String, restarts: u32 },
+    /// Stopped on request ([`crate::Sandbox::stop_apiserver`]), or the kubelet is not running.
+    Stopped,
+}
+
+impl PathResolver for MountTable {
+    fn host_path(&self, container_path: &Path) -> Option<PathBuf> {
+        self.resolve(container_path)
+    }
+}
+
+/// State shared between the kubelet loop and the sandbox's handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub layout: NodeLayout,
+    pub node: String,
+    /// Used when an image tag carries no version.
+    pub default_version: KubeVersion,
+    pub faults: Arc<Faults>,
+    pub status: Mutex<NodeStatus>,
+    pub wake: tokio::sync::Notify,
+    /// The kubeconfig the kubelet talks to the API server with.
+    pub kubelet_kubeconfig: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NodeStatus {
+    pub apiserver: ApiServerState,
+    /// Set by `stop_apiserver`: keep the API server down until cleared.
+    pub apiserver_held: bool,
+    /// Incremented at every successful API server start.
+    pub apiserver_starts: u64,
+    pub csr_signer_enabled: bool,
+    /// Set by `shutdown`: stop everything and end the loop.
+    pub shutting_down: bool,
+    /// Whether etcd is up.
+    pub etcd_running: bool,
+}
+
+impl Shared {
+    pub fn new(
+        layout: NodeLayout,
+        node: String,
+        default_version: KubeVersion,
+        faults: Arc<Faults>,
+    ) -> Self {
+        let kubelet_kubeconfig = layout.kubelet_conf();
+        Shared {
+            layout,
+            node,
+            default_version,
+            faults,
+            status: Mutex::new(NodeStatus {
+                apiserver: ApiServerState::Stopped,
+                apiserver_held: false,
+                apiserver_starts: 0,
+                csr_signer_enabled: true,
+                shutting_down: false,
+                etcd_running: false,
+            }),
+            wake: tokio::sync::Notify::new(),
+            kubelet_kubeconfig,
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, NodeStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a static pod runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Etcd,
+    ApiServer,
+    ControllerManager,
+    /// Any other static pod: published as a mirror pod, nothing runs.
+    Other,
+}
+
+fn kind_of(p: &StaticPod) -> Kind {
+    let bin = p
+        .command
+        .first()
+        .map(|c| c.rsplit('/').next().unwrap_or(c))
+        .unwrap_or_default();
+    match bin {
+        "etcd" => Kind::Etcd,
+        "kube-apiserver" => Kind::ApiServer,
+        "kube-controller-manager" => Kind::ControllerManager,
+        _ => Kind::Other,
+    }
+}
+
+enum Container {
+    Etcd(EtcdProcess),
+    ApiServer(RunningApiServer),
+    Controller(ControllerHandle),
+    Idle,
+}
+
+/// The last termination of a container, for `lastState.terminated`.
+#[derive(Debug, Clone)]
+struct Termination {
+    message: String,
+    started: Option<Timestamp>,
+    finished: Timestamp,
+}
+
+/// One manifest file and what runs for it.
+struct PodRuntime {
+    /// The manifest's file stem (`kube-apiserver`), which names the pod when the manifest does not parse.
+    stem: String,
+    file_hash: String,
+    parsed: Result<StaticPod, String>,
+    seen: Timestamp,
+    container: Option<Container>,
+    started: Option<Timestamp>,
+    restarts: u32,
+    backoff: Duration,
+    next_try: Instant,
+    last_error: Option<String>,
+    last_termination: Option<Termination>,
+}
+
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(200);
+
+impl PodRuntime {
+    fn kind(&self) -> Option<Kind> {
+        self.parsed.as_ref().ok().map(kind_of)
+    }
+
+    async fn stop(&mut self) {
+        match self.container.take() {
+            Some(Container::Etcd(e)) => {
+                let _ = tokio::task::spawn_blocking(move || e.stop()).await;
+            }
+            Some(Container::ApiServer(s)) => s.shutdown().await,
+            Some(Container::Controller(c)) => c.stop().await,
+            Some(Container::Idle) | None => {}
+        }
+        self.started = None;
+    }
+
+    fn crashed(&mut self, error: String) {
+        tracing::warn!(error = %error, "static pod container failed");
+        self.last_termination = Some(Termination {
+            message: error.clone(),
+            started: self.started.take(),
+            finished: Timestamp::now(),
+        });
+        self.last_error = Some(error);
+        self.restarts += 1;
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The kubelet loop; runs until `shutting_down` is set, then stops every container.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut pods: BTreeMap<PathBuf, PodRuntime> = BTreeMap::new();
+    let (mirror_tx, mirror_rx) = tokio::sync::watch::channel(Vec::<MirrorPod>::new());
+    let mirror_task = tokio::spawn(mirror_loop(shared.clone(), mirror_rx));
+    loop {
+        if shared.lock().shutting_down {
+            break;
+        }
+        sync_once(&shared, &mut pods).await;
+        let snapshot: Vec<MirrorPod> = pods
+            .values()
+            .filter_map(|p| mirror_of(&shared, p))
+            .collect();
+        mirror_tx.send_if_modified(|cur| {
+            if *cur != snapshot {
+                *cur = snapshot;
+                true
+            } else {
+                false
+            }
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+    mirror_task.abort();
+    // Stop in reverse dependency order: controllers, API server, then etcd.
+    let mut all: Vec<PodRuntime> = std::mem::take(&mut pods).into_values().collect();
+    all.sort_by_key(|p| std::cmp::Reverse(p.kind()));
+    for mut p in all {
+        p.stop().await;
+    }
+    let mut st = shared.lock();
+    st.apiserver = ApiServerState::Stopped;
+    st.etcd_running = false;
+}
+
+fn read_manifests(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // the kubelet's file source ignores dot files (editor swap files, our temp files)
+        }
+        let path = e.path();
+        if !path.is_file() {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(&path) {
+            out.insert(path, bytes);
+        }
+    }
+    out
+}
+
+async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime>) {
+    let files = read_manifests(&shared.layout.manifests_dir());
+    // Removed manifests: stop their containers.
+    let gone: Vec<PathBuf> = pods
+        .keys()
+        .filter(|k| !files.contains_key(*k))
+        .cloned()
+        .collect();
+    for k in gone {
+        if let Some(mut p) = pods.remove(&k) {
+            tracing::info!(file = %k.display(), "manifest removed; stopping its pod");
+            p.stop().await;
+        }
+    }
+    // New and changed manifests.
+    for (path, bytes) in &files {
+        let h = pod::content_hash(bytes);
+        if pods.get(path).is_some_and(|p| p.file_hash == h) {
+            continue;
+        }
+        let parsed = pod::parse(path, bytes, &shared.layout).map_err(|e| e.to_string());
+        if let Err(e) = &parsed {
+            tracing::error!(error = %e, "could not process manifest file");
+        }
+        if let Some(mut old) = pods.remove(path) {
+            tracing::info!(file = %path.display(), "manifest changed; restarting its pod");
+            old.stop().await;
+        }
+        pods.insert(
+            path.clone(),
+            PodRuntime {
+                stem: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                file_hash: h,
+                parsed,
+                seen: Timestamp::now(),
+                container: None,
+                started: None,
+                restarts: 0,
+                backoff: BACKOFF_START,
+                next_try: Instant::now(),
+                last_error: None,
+                last_termination: None,
+            },
+        );
+    }
+    // Unexpected exits.
+    for p in pods.values_mut() {
+        let exited = match &mut p.container {
+            Some(Container::Etcd(e)) => {
+                (!e.is_running()).then(|| format!("etcd exited: {}", e.log_tail()))
+            }
+            Some(Container::ApiServer(s)) => tokio::time::timeout(Duration::ZERO, s.exited())
+                .await
+                .ok()
+                .map(|r| format!("kube-apiserver exited: {r}")),
+            _ => None,
+        };
+        if let Some(why) = exited {
+            p.stop().await;
+            p.crashed(why);
+        }
+    }
+    // Start what should run, etcd first.
+    let held = shared.lock().apiserver_held;
+    let mut order: Vec<&PathBuf> = pods.keys().collect();
+    order.sort_by_key(|k| pods[*k].kind().unwrap_or(Kind::Other));
+    let order: Vec<PathBuf> = order.into_iter().cloned().collect();
+    for k in order {
+        let p = pods.get_mut(&k).expect("key from the map");
+        let Ok(sp) = p.parsed.clone() else { continue };
+        let kind = kind_of(&sp);
+        if kind == Kind::ApiServer && held {
+            if p.container.is_some() {
+                p.stop().await;
+            }
+            continue;
+        }
+        if p.container.is_some() || Instant::now() < p.next_try {
+            continue;
+        }
+        let started = match kind {
+            Kind::Etcd => start_etcd(shared, &sp).await,
+            Kind::ApiServer => start_apiserver(shared, &sp).await,
+            Kind::ControllerManager => start_controller(shared, &sp),
+            Kind::Other => Ok(Container::Idle),
+        };
+        match started {
+            Ok(c) => {
+                p.container = Some(c);
+                p.started = Some(Timestamp::now());
+                p.backoff = BACKOFF_START;
+                if kind == Kind::ApiServer {
+                    shared.lock().apiserver_starts += 1;
+                    tokio::spawn(controller::kubeadm_bootstrap(shared.clone()));
+                }
+            }
+            Err(e) => p.crashed(e),
+        }
+    }
+    publish_state(shared, pods, held);
+}
+
+fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bool) {
+    let mut api = None;
+    let mut etcd_running = false;
+    for p in pods.values() {
+        let kind = match &p.parsed {
+            Ok(sp) => kind_of(sp),
+            // A manifest that does not parse: which pod it was is known only from the file name.
+            Err(_) if p.stem == "kube-apiserver" => Kind::ApiServer,
+            Err(_) => Kind::Other,
+        };
+        match kind {
+            Kind::ApiServer => {
+                api = Some(match (&p.container, &p.parsed) {
+                    (Some(Container::ApiServer(s)), _) => {
+                        ApiServerState::Running { port: s.port() }
+                    }
+                    (_, Err(e)) => ApiServerState::CrashLooping {
+                        last_error: e.clone(),
+                        restarts: p.restarts,
+                    },
+                    (_, Ok(_)) if held => ApiServerState::Stopped,
+                    (_, Ok(_)) => match &p.last_error {
+                        Some(e) => ApiServerState::CrashLooping {
+                            last_error: e.clone(),
+                            restarts: p.restarts,
+                        },
+                        None => ApiServerState::Stopped,
+                    },
+                });
+            }
+            Kind::Etcd => etcd_running |= matches!(p.container, Some(Container::Etcd(_))),
+            _ => {}
+        }
+    }
+    let mut st = shared.lock();
+    st.apiserver = api.unwrap_or(ApiServerState::Stopped);
+    st.etcd_running = etcd_running;
+}
+
+async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
+    let log = shared
+        .layout
+        .log_dir()
+        .join(format!("kube-system_etcd-{}", shared.node))
+        .join("etcd.log");
+    let sp = sp.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut e = EtcdProcess::start(&sp, log)?;
+        e.wait_healthy(Duration::from_secs(20))?;
+        Ok(Container::Etcd(e))
+    })
+    .await
+    .map_err(|e| format!("etcd start task: {e}"))?
+}
+
+async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
+    sp.mounts.prepare()?;
+    let version = sp
+        .image_tag()
+        .and_then(|t| KubeVersion::parse(t).ok())
+        .unwrap_or_else(|| shared.default_version.clone());
+    let resolver: Arc<dyn PathResolver> = Arc::new(sp.mounts.clone());
+    let v = version.git_version.trim_start_matches('v').to_string();
+    match ApiServer::start(&sp.command, resolver, shared.faults.clone(), &v).await {
+        Ok(s) => {
+            tracing::info!(port = s.port(), version = %version.git_version, "kube-apiserver started");
+            Ok(Container::ApiServer(s))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn start_controller(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
+    sp.mounts.prepare()?;
+    let cfg = ControllerConfig::from_pod(sp)?;
+    Ok(Container::Controller(controller::start(
+        shared.clone(),
+        cfg,
+    )))
+}
+
+/// What the kubelet publishes for one static pod.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MirrorPod {
+    pub name: String,
+    pub pod: Pod,
+    pub hash: String,
+    pub status: PodStatus,
+}
+
+fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
+    let sp = p.parsed.as_ref().ok()?;
+    let name = format!("{}-{}", sp.name(), shared.node);
+    let mut pod = sp.pod.clone();
+    pod.metadata.name = Some(name.clone());
+    pod.metadata.namespace = Some(
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    );
+    pod.metadata.creation_timestamp = None;
+    let ann = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    ann.insert("kubernetes.io/config.hash".into(), sp.hash.clone());
+    ann.insert("kubernetes.io/config.mirror".into(), sp.hash.clone());
+    ann.insert("kubernetes.io/config.seen".into(), p.seen.to_string());
+    ann.insert("kubernetes.io/config.source".into(), "file".into());
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.node_name = Some(shared.node.clone());
+    }
+    pod.status = None;
+    let container = sp.container_name().to_string();
+    let running = matches!(
+        p.container,
+        Some(
+            Container::Etcd(_)
+                | Container::ApiServer(_)
+                | Container::Controller(_)
+                | Container::Idle
+        )
+    );
+    let ts = |t: &Timestamp| Time(*t);
+    let last_state = p.last_termination.as_ref().map(|t| ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: 1,
+            reason: Some("Error".into()),
+            message: Some(t.message.clone()),
+            started_at: t.started.as_ref().map(ts),
+            finished_at: Some(ts(&t.finished)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let state = if running {
+        ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: p.started.as_ref().map(ts),
+            }),
+            ..Default::default()
+        }
+    } else {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(
+                    if p.last_error.is_some() {
+                        "CrashLoopBackOff"
+                    } else {
+                        "ContainerCreating"
+                    }
+                    .into(),
+                ),
+                message: p.last_error.as_ref().map(|_| {
+                    format!(
+                        "back-off {}s restarting failed container={container} pod={name}_{}({})",
+                        p.backoff.as_secs() / 2,
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        sp.hash
+                    )
+                }),
+            }),
+            ..Default::default()
+        }
+    };
+    let cond = |t: &str, ok: bool| PodCondition {
+        type_: t.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: if ok || t == "PodScheduled" || t == "Initialized" {
+            None
+        } else {
+            Some("ContainersNotReady".into())
+        },
+        message: if ok || t == "PodScheduled" || t == "Initialized" {
+            None
+        } else {
+            Some(format!("containers with unready status: [{container}]"))
+        },
+        last_transition_time: Some(ts(p.started.as_ref().unwrap_or(&p.seen))),
+        ..Default::default()
+    };
+    let status = PodStatus {
+        phase: Some("Running".into()),
+        conditions: Some(vec![
+            cond("Initialized", true),
+            cond("Ready", running),
+            cond("ContainersReady", running),
+            cond("PodScheduled", true),
+        ]),
+        container_statuses: Some(vec![ContainerStatus {
+            name: container,
+            image: sp.image.clone(),
+            image_id: String::new(),
+            ready: running,
+            started: Some(running),
+            restart_count: p.restarts as i32,
+            state: Some(state),
+            last_state,
+            ..Default::default()
+        }]),
+        host_ip: Some("127.0.0.1".into()),
+        pod_ip: Some("127.0.0.1".into()),
+        pod_ips: Some(vec![PodIP {
+            ip: "127.0.0.1".into(),
+        }]),
+        qos_class: Some("Burstable".into()),
+        start_time: Some(ts(&p.seen)),
+        ..Default::default()
+    };
+    Some(MirrorPod {
+        name,
+        pod,
+        hash: sp.hash.clone(),
+        status,
+    })
+}
+
+/// Keeps the mirror pods in the API server in step with the latest snapshot; retries every second.
+async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<Vec<MirrorPod>>) {
+    let mut client: Option<(u64, kube::Client)> = None;
+    let mut pushed: HashMap<String, PodStatus> = HashMap::new();
+    loop {
+        let starts = {
+            let st = shared.lock();
+            matches!(st.apiserver, ApiServerState::Running { .. }).then_some(st.apiserver_starts)
+        };
+        if let Some(gen_) = starts {
+            if client.as_ref().map(|c| c.0) != Some(gen_) {
+                pushed.clear();
+                client = crate::client_from_kubeconfig(&shared.kubelet_kubeconfig)
+                    .await
+                    .ok()
+                    .map(|c| (gen_, c));
+            }
+            if let Some((_, c)) = &client {
+                let want = rx.borrow_and_update().clone();
+                if let Err(e) = sync_mirrors(c, &want, &mut pushed).await {
+                    tracing::debug!(error = %e, "mirror pod sync failed; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn sync_mirrors(
+    client: &kube::Client,
+    want: &[MirrorPod],
+    pushed: &mut HashMap<String, PodStatus>,
+) -> Result<(), kube::Error> {
+    let timeout = Duration::from_secs(10);
+    let run = async {
+        for m in want {
+            let ns = m.pod.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let existing = api.get_opt(&m.name).await?;
+            let current_hash = existing
+                .as_ref()
+                .and_then(|p| p.metadata.annotations.as_ref())
+                .and_then(|a| a.get("kubernetes.io/config.mirror").cloned());
+            if existing.is_some() && current_hash.as_deref() != Some(m.hash.as_str()) {
+                // The kubelet replaces a mirror pod whose hash no longer matches its static pod.
+                api.delete(
+                    &m.name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                pushed.remove(&m.name);
+            }
+            if existing.is_none() || current_hash.as_deref() != Some(m.hash.as_str()) {
+                match api.create(&PostParams::default(), &m.pod).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+                pushed.remove(&m.name);
+            }
+            if pushed.get(&m.name) != Some(&m.status) {
+                let mut cur = api.get(&m.name).await?;
+                cur.status = Some(m.status.clone());
+                api.replace_status(&m.name, &PostParams::default(), &cur)
+                    .await?;
+                pushed.insert(m.name.clone(), m.status.clone());
+            }
+        }
+        // Mirror pods whose static pod is gone.
+        let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+        for p in api.list(&ListParams::default()).await? {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let is_mirror = p
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+            if is_mirror && !want.iter().any(|m| m.name == name) {
+                api.delete(
+                    &name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                pushed.remove(&name);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err(kube::Error::Service("mirror pod sync timed out".into())),
+    }
+}

@@ -1,0 +1,341 @@
+//! The certificates a kubeadm control-plane node carries, and the CSR signing done by kube-controller-manager.
+//!
+//! Private to the sandbox (core's `pki` serves the plugins). Validity follows kubeadm: CAs 10 years, leaves 1
+//! year (`cmd/kubeadm/app/constants/constants.go` `CACertificateValidityPeriod`, `CertificateValidityPeriod`).
+//! Keys are ECDSA P-256, what kubeadm makes with `ClusterConfiguration.encryptionAlgorithm: ECDSA-P256` (RSA-2048
+//! key generation made every fresh sandbox take seconds); they are written SEC1 (`EC PRIVATE KEY`) as kubeadm's
+//! `keyutil.MarshalPrivateKeyToPEM` does.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private, Public};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509Builder, X509NameBuilder, X509Req};
+
+/// Errors from key and certificate operations.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("openssl: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// kubeadm's CA validity: 10 years.
+pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// kubeadm's leaf certificate validity: 1 year.
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A new ECDSA P-256 private key (kubeadm's `encryptionAlgorithm: ECDSA-P256`).
+pub fn new_key() -> Result<PKey<Private>, PkiError> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+}
+
+/// PEM of a private key as kubeadm writes it (SEC1 for ECDSA, PKCS#1 for RSA, PKCS#8 otherwise).
+pub fn key_pem(key: &PKey<Private>) -> Result<Vec<u8>, PkiError> {
+    if let Ok(ec) = key.ec_key() {
+        return Ok(ec.private_key_to_pem()?);
+    }
+    match key.rsa() {
+        Ok(rsa) => Ok(rsa.private_key_to_pem()?),
+        Err(_) => Ok(key.private_key_to_pem_pkcs8()?),
+    }
+}
+
+/// `PUBLIC KEY` PEM of a key (kubeadm's sa.pub).
+pub fn public_key_pem(key: &PKey<Private>) -> Result<Vec<u8>, PkiError> {
+    Ok(key.public_key_to_pem()?)
+}
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Default)]
+pub struct CertSpec {
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub server_auth: bool,
+    pub client_auth: bool,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_serial() -> Result<Asn1Integer, PkiError> {
+    let mut bn = BigNum::new()?;
+    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    Ok(bn.to_asn1_integer()?)
+}
+
+/// A self-signed CA like kubeadm's (`CN=kubernetes`, `etcd-ca`, `front-proxy-ca`), valid 10 years.
+pub fn new_ca(common_name: &str) -> Result<(X509, PKey<Private>), PkiError> {
+    let key = new_key()?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let serial = random_serial()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    let now = unix_now();
+    let nb = Asn1Time::from_unix(now)?;
+    b.set_not_before(&nb)?;
+    let na = Asn1Time::from_unix(now + CA_VALIDITY.as_secs() as i64)?;
+    b.set_not_after(&na)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .key_cert_sign()
+            .build()?,
+    )?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok((b.build(), key))
+}
+
+/// A leaf certificate for `spec`, signed by the CA, valid one year, with a fresh key.
+pub fn new_leaf(
+    spec: &CertSpec,
+    ca: &X509,
+    ca_key: &PKey<Private>,
+) -> Result<(X509, PKey<Private>), PkiError> {
+    let key = new_key()?;
+    let pubkey = PKey::public_key_from_der(&key.public_key_to_der()?)?;
+    let now = unix_now();
+    let cert = build_leaf(
+        spec,
+        &pubkey,
+        ca,
+        ca_key,
+        now,
+        now + LEAF_VALIDITY.as_secs() as i64,
+        &[
+            KeyUsageName::DigitalSignature,
+            KeyUsageName::KeyEncipherment,
+        ],
+    )?;
+    Ok((cert, key))
+}
+
+/// Key usages a CSR may name that end up in the KeyUsage extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsageName {
+    DigitalSignature,
+    KeyEncipherment,
+}
+
+fn build_leaf(
+    spec: &CertSpec,
+    pubkey: &PKey<Public>,
+    ca: &X509,
+    ca_key: &PKey<Private>,
+    not_before: i64,
+    not_after: i64,
+    key_usages: &[KeyUsageName],
+) -> Result<X509, PkiError> {
+    let mut name = X509NameBuilder::new()?;
+    for o in &spec.organizations {
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)?;
+    }
+    name.append_entry_by_nid(Nid::COMMONNAME, &spec.common_name)?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let serial = random_serial()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(ca.subject_name())?;
+    b.set_pubkey(pubkey)?;
+    let nb = Asn1Time::from_unix(not_before)?;
+    b.set_not_before(&nb)?;
+    let na = Asn1Time::from_unix(not_after)?;
+    b.set_not_after(&na)?;
+    if !key_usages.is_empty() {
+        let mut ku = KeyUsage::new();
+        ku.critical();
+        for u in key_usages {
+            match u {
+                KeyUsageName::DigitalSignature => ku.digital_signature(),
+                KeyUsageName::KeyEncipherment => ku.key_encipherment(),
+            };
+        }
+        b.append_extension(ku.build()?)?;
+    }
+    if spec.server_auth || spec.client_auth {
+        let mut eku = ExtendedKeyUsage::new();
+        if spec.server_auth {
+            eku.server_auth();
+        }
+        if spec.client_auth {
+            eku.client_auth();
+        }
+        b.append_extension(eku.build()?)?;
+    }
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))?;
+    b.append_extension(aki)?;
+    if !spec.dns_names.is_empty() || !spec.ips.is_empty() {
+        let mut san = SubjectAlternativeName::new();
+        for d in &spec.dns_names {
+            san.dns(d);
+        }
+        for ip in &spec.ips {
+            san.ip(&ip.to_string());
+        }
+        let ext = san.build(&b.x509v3_context(Some(ca), None))?;
+        b.append_extension(ext)?;
+    }
+    b.sign(ca_key, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+/// The subject and requested names of a PKCS#10 request whose signature checked out.
+pub struct ParsedCsr {
+    pub req: X509Req,
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+/// Parse a PEM `CERTIFICATE REQUEST` and verify its self-signature.
+pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, PkiError> {
+    let req = X509Req::from_pem(pem).map_err(|e| {
+        PkiError::Invalid(format!("PEM block type must be CERTIFICATE REQUEST: {e}"))
+    })?;
+    let pk = req.public_key()?;
+    if !req.verify(&pk)? {
+        return Err(PkiError::Invalid(
+            "x509: ECDSA/RSA verification failure".into(),
+        ));
+    }
+    let text = |nid| -> Vec<String> {
+        req.subject_name()
+            .entries_by_nid(nid)
+            .filter_map(|e| e.data().to_string().ok())
+            .collect()
+    };
+    let common_name = text(Nid::COMMONNAME).into_iter().next().unwrap_or_default();
+    let organizations = text(Nid::ORGANIZATIONNAME);
+    let mut dns_names = Vec::new();
+    let mut ips = Vec::new();
+    // The openssl crate cannot decode a request's extensions into names; read the SANs (the one extension the
+    // signer copies) from openssl's text rendering of the request.
+    if let Ok(txt) = req.to_text() {
+        let txt = String::from_utf8_lossy(&txt);
+        let mut lines = txt.lines();
+        while let Some(line) = lines.next() {
+            if line.trim() == "X509v3 Subject Alternative Name:"
+                && let Some(v) = lines.next()
+            {
+                for item in v.split(',') {
+                    let item = item.trim();
+                    if let Some(d) = item.strip_prefix("DNS:") {
+                        dns_names.push(d.to_string());
+                    } else if let Some(Ok(ip)) = item.strip_prefix("IP Address:").map(str::parse) {
+                        ips.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    Ok(ParsedCsr {
+        req,
+        common_name,
+        organizations,
+        dns_names,
+        ips,
+    })
+}
+
+/// Sign a parsed CSR as kube-controller-manager's `kubernetes.io/kube-apiserver-client` signer: subject and SANs
+/// from the request, every requested extension dropped, key usages from the CSR's `spec.usages`, client auth EKU,
+/// `CA:FALSE`, validity `[not_before, not_after]` (the caller applies the backdate/duration policy).
+pub fn sign_client_csr(
+    csr: &ParsedCsr,
+    ca: &X509,
+    ca_key: &PKey<Private>,
+    not_before: i64,
+    not_after: i64,
+    key_usages: &[KeyUsageName],
+) -> Result<X509, PkiError> {
+    let spec = CertSpec {
+        common_name: csr.common_name.clone(),
+        organizations: csr.organizations.clone(),
+        dns_names: csr.dns_names.clone(),
+        ips: csr.ips.clone(),
+        server_auth: false,
+        client_auth: true,
+    };
+    let pubkey = csr.req.public_key()?;
+    build_leaf(
+        &spec, &pubkey, ca, ca_key, not_before, not_after, key_usages,
+    )
+}
+
+/// Seconds since the epoch of a certificate's notAfter.
+pub fn not_after_unix(cert: &X509) -> Result<i64, PkiError> {
+    let epoch = Asn1Time::from_unix(0)?;
+    let d = epoch.diff(cert.not_after())?;
+    Ok(d.days as i64 * 86400 + d.secs as i64)
+}
+
+/// Seconds since the epoch, now.
+pub fn now_unix() -> i64 {
+    unix_now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_verifies_against_its_ca_and_carries_sans() {
+        let (ca, ca_key) = new_ca("kubernetes").unwrap();
+        let spec = CertSpec {
+            common_name: "kube-apiserver".into(),
+            dns_names: vec!["kubernetes".into(), "localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            server_auth: true,
+            ..Default::default()
+        };
+        let (cert, key) = new_leaf(&spec, &ca, &ca_key).unwrap();
+        assert!(cert.verify(&ca.public_key().unwrap()).unwrap());
+        assert!(cert.public_key().unwrap().public_eq(&key));
+        let sans: Vec<String> = cert
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.dnsname().map(str::to_string))
+            .collect();
+        assert_eq!(sans, ["kubernetes", "localhost"]);
+        assert!(
+            key_pem(&key)
+                .unwrap()
+                .starts_with(b"-----BEGIN EC PRIVATE KEY-----")
+        );
+    }
+}

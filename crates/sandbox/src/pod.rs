@@ -1,0 +1,298 @@
+//! Static pods as the kubelet's file source reads them, and the container's view of the node's filesystem.
+//!
+//! A container sees a host file only through a `volumeMounts[]` entry whose volume is a `hostPath`; the longest
+//! matching `mountPath` wins, as in the container runtime's bind mounts. Host paths are node paths, rooted at the
+//! sandbox root (see [`crate::layout::NodeLayout::host`]).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Pod;
+use openssl::hash::{MessageDigest, hash};
+
+use crate::layout::NodeLayout;
+
+/// Why a manifest cannot run.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PodError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// One parsed static pod manifest.
+#[derive(Debug, Clone)]
+pub struct StaticPod {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// Content hash, used as the kubelet's `kubernetes.io/config.hash` (hex MD5 of the manifest bytes).
+    pub hash: String,
+    pub pod: Pod,
+    /// First container's `command` followed by its `args`.
+    pub command: Vec<String>,
+    pub image: String,
+    pub mounts: MountTable,
+}
+
+impl StaticPod {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.pod.metadata.name.as_deref().unwrap_or_default()
+    }
+    /// The first container's name.
+    pub fn container_name(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.as_str())
+            .unwrap_or_default()
+    }
+    /// The value of `--flag=value` (or `--flag value`) on the command line, last occurrence wins like pflag.
+    pub fn flag(&self, name: &str) -> Option<String> {
+        flag_value(&self.command, name)
+    }
+    /// The version in the image tag (`registry.k8s.io/kube-apiserver:v1.32.4` → `v1.32.4`).
+    pub fn image_tag(&self) -> Option<&str> {
+        let last = self.image.rsplit('/').next()?;
+        last.split_once(':').map(|(_, t)| t)
+    }
+}
+
+/// The value of a flag in a command line, last occurrence wins (pflag semantics).
+pub fn flag_value(command: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    let mut out = None;
+    let mut it = command.iter().peekable();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix(&long) {
+            if let Some(v) = v.strip_prefix('=') {
+                out = Some(v.to_string());
+            } else if v.is_empty() && it.peek().is_some_and(|n| !n.starts_with("--")) {
+                out = it.next().cloned();
+            }
+        }
+    }
+    out
+}
+
+/// Hex MD5 of some bytes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hash(MessageDigest::md5(), bytes)
+        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default()
+}
+
+/// Parse a manifest file's bytes into a static pod.
+pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod, PodError> {
+    let invalid = |message: String| PodError::Invalid {
+        file: file.display().to_string(),
+        message,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+    let pod: Pod =
+        serde_saphyr::from_str(text).map_err(|e| invalid(format!("invalid pod manifest: {e}")))?;
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| invalid("pod has no spec".into()))?;
+    if pod.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        return Err(invalid(
+            "metadata.name: Required value: name or generateName is required".into(),
+        ));
+    }
+    let c = spec
+        .containers
+        .first()
+        .ok_or_else(|| invalid("spec.containers: Required value".into()))?;
+    let mut command: Vec<String> = c.command.clone().unwrap_or_default();
+    command.extend(c.args.clone().unwrap_or_default());
+    if command.is_empty() {
+        return Err(invalid(format!("container {:?} has no command", c.name)));
+    }
+    let mut volumes = BTreeMap::new();
+    for v in spec.volumes.iter().flatten() {
+        if v.name.is_empty() {
+            return Err(invalid("spec.volumes[].name: Required value".into()));
+        }
+        volumes.insert(
+            v.name.clone(),
+            v.host_path
+                .as_ref()
+                .map(|h| (h.path.clone(), h.type_.clone())),
+        );
+    }
+    let mut mounts = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        match volumes.get(&m.name) {
+            None => {
+                return Err(invalid(format!(
+                    "spec.containers[0].volumeMounts.name: Not found: {:?} (no volume of that name)",
+                    m.name
+                )));
+            }
+            Some(None) => {} // not a hostPath: nothing of the node is visible there
+            Some(Some((host, ty))) => mounts.push(Mount {
+                mount_path: clean(Path::new(m.mount_path.trim())),
+                host_path: layout.host(clean(Path::new(host.trim()))),
+                host_type: ty.clone().unwrap_or_default(),
+            }),
+        }
+    }
+    Ok(StaticPod {
+        file: file.to_path_buf(),
+        hash: content_hash(bytes),
+        image: c.image.clone().unwrap_or_default(),
+        command,
+        pod,
+        mounts: MountTable { mounts },
+    })
+}
+
+/// Lexically clean an absolute path (drop `.`, resolve `..`, drop trailing slashes).
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// One bind mount: container path → host path.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub mount_path: PathBuf,
+    pub host_path: PathBuf,
+    /// The hostPath `type` (`DirectoryOrCreate`, `FileOrCreate`, `File`, ...).
+    pub host_type: String,
+}
+
+/// The container's mounts; resolves container paths to host paths.
+#[derive(Debug, Clone, Default)]
+pub struct MountTable {
+    pub mounts: Vec<Mount>,
+}
+
+impl MountTable {
+    /// The host path behind a container path, or None when no mount covers it (invisible in the container).
+    pub fn resolve(&self, container_path: &Path) -> Option<PathBuf> {
+        if !container_path.is_absolute() {
+            return None;
+        }
+        let p = clean(container_path);
+        self.mounts
+            .iter()
+            .filter(|m| p.starts_with(&m.mount_path))
+            .max_by_key(|m| m.mount_path.components().count())
+            .map(|m| {
+                let rest = p.strip_prefix(&m.mount_path).unwrap_or(Path::new(""));
+                if rest.as_os_str().is_empty() {
+                    m.host_path.clone()
+                } else {
+                    m.host_path.join(rest)
+                }
+            })
+    }
+
+    /// What the kubelet does before starting the container: create `DirectoryOrCreate` dirs and `FileOrCreate`
+    /// files; a missing `Directory`/`File` host path fails the pod start with the kubelet's message.
+    pub fn prepare(&self) -> Result<(), String> {
+        for m in &self.mounts {
+            let h = &m.host_path;
+            match m.host_type.as_str() {
+                "DirectoryOrCreate" => {
+                    fs::create_dir_all(h).map_err(|e| format!("{}: {e}", h.display()))?
+                }
+                "FileOrCreate" if !h.exists() => {
+                    if let Some(d) = h.parent() {
+                        fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                    }
+                    fs::write(h, b"").map_err(|e| format!("{}: {e}", h.display()))?;
+                }
+                "Directory" if !h.is_dir() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        m.mount_path.display()
+                    ));
+                }
+                "File" if !h.is_file() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a file",
+                        m.mount_path.display()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\n\
+        spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port=6443\n    - --encryption-provider-config=/etc/kubernetes/enc/enc.yaml\n\
+        \x20   image: registry.k8s.io/kube-apiserver:v1.32.4\n    name: kube-apiserver\n    volumeMounts:\n\
+        \x20   - mountPath: /etc/kubernetes/pki\n      name: k8s-certs\n      readOnly: true\n    - mountPath: /etc/kubernetes/enc/\n      name: enc\n\
+        \x20 volumes:\n  - hostPath:\n      path: /etc/kubernetes/pki\n      type: DirectoryOrCreate\n    name: k8s-certs\n\
+        \x20 - hostPath:\n      path: /srv/enc\n    name: enc\n";
+
+    #[test]
+    fn paths_resolve_only_through_host_path_mounts() {
+        let layout = NodeLayout::new("/root-x");
+        let p = parse(Path::new("m.yaml"), MANIFEST.as_bytes(), &layout).unwrap();
+        assert_eq!(p.name(), "kube-apiserver");
+        assert_eq!(p.image_tag(), Some("v1.32.4"));
+        assert_eq!(p.flag("secure-port").as_deref(), Some("6443"));
+        let r = |s: &str| p.mounts.resolve(Path::new(s));
+        assert_eq!(
+            r("/etc/kubernetes/pki/ca.crt"),
+            Some(PathBuf::from("/root-x/etc/kubernetes/pki/ca.crt"))
+        );
+        assert_eq!(
+            r("/etc/kubernetes/enc/enc.yaml"),
+            Some(PathBuf::from("/root-x/srv/enc/enc.yaml"))
+        );
+        assert_eq!(r("/etc/kubernetes/enc.yaml"), None);
+        assert_eq!(r("/etc/kubernetes/pkix/ca.crt"), None);
+        assert_eq!(r("/etc/kubernetes/pki/../admin.conf"), None);
+    }
+
+    #[test]
+    fn broken_manifests_are_rejected_with_the_file_named() {
+        let layout = NodeLayout::new("/r");
+        let e = parse(
+            Path::new("/m/kube-apiserver.yaml"),
+            b"apiVersion: v1\nkind: Pod\nspec: [",
+            &layout,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/m/kube-apiserver.yaml: invalid pod manifest"),
+            "{e}"
+        );
+        let bad_mount = MANIFEST.replace("\n      name: enc\n", "\n      name: other\n");
+        let e = parse(Path::new("x.yaml"), bad_mount.as_bytes(), &layout).unwrap_err();
+        assert!(e.to_string().contains("\"other\""), "{e}");
+    }
+
+    #[test]
+    fn flag_values_last_wins() {
+        let cmd: Vec<String> = ["x", "--a=1", "--a", "2", "--ab=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(flag_value(&cmd, "a").as_deref(), Some("2"));
+        assert_eq!(flag_value(&cmd, "ab").as_deref(), Some("3"));
+        assert_eq!(flag_value(&cmd, "b"), None);
+    }
+}
