@@ -217,8 +217,8 @@ impl fmt::Debug for KeySecret {
 
 impl Drop for KeySecret {
     fn drop(&mut self) {
-        // Best-effort wipe of the key text.
-        // SAFETY-free: overwrite the bytes through a safe API (all-zero bytes are valid UTF-8).
+        // Best-effort wipe of the key text: overwrite the bytes in place through a safe API
+        // (NUL bytes are valid UTF-8, and the replacement has the same length, so no reallocation).
         let zeros = "\0".repeat(self.0.len());
         self.0.replace_range(.., &zeros);
     }
