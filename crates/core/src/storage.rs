@@ -416,14 +416,10 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// The YAML parser's message reduced to its position (the message could quote a value).
+/// The YAML parser's error reduced to its position (its message could quote a value).
 fn yaml_reason(e: &serde_saphyr::Error) -> String {
-    let msg = e.to_string();
-    match msg.find("line") {
-        Some(i) => format!(
-            "syntax error at {}",
-            &msg[i..].chars().take(40).collect::<String>()
-        ),
+    match e.location() {
+        Some(l) => format!("syntax error at line {} column {}", l.line(), l.column()),
         None => "syntax error".into(),
     }
 }

@@ -278,3 +278,17 @@ fn yaml_storage_has_sorted_keys_and_decodes_back() {
     let (back, media) = storage::decode_with_media(yaml.as_bytes()).unwrap();
     assert_eq!((back, media), (obj, MediaType::Yaml));
 }
+
+#[test]
+fn syntax_errors_give_positions_not_content() {
+    let e = decode(b"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"data\":{\"k\":\"c2VjcmV0\"")
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("JSON") && msg.contains("line 1") && !msg.contains("c2VjcmV0"),
+        "{msg}"
+    );
+    let e = decode(b"apiVersion: v1\nkind: Secret\ndata:\n  k: [c2VjcmV0\n").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("YAML") && !msg.contains("c2VjcmV0"), "{msg}");
+}

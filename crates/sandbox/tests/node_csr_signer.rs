@@ -10,6 +10,7 @@ use atrest_sandbox::k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
     CertificateSigningRequestStatus,
 };
+use atrest_sandbox::k8s_openapi::api::core::v1::Pod;
 use atrest_sandbox::kube::api::{Api, ObjectMeta, PostParams};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 use openssl::asn1::Asn1Time;
@@ -79,9 +80,12 @@ async fn wait_csr(
 ) -> Option<CertificateSigningRequest> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        let c = api.get(name).await.unwrap();
-        if done(&c) {
-            return Some(c);
+        // A poll: transport errors are retried, like any watcher would.
+        match api.get(name).await {
+            Ok(c) if done(&c) => return Some(c),
+            Ok(_) => {}
+            Err(atrest_sandbox::kube::Error::Api(e)) => panic!("GET csr {name}: {e}"),
+            Err(e) => eprintln!("GET csr {name}: {e}; retrying"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -237,6 +241,53 @@ async fn csr_signer_like_kube_controller_manager() {
         wait_csr(&api, "orphan", Duration::from_secs(2), issued)
             .await
             .is_none()
+    );
+
+    // A controller-manager that cannot start (its kubeconfig is not mounted) crash-loops, and its mirror pod
+    // says so: CrashLoopBackOff, restartCount, the last termination message, not Ready.
+    let text = std::fs::read_to_string(&m).unwrap().replace(
+        "--kubeconfig=/etc/kubernetes/controller-manager.conf",
+        "--kubeconfig=/etc/kubernetes/nowhere.conf",
+    );
+    std::fs::write(m.with_file_name(".kcm.tmp"), text).unwrap();
+    std::fs::rename(m.with_file_name(".kcm.tmp"), &m).unwrap();
+    sb.nudge();
+    let pods: Api<Pod> = Api::namespaced(
+        sb.kube_client(&sb.kubeconfig()).await.unwrap(),
+        "kube-system",
+    );
+    let name = format!("kube-controller-manager-{}", sb.node_name());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cs = loop {
+        let p = match pods.get_opt(&name).await {
+            Ok(p) => p,
+            Err(atrest_sandbox::kube::Error::Api(e)) => panic!("GET pod {name}: {e}"),
+            Err(e) => {
+                eprintln!("GET pod {name}: {e}; retrying");
+                None
+            }
+        };
+        let cs = p
+            .and_then(|p| p.status)
+            .and_then(|s| s.container_statuses)
+            .and_then(|mut c| c.pop());
+        if let Some(cs) = cs.filter(|c| c.restart_count >= 2) {
+            break cs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no crash loop in the mirror pod status"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!cs.ready);
+    let waiting = cs.state.unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    let last = cs.last_state.unwrap().terminated.unwrap();
+    assert!(
+        last.message
+            .unwrap()
+            .contains("/etc/kubernetes/nowhere.conf")
     );
     sb.shutdown();
 }
