@@ -149,14 +149,25 @@ async fn sandbox_puts(
         tasks.push(tokio::spawn(async move {
             let mut cur = api.get(&name).await?;
             let mut n = 1;
+            let mut transport_errors = 0;
             while start.elapsed() < window {
                 cur.data = Some([("v".to_string(), ByteString(payload(w, n)))].into());
-                cur = api
-                    .replace(&name, &PostParams::default(), &cur)
-                    .await
-                    .with_context(|| format!("PUT {name}"))?;
-                n += 1;
-                done.fetch_add(1, Ordering::Relaxed);
+                match api.replace(&name, &PostParams::default(), &cur).await {
+                    Ok(next) => {
+                        cur = next;
+                        n += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A failed new connection (not an API answer) is retried a few times; it is not counted.
+                    Err(e)
+                        if !matches!(e, atrest_sandbox::kube::Error::Api(_))
+                            && transport_errors < 3 =>
+                    {
+                        transport_errors += 1;
+                        eprintln!("PUT {name}: {e}; retrying");
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("PUT {name}"))),
+                }
             }
             anyhow::Ok(())
         }));
