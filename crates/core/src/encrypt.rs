@@ -22,6 +22,7 @@
 //! config the running API server loaded.
 
 mod rotation;
+mod storage;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ use crate::manifest::{self, Manifest, ManifestError};
 pub use rotation::{
     Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
 };
+pub use storage::{StorageCount, classify};
 
 /// kubeadm's certificates directory is mounted read-only into kube-apiserver, so a config here needs no new volume.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/pki/enc.yaml";
@@ -791,6 +793,10 @@ pub struct Status {
     pub api_error: Option<String>,
     /// An unfinished rotation, if any.
     pub rotation: Option<RotationState>,
+    /// Objects per resource, storage and key, read from etcd (when reachable).
+    pub storage: Option<Vec<StorageCount>>,
+    /// Why etcd could not be read, if it could not.
+    pub etcd_error: Option<String>,
 }
 
 /// One resource entry in [`Status`].
@@ -818,6 +824,8 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         mirror_pods: None,
         api_error: None,
         rotation: None,
+        storage: None,
+        etcd_error: None,
     };
     match (&config, &config_file) {
         (Some(_), Some(file)) => match config::load(file) {
@@ -854,6 +862,27 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
     st.rotation = RotationState::load(&status_node.phase_file())
         .ok()
         .flatten();
+    let mut resources: Vec<String> = st
+        .resources
+        .iter()
+        .flat_map(|r| r.resources.iter().filter(|r| !r.contains('*')).cloned())
+        .collect();
+    if resources.is_empty() {
+        resources.push("secrets".into());
+    }
+    let counts = match storage::etcd_access(node, &m) {
+        Ok(e) => tokio::time::timeout(
+            Duration::from_secs(20),
+            storage::storage_counts(&e, &resources),
+        )
+        .await
+        .unwrap_or_else(|_| Err(EncryptError::Api("reading etcd timed out".into()))),
+        Err(e) => Err(e),
+    };
+    match counts {
+        Ok(c) => st.storage = Some(c),
+        Err(e) => st.etcd_error = Some(e.to_string()),
+    }
     if let Some(client) = client {
         let ns = m
             .value()

@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -373,7 +373,8 @@ async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
 
 /// What `kubeadm init` creates through the API after the control plane is up
 /// (`cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go` `EnsureAdminClusterRoleBinding`): the
-/// `kubeadm:cluster-admins` ClusterRoleBinding to `cluster-admin`, created with super-admin.conf. Idempotent.
+/// `kubeadm:cluster-admins` ClusterRoleBinding to `cluster-admin`, created with super-admin.conf; plus, when
+/// missing, the RBAC of the node's own components ([`component_rbac`]). Idempotent.
 pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>) {
     for _ in 0..50 {
         match try_bootstrap(&shared).await {
@@ -385,33 +386,134 @@ pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>) {
     tracing::warn!("could not create kubeadm's ClusterRoleBinding kubeadm:cluster-admins");
 }
 
-async fn try_bootstrap(shared: &Shared) -> Result<(), String> {
-    let client = crate::client_from_kubeconfig(&shared.layout.super_admin_conf())
-        .await
-        .map_err(|e| e.to_string())?;
-    let api: Api<ClusterRoleBinding> = Api::all(client);
-    let crb = ClusterRoleBinding {
+fn rule(groups: &[&str], resources: &[&str], names: &[&str], verbs: &[&str]) -> PolicyRule {
+    let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        resource_names: (!names.is_empty()).then(|| v(names)),
+        verbs: v(verbs),
+        non_resource_urls: None,
+    }
+}
+
+fn cluster_role_binding(name: &str, role: &str, kind: &str, subject: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some("kubeadm:cluster-admins".into()),
+            name: Some(name.into()),
             ..Default::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
+            name: role.into(),
         },
         subjects: Some(vec![Subject {
             api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Group".into(),
-            name: "kubeadm:cluster-admins".into(),
+            kind: kind.into(),
+            name: subject.into(),
             namespace: None,
         }]),
+    }
+}
+
+/// The RBAC the sandbox's own kubelet and controller-manager need, created only when the API server did not
+/// bootstrap it. Upstream, kube-apiserver's bootstrap policy
+/// (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`) grants `system:kube-controller-manager`, and
+/// the Node authorizer (not RBAC) lets `system:node:<node>` manage its mirror pods; here a `system:node`
+/// ClusterRole bound to the group `system:nodes` stands in for the Node authorizer, limited to what the
+/// kubelet does with pods.
+fn component_rbac() -> Vec<(ClusterRole, ClusterRoleBinding)> {
+    let cm = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some("system:kube-controller-manager".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+                &[],
+                &["delete", "get", "list", "watch"],
+            ),
+            rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/status"],
+                &[],
+                &["update"],
+            ),
+            rule(
+                &["certificates.k8s.io"],
+                &["signers"],
+                &["kubernetes.io/kube-apiserver-client"],
+                &["sign"],
+            ),
+        ]),
+        aggregation_rule: None,
     };
-    match api.create(&PostParams::default(), &crb).await {
+    let node = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some("system:node".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(
+                &[""],
+                &["pods"],
+                &[],
+                &["create", "delete", "get", "list", "watch"],
+            ),
+            rule(&[""], &["pods/status"], &[], &["patch", "update"]),
+        ]),
+        aggregation_rule: None,
+    };
+    vec![
+        (
+            cm,
+            cluster_role_binding(
+                "system:kube-controller-manager",
+                "system:kube-controller-manager",
+                "User",
+                "system:kube-controller-manager",
+            ),
+        ),
+        (
+            node,
+            cluster_role_binding("system:node", "system:node", "Group", "system:nodes"),
+        ),
+    ]
+}
+
+async fn create_if_missing<K>(api: &Api<K>, obj: &K) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+async fn try_bootstrap(shared: &Shared) -> Result<(), String> {
+    let client = crate::client_from_kubeconfig(&shared.layout.super_admin_conf()).await?;
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let roles: Api<ClusterRole> = Api::all(client);
+    create_if_missing(
+        &crbs,
+        &cluster_role_binding(
+            "kubeadm:cluster-admins",
+            "cluster-admin",
+            "Group",
+            "kubeadm:cluster-admins",
+        ),
+    )
+    .await?;
+    for (role, binding) in component_rbac() {
+        create_if_missing(&roles, &role).await?;
+        create_if_missing(&crbs, &binding).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

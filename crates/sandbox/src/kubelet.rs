@@ -82,7 +82,7 @@ impl Shared {
         default_version: KubeVersion,
         faults: Arc<Faults>,
     ) -> Self {
-        let kubelet_kubeconfig = layout.host("/etc/kubernetes/kubelet.conf");
+        let kubelet_kubeconfig = layout.kubelet_conf();
         Shared {
             layout,
             node,

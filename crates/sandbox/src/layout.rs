@@ -165,6 +165,10 @@ impl NodeLayout {
     pub fn controller_manager_conf(&self) -> PathBuf {
         self.host("/etc/kubernetes/controller-manager.conf")
     }
+    /// The kubelet's kubeconfig (user `system:node:<node>`).
+    pub fn kubelet_conf(&self) -> PathBuf {
+        self.host("/etc/kubernetes/kubelet.conf")
+    }
     pub fn etcd_data_dir(&self) -> PathBuf {
         self.host("/var/lib/etcd")
     }
@@ -211,7 +215,7 @@ impl NodeLayout {
         fs::create_dir_all(&data).map_err(io_err(&data))?;
         set_mode(&data, 0o700)?;
         let ca = self.write_certs(node)?;
-        self.write_kubeconfigs(&ca, ports.apiserver)?;
+        self.write_kubeconfigs(&ca, ports.apiserver, node)?;
         self.write_manifests(node, version, ports)?;
         Ok(())
     }
@@ -321,10 +325,17 @@ impl NodeLayout {
         Ok((ca, ca_key))
     }
 
-    /// `kubeadm init phase kubeconfig`: admin.conf, super-admin.conf, controller-manager.conf.
-    fn write_kubeconfigs(&self, ca: &(X509, PKey<Private>), port: u16) -> Result<(), LayoutError> {
+    /// `kubeadm init phase kubeconfig`: admin.conf, super-admin.conf, controller-manager.conf, kubelet.conf
+    /// (`system:node:<node>`, group `system:nodes`).
+    fn write_kubeconfigs(
+        &self,
+        ca: &(X509, PKey<Private>),
+        port: u16,
+        node: &str,
+    ) -> Result<(), LayoutError> {
         let server = format!("https://127.0.0.1:{port}");
-        let users: [(&str, &str, Vec<String>, PathBuf); 3] = [
+        let kubelet_user = format!("system:node:{node}");
+        let users: [(&str, &str, Vec<String>, PathBuf); 4] = [
             (
                 "kubernetes-admin",
                 "kubernetes-admin",
@@ -342,6 +353,12 @@ impl NodeLayout {
                 "system:kube-controller-manager",
                 vec![],
                 self.controller_manager_conf(),
+            ),
+            (
+                &kubelet_user,
+                &kubelet_user,
+                vec!["system:nodes".into()],
+                self.kubelet_conf(),
             ),
         ];
         for (user, cn, orgs, path) in users {

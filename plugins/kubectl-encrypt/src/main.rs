@@ -453,6 +453,24 @@ fn print_status(st: &Status) {
         (None, Some(e)) => println!("Running API server: unknown ({e})"),
         (None, None) => {}
     }
+    match (&st.storage, &st.etcd_error) {
+        (Some(rows), _) => {
+            let mut s = Table::new();
+            s.load_style(presets::UTF8_FULL_CONDENSED);
+            s.set_header(vec!["RESOURCE", "STORED AS", "KEY", "OBJECTS"]);
+            for r in rows {
+                s.add_row(vec![
+                    r.resource.clone(),
+                    r.storage.clone(),
+                    r.key.clone().unwrap_or_else(|| "-".into()),
+                    r.count.to_string(),
+                ]);
+            }
+            println!("{s}");
+        }
+        (None, Some(e)) => println!("Objects in etcd: unknown ({e})"),
+        (None, None) => {}
+    }
 }
 
 async fn phases(

@@ -1,12 +1,13 @@
 //! Key rotation and disabling as resumable phases recorded in a 0600 phase file beside the config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
+use super::storage::{count_values_with_prefix, etcd_access};
 use super::{EncryptError, Node, Result, restart_with_config};
 use crate::config::{self, EncryptionConfiguration, Key, ProviderConfiguration, ProviderKind};
 use crate::fsutil;
@@ -142,110 +143,6 @@ pub struct RotateOptions {
     pub timeout: Duration,
     /// Workers for the rewrite.
     pub concurrency: usize,
-}
-
-/// Where the API server's etcd is and how to reach it (from the manifest's `--etcd-*` flags).
-struct EtcdAccess {
-    endpoints: Vec<String>,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    prefix: String,
-}
-
-fn etcd_access(node: &Node, m: &Manifest) -> Result<EtcdAccess> {
-    let f = m.etcd_flags();
-    let resolve = |flag: &str, v: &Option<String>| -> Result<PathBuf> {
-        let p = v.as_ref().ok_or_else(|| {
-            EncryptError::Phase(format!(
-                "the manifest has no --{flag}; cannot read etcd to verify"
-            ))
-        })?;
-        let host = m.host_path_for(p).ok_or_else(|| {
-            EncryptError::Phase(format!("--{flag}={p} is not inside a hostPath volume"))
-        })?;
-        Ok(node.host(&host))
-    };
-    if f.servers.is_empty() {
-        return Err(EncryptError::Phase(
-            "the manifest has no --etcd-servers; cannot read etcd to verify".into(),
-        ));
-    }
-    Ok(EtcdAccess {
-        endpoints: f.servers.clone(),
-        ca: resolve("etcd-cafile", &f.cafile)?,
-        cert: resolve("etcd-certfile", &f.certfile)?,
-        key: resolve("etcd-keyfile", &f.keyfile)?,
-        prefix: f.prefix.clone().unwrap_or_else(|| "/registry".into()),
-    })
-}
-
-/// Counts values under the registry prefix whose stored bytes start with `value_prefix`; returns (count, up to
-/// five example keys). Reads pages of 200 keys (etcd 3.4 has no streaming range reads).
-async fn count_values_with_prefix(
-    etcd: &EtcdAccess,
-    value_prefix: &[u8],
-) -> Result<(u64, Vec<String>)> {
-    let read = |p: &PathBuf| {
-        std::fs::read(p).map_err(|source| {
-            EncryptError::from(fsutil::FsError {
-                op: "read",
-                path: p.clone(),
-                source,
-            })
-        })
-    };
-    let tls = etcd_client::OpenSslClientConfig::default()
-        .ca_cert_pem(&read(&etcd.ca)?)
-        .client_cert_pem_and_key(&read(&etcd.cert)?, &read(&etcd.key)?);
-    let opts = etcd_client::ConnectOptions::new()
-        .with_openssl_tls(tls)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(30));
-    let mut client = etcd_client::Client::connect(etcd.endpoints.clone(), Some(opts))
-        .await
-        .map_err(|e| {
-            EncryptError::Api(format!(
-                "connecting to etcd {}: {e}",
-                etcd.endpoints.join(",")
-            ))
-        })?;
-    let base = format!("{}/", etcd.prefix.trim_end_matches('/'));
-    let mut end = base.clone().into_bytes();
-    *end.last_mut().expect("non-empty") += 1;
-    let mut start = base.into_bytes();
-    let mut count = 0u64;
-    let mut examples = Vec::new();
-    loop {
-        let resp = client
-            .get(
-                start.clone(),
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_range(end.clone())
-                        .with_limit(200),
-                ),
-            )
-            .await
-            .map_err(|e| EncryptError::Api(format!("reading etcd: {e}")))?;
-        let kvs = resp.kvs();
-        for kv in kvs {
-            if kv.value().starts_with(value_prefix) {
-                count += 1;
-                if examples.len() < 5 {
-                    examples.push(String::from_utf8_lossy(kv.key()).to_string());
-                }
-            }
-        }
-        match kvs.last() {
-            Some(last) if resp.more() => {
-                start = last.key().to_vec();
-                start.push(0);
-            }
-            _ => break,
-        }
-    }
-    Ok((count, examples))
 }
 
 /// The resources named in the config, for the rewrite (wildcards cannot be listed and are refused).
