@@ -134,8 +134,11 @@ subjects:
         let out = self.onboard(args);
         assert!(
             out.status.success(),
-            "kubectl onboard {args:?}: {}",
-            text(&out)
+            "kubectl onboard {args:?}: {}\napiserver {} {:?} (started {} times)",
+            text(&out),
+            self.sb.apiserver_url(),
+            self.sb.apiserver_state(),
+            self.sb.apiserver_starts()
         );
         String::from_utf8(out.stdout).unwrap()
     }
@@ -241,6 +244,7 @@ fn tutorial_flow_onboard_verify_rerun_list_remove() {
     let crt = env.path("john.crt");
     assert_eq!(mode(&kubeconfig), 0o600);
     assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&crt) & 0o077, 0o044, "the certificate is public");
 
     // The real kubectl with the written kubeconfig: marketing is the context's namespace.
     let own = env.kubectl(&kubeconfig, &["get", "secrets", "-o", "name"]);
