@@ -67,10 +67,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let window = Duration::from_secs(args.seconds);
     let mut rows: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
     rt.block_on(async {
-        let client = sb.kube_client(&sb.kubeconfig()).await?;
         let etcd = sb.etcd_client().await?;
         for &c in &args.concurrency {
-            let put = sandbox_puts(client.clone(), c, window).await?;
+            // One client (one keep-alive connection) per worker, like separate kubectl/plugin processes; a shared
+            // client would also pool connections, but new pooled connections try TLS session resumption.
+            let mut clients = Vec::new();
+            for _ in 0..c {
+                clients.push(sb.kube_client(&sb.kubeconfig()).await?);
+            }
+            let put = sandbox_puts(clients, c, window).await?;
             let raw = etcd_puts(etcd.clone(), c, window).await?;
             eprintln!("concurrency {c:>2}: sandbox {put:>8.1} PUT/s, etcd {raw:>8.1} put/s");
             rows.insert(c, (put, raw));
@@ -86,8 +91,8 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn sandbox_puts(client: atrest_sandbox::kube::Client, workers: usize, window: Duration) -> Result<f64> {
-    let api: Api<Secret> = Api::namespaced(client, "default");
+async fn sandbox_puts(clients: Vec<atrest_sandbox::kube::Client>, workers: usize, window: Duration) -> Result<f64> {
+    let api: Api<Secret> = Api::namespaced(clients[0].clone(), "default");
     let mut names = Vec::new();
     for w in 0..workers {
         let name = format!("bench-c{workers}-w{w}");
@@ -102,8 +107,8 @@ async fn sandbox_puts(client: atrest_sandbox::kube::Client, workers: usize, wind
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for (w, name) in names.into_iter().enumerate() {
-        let api = api.clone();
+    for (w, (name, client)) in names.into_iter().zip(clients).enumerate() {
+        let api: Api<Secret> = Api::namespaced(client, "default");
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut cur = api.get(&name).await?;

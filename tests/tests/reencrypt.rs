@@ -1,0 +1,657 @@
+//! End-to-end tests of `kubectl reencrypt` on the sandbox: real etcd, our API server with an
+//! EncryptionConfiguration enabled through the kube-apiserver manifest, the built plugin (and once through the
+//! real kubectl's plugin dispatch). Storage is checked by reading etcd directly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use atrest_e2e::bins;
+use atrest_sandbox::etcd_client::GetOptions;
+use atrest_sandbox::k8s_openapi::ByteString;
+use atrest_sandbox::k8s_openapi::api::core::v1::{Namespace, Secret};
+use atrest_sandbox::kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use atrest_sandbox::{Sandbox, SandboxOptions, kube};
+use serde_json::Value;
+
+/// A test key (32 bytes: "atrest-reencrypt-test-key-32byte"), not a secret.
+const KEY: &str = "YXRyZXN0LXJlZW5jcnlwdC10ZXN0LWtleS0zMmJ5dGU=";
+const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:aescbc:v1:key1:";
+
+struct Bed {
+    sb: Sandbox,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
+    total: usize,
+}
+
+fn ns_name(i: usize) -> String {
+    format!("team-{i:02}")
+}
+
+fn secret_name(i: usize) -> String {
+    format!("s-{i:04}")
+}
+
+/// A sandbox with `namespaces × per_ns` plaintext secrets (~1 KiB each), then encryption enabled (aescbc first,
+/// identity second) by editing the kube-apiserver manifest; returns once the API server runs with it.
+fn bed(namespaces: usize, per_ns: usize) -> Bed {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).unwrap();
+    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(sb.kube_client(&sb.kubeconfig())).unwrap();
+    rt.block_on(seed(&client, namespaces, per_ns));
+    let mut bed = Bed {
+        sb,
+        dir,
+        rt,
+        client,
+        total: namespaces * per_ns,
+    };
+    assert_eq!(
+        bed.storage().get("plaintext").copied().unwrap_or(0),
+        bed.total,
+        "seeded in plaintext"
+    );
+    enable_encryption(&bed.sb);
+    bed.wait_encrypting();
+    bed
+}
+
+async fn seed(client: &kube::Client, namespaces: usize, per_ns: usize) {
+    let nsapi: Api<Namespace> = Api::all(client.clone());
+    for n in 0..namespaces {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns_name(n)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        nsapi.create(&PostParams::default(), &ns).await.unwrap();
+    }
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for n in 0..namespaces {
+        for i in 0..per_ns {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &ns_name(n));
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            tasks.push(tokio::spawn(async move {
+                let s = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(secret_name(i)),
+                        ..Default::default()
+                    },
+                    data: Some(BTreeMap::from([(
+                        "v".to_string(),
+                        ByteString(vec![b'x'; 1000]),
+                    )])),
+                    ..Default::default()
+                };
+                // Transient connection errors are retried; an API error is a test failure.
+                let mut attempts = 0;
+                loop {
+                    match api.create(&PostParams::default(), &s).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(e)) => panic!("creating {}: {e}", secret_name(i)),
+                        Err(e) if attempts < 20 => {
+                            attempts += 1;
+                            eprintln!("retrying after a connection error: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("creating {}: {e}", secret_name(i)),
+                    }
+                }
+                drop(permit);
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Writes the EncryptionConfiguration under `/etc/kubernetes/pki` (mounted into the kube-apiserver pod by
+/// kubeadm) and adds `--encryption-provider-config` to the manifest, as an operator would.
+fn enable_encryption(sb: &Sandbox) {
+    let config = format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: {KEY}\n      - identity: {{}}\n"
+    );
+    let cfg_path = sb.root().join("etc/kubernetes/pki/atrest-enc.yaml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let manifest = sb.manifest("kube-apiserver");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut out = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.trim() == "- kube-apiserver" {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!(
+                "{indent}- --encryption-provider-config=/etc/kubernetes/pki/atrest-enc.yaml\n"
+            ));
+            done = true;
+        }
+    }
+    assert!(
+        done,
+        "no `- kube-apiserver` command line in {}",
+        manifest.display()
+    );
+    let starts = sb.apiserver_starts();
+    // Atomically, as an editor or `kubectl encrypt` does: the kubelet never sees a half-written manifest.
+    atrest_core::fsutil::write_atomic(&manifest, out.as_bytes()).unwrap();
+    sb.wait_restarted(starts, Duration::from_secs(90)).unwrap();
+    sb.wait_ready(Duration::from_secs(90)).unwrap();
+}
+
+impl Bed {
+    /// Waits until a new secret is stored encrypted (the API server runs with the configuration), then makes a
+    /// fresh client (new connections).
+    fn wait_encrypting(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for attempt in 0.. {
+            assert!(
+                Instant::now() < deadline,
+                "the API server does not encrypt new secrets"
+            );
+            let client = self
+                .rt
+                .block_on(self.sb.kube_client(&self.sb.kubeconfig()))
+                .unwrap();
+            let name = format!("probe-{attempt}");
+            let created = self.rt.block_on(async {
+                let api: Api<Secret> = Api::namespaced(client, "default");
+                let s = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                api.create(&PostParams::default(), &s).await.is_ok()
+            });
+            let encrypted = created
+                && self.rt.block_on(async {
+                    let mut etcd = self.sb.etcd_client().await.unwrap();
+                    let v = etcd
+                        .get(format!("/registry/secrets/default/{name}"), None)
+                        .await
+                        .unwrap();
+                    v.kvs()
+                        .first()
+                        .is_some_and(|kv| kv.value().starts_with(ENCRYPTED_PREFIX))
+                });
+            if encrypted {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.client = self
+            .rt
+            .block_on(self.sb.kube_client(&self.sb.kubeconfig()))
+            .unwrap();
+    }
+
+    /// How the secrets are stored in etcd: counts per class (`aescbc:key1`, `plaintext`, `other`).
+    fn storage(&self) -> BTreeMap<&'static str, usize> {
+        let values = self.rt.block_on(async {
+            let mut etcd = self.sb.etcd_client().await.unwrap();
+            let resp = etcd
+                .get("/registry/secrets/", Some(GetOptions::new().with_prefix()))
+                .await
+                .unwrap();
+            resp.kvs()
+                .iter()
+                .filter(|kv| {
+                    kv.key_str()
+                        .unwrap_or("")
+                        .starts_with("/registry/secrets/team-")
+                })
+                .map(|kv| kv.value().to_vec())
+                .collect::<Vec<_>>()
+        });
+        let mut out = BTreeMap::new();
+        for v in values {
+            let class = if v.starts_with(ENCRYPTED_PREFIX) {
+                "aescbc:key1"
+            } else if v.starts_with(b"k8s\0") || v.starts_with(b"{") {
+                "plaintext"
+            } else {
+                "other"
+            };
+            *out.entry(class).or_insert(0) += 1;
+        }
+        out
+    }
+
+    fn assert_all_encrypted(&self, expected: usize) {
+        let s = self.storage();
+        assert_eq!(
+            s.get("aescbc:key1").copied().unwrap_or(0),
+            expected,
+            "storage classes: {s:?}"
+        );
+        assert_eq!(s.len(), 1, "storage classes: {s:?}");
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.path().join("reencrypt-state.json")
+    }
+
+    fn plugin(&self) -> Command {
+        let mut cmd = Command::new(bins::plugin("reencrypt"));
+        cmd.env("KUBECONFIG", self.sb.kubeconfig())
+            .env("HOME", self.dir.path())
+            .arg("--state-file")
+            .arg(self.state_file())
+            .args(["--progress", "lines"]);
+        cmd
+    }
+
+    /// Namespaces the state file records as done: (all, test namespaces `team-*`).
+    fn done_namespaces(&self) -> (usize, usize) {
+        let Ok(text) = std::fs::read_to_string(self.state_file()) else {
+            return (0, 0);
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            return (0, 0);
+        };
+        let done = v
+            .pointer("/resources/secrets/done_namespaces")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let team = done
+            .iter()
+            .filter(|n| n.as_str().is_some_and(|n| n.starts_with("team-")))
+            .count();
+        (done.len(), team)
+    }
+
+    /// resourceVersion of every test secret.
+    fn resource_versions(&self) -> BTreeMap<String, String> {
+        self.rt.block_on(async {
+            let api: Api<Secret> = Api::all(self.client.clone());
+            api.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|s| {
+                    s.metadata
+                        .namespace
+                        .as_deref()
+                        .unwrap_or("")
+                        .starts_with("team-")
+                })
+                .map(|s| {
+                    (
+                        format!(
+                            "{}/{}",
+                            s.metadata.namespace.unwrap(),
+                            s.metadata.name.unwrap()
+                        ),
+                        s.metadata.resource_version.unwrap(),
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+fn report(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}); status {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn totals(r: &Value, field: &str) -> u64 {
+    r["totals"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no totals.{field} in {r}"))
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A PATH with the built plugins first, so `kubectl reencrypt` dispatches to ours.
+fn path_with_plugins() -> String {
+    let dir: &Path = &bins::target_profile_dir();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn rewrites_every_namespace_then_nothing_through_kubectl() {
+    let bed = bed(4, 25);
+    let before = bed.resource_versions();
+
+    // Dry run: counts, writes nothing.
+    let out = bed
+        .plugin()
+        .args(["--dry-run", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert!(totals(&r, "listed") >= 100, "{r}");
+    assert_eq!(totals(&r, "rewritten"), 0);
+    assert_eq!(bed.resource_versions(), before, "a dry run writes nothing");
+    assert_eq!(bed.storage().get("plaintext").copied(), Some(100));
+
+    // The real kubectl finds and runs the plugin; default: secrets in all namespaces.
+    let out = Command::new("kubectl")
+        .args([
+            "reencrypt",
+            "-o",
+            "json",
+            "--progress",
+            "none",
+            "--state-file",
+        ])
+        .arg(bed.state_file())
+        .env("PATH", path_with_plugins())
+        .env("KUBECONFIG", bed.sb.kubeconfig())
+        .env("HOME", bed.dir.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    assert!(totals(&r, "rewritten") >= 100, "{r}");
+    for n in 0..4 {
+        let row = r["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["namespace"] == ns_name(n).as_str())
+            .unwrap_or_else(|| panic!("no row for {} in {r}", ns_name(n)));
+        assert_eq!(row["status"], "done");
+        assert_eq!(row["rewritten"], 25);
+    }
+    bed.assert_all_encrypted(100);
+    let after_first = bed.resource_versions();
+    assert!(
+        after_first.iter().all(|(k, rv)| before[k] != *rv),
+        "every stale secret got a new resourceVersion"
+    );
+
+    // Second run: nothing is stale any more.
+    let out = bed.plugin().args(["-A"]).output().unwrap();
+    assert_exit(&out, 0);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("NAMESPACE") && table.contains("REWRITTEN") && table.contains("team-03"),
+        "{table}"
+    );
+    let out = bed.plugin().args(["-o", "json"]).output().unwrap();
+    let r = report(&out);
+    assert_eq!(totals(&r, "rewritten"), 0, "{r}");
+    assert!(totals(&r, "current") >= 100, "{r}");
+    assert_eq!(
+        bed.resource_versions(),
+        after_first,
+        "a second run writes nothing"
+    );
+
+    // One namespace only.
+    let out = bed
+        .plugin()
+        .args(["secrets", "-n", "team-01", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(r["namespaces"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(totals(&r, "current"), 25);
+
+    // Unknown resource: could not run.
+    let out = bed.plugin().args(["widgets"]).output().unwrap();
+    assert_exit(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("widgets"));
+}
+
+#[test]
+fn concurrent_writer_always_wins() {
+    let bed = bed(5, 100);
+    let client = bed.client.clone();
+    let writer = bed.rt.spawn(async move {
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+        for round in 1..=2u32 {
+            let mut tasks = Vec::new();
+            for n in 0..5 {
+                for i in 0..100 {
+                    let api: Api<Secret> = Api::namespaced(client.clone(), &ns_name(n));
+                    let permit = sem.clone().acquire_owned().await.unwrap();
+                    tasks.push(tokio::spawn(async move {
+                        let name = secret_name(i);
+                        loop {
+                            let mut s = match api.get(&name).await {
+                                Ok(s) => s,
+                                Err(kube::Error::Api(e)) => panic!("writer: get {name}: {e}"),
+                                Err(_) => continue, // a transient connection error
+                            };
+                            s.data = Some(BTreeMap::from([(
+                                "v".to_string(),
+                                ByteString(format!("round-{round}").into_bytes()),
+                            )]));
+                            match api.replace(&name, &PostParams::default(), &s).await {
+                                Ok(_) => break,
+                                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                                Err(kube::Error::Api(e)) => panic!("writer: {e}"),
+                                Err(_) => continue, // a transient connection error
+                            }
+                        }
+                        drop(permit);
+                    }));
+                }
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    });
+    let out = bed.plugin().args(["-o", "json"]).output().unwrap();
+    bed.rt.block_on(writer).unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    eprintln!("conflicts met: {}", totals(&r, "conflicts"));
+    let values: Vec<(String, Vec<u8>)> = bed.rt.block_on(async {
+        let api: Api<Secret> = Api::all(bed.client.clone());
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|s| {
+                s.metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("team-")
+            })
+            .map(|s| {
+                (
+                    s.metadata.name.clone().unwrap(),
+                    s.data.unwrap()["v"].0.clone(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(values.len(), 500);
+    for (name, v) in values {
+        assert_eq!(v, b"round-2", "{name}: the writer's last write must win");
+    }
+    bed.assert_all_encrypted(500);
+}
+
+#[test]
+fn kill_9_then_resume_completes_without_redoing_done_namespaces() {
+    let bed = bed(8, 40);
+    let mut child = bed
+        .plugin()
+        .args([
+            "--concurrency",
+            "1",
+            "--qps",
+            "40",
+            "--burst",
+            "1",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "two finished test namespaces in the state file",
+        Duration::from_secs(60),
+        || bed.done_namespaces().1 >= 2,
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (done, team_done) = bed.done_namespaces();
+    assert!(team_done < 8, "killed before the end");
+    assert!(bed.storage().get("plaintext").copied().unwrap_or(0) > 0);
+
+    let out = bed
+        .plugin()
+        .args(["--resume", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    let skipped = r["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "skipped")
+        .count();
+    assert_eq!(skipped, done, "{r}");
+    assert!(
+        totals(&r, "listed") <= (320 - 40 * team_done) as u64,
+        "finished namespaces were not listed again: {r}"
+    );
+    bed.assert_all_encrypted(320);
+    // The state now says complete: resuming again does nothing.
+    let out = bed
+        .plugin()
+        .args(["--resume", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(totals(&report(&out), "listed"), 0);
+}
+
+#[test]
+fn survives_an_api_server_restart() {
+    let bed = bed(6, 40);
+    let child = bed
+        .plugin()
+        .args([
+            "--concurrency",
+            "4",
+            "--qps",
+            "60",
+            "--burst",
+            "1",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a finished namespace", Duration::from_secs(60), || {
+        bed.done_namespaces().1 >= 1
+    });
+    bed.sb.restart_apiserver(Duration::from_secs(90)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    assert!(bed.done_namespaces().1 >= 6);
+    bed.assert_all_encrypted(240);
+}
+
+#[test]
+fn twenty_percent_throttled_writes_complete() {
+    let bed = bed(4, 50);
+    bed.sb.faults().fail_writes_too_many_requests(0.2, 1);
+    let out = bed.plugin().args(["-o", "json"]).output().unwrap();
+    bed.sb.faults().clear();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    assert_eq!(totals(&r, "rewritten"), 200, "{r}");
+    bed.assert_all_encrypted(200);
+}
+
+#[test]
+fn objects_deleted_mid_run_are_gone_not_failed() {
+    let bed = bed(1, 120);
+    let child = bed
+        .plugin()
+        .args([
+            "--concurrency",
+            "1",
+            "--qps",
+            "30",
+            "--burst",
+            "1",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first rewrites", Duration::from_secs(60), || {
+        bed.storage().get("aescbc:key1").copied().unwrap_or(0) >= 5
+    });
+    bed.rt.block_on(async {
+        let api: Api<Secret> = Api::namespaced(bed.client.clone(), &ns_name(0));
+        for i in 100..120 {
+            api.delete(&secret_name(i), &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "gone"), 20, "{r}");
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    assert_eq!(totals(&r, "rewritten"), 100, "{r}");
+    bed.assert_all_encrypted(100);
+}
