@@ -572,6 +572,7 @@ impl Node {
 
 /// How a kube-apiserver mirror pod looks.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct MirrorPodStatus {
     /// Pod name (`kube-apiserver-<node>`).
     pub name: String,
@@ -589,6 +590,7 @@ pub struct MirrorPodStatus {
     pub waiting_reason: Option<String>,
     /// Container restarts.
     pub restarts: i32,
+    #[serde(skip)]
     command: Vec<String>,
 }
 

@@ -9,15 +9,19 @@
 //! Entry points:
 //! - [`decode`]: any stored value or request body (protobuf, JSON, YAML) → the object's JSON as
 //!   the API serves it.
-//! - [`encode`]: an object's JSON → the exact bytes kube-apiserver would write for a media type.
+//! - [`encode`]: an object's JSON → the exact bytes kube-apiserver would write for a media type
+//!   (protobuf and JSON byte-identical; YAML equivalent).
 //! - [`normalize`]: JSON as a client sent it → JSON as the API would serve it back (Go decode +
-//!   encode: struct order, `omitempty`, canonical timestamps); unknown fields are errors.
+//!   encode: struct order, `omitempty`, RFC 3339 seconds, canonical quantities such as
+//!   `0.5` → `500m`); unknown fields are errors.
+//! - [`to_go_json`]: any JSON value written exactly as Go's `json.Marshal` writes it.
 //! - [`StorageEnvelope`]: the `runtime.Unknown` envelope itself.
 //! - [`ObjectSummary`]: apiVersion, kind, metadata and Secret data keys of a stored value, for
 //!   the etcd scan; never holds values.
 //!
-//! Supported kinds: see [`kinds::KINDS`]. Encrypted values (`k8s:enc:` prefix) must be decrypted
-//! by a transformer first.
+//! Supported kinds: see [`kinds::KINDS`] (schemas follow the Kubernetes 1.33 API; fields added
+//! later are unknown, fields removed earlier such as ObjectMeta `clusterName` are skipped on
+//! decode). Encrypted values (`k8s:enc:` prefix) must be decrypted by a transformer first.
 
 mod codec;
 pub mod kinds;
@@ -107,7 +111,7 @@ pub enum MediaType {
     Protobuf,
     /// `application/json`.
     Json,
-    /// `application/yaml` (decode only).
+    /// `application/yaml`.
     Yaml,
 }
 
@@ -416,14 +420,10 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// The YAML parser's message reduced to its position (the message could quote a value).
+/// The YAML parser's error reduced to its position (its message could quote a value).
 fn yaml_reason(e: &serde_saphyr::Error) -> String {
-    let msg = e.to_string();
-    match msg.find("line") {
-        Some(i) => format!(
-            "syntax error at {}",
-            &msg[i..].chars().take(40).collect::<String>()
-        ),
+    match e.location() {
+        Some(l) => format!("syntax error at line {} column {}", l.line(), l.column()),
         None => "syntax error".into(),
     }
 }
@@ -444,10 +444,11 @@ pub fn decode_with_media(bytes: &[u8]) -> Result<(Value, MediaType), StorageErro
 /// - [`MediaType::Protobuf`]: `k8s\0` + `runtime.Unknown`, byte-identical to gogo-protobuf;
 /// - [`MediaType::Json`]: Go `json.NewEncoder(w).Encode(obj)` — compact, Go struct order,
 ///   HTML-escaped, with the trailing newline `Encode` adds (apimachinery
-///   `pkg/runtime/serializer/json/json.go`, `doEncode`).
+///   `pkg/runtime/serializer/json/json.go`, `doEncode`);
+/// - [`MediaType::Yaml`]: block YAML with sorted keys (equivalent, not byte-identical; see
+///   `yaml_storage`).
 ///
-/// YAML storage encoding is not supported (error). A JSON field the schema does not know is an
-/// error naming it.
+/// A JSON field the schema does not know is an error naming it.
 pub fn encode(object: &Value, media: MediaType) -> Result<Vec<u8>, StorageError> {
     let typed = TypedObject::from_json(object)?;
     match media {
@@ -457,10 +458,33 @@ pub fn encode(object: &Value, media: MediaType) -> Result<Vec<u8>, StorageError>
             out.push(b'\n');
             Ok(out)
         }
-        MediaType::Yaml => Err(StorageError::Unrecognized(
-            "encoding to application/yaml storage is not supported; use protobuf or JSON".into(),
-        )),
+        MediaType::Yaml => yaml_storage(&typed.to_json()?),
     }
+}
+
+/// YAML storage: apimachinery's YAML serializer writes `yaml.JSONToYAML(json.Marshal(obj))`
+/// (sigs.k8s.io/yaml), i.e. block-style YAML with every mapping's keys sorted. Layout details
+/// of long or multi-line strings follow serde-saphyr's emitter, not go-yaml's, so YAML storage is
+/// equivalent but not byte-identical to kube-apiserver's (protobuf and JSON are byte-identical).
+fn yaml_storage(json: &Value) -> Result<Vec<u8>, StorageError> {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_saphyr::to_string(&sorted(json))
+        .map(String::into_bytes)
+        .map_err(|_| StorageError::Unrecognized("the object could not be written as YAML".into()))
 }
 
 /// The object as the API would serve it after decoding `object` into its Go type: fields in

@@ -28,7 +28,7 @@ impl Gen {
     fn string(&mut self) -> String {
         const PIECES: &[&str] = &[
             "a", "Z", "0", "-", "<", ">", "&", "\"", "\\", "\n", "\u{2028}", "é", "😀", " ", "/",
-            ":", "\u{1}",
+            ":", "\u{1}", "y", "no", "on", "null", "~", "1.5", "0x1", "#", "- ", "'", "\t", "{",
         ];
         (0..self.below(6))
             .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
@@ -147,6 +147,9 @@ proptest! {
         let mut go = atrest_core::storage::to_go_json(&n);
         go.push(b'\n');
         prop_assert_eq!(stored, go);
+        // YAML storage decodes back to the same object.
+        let yaml = encode(&n, MediaType::Yaml).unwrap();
+        prop_assert_eq!(&decode(&yaml).unwrap(), &n, "{}", String::from_utf8_lossy(&yaml));
     }
 
     #[test]

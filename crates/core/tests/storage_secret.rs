@@ -265,3 +265,30 @@ proptest::proptest! {
         let _ = ObjectSummary::from_stored(&v);
     }
 }
+
+#[test]
+fn yaml_storage_has_sorted_keys_and_decodes_back() {
+    let obj = decode(&old_secret()).unwrap();
+    // Same text as sigs.k8s.io/yaml writes for this object (timestamps quoted, keys sorted).
+    let yaml = String::from_utf8(encode(&obj, MediaType::Yaml).unwrap()).unwrap();
+    assert_eq!(
+        yaml,
+        "apiVersion: v1\ndata:\n  api_key: 8J+kl/CfkLw=\nkind: Secret\nmetadata:\n  creationTimestamp: \"2019-12-10T16:57:08Z\"\n  name: test-secret\n  namespace: secret-encryption-test\n  uid: 72dfe5c4-1456-4239-b1ed-adffa2f1f7ba\ntype: Opaque\n"
+    );
+    let (back, media) = storage::decode_with_media(yaml.as_bytes()).unwrap();
+    assert_eq!((back, media), (obj, MediaType::Yaml));
+}
+
+#[test]
+fn syntax_errors_give_positions_not_content() {
+    let e = decode(b"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"data\":{\"k\":\"c2VjcmV0\"")
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("JSON") && msg.contains("line 1") && !msg.contains("c2VjcmV0"),
+        "{msg}"
+    );
+    let e = decode(b"apiVersion: v1\nkind: Secret\ndata:\n  k: [c2VjcmV0\n").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("YAML") && !msg.contains("c2VjcmV0"), "{msg}");
+}

@@ -1,0 +1,430 @@
+//! `kubectl encrypt` end to end on the sandbox node (real etcd, our API server restarted by the kubelet from the
+//! manifest), with the real kubectl and etcdctl:
+//! * `--dry-run` changes no byte; enable → the server restarts with the flag → new Secrets are
+//!   `k8s:enc:secretbox:v1:key1:` in etcd, old ones stay plaintext; `status` shows the running flag;
+//! * rotate phase by phase with writes between phases → no Secret lost or unreadable, the old key is gone only
+//!   after the etcd scan shows zero uses;
+//! * disable → every value identity, the flag removed;
+//! * an API server that does not come back → the backup is restored byte for byte, the cluster is ready again
+//!   and the command fails naming the backup.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use atrest_core::config;
+use atrest_core::manifest::Manifest;
+use atrest_e2e::bins;
+use atrest_sandbox::{Sandbox, SandboxOptions};
+
+const READY: Duration = Duration::from_secs(90);
+
+fn up() -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
+    sb.wait_ready(READY).expect("sandbox ready");
+    (dir, sb)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the plugin against the sandbox node. No KUBECONFIG and an empty HOME: the plugin must find
+/// `<root>/etc/kubernetes/admin.conf` by itself.
+fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    Command::new(bins::plugin("encrypt"))
+        .arg("--root")
+        .arg(sb.root())
+        .env_remove("KUBECONFIG")
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig())
+        .arg("--cache-dir")
+        .arg(home.join("kube-cache"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                &format!("--from-literal=k={value}"),
+            ],
+        ),
+        &format!("create {name}"),
+    );
+}
+
+/// The secret's `k` as read back through the API server (decrypted by it).
+fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "get",
+                "secret",
+                name,
+                "-o",
+                "go-template={{.data.k | base64decode}}",
+            ],
+        ),
+        &format!("get {name}"),
+    )
+}
+
+/// The raw etcd value of a default-namespace Secret, read with the real etcdctl.
+fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
+    let out = Command::new("etcdctl")
+        .envs(sb.env())
+        .env("ETCDCTL_API", "3")
+        .args([
+            "get",
+            &format!("/registry/secrets/default/{name}"),
+            "--print-value-only",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
+    out.stdout
+}
+
+fn starts(v: &[u8], prefix: &str) -> bool {
+    v.starts_with(prefix.as_bytes())
+}
+
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.join("etc")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(
+                    e.path(),
+                    (std::fs::read(e.path()).unwrap(), meta.permissions().mode()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn enable_rotate_disable_on_the_sandbox() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let root = sb.root().to_path_buf();
+    create_secret(&sb, &home, "before", "v-before");
+    assert!(
+        starts(&etcd_value(&sb, "before"), "k8s\0"),
+        "plaintext protobuf before enabling"
+    );
+
+    // --dry-run: no byte changes anywhere under etc/.
+    let before = snapshot(&root);
+    let out = ok(encrypt(&sb, &home, &["--dry-run"]), "dry run");
+    assert!(
+        out.contains("secret: <redacted>")
+            && out.contains("+    - --encryption-provider-config=/etc/kubernetes/pki/enc.yaml"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&root), before, "--dry-run changed files");
+
+    // Enable: waits for the restarted server and its mirror pod.
+    let starts_before = sb.apiserver_starts();
+    ok(encrypt(&sb, &home, &["--timeout", "90s"]), "enable");
+    assert!(
+        sb.apiserver_starts() > starts_before,
+        "the API server was restarted"
+    );
+    assert!(
+        starts(&etcd_value(&sb, "before"), "k8s\0"),
+        "old secrets stay plaintext until rewritten"
+    );
+    create_secret(&sb, &home, "after", "v-after");
+    assert!(
+        starts(&etcd_value(&sb, "after"), "k8s:enc:secretbox:v1:key1:"),
+        "{:?}",
+        text(&etcd_value(&sb, "after")[..40])
+    );
+    assert_eq!(read_secret(&sb, &home, "after"), "v-after");
+    // A second run is a no-op.
+    let out = ok(encrypt(&sb, &home, &[]), "enable again");
+    assert!(out.contains("already enabled as asked"), "{out}");
+
+    let status: serde_json::Value = serde_json::from_str(&ok(
+        encrypt(&sb, &home, &["status", "-o", "json"]),
+        "status",
+    ))
+    .unwrap();
+    let pods = status["mirrorPods"].as_array().expect("mirror pods listed");
+    assert!(
+        pods.iter().any(
+            |p| p["encryptionProviderConfig"] == "/etc/kubernetes/pki/enc.yaml"
+                && p["ready"] == true
+        ),
+        "{status:#}"
+    );
+
+    let counts: Vec<(String, String, u64)> = status["storage"]
+        .as_array()
+        .expect("etcd counts")
+        .iter()
+        .map(|r| {
+            (
+                r["storage"].as_str().unwrap().to_string(),
+                r["key"].as_str().unwrap_or("-").to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        counts.contains(&("identity".into(), "-".into(), 1))
+            && counts.contains(&("secretbox".into(), "key1".into(), 1)),
+        "{counts:?}"
+    );
+
+    // Rotate one phase at a time, writing between phases.
+    ok(
+        encrypt(
+            &sb,
+            &home,
+            &["rotate", "--phase", "add-key", "--timeout", "90s"],
+        ),
+        "rotate add-key",
+    );
+    assert!(
+        root.join("etc/kubernetes/pki/enc.yaml.rotation").exists(),
+        "phase file kept beside the config"
+    );
+    let mode = std::fs::metadata(root.join("etc/kubernetes/pki/enc.yaml.rotation"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    create_secret(&sb, &home, "w1", "v-w1");
+    assert!(
+        starts(&etcd_value(&sb, "w1"), "k8s:enc:secretbox:v1:key1:"),
+        "key1 still writes after add-key"
+    );
+    // Skipping ahead is refused.
+    let o = encrypt(&sb, &home, &["rotate", "--phase", "remove-old"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("earlier phases first: promote"),
+        "{}",
+        text(&o.stderr)
+    );
+    ok(
+        encrypt(
+            &sb,
+            &home,
+            &["rotate", "--phase", "promote", "--timeout", "90s"],
+        ),
+        "rotate promote",
+    );
+    create_secret(&sb, &home, "w2", "v-w2");
+    assert!(
+        starts(&etcd_value(&sb, "w2"), "k8s:enc:secretbox:v1:key2:"),
+        "key2 writes after promote"
+    );
+    let st = ok(encrypt(&sb, &home, &["status"]), "status during rotation");
+    assert!(
+        st.contains("secretbox(key2,key1), identity") && st.contains("next: rewrite"),
+        "{st}"
+    );
+    // The rest: rewrite, verify (etcd scan), remove-old.
+    let out = ok(
+        encrypt(&sb, &home, &["rotate", "--timeout", "90s"]),
+        "rotate rest",
+    );
+    assert!(out.contains("Rotate complete"), "{out}");
+    assert!(
+        !root.join("etc/kubernetes/pki/enc.yaml.rotation").exists(),
+        "phase file removed at the end"
+    );
+    let cfg = config::load(&root.join("etc/kubernetes/pki/enc.yaml")).unwrap();
+    let names: Vec<&str> = cfg.resources[0].providers[0]
+        .keys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(names, ["key2"]);
+    for (name, value) in [
+        ("before", "v-before"),
+        ("after", "v-after"),
+        ("w1", "v-w1"),
+        ("w2", "v-w2"),
+    ] {
+        assert!(
+            starts(&etcd_value(&sb, name), "k8s:enc:secretbox:v1:key2:"),
+            "{name} on key2"
+        );
+        assert_eq!(read_secret(&sb, &home, name), value, "{name} readable");
+    }
+
+    // Disable: identity first, rewrite, verify, then the flag goes.
+    let out = ok(
+        encrypt(&sb, &home, &["disable", "--timeout", "90s"]),
+        "disable",
+    );
+    assert!(out.contains("Disable complete"), "{out}");
+    let m = Manifest::load(&root.join("etc/kubernetes/manifests/kube-apiserver.yaml")).unwrap();
+    assert_eq!(m.encryption_provider_config(), None);
+    for (name, value) in [
+        ("before", "v-before"),
+        ("after", "v-after"),
+        ("w1", "v-w1"),
+        ("w2", "v-w2"),
+    ] {
+        assert!(
+            starts(&etcd_value(&sb, name), "k8s\0"),
+            "{name} is identity again"
+        );
+        assert_eq!(read_secret(&sb, &home, name), value, "{name} readable");
+    }
+    create_secret(&sb, &home, "plain", "v-plain");
+    assert!(starts(&etcd_value(&sb, "plain"), "k8s\0"));
+}
+
+#[test]
+fn an_api_server_that_does_not_come_back_is_rolled_back() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let manifest = sb.manifest("kube-apiserver");
+    let original = std::fs::read(&manifest).unwrap();
+    // The API server will not come back (as in a crash loop) until the test lets it.
+    sb.stop_apiserver();
+    let child = Command::new(bins::plugin("encrypt"))
+        .arg("--root")
+        .arg(sb.root())
+        .args([
+            "--timeout",
+            "6s",
+            "--config",
+            "/etc/kubernetes/enc/enc.yaml",
+        ])
+        .env_remove("KUBECONFIG")
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the edit, then for the restore.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut saw_edit = false;
+    loop {
+        let now = std::fs::read(&manifest).unwrap();
+        if now != original {
+            saw_edit = true;
+        } else if saw_edit {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the manifest was not edited and restored in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Back to the original manifest: let the API server start; the plugin waits for the recovery.
+    sb.start_apiserver();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(
+            "enabling encryption at rest: kube-apiserver was not ready with the change after 6s"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restored the previous manifest from")
+            && stderr.contains("atrest-backups/kube-apiserver.yaml."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is ready again"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&manifest).unwrap(),
+        original,
+        "the manifest is byte-identical to the original"
+    );
+    sb.wait_ready(READY).expect("cluster ready again");
+    create_secret(&sb, &home, "still-plain", "v");
+    assert!(starts(&etcd_value(&sb, "still-plain"), "k8s\0"));
+}
+
+#[test]
+fn enable_with_reencrypt_encrypts_existing_secrets() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    create_secret(&sb, &home, "old", "v-old");
+    assert!(starts(&etcd_value(&sb, "old"), "k8s\0"));
+    let out = ok(
+        encrypt(
+            &sb,
+            &home,
+            &[
+                "enable",
+                "--provider",
+                "aesgcm",
+                "--config",
+                "/etc/kubernetes/enc/enc.yaml",
+                "--automatic-reload",
+                "--reencrypt",
+                "--timeout",
+                "90s",
+            ],
+        ),
+        "enable --reencrypt",
+    );
+    assert!(out.contains("encryption at rest is enabled"), "{out}");
+    assert!(
+        starts(&etcd_value(&sb, "old"), "k8s:enc:aesgcm:v1:key1:"),
+        "the existing secret was rewritten encrypted"
+    );
+    assert_eq!(read_secret(&sb, &home, "old"), "v-old");
+    let m = Manifest::load(&sb.manifest("kube-apiserver")).unwrap();
+    assert!(m.automatic_reload());
+    assert_eq!(
+        m.host_path_for("/etc/kubernetes/enc/enc.yaml"),
+        Some(PathBuf::from("/etc/kubernetes/enc/enc.yaml"))
+    );
+}
