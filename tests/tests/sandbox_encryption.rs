@@ -180,21 +180,28 @@ fn secretbox_through_the_manifest_and_the_replace_pipeline() {
     .unwrap();
     sb.wait_restarted(starts, Duration::from_secs(60)).unwrap();
 
-    // The mirror pod shows the running flags.
+    // The mirror pod shows the running flags (the kubelet replaces it; NotFound in between is fine).
+    let pod = format!("kube-apiserver-{}", sb.node_name());
     let flags = (0..100)
-        .find_map(|_| {
-            let out = k(
-                &[
+        .find_map(|i| {
+            let out = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(sb.kubeconfig())
+                .arg("--cache-dir")
+                .arg(tmp.path().join(format!("cache-pod-{i}")))
+                .args([
                     "get",
                     "pod",
-                    &format!("kube-apiserver-{}", sb.node_name()),
+                    &pod,
                     "-n",
                     "kube-system",
                     "-o",
                     "jsonpath={.spec.containers[0].command}",
-                ],
-                None,
-            );
+                ])
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&out.stdout).into_owned();
             if out.contains("--encryption-provider-config=/etc/kubernetes/enc/enc.yaml") {
                 Some(out)
             } else {

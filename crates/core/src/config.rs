@@ -217,8 +217,8 @@ impl fmt::Debug for KeySecret {
 
 impl Drop for KeySecret {
     fn drop(&mut self) {
-        // Best-effort wipe of the key text.
-        // SAFETY-free: overwrite the bytes through a safe API (all-zero bytes are valid UTF-8).
+        // Best-effort wipe of the key text: overwrite the bytes in place through a safe API
+        // (NUL bytes are valid UTF-8, and the replacement has the same length, so no reallocation).
         let zeros = "\0".repeat(self.0.len());
         self.0.replace_range(.., &zeros);
     }
@@ -430,6 +430,9 @@ pub enum ConfigError {
     /// The OS random number generator failed.
     #[error("cannot read random bytes from the operating system: {0}")]
     Random(String),
+    /// Writing the file failed.
+    #[error("cannot write encryption provider configuration: {0}")]
+    Write(#[from] crate::fsutil::FsError),
 }
 
 impl ConfigError {
@@ -590,6 +593,14 @@ impl EncryptionConfiguration {
     /// YAML text for writing the file (contains key material: write it 0600).
     pub fn to_yaml(&self) -> String {
         yaml_out::to_yaml(self, false)
+    }
+
+    /// Validates, then writes [`EncryptionConfiguration::to_yaml`] to `path` atomically (temp file, fsync, rename),
+    /// created 0600 because it holds keys. Back up the previous file first with `fsutil::backup` if needed.
+    pub fn write_file(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate()?;
+        crate::fsutil::write_private(path, self.to_yaml().as_bytes())?;
+        Ok(())
     }
 
     /// YAML text with every `secret` replaced by `<redacted>`, for dry runs and logs.

@@ -648,6 +648,10 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
     })
 }
 
+/// Restarts after which a CrashLoopBackOff mirror pod ends the wait early.
+const CRASH_LOOP_RESTARTS: i32 = 3;
+const CRASH_LOOP: &str = "kube-apiserver is crash-looping with the change";
+
 /// `GET /readyz` answers `ok`.
 pub async fn readyz(client: &Client) -> Result<(), String> {
     let req = http::Request::get("/readyz")
@@ -696,6 +700,16 @@ pub async fn wait_for_apiserver(
                 return Ok(());
             }
             if let Some(p) = matching.first() {
+                // The kubelet's back-off reason: the new container keeps exiting (seen from another API server
+                // of an HA control plane; a single one is simply unreachable while it crash-loops).
+                if p.waiting_reason.as_deref() == Some("CrashLoopBackOff")
+                    && p.restarts >= CRASH_LOOP_RESTARTS
+                {
+                    return Err(format!(
+                        "{CRASH_LOOP}: mirror pod {} is in CrashLoopBackOff after {} restarts",
+                        p.name, p.restarts
+                    ));
+                }
                 return Err(format!(
                     "mirror pod {} has the new flags but is not Ready{}",
                     p.name,
@@ -716,6 +730,7 @@ pub async fn wait_for_apiserver(
             .unwrap_or_else(|_| Err("request timed out".into()));
         match step {
             Ok(()) => return Ok(()),
+            Err(e) if e.starts_with(CRASH_LOOP) => return Err(e),
             Err(e) => {
                 if e != reported {
                     progress(&format!("  {e}"));
@@ -898,4 +913,116 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         }
     }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_paths_resolve_under_the_root() {
+        let n = Node::new(
+            "/tmp/node",
+            "/etc/kubernetes/manifests/kube-apiserver.yaml",
+            "/etc/kubernetes/pki/enc.yaml",
+        );
+        assert_eq!(
+            n.manifest_file(),
+            PathBuf::from("/tmp/node/etc/kubernetes/manifests/kube-apiserver.yaml")
+        );
+        assert_eq!(
+            n.phase_file(),
+            PathBuf::from("/tmp/node/etc/kubernetes/pki/enc.yaml.rotation")
+        );
+        assert_eq!(
+            n.backup_dir(),
+            PathBuf::from("/tmp/node/etc/kubernetes/tmp/atrest-backups")
+        );
+        assert!(
+            !n.backup_dir()
+                .starts_with(n.manifest_file().parent().unwrap())
+        );
+    }
+
+    #[test]
+    fn new_configs_validate_and_match_the_request() {
+        for kind in [
+            ProviderKind::Secretbox,
+            ProviderKind::Aesgcm,
+            ProviderKind::Aescbc,
+        ] {
+            let p = ProviderChoice::Local(kind);
+            let resources = vec!["secrets".to_string(), "configmaps".to_string()];
+            let cfg = new_config(&p, &resources).unwrap();
+            assert!(writes_with(&cfg, &resources, &p));
+            assert!(!writes_with(
+                &cfg,
+                &resources,
+                &ProviderChoice::Local(ProviderKind::Identity)
+            ));
+            let text = render_config(&cfg, "enc.yaml").unwrap();
+            assert!(format!("{text:?}").contains("redacted"));
+            assert!(
+                !format!("{cfg:?}").contains(
+                    cfg.resources[0].providers[0].keys().unwrap()[0]
+                        .secret
+                        .expose_base64()
+                )
+            );
+            assert_eq!(
+                summarize(&cfg),
+                format!("secrets,configmaps: {kind}(key1), identity")
+            );
+        }
+        let kms = ProviderChoice::KmsV2 {
+            name: "vault".into(),
+            endpoint: "unix:///run/kms.sock".into(),
+        };
+        let cfg = new_config(&kms, &["secrets".into()]).unwrap();
+        assert_eq!(summarize(&cfg), "secrets: kmsv2(vault), identity");
+        assert!(
+            new_config(
+                &ProviderChoice::KmsV2 {
+                    name: "a:b".into(),
+                    endpoint: "unix:///x".into()
+                },
+                &["secrets".into()]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn mirror_pod_status_reads_flags_annotation_and_crash_loops() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-apiserver-n1", "annotations": {CONFIG_HASH_ANNOTATION: "sha256:ab"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "kube-apiserver", "command": [
+                "kube-apiserver", "--encryption-provider-config=/etc/kubernetes/pki/enc.yaml",
+                "--encryption-provider-config-automatic-reload=true"]}]},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "kube-apiserver", "ready": false, "restartCount": 4, "image": "x", "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .unwrap();
+        let st = pod_status(&pod).unwrap();
+        assert_eq!(
+            st.encryption_provider_config.as_deref(),
+            Some("/etc/kubernetes/pki/enc.yaml")
+        );
+        assert!(st.automatic_reload);
+        assert_eq!(st.config_hash.as_deref(), Some("sha256:ab"));
+        assert!(!st.ready);
+        assert_eq!(st.waiting_reason.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!(st.restarts, 4);
+        let json = serde_json::to_value(&st).unwrap();
+        assert!(json.get("command").is_none() && json.get("encryptionProviderConfig").is_some());
+    }
+
+    #[test]
+    fn config_hash_is_sha256_hex() {
+        assert_eq!(
+            config_hash(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 }

@@ -146,11 +146,21 @@ impl OnboardError {
                 message: s.message.clone(),
                 code: Some(s.code),
             },
-            other => Self::Api {
-                action,
-                message: other.to_string(),
-                code: None,
-            },
+            other => {
+                // Transport errors: include the causes ("client error (Connect)" alone says little).
+                let mut message = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Self::Api {
+                    action,
+                    message,
+                    code: None,
+                }
+            }
         }
     }
 }

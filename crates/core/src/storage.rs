@@ -9,15 +9,19 @@
 //! Entry points:
 //! - [`decode`]: any stored value or request body (protobuf, JSON, YAML) → the object's JSON as
 //!   the API serves it.
-//! - [`encode`]: an object's JSON → the exact bytes kube-apiserver would write for a media type.
+//! - [`encode`]: an object's JSON → the exact bytes kube-apiserver would write for a media type
+//!   (protobuf and JSON byte-identical; YAML equivalent).
 //! - [`normalize`]: JSON as a client sent it → JSON as the API would serve it back (Go decode +
-//!   encode: struct order, `omitempty`, canonical timestamps); unknown fields are errors.
+//!   encode: struct order, `omitempty`, RFC 3339 seconds, canonical quantities such as
+//!   `0.5` → `500m`); unknown fields are errors.
+//! - [`to_go_json`]: any JSON value written exactly as Go's `json.Marshal` writes it.
 //! - [`StorageEnvelope`]: the `runtime.Unknown` envelope itself.
 //! - [`ObjectSummary`]: apiVersion, kind, metadata and Secret data keys of a stored value, for
 //!   the etcd scan; never holds values.
 //!
-//! Supported kinds: see [`kinds::KINDS`]. Encrypted values (`k8s:enc:` prefix) must be decrypted
-//! by a transformer first.
+//! Supported kinds: see [`kinds::KINDS`] (schemas follow the Kubernetes 1.33 API; fields added
+//! later are unknown, fields removed earlier such as ObjectMeta `clusterName` are skipped on
+//! decode). Encrypted values (`k8s:enc:` prefix) must be decrypted by a transformer first.
 
 mod codec;
 pub mod kinds;

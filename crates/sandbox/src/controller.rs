@@ -16,6 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -24,6 +25,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::kubelet::Shared;
+use crate::layout::KubeVersion;
 use crate::pki::{self, KeyUsageName};
 use crate::pod::StaticPod;
 
@@ -373,11 +375,12 @@ async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
 
 /// What `kubeadm init` creates through the API after the control plane is up
 /// (`cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go` `EnsureAdminClusterRoleBinding`): the
-/// `kubeadm:cluster-admins` ClusterRoleBinding to `cluster-admin`, created with super-admin.conf; plus, when
+/// `kubeadm:cluster-admins` ClusterRoleBinding to `cluster-admin`, created with super-admin.conf, and the
+/// `kubeadm-config` ConfigMap; plus, when
 /// missing, the RBAC of the node's own components ([`component_rbac`]). Idempotent.
-pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>) {
+pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>, version: KubeVersion) {
     for _ in 0..50 {
-        match try_bootstrap(&shared).await {
+        match try_bootstrap(&shared, &version).await {
             Ok(()) => return,
             Err(e) => tracing::debug!(error = %e, "kubeadm bootstrap not done yet"),
         }
@@ -495,8 +498,42 @@ where
     }
 }
 
-async fn try_bootstrap(shared: &Shared) -> Result<(), String> {
+/// kubeadm's `kube-system/kubeadm-config` ConfigMap (`cmd/kubeadm/app/phases/uploadconfig/uploadconfig.go`):
+/// the ClusterConfiguration this node was made with (v1beta4 from kubeadm 1.31, v1beta3 before).
+fn kubeadm_config(version: &KubeVersion) -> ConfigMap {
+    let api = if version.minor >= 31 {
+        "v1beta4"
+    } else {
+        "v1beta3"
+    };
+    let v1beta4_only = if version.minor >= 31 {
+        "caCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\n"
+    } else {
+        ""
+    };
+    let cluster_configuration = format!(
+        "apiServer: {{}}\napiVersion: kubeadm.k8s.io/{api}\n{v1beta4_only}certificatesDir: /etc/kubernetes/pki\n\
+         clusterName: kubernetes\ncontrollerManager: {{}}\ndns: {{}}\nencryptionAlgorithm: ECDSA-P256\netcd:\n  local:\n\
+         \x20   dataDir: /var/lib/etcd\nimageRepository: registry.k8s.io\nkind: ClusterConfiguration\n\
+         kubernetesVersion: {}\nnetworking:\n  dnsDomain: cluster.local\n  serviceSubnet: 10.96.0.0/12\nproxy: {{}}\n\
+         scheduler: {{}}\n",
+        version.git_version
+    );
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("kubeadm-config".into()),
+            namespace: Some("kube-system".into()),
+            ..Default::default()
+        },
+        data: Some([("ClusterConfiguration".to_string(), cluster_configuration)].into()),
+        ..Default::default()
+    }
+}
+
+async fn try_bootstrap(shared: &Shared, version: &KubeVersion) -> Result<(), String> {
     let client = crate::client_from_kubeconfig(&shared.layout.super_admin_conf()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    create_if_missing(&cms, &kubeadm_config(version)).await?;
     let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
     let roles: Api<ClusterRole> = Api::all(client);
     create_if_missing(

@@ -352,7 +352,10 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
                 p.backoff = BACKOFF_START;
                 if kind == Kind::ApiServer {
                     shared.lock().apiserver_starts += 1;
-                    tokio::spawn(controller::kubeadm_bootstrap(shared.clone()));
+                    tokio::spawn(controller::kubeadm_bootstrap(
+                        shared.clone(),
+                        version_of(shared, &sp),
+                    ));
                 }
             }
             Err(e) => p.crashed(e),
@@ -416,12 +419,16 @@ async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, S
     .map_err(|e| format!("etcd start task: {e}"))?
 }
 
+/// The Kubernetes version a control-plane pod runs: its image tag, else the sandbox's default.
+fn version_of(shared: &Shared, sp: &StaticPod) -> KubeVersion {
+    sp.image_tag()
+        .and_then(|t| KubeVersion::parse(t).ok())
+        .unwrap_or_else(|| shared.default_version.clone())
+}
+
 async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
     sp.mounts.prepare()?;
-    let version = sp
-        .image_tag()
-        .and_then(|t| KubeVersion::parse(t).ok())
-        .unwrap_or_else(|| shared.default_version.clone());
+    let version = version_of(shared, sp);
     let resolver: Arc<dyn PathResolver> = Arc::new(sp.mounts.clone());
     let v = version.git_version.trim_start_matches('v').to_string();
     match ApiServer::start(&sp.command, resolver, shared.faults.clone(), &v).await {

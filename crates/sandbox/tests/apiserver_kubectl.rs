@@ -158,3 +158,83 @@ async fn tutorial_commands() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_name_immutable_dry_run_and_managed_fields() {
+    let c = Cluster::start("1.32", &[]).await;
+    let admin = c.admin();
+    let gen_ = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"generateName":"tok-"},"stringData":{"a":"b"}}"#;
+    let out = kubectl(&admin, &["create", "-f", "-", "-o", "name"], Some(gen_)).await;
+    let name = out.ok().trim().to_string();
+    assert!(
+        name.starts_with("secret/tok-") && name.len() == "secret/tok-".len() + 5,
+        "{name}"
+    );
+    // stringData was merged into data and never stored.
+    let v: serde_json::Value = serde_json::from_str(
+        kubectl(&admin, &["get", &name, "-o", "json"], None)
+            .await
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(v["data"]["a"], "Yg==");
+    assert!(v.get("stringData").is_none());
+    assert_eq!(v["type"], "Opaque");
+    assert!(v["metadata"]["uid"].as_str().unwrap().len() == 36);
+
+    // managedFields as kubectl create leaves them (shown with --show-managed-fields).
+    kubectl(
+        &admin,
+        &["create", "secret", "generic", "mf", "--from-literal=k=v"],
+        None,
+    )
+    .await
+    .ok();
+    let y = kubectl(
+        &admin,
+        &["get", "secret", "mf", "-o", "yaml", "--show-managed-fields"],
+        None,
+    )
+    .await;
+    let y = y.ok();
+    assert!(y.contains("manager: kubectl-create"), "{y}");
+    assert!(y.contains("operation: Update"), "{y}");
+    assert!(
+        y.contains("f:data:\n        .: {}\n        f:k: {}\n      f:type: {}"),
+        "{y}"
+    );
+
+    // Immutable secrets refuse data changes with the apiserver's validation message.
+    let imm = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"imm"},"immutable":true,"data":{"k":"dg=="}}"#;
+    kubectl(&admin, &["create", "-f", "-"], Some(imm))
+        .await
+        .ok();
+    let changed = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"imm"},"immutable":true,"data":{"k":"dzI="}}"#;
+    let out = kubectl(&admin, &["replace", "-f", "-"], Some(changed)).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
+        "{}",
+        out.stderr
+    );
+
+    // dryRun=All writes nothing.
+    let out = kubectl(
+        &admin,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "dry",
+            "--from-literal=a=b",
+            "--dry-run=server",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.ok().trim(), "secret/dry created (server dry run)");
+    assert!(c.etcd.keys("/registry/secrets/default/dry").is_empty());
+    // Invalid names.
+    let out = kubectl(&admin, &["create", "ns", "Bad_NS"], None).await;
+    assert!(out.stderr.contains("The Namespace \"Bad_NS\" is invalid: metadata.name: Invalid value: \"Bad_NS\": a lowercase RFC 1123 label must consist of"), "{}", out.stderr);
+}

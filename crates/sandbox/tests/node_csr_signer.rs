@@ -10,7 +10,7 @@ use atrest_sandbox::k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
     CertificateSigningRequestStatus,
 };
-use atrest_sandbox::k8s_openapi::api::core::v1::Pod;
+use atrest_sandbox::k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use atrest_sandbox::kube::api::{Api, ObjectMeta, PostParams};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 use openssl::asn1::Asn1Time;
@@ -123,6 +123,29 @@ async fn csr_signer_like_kube_controller_manager() {
     let client = sb.kube_client(&sb.kubeconfig()).await.unwrap();
     let api: Api<CertificateSigningRequest> = Api::all(client);
     let ca = X509::from_pem(&std::fs::read(sb.ca_cert()).unwrap()).unwrap();
+
+    // kubeadm's ClusterConfiguration was uploaded once the server came up.
+    let cms: Api<ConfigMap> = Api::namespaced(
+        sb.kube_client(&sb.kubeconfig()).await.unwrap(),
+        "kube-system",
+    );
+    let cc = cms
+        .get("kubeadm-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap()
+        .remove("ClusterConfiguration")
+        .unwrap();
+    assert!(
+        cc.contains("kind: ClusterConfiguration\nkubernetesVersion: v1.32.4\n"),
+        "{cc}"
+    );
+    assert!(
+        cc.contains("apiVersion: kubeadm.k8s.io/v1beta4\n")
+            && cc.contains("\n  local:\n    dataDir: /var/lib/etcd\n"),
+        "{cc}"
+    );
 
     // expirationSeconds 600: notBefore backdated 5 minutes, notAfter = now + 10m.
     let t0 = now();

@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
 
 /// A test key (32 bytes), not a secret.
-const KEY: &str = "YXRyZXN0LXJlZW5jcnlwdC1iZW5jaC1rZXktMzJieXRlcyE=";
+const KEY: &str = "YXRyZXN0LXJlZW5jcnlwdC10ZXN0LWtleS0zMmJ5dGU=";
 const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:aescbc:v1:key1:";
 
 struct Args {
@@ -33,6 +33,8 @@ struct Args {
     runs: usize,
     concurrency: usize,
     skip_pipeline: bool,
+    /// Use the binaries in this directory instead of building release ones (e.g. `target/debug` for a smoke run).
+    bin_dir: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Args> {
@@ -42,6 +44,7 @@ fn parse(args: &[String]) -> Result<Args> {
         runs: 3,
         concurrency: 16,
         skip_pipeline: false,
+        bin_dir: None,
     };
     let mut it = args.iter().skip_while(|s| *s == "reencrypt");
     while let Some(flag) = it.next() {
@@ -57,9 +60,10 @@ fn parse(args: &[String]) -> Result<Args> {
             "--runs" => a.runs = num("--runs")?,
             "--concurrency" => a.concurrency = num("--concurrency")?,
             "--skip-pipeline" => a.skip_pipeline = true,
+            "--bin-dir" => a.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?)),
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 50] [--runs 3] [--concurrency 16] [--skip-pipeline]"
+                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 50] [--runs 3] [--concurrency 16] [--skip-pipeline] [--bin-dir DIR]"
                 );
                 std::process::exit(0);
             }
@@ -177,26 +181,24 @@ fn env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
     let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "atrest-sandbox",
-            "-p",
-            "kubectl-reencrypt",
-        ])
-        .status()
-        .context("cannot run cargo build")?;
-    if !st.success() {
-        bail!("cargo build --release failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin_dir = target.join("release");
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(&cargo)
+                .current_dir(&root)
+                .args(["build", "--release", "-p", "atrest-sandbox", "-p", "kubectl-reencrypt"])
+                .status()
+                .context("cannot run cargo build")?;
+            if !st.success() {
+                bail!("cargo build --release failed");
+            }
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"))
+                .join("release")
+        }
+    };
     let dir = tempfile::Builder::new()
         .prefix("atrest-bench-reencrypt-")
         .tempdir()?;
@@ -248,6 +250,14 @@ pub fn run(args: &[String]) -> Result<()> {
         dir.path(),
     ));
     drop(sandbox);
+    if result.is_err() {
+        let log = std::fs::read_to_string(dir.path().join("sandbox.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        eprintln!("bench: last lines of the sandbox log:");
+        for l in tail.iter().rev() {
+            eprintln!("  {l}");
+        }
+    }
     result
 }
 
@@ -354,7 +364,18 @@ async fn seed(client: &kube::Client, args: &Args) -> Result<()> {
                 data: Some(BTreeMap::from([("value".to_string(), ByteString(value))])),
                 ..Default::default()
             };
-            let r = api.create(&PostParams::default(), &s).await;
+            // Transient connection errors (a new TLS connection refused mid-handshake) are retried.
+            let mut attempts = 0;
+            let r = loop {
+                match api.create(&PostParams::default(), &s).await {
+                    Err(kube::Error::Api(e)) => break Err(kube::Error::Api(e)),
+                    Err(_) if attempts < 20 => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    r => break r,
+                }
+            };
             drop(permit);
             r.map(|_| ())
         }));
@@ -394,15 +415,23 @@ async fn enable_encryption(
     if !done {
         bail!("no `- kube-apiserver` line in {}", manifest.display());
     }
-    std::fs::write(&manifest, out)?;
+    // Atomically (temp file + rename), so the kubelet never reads a half-written manifest.
+    let tmp = manifest.with_extension("yaml.bench-tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, &manifest)?;
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("no attempt");
     for attempt in 0.. {
         if Instant::now() > deadline {
-            bail!("the API server did not come back with encryption enabled within 120 s");
+            bail!("the API server did not come back with encryption enabled within 120 s (last: {last})");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let Ok(client) = kube_client(client_kubeconfig).await else {
-            continue;
+        let client = match kube_client(client_kubeconfig).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
         };
         let api: Api<Secret> = Api::namespaced(client, "default");
         let name = format!("probe-{attempt}");
@@ -413,9 +442,11 @@ async fn enable_encryption(
             },
             ..Default::default()
         };
-        if api.create(&PostParams::default(), &s).await.is_err() {
+        if let Err(e) = api.create(&PostParams::default(), &s).await {
+            last = e.to_string();
             continue;
         }
+        last = format!("{name} stored unencrypted");
         let v = etcd
             .get(format!("/registry/secrets/default/{name}"), None)
             .await?;

@@ -26,23 +26,37 @@ struct Args {
 }
 
 fn parse(args: &[String]) -> Result<Args> {
-    let mut a = Args { seconds: 3, concurrency: vec![1, 8, 32], kube_version: "1.32".into() };
+    let mut a = Args {
+        seconds: 3,
+        concurrency: vec![1, 8, 32],
+        kube_version: "1.32".into(),
+    };
     let mut it = args.iter().filter(|s| s.as_str() != "sandbox");
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--seconds" => a.seconds = value()?.parse().context("--seconds: a whole number of seconds")?,
+            "--seconds" => {
+                a.seconds = value()?
+                    .parse()
+                    .context("--seconds: a whole number of seconds")?
+            }
             "--concurrency" => {
                 a.concurrency = value()?
                     .split(',')
-                    .map(|c| c.trim().parse::<usize>().context("--concurrency: e.g. 1,8,32"))
+                    .map(|c| {
+                        c.trim()
+                            .parse::<usize>()
+                            .context("--concurrency: e.g. 1,8,32")
+                    })
                     .collect::<Result<_>>()?;
                 if a.concurrency.contains(&0) {
                     bail!("--concurrency: 0 workers measures nothing");
                 }
             }
             "--kube-version" => a.kube_version = value()?.clone(),
-            other => bail!("unknown argument {other:?}: use --seconds N, --concurrency 1,8,32, --kube-version 1.32"),
+            other => bail!(
+                "unknown argument {other:?}: use --seconds N, --concurrency 1,8,32, --kube-version 1.32"
+            ),
         }
     }
     Ok(a)
@@ -62,8 +76,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut opts = SandboxOptions::new(tmp.path().join("node"));
     opts.kube_version = args.kube_version.clone();
     let sb = Sandbox::up(opts).context("starting the sandbox")?;
-    sb.wait_ready(Duration::from_secs(120)).context("sandbox readiness")?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    sb.wait_ready(Duration::from_secs(120))
+        .context("sandbox readiness")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let window = Duration::from_secs(args.seconds);
     let mut rows: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
     rt.block_on(async {
@@ -82,26 +100,44 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
-    println!("sandbox PUT throughput vs raw etcd put ({}s per cell, ~1 KiB values, kube {})", args.seconds, args.kube_version);
-    println!("{:>11}  {:>14}  {:>14}  {:>7}", "concurrency", "sandbox PUT/s", "etcd put/s", "ratio");
+    println!(
+        "sandbox PUT throughput vs raw etcd put ({}s per cell, ~1 KiB values, kube {})",
+        args.seconds, args.kube_version
+    );
+    println!(
+        "{:>11}  {:>14}  {:>14}  {:>7}",
+        "concurrency", "sandbox PUT/s", "etcd put/s", "ratio"
+    );
     for (c, (put, raw)) in rows {
-        println!("{c:>11}  {put:>14.1}  {raw:>14.1}  {:>6.1}%", 100.0 * put / raw.max(f64::MIN_POSITIVE));
+        println!(
+            "{c:>11}  {put:>14.1}  {raw:>14.1}  {:>6.1}%",
+            100.0 * put / raw.max(f64::MIN_POSITIVE)
+        );
     }
     sb.shutdown();
     Ok(())
 }
 
-async fn sandbox_puts(clients: Vec<atrest_sandbox::kube::Client>, workers: usize, window: Duration) -> Result<f64> {
+async fn sandbox_puts(
+    clients: Vec<atrest_sandbox::kube::Client>,
+    workers: usize,
+    window: Duration,
+) -> Result<f64> {
     let api: Api<Secret> = Api::namespaced(clients[0].clone(), "default");
     let mut names = Vec::new();
     for w in 0..workers {
         let name = format!("bench-c{workers}-w{w}");
         let s = Secret {
-            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
             data: Some([("v".to_string(), ByteString(payload(w, 0)))].into()),
             ..Default::default()
         };
-        api.create(&PostParams::default(), &s).await.with_context(|| format!("create secret {name}"))?;
+        api.create(&PostParams::default(), &s)
+            .await
+            .with_context(|| format!("create secret {name}"))?;
         names.push(name);
     }
     let done = Arc::new(AtomicU64::new(0));
@@ -113,11 +149,25 @@ async fn sandbox_puts(clients: Vec<atrest_sandbox::kube::Client>, workers: usize
         tasks.push(tokio::spawn(async move {
             let mut cur = api.get(&name).await?;
             let mut n = 1;
+            let mut transport_errors = 0;
             while start.elapsed() < window {
                 cur.data = Some([("v".to_string(), ByteString(payload(w, n)))].into());
-                cur = api.replace(&name, &PostParams::default(), &cur).await.with_context(|| format!("PUT {name}"))?;
-                n += 1;
-                done.fetch_add(1, Ordering::Relaxed);
+                match api.replace(&name, &PostParams::default(), &cur).await {
+                    Ok(next) => {
+                        cur = next;
+                        n += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A failed new connection (not an API answer) is retried a few times; it is not counted.
+                    Err(e)
+                        if !matches!(e, atrest_sandbox::kube::Error::Api(_))
+                            && transport_errors < 3 =>
+                    {
+                        transport_errors += 1;
+                        eprintln!("PUT {name}: {e}; retrying");
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("PUT {name}"))),
+                }
             }
             anyhow::Ok(())
         }));
@@ -128,7 +178,11 @@ async fn sandbox_puts(clients: Vec<atrest_sandbox::kube::Client>, workers: usize
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn etcd_puts(client: atrest_sandbox::etcd_client::Client, workers: usize, window: Duration) -> Result<f64> {
+async fn etcd_puts(
+    client: atrest_sandbox::etcd_client::Client,
+    workers: usize,
+    window: Duration,
+) -> Result<f64> {
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -139,7 +193,9 @@ async fn etcd_puts(client: atrest_sandbox::etcd_client::Client, workers: usize, 
             let key = format!("/bench/c{workers}-w{w}");
             let mut n = 0;
             while start.elapsed() < window {
-                kv.put(key.as_str(), payload(w, n), None).await.with_context(|| format!("etcd put {key}"))?;
+                kv.put(key.as_str(), payload(w, n), None)
+                    .await
+                    .with_context(|| format!("etcd put {key}"))?;
                 n += 1;
                 done.fetch_add(1, Ordering::Relaxed);
             }

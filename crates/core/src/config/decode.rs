@@ -65,14 +65,27 @@ fn parse_tree(text: &str, origin: &str) -> Result<Node, ConfigError> {
                 origin: origin.to_owned(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message: syntax_message(&e.to_string()),
             })
         }
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_owned()
+/// The parser's message, first line only, without its own position suffix, with a hint on what to do.
+fn syntax_message(s: &str) -> String {
+    let mut m = s.lines().next().unwrap_or("").trim().to_owned();
+    if let Some(i) = m.rfind(" at line ") {
+        m.truncate(i);
+    }
+    if let Some(rest) = m.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest);
+        return format!(
+            "duplicate field {key:?} (fix: keep only one {key:?} in this mapping; the apiserver's strict decoding rejects duplicates)"
+        );
+    }
+    format!(
+        "{m} (fix: correct the YAML at this position; check indentation, list dashes and quoting)"
+    )
 }
 
 struct Decoder {

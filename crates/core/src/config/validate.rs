@@ -466,7 +466,8 @@ impl std::fmt::Display for LintFinding {
 ///   `:`, which make the stored prefix ambiguous: a reader stops at the first matching name);
 /// - the same key secret must not be used by two keys of one provider type (rotation would not rotate);
 /// - kms v1 is deprecated and off by default since Kubernetes 1.29 (`KMSv1` feature gate);
-/// - `identity` first for a resource means new writes are NOT encrypted.
+/// - `identity` first, followed by encrypting providers, means new writes are NOT encrypted (an entry with
+///   identity alone is a deliberate opt-out and not reported).
 pub(super) fn lint(c: &EncryptionConfiguration) -> Vec<LintFinding> {
     let mut out = Vec::new();
     let mut push = |path: String, message: String| {
@@ -481,10 +482,11 @@ pub(super) fn lint(c: &EncryptionConfiguration) -> Vec<LintFinding> {
         if matches!(
             conf.providers.first(),
             Some(ProviderConfiguration::Identity)
-        ) {
+        ) && conf.providers.len() > 1
+        {
             push(
                 format!("resources[{i}].providers[0]"),
-                "identity is the first provider: new writes of these resources are stored in plaintext; move an encrypting provider first".into(),
+                "identity is the first provider: new writes of these resources are stored in plaintext although encrypting providers follow; move an encrypting provider first".into(),
             );
         }
         let mut secrets_by_kind: HashMap<&'static str, Vec<(String, Vec<u8>)>> = HashMap::new();

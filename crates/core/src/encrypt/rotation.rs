@@ -257,6 +257,9 @@ fn load_context(node: &Node) -> Result<(Manifest, EncryptionConfiguration)> {
     Ok((m, cfg))
 }
 
+/// How often a full run repeats rewrite + verify when the scan still finds objects on the old storage.
+const VERIFY_RETRIES: u32 = 2;
+
 /// Runs `rotate` (all remaining phases, or `opts.phase`). Returns the state after the run (`done` lists
 /// every phase completed; the phase file is removed when the rotation finished).
 pub async fn rotate(
@@ -393,7 +396,34 @@ async fn run_operation(
     };
     for phase in phases {
         progress(&format!("phase {}", phase.as_str()));
-        run_phase(node, client, &mut cfg, &state, phase, opts, progress).await?;
+        let mut result = run_phase(node, client, &mut cfg, &state, phase, opts, progress).await;
+        // A full run re-does the rewrite when the scan still finds objects (written meanwhile through a server
+        // that had not switched yet); both phases are idempotent. With --phase the admin decides.
+        let mut retries = 0;
+        while phase == RotationPhase::Verify
+            && opts.phase.is_none()
+            && retries < VERIFY_RETRIES
+            && matches!(result, Err(EncryptError::Phase(_)))
+        {
+            retries += 1;
+            if let Err(e) = &result {
+                progress(&format!(
+                    "{e}; rewriting again ({retries}/{VERIFY_RETRIES})"
+                ));
+            }
+            run_phase(
+                node,
+                client,
+                &mut cfg,
+                &state,
+                RotationPhase::Rewrite,
+                opts,
+                progress,
+            )
+            .await?;
+            result = run_phase(node, client, &mut cfg, &state, phase, opts, progress).await;
+        }
+        result?;
         if !state.done.contains(&phase) {
             state.done.push(phase);
         }
@@ -580,5 +610,64 @@ async fn run_phase(
             ));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KeysConfiguration, ResourceConfiguration};
+
+    #[test]
+    fn key_names_and_phase_order() {
+        let cfg = EncryptionConfiguration {
+            resources: vec![ResourceConfiguration {
+                resources: vec!["secrets".into()],
+                providers: vec![
+                    ProviderConfiguration::Secretbox(KeysConfiguration {
+                        keys: vec![
+                            Key::generate("key3", ProviderKind::Secretbox).unwrap(),
+                            Key::generate("old", ProviderKind::Secretbox).unwrap(),
+                        ],
+                    }),
+                    ProviderConfiguration::Identity,
+                ],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(next_key_name(&cfg), "key4");
+        let mut st = RotationState {
+            operation: Operation::Rotate,
+            provider: "secretbox".into(),
+            old_keys: vec!["key3".into()],
+            new_key: Some("key4".into()),
+            done: vec![],
+        };
+        assert_eq!(st.next(), Some(RotationPhase::AddKey));
+        st.done = vec![RotationPhase::AddKey, RotationPhase::Promote];
+        assert_eq!(st.next(), Some(RotationPhase::Rewrite));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enc.yaml.rotation");
+        st.save(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(RotationState::load(&path).unwrap(), Some(st));
+        assert_eq!(
+            Operation::Disable.phases().last(),
+            Some(&RotationPhase::RemoveFlag)
+        );
+        assert!(
+            rewrite_names(&EncryptionConfiguration {
+                resources: vec![ResourceConfiguration {
+                    resources: vec!["*.*".into()],
+                    providers: vec![ProviderConfiguration::Identity]
+                }],
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

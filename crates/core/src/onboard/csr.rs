@@ -69,7 +69,14 @@ pub async fn create(
     let created = api.create(&pp, &csr).await.map_err(|e| {
         let err = OnboardError::api("create CertificateSigningRequest", e);
         match (dry_run, err) {
-            (true, OnboardError::Api { message, .. }) => OnboardError::DryRunRefused {
+            (
+                true,
+                OnboardError::Api {
+                    message,
+                    code: Some(_),
+                    ..
+                },
+            ) => OnboardError::DryRunRefused {
                 object: format!("CertificateSigningRequest for {user}"),
                 message,
             },

@@ -275,7 +275,14 @@ pub async fn apply(client: &kube::Client, plan: &Plan, dry_run: bool) -> Result<
         move |e: kube::Error| {
             let err = OnboardError::api(what.clone(), e);
             match (dry_run, err) {
-                (true, OnboardError::Api { message, .. }) => OnboardError::DryRunRefused {
+                (
+                    true,
+                    OnboardError::Api {
+                        message,
+                        code: Some(_),
+                        ..
+                    },
+                ) => OnboardError::DryRunRefused {
                     object: what,
                     message,
                 },

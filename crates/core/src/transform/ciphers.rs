@@ -70,11 +70,12 @@ impl AesBlock {
             AesBlock::A256(c) => c.encrypt_block(b),
         }
     }
-    fn decrypt(&self, b: &mut aes::Block) {
+    /// Decrypts many blocks in place (AES-NI pipelines several blocks at once).
+    fn decrypt_blocks(&self, blocks: &mut [aes::Block]) {
         match self {
-            AesBlock::A128(c) => c.decrypt_block(b),
-            AesBlock::A192(c) => c.decrypt_block(b),
-            AesBlock::A256(c) => c.decrypt_block(b),
+            AesBlock::A128(c) => c.decrypt_blocks(blocks),
+            AesBlock::A192(c) => c.decrypt_blocks(blocks),
+            AesBlock::A256(c) => c.decrypt_blocks(blocks),
         }
     }
 }
@@ -132,17 +133,15 @@ impl Transformer for AescbcTransformer {
         if body.len() % BLOCK != 0 {
             return Err(cipher_err("invalid block size"));
         }
-        let mut out = Vec::with_capacity(body.len());
-        let mut prev = [0u8; BLOCK];
-        prev.copy_from_slice(iv);
-        for chunk in body.chunks_exact(BLOCK) {
-            let mut b = aes::Block::default();
-            b.copy_from_slice(chunk);
-            self.block.decrypt(&mut b);
-            for i in 0..BLOCK {
-                out.push(b[i] ^ prev[i]);
-            }
-            prev.copy_from_slice(chunk);
+        // CBC decryption: P[i] = D(C[i]) ^ C[i-1] (C[-1] = IV). The block decryptions are independent, so
+        // decrypt them all at once, then XOR with the previous ciphertext block.
+        let mut out = body.to_vec();
+        let (blocks, rest) =
+            aes::cipher::Array::<u8, aes::cipher::consts::U16>::slice_as_chunks_mut(&mut out);
+        debug_assert!(rest.is_empty());
+        self.block.decrypt_blocks(blocks);
+        for (i, b) in out.iter_mut().enumerate() {
+            *b ^= if i < BLOCK { iv[i] } else { body[i - BLOCK] };
         }
         let Some(&pad) = out.last() else {
             return Err(cipher_err(

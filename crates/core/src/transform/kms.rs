@@ -392,9 +392,19 @@ impl Transformer for KmsV2Transformer {
                 ),
             )
         })?;
+        // Cache by wrapped source + key ID (+ annotations), like upstream `generateCacheKey`.
+        let mut cache_key = obj.encrypted_dek_source.clone();
+        cache_key.extend_from_slice(&(obj.key_id.len() as u32).to_be_bytes());
+        cache_key.extend_from_slice(obj.key_id.as_bytes());
+        for (k, v) in &obj.annotations {
+            cache_key.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            cache_key.extend_from_slice(k.as_bytes());
+            cache_key.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            cache_key.extend_from_slice(v);
+        }
         let source = self
             .cache
-            .get_or_unwrap(&obj.encrypted_dek_source, || {
+            .get_or_unwrap(&cache_key, || {
                 service.decrypt(&EnvelopeDecryptRequest {
                     ciphertext: &obj.encrypted_dek_source,
                     key_id: &obj.key_id,
@@ -408,6 +418,9 @@ impl Transformer for KmsV2Transformer {
                     format!("failed to decrypt DEK source: {e}"),
                 )
             })?;
+        // Staleness as upstream `kmsv2/envelope.go` TransformFromStorage: stale when the key ID or the DEK source
+        // type differs from the current write state; the write state always uses the seed type (KDF on since 1.29,
+        // gate removed in 1.32), so AES_GCM_KEY data is always stale.
         let result = if obj.encrypted_dek_source_type == HKDF_SHA256_XNONCE_AES_GCM_SEED {
             ExtendedNonceGcmTransformer::new(&source)
                 .and_then(|t| t.transform_from_storage(&obj.encrypted_data, ad))

@@ -30,7 +30,7 @@ pub(crate) enum PeerIdentity {
     /// A certificate that chains to `--client-ca-file` with clientAuth.
     User(UserInfo),
     /// A certificate that does not verify (wrong CA, expired, no clientAuth): the request is rejected with 401.
-    Invalid(#[allow(dead_code)] String),
+    Invalid(String),
 }
 
 /// Map a verified peer certificate to a user: CN → name, every O → group (in order), plus

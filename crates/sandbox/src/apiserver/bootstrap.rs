@@ -285,6 +285,67 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
             )],
         ),
         cluster_role(
+            "system:kube-controller-manager",
+            json!({}),
+            vec![
+                rule(
+                    &["", "events.k8s.io"],
+                    &["events"],
+                    &["create", "patch", "update"],
+                ),
+                rule(&["coordination.k8s.io"], &["leases"], &["create"]),
+                rule(&["coordination.k8s.io"], &["leases"], &["get", "update"]),
+                rule(&[""], &["secrets", "serviceaccounts"], &["create"]),
+                rule(&[""], &["secrets"], &["delete"]),
+                rule(
+                    &[""],
+                    &["configmaps", "namespaces", "secrets", "serviceaccounts"],
+                    &["get"],
+                ),
+                rule(&[""], &["secrets", "serviceaccounts"], &["update"]),
+                rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                    &["create"],
+                ),
+                rule(&["*"], &["*"], &["list", "watch"]),
+                rule(&[""], &["serviceaccounts/token"], &["create"]),
+            ],
+        ),
+        cluster_role(
+            "system:controller:certificate-controller",
+            json!({}),
+            vec![
+                rule(
+                    &["certificates.k8s.io"],
+                    &["certificatesigningrequests"],
+                    &["delete", "get", "list", "watch"],
+                ),
+                rule(
+                    &["certificates.k8s.io"],
+                    &[
+                        "certificatesigningrequests/approval",
+                        "certificatesigningrequests/status",
+                    ],
+                    &["update"],
+                ),
+                json!({"verbs": ["approve"], "apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["kubernetes.io/kube-apiserver-client-kubelet"]}),
+                json!({"verbs": ["sign"], "apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": [
+                    "kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown"]}),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["", "events.k8s.io"],
+                    &["events"],
+                    &["create", "patch", "update"],
+                ),
+            ],
+        ),
+        cluster_role(
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             json!({}),
             vec![rule(
@@ -315,7 +376,33 @@ pub(crate) fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],
         ),
+        user_binding(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+        ),
+        {
+            // The sandbox's controller-manager runs its controllers under its own identity (the real one uses
+            // the controller's ServiceAccount with --use-service-account-credentials), so that user is bound too.
+            let mut b = user_binding(
+                "system:controller:certificate-controller",
+                "system:controller:certificate-controller",
+                "system:kube-controller-manager",
+            );
+            b["subjects"].as_array_mut().expect("subjects").insert(
+                0,
+                json!({"kind": "ServiceAccount", "name": "certificate-controller", "namespace": "kube-system"}),
+            );
+            b
+        },
     ]
+}
+
+fn user_binding(name: &str, role: &str, user: &str) -> Value {
+    let mut b = binding(name, role, &[]);
+    b["subjects"] =
+        json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]);
+    b
 }
 
 fn namespace(name: &str) -> Value {
@@ -338,6 +425,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), ApiError> {
     let ns = resources::lookup("", "v1", "namespaces").expect("namespaces");
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         store.create_if_absent(ns, "", n, &namespace(n)).await?;
+        super::strategy::ensure_default_service_account(store, n).await?;
     }
     let cr =
         resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");

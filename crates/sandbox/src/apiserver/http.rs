@@ -142,6 +142,7 @@ pub(crate) async fn start(
         prefix: opts.etcd_prefix.clone(),
         media: StorageMedia::from_flag(&opts.storage_media_type),
         transformer: std::sync::RwLock::new(Arc::new(Identity)),
+        rbac_generation: std::sync::atomic::AtomicU64::new(0),
     });
     let mut tasks = Vec::new();
     if let Some(cfg) = &opts.encryption_provider_config {
@@ -168,7 +169,9 @@ pub(crate) async fn start(
     );
     let authz = Authorizer {
         store: store.clone(),
+        cache: Default::default(),
         rbac: opts.rbac(),
+        node: opts.authorization_modes.iter().any(|m| m == "Node"),
     };
     let server = Arc::new(Server {
         opts,

@@ -218,10 +218,86 @@ struct Applied {
     rules: Vec<PolicyRule>,
 }
 
+/// A cached list and the RBAC generation it was read at.
+pub(crate) type CachedList = (u64, Arc<Vec<Value>>);
+
 /// The authorizer chain: privileged groups, then RBAC (when enabled), else AlwaysAllow.
 pub(crate) struct Authorizer {
     pub store: Arc<Store>,
+    /// RBAC objects by `resource/namespace`, valid while the store's RBAC generation is unchanged.
+    pub cache: std::sync::Mutex<std::collections::HashMap<String, CachedList>>,
     pub rbac: bool,
+    /// `--authorization-mode` contains `Node`.
+    pub node: bool,
+}
+
+/// A kubelet identity: `system:node:<name>` in group `system:nodes`.
+fn is_node(u: &UserInfo) -> bool {
+    u.name.starts_with("system:node:") && u.groups.iter().any(|g| g == "system:nodes")
+}
+
+/// What the Node authorizer grants a kubelet (`bootstrappolicy.NodeRules()`, used by
+/// `plugin/pkg/auth/authorizer/node`). The per-object graph limits (only pods bound to the node, only
+/// their secrets/configmaps) are not modelled: a node may read any of those.
+fn node_rules() -> Vec<PolicyRule> {
+    let r = |groups: &[&str], res: &[&str], verbs: &[&str]| PolicyRule {
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        api_groups: groups.iter().map(|s| s.to_string()).collect(),
+        resources: res.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    vec![
+        r(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+        r(
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews", "localsubjectaccessreviews"],
+            &["create"],
+        ),
+        r(&[""], &["services"], &["get", "list", "watch"]),
+        r(&[""], &["nodes"], &["create", "get", "list", "watch"]),
+        r(&[""], &["nodes/status"], &["patch", "update"]),
+        r(&[""], &["nodes"], &["patch", "update"]),
+        r(
+            &["", "events.k8s.io"],
+            &["events"],
+            &["create", "patch", "update"],
+        ),
+        r(&[""], &["pods"], &["get", "list", "watch"]),
+        r(&[""], &["pods"], &["create", "delete"]),
+        r(&[""], &["pods/status"], &["patch", "update"]),
+        r(&[""], &["pods/eviction"], &["create"]),
+        r(
+            &[""],
+            &[
+                "secrets",
+                "configmaps",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ],
+            &["get"],
+        ),
+        r(&[""], &["endpoints"], &["get"]),
+        r(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+            &["create", "get", "list", "watch"],
+        ),
+        r(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &["get", "create", "update", "patch", "delete"],
+        ),
+        r(
+            &["storage.k8s.io"],
+            &["volumeattachments", "csidrivers"],
+            &["get", "list", "watch"],
+        ),
+        r(
+            &["node.k8s.io"],
+            &["runtimeclasses"],
+            &["get", "list", "watch"],
+        ),
+    ]
 }
 
 /// Subject match (`appliesToUser`).
@@ -255,6 +331,9 @@ impl Authorizer {
             return Ok((Decision::Allow, String::new()));
         }
         if !self.rbac {
+            return Ok((Decision::Allow, String::new()));
+        }
+        if self.node && is_node(&a.user) && node_rules().iter().any(|r| rule_allows(a, r)) {
             return Ok((Decision::Allow, String::new()));
         }
         let (applied, errors) = self.applied(&a.user, &a.namespace).await?;
@@ -301,17 +380,41 @@ impl Authorizer {
         Ok((rules, errors))
     }
 
-    async fn list_all(&self, resource: &str, ns: Option<&str>) -> Result<Vec<Value>, ApiError> {
+    async fn list_all(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> Result<Arc<Vec<Value>>, ApiError> {
+        let key = format!("{resource}/{}", ns.unwrap_or(""));
+        let generation = self
+            .store
+            .rbac_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((g, v)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && *g == generation
+        {
+            return Ok(v.clone());
+        }
         let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
             .ok_or_else(|| ApiError::internal("rbac"))?;
-        Ok(self
+        let items: Vec<Value> = self
             .store
             .list(def, ns, 0, None)
             .await?
             .items
             .into_iter()
             .map(|s| s.obj)
-            .collect())
+            .collect();
+        let items = Arc::new(items);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (generation, items.clone()));
+        Ok(items)
     }
 
     async fn applied(
@@ -324,7 +427,7 @@ impl Authorizer {
         let crbs = self.list_all("clusterrolebindings", None).await?;
         let clusterroles = self.list_all("clusterroles", None).await?;
         let find_cr = |name: &str| clusterroles.iter().find(|r| r["metadata"]["name"] == name);
-        for b in &crbs {
+        for b in crbs.iter() {
             let Some(subjects) = b["subjects"].as_array() else {
                 continue;
             };
@@ -353,11 +456,11 @@ impl Authorizer {
         if !ns.is_empty() {
             let rbs = self.list_all("rolebindings", Some(ns)).await?;
             let roles = if rbs.is_empty() {
-                vec![]
+                Arc::new(vec![])
             } else {
                 self.list_all("roles", Some(ns)).await?
             };
-            for b in &rbs {
+            for b in rbs.iter() {
                 let Some(subjects) = b["subjects"].as_array() else {
                     continue;
                 };

@@ -106,11 +106,7 @@ async fn get(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError>
             &table::table(def, &[s.obj], &s.rev.to_string(), None, None),
         ));
     }
-    let mut obj = with_type(def, &s.obj);
-    if def.resource == "certificatesigningrequests" && ctx.info.subresource.is_empty() {
-        obj = obj.clone();
-    }
-    Ok(json_response(200, &obj))
+    Ok(json_response(200, &with_type(def, &s.obj)))
 }
 
 /// Label selector terms: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`.
@@ -412,6 +408,9 @@ async fn create(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
     }
     let stored = ctx.server.store.create(def, &url_ns, &name, &obj).await?;
     strategy::after_write(ctx, def).await?;
+    if def.resource == "namespaces" {
+        strategy::ensure_default_service_account(&ctx.server.store, &name).await?;
+    }
     Ok(json_response(201, &with_type(def, &stored.obj)))
 }
 

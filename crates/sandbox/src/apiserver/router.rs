@@ -73,7 +73,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() + 1 && i + 2 <= b.len() - 1 + 1 => {
+            b'%' => {
                 let hex = s
                     .get(i + 1..i + 3)
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
@@ -195,7 +195,11 @@ async fn route_inner(
     let caller: UserInfo = match &*identity {
         PeerIdentity::User(u) => u.clone(),
         PeerIdentity::None if server.opts.anonymous_auth => anonymous(),
-        PeerIdentity::None | PeerIdentity::Invalid(_) => return Err(ApiError::unauthorized()),
+        PeerIdentity::Invalid(why) => {
+            tracing::debug!("x509 client certificate rejected: {why}");
+            return Err(ApiError::unauthorized());
+        }
+        PeerIdentity::None => return Err(ApiError::unauthorized()),
     };
     let user = impersonation::impersonate(caller, &parts.headers, &server.authz).await?;
     let query = parse_query(parts.uri.query());

@@ -74,6 +74,8 @@ pub(crate) struct Store {
     pub prefix: String,
     pub media: StorageMedia,
     pub transformer: RwLock<Arc<dyn ValueTransformer>>,
+    /// Bumped on every write to an RBAC object through this store (invalidates the authorizer's cache).
+    pub rbac_generation: std::sync::atomic::AtomicU64,
 }
 
 /// The message of the 410 for an expired continue token (apiserver `pkg/storage/errors.go`
@@ -99,6 +101,13 @@ impl Store {
         match ns {
             Some(ns) if def.namespaced => format!("{}/{}/{}/", self.prefix, def.etcd_segment(), ns),
             _ => format!("{}/{}/", self.prefix, def.etcd_segment()),
+        }
+    }
+
+    fn wrote(&self, def: &ResourceDef) {
+        if def.group == "rbac.authorization.k8s.io" {
+            self.rbac_generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -262,6 +271,7 @@ impl Store {
         if !resp.succeeded() {
             return Err(ApiError::already_exists(def.group, def.resource, name));
         }
+        self.wrote(def);
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
         let mut out = decode_storage(&data).map_err(ApiError::internal)?;
         set_rv(&mut out, rev);
@@ -308,6 +318,7 @@ impl Store {
             let mut c = self.etcd.clone();
             let resp = c.txn(txn).await.map_err(etcd_err)?;
             if resp.succeeded() {
+                self.wrote(def);
                 let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
                 let mut out = decode_storage(&data).map_err(ApiError::internal)?;
                 set_rv(&mut out, rev);
@@ -359,6 +370,7 @@ impl Store {
             let mut c = self.etcd.clone();
             let resp = c.txn(txn).await.map_err(etcd_err)?;
             if resp.succeeded() {
+                self.wrote(def);
                 return Ok(cur);
             }
         }

@@ -814,6 +814,17 @@ fn selector_matches(sel: &Value, labels: &Value) -> bool {
 /// An aggregated ClusterRole's rules are the union of the rules of every ClusterRole its selectors match
 /// (`pkg/controller/clusterroleaggregation`); recomputed synchronously after every ClusterRole write.
 pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiError> {
+    // Aggregated roles can aggregate other aggregated roles (admin ← edit ← view): repeat until stable.
+    for _ in 0..8 {
+        if !reaggregate_pass(store).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One pass of the aggregation controller; true when something changed.
+async fn reaggregate_pass(store: &super::store::Store) -> Result<bool, ApiError> {
     let def =
         resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
     let all: Vec<Value> = store
@@ -823,6 +834,7 @@ pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiEr
         .into_iter()
         .map(|s| s.obj)
         .collect();
+    let mut changed = false;
     for role in all
         .iter()
         .filter(|r| r["aggregationRule"]["clusterRoleSelectors"].is_array())
@@ -853,9 +865,8 @@ pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiEr
             }
         }
         let new_rules = Value::Array(rules);
-        if role["rules"] == new_rules
-            || (role.get("rules").is_none() && new_rules.as_array().is_some_and(|a| a.is_empty()))
-        {
+        let current = role.get("rules").cloned().unwrap_or(Value::Array(vec![]));
+        if current == new_rules {
             continue;
         }
         let name = role["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -867,11 +878,12 @@ pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiEr
             })
             .await;
         match res {
-            Ok(_) | Err(ApiError { code: 404, .. }) => {}
+            Ok(_) => changed = true,
+            Err(ApiError { code: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Controllers that react to a write (clusterrole aggregation).
@@ -880,4 +892,21 @@ pub(crate) async fn after_write(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<(), 
         reaggregate(&ctx.server.store).await?;
     }
     Ok(())
+}
+
+/// The serviceaccounts controller: every namespace gets a `default` ServiceAccount.
+pub(crate) async fn ensure_default_service_account(
+    store: &super::store::Store,
+    ns: &str,
+) -> Result<(), ApiError> {
+    let def = resources::lookup("", "v1", "serviceaccounts").expect("serviceaccounts");
+    let sa = json!({
+        "kind": "ServiceAccount",
+        "apiVersion": "v1",
+        "metadata": {"name": "default", "namespace": ns, "uid": super::codec::new_uid(), "creationTimestamp": now_rfc3339()},
+    });
+    store
+        .create_if_absent(def, ns, "default", &sa)
+        .await
+        .map(|_| ())
 }
