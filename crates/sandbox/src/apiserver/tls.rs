@@ -29,6 +29,10 @@ pub(crate) struct TlsFiles {
 pub(crate) fn acceptor(files: &TlsFiles) -> Result<SslAcceptor, StartError> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
         .map_err(|e| StartError::Config(format!("creating TLS context: {e}")))?;
+    // A server that asks for client certificates must name a session id context, or OpenSSL refuses every
+    // resumed session ("tlsv1 alert internal error") when a client reuses one on a new connection.
+    b.set_session_id_context(b"atrest-sandbox")
+        .map_err(|e| StartError::Config(format!("creating TLS context: {e}")))?;
     let (chain, key) = match (&files.cert_pem, &files.key_pem) {
         (Some((cn, cert)), Some((kn, key))) => {
             let chain = X509::stack_from_pem(cert).map_err(|e| {

@@ -60,7 +60,9 @@ fn parse(args: &[String]) -> Result<Args> {
             "--runs" => a.runs = num("--runs")?,
             "--concurrency" => a.concurrency = num("--concurrency")?,
             "--skip-pipeline" => a.skip_pipeline = true,
-            "--bin-dir" => a.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?)),
+            "--bin-dir" => {
+                a.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?))
+            }
             "-h" | "--help" => {
                 println!(
                     "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 50] [--runs 3] [--concurrency 16] [--skip-pipeline] [--bin-dir DIR]"
@@ -187,7 +189,14 @@ pub fn run(args: &[String]) -> Result<()> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let st = Command::new(&cargo)
                 .current_dir(&root)
-                .args(["build", "--release", "-p", "atrest-sandbox", "-p", "kubectl-reencrypt"])
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "atrest-sandbox",
+                    "-p",
+                    "kubectl-reencrypt",
+                ])
                 .status()
                 .context("cannot run cargo build")?;
             if !st.success() {
@@ -423,7 +432,9 @@ async fn enable_encryption(
     let mut last = String::from("no attempt");
     for attempt in 0.. {
         if Instant::now() > deadline {
-            bail!("the API server did not come back with encryption enabled within 120 s (last: {last})");
+            bail!(
+                "the API server did not come back with encryption enabled within 120 s (last: {last})"
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         let client = match kube_client(client_kubeconfig).await {
