@@ -14,6 +14,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  demo [--keep]         walk the seed tutorial with atrest's verbs on a throwaway sandbox (real etcd, our API
+                        server, the real kubectl); --keep leaves the sandbox running until Ctrl-C
   test [ARGS...]        install what the tests need (etcd-server, etcd-client, protobuf-compiler, openssl,
                         kubectl) when missing, build the plugins, run every test of the workspace (nextest);
                         ARGS go to `cargo nextest run`
@@ -40,6 +42,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
     };
     match task.as_str() {
         "test" => test(rest),
+        "demo" => demo(rest),
         "deps" => {
             deps::ensure_all()?;
             Ok(ExitCode::SUCCESS)
@@ -109,6 +112,26 @@ fn test(rest: &[String]) -> Result<ExitCode> {
         .args(rest)
         .status()
         .context("could not run cargo test")?;
+    Ok(exit_code(st))
+}
+
+fn demo(rest: &[String]) -> Result<ExitCode> {
+    deps::ensure_all()?;
+    status(cargo().args(["build", "--quiet", "--workspace", "--bins", "--locked"]))?;
+    let st = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "atrest-e2e",
+            "--bin",
+            "atrest-demo",
+            "--",
+        ])
+        .args(rest)
+        .status()
+        .context("could not run the demo")?;
     Ok(exit_code(st))
 }
 
