@@ -253,6 +253,23 @@ impl Bed {
         cmd
     }
 
+    /// `--verify` with the sandbox's etcd (kubeadm's certificate paths under its root) and encryption config.
+    fn verify_flags(&self) -> Vec<String> {
+        vec![
+            "--verify".into(),
+            "--root".into(),
+            self.sb.root().display().to_string(),
+            "--endpoints".into(),
+            self.sb.etcd_endpoint().to_string(),
+            "--encryption-config".into(),
+            self.sb
+                .root()
+                .join("etc/kubernetes/pki/atrest-enc.yaml")
+                .display()
+                .to_string(),
+        ]
+    }
+
     /// Namespaces the state file records as done: (all, test namespaces `team-*`).
     fn done_namespaces(&self) -> (usize, usize) {
         let Ok(text) = std::fs::read_to_string(self.state_file()) else {
@@ -354,15 +371,18 @@ fn rewrites_every_namespace_then_nothing_through_kubectl() {
     let bed = bed(4, 25);
     let before = bed.resource_versions();
 
-    // Dry run: counts, writes nothing.
+    // Dry run: counts, writes nothing; with --verify, etcd tells how many a run would rewrite.
     let out = bed
         .plugin()
         .args(["--dry-run", "-o", "json"])
+        .args(bed.verify_flags())
         .output()
         .unwrap();
     assert_exit(&out, 0);
     let r = report(&out);
     assert!(totals(&r, "listed") >= 100, "{r}");
+    assert_eq!(r["verify"]["totals"]["stale"], 100, "{r}");
+    assert_eq!(r["verify"]["totals"]["plaintext"], 100, "{r}");
     assert_eq!(totals(&r, "rewritten"), 0);
     assert_eq!(bed.resource_versions(), before, "a dry run writes nothing");
     assert_eq!(bed.storage().get("plaintext").copied(), Some(100));
@@ -404,9 +424,19 @@ fn rewrites_every_namespace_then_nothing_through_kubectl() {
         "every stale secret got a new resourceVersion"
     );
 
-    // Second run: nothing is stale any more.
-    let out = bed.plugin().args(["-A"]).output().unwrap();
+    // Second run: nothing is stale any more; etcd agrees (--verify exits 2 otherwise).
+    let out = bed
+        .plugin()
+        .args(["-A"])
+        .args(bed.verify_flags())
+        .output()
+        .unwrap();
     assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CURRENT KEY") && text.contains("STALE"),
+        "{text}"
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("NAMESPACE") && table.contains("REWRITTEN") && table.contains("team-03"),

@@ -2,6 +2,8 @@
 //!
 //! A thin front over [`atrest_core::reencrypt`]: flags, progress, the final table, exit codes.
 
+mod verify;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,6 +92,8 @@ struct Cli {
     verbose: u8,
     #[command(flatten)]
     kube: ConfigFlags,
+    #[command(flatten)]
+    verify: verify::VerifyArgs,
 }
 
 fn main() -> ExitCode {
@@ -135,12 +139,14 @@ fn main() -> ExitCode {
 }
 
 /// The resource names of an EncryptionConfiguration file (loaded and validated like kube-apiserver does).
-fn config_resource_names(path: &Path) -> Result<Vec<String>> {
-    let cfg = atrest_core::config::load(path)?;
+fn config_resource_names(
+    path: &Path,
+    cfg: &atrest_core::config::EncryptionConfiguration,
+) -> Result<Vec<String>> {
     let names: Vec<String> = cfg
         .resources
-        .into_iter()
-        .flat_map(|r| r.resources)
+        .iter()
+        .flat_map(|r| r.resources.iter().cloned())
         .collect();
     if names.is_empty() {
         bail!(
@@ -217,12 +223,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         cli.kube.namespace.clone()
     };
+    let enc_config = match &cli.encryption_config {
+        Some(p) => Some(atrest_core::config::load(p)?),
+        None => None,
+    };
     let targets: Vec<Target> = if cli.all_encrypted {
         let path = cli
             .encryption_config
             .as_deref()
             .expect("clap requires --encryption-config");
-        let names = config_resource_names(path)?;
+        let names = config_resource_names(path, enc_config.as_ref().expect("loaded above"))?;
         let discovered = reencrypt::Discovered::fetch(&client).await?;
         let (targets, missing) = discovered.expand_config_resources(&names);
         for m in missing {
@@ -354,6 +364,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
     });
 
+    let ns_for_verify = options.namespace.clone();
     let report = reencrypt::run(&client, &targets, options, cancel_rx, observer).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -361,11 +372,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(l) = lines {
         l.abort();
     }
+    let verification = if cli.verify.verify && !report.interrupted {
+        Some(
+            verify::verify(
+                &cli.verify,
+                &targets,
+                ns_for_verify.as_deref(),
+                enc_config.as_ref(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     if cli.output == "json" {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let (Some(obj), Some(ver)) = (v.as_object_mut(), &verification) {
+            obj.insert("verify".into(), serde_json::to_value(ver)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_table(&report, targets.len() > 1);
+        if let Some(ver) = &verification {
+            verify::print(ver, targets.len() > 1);
+        }
     }
     for f in report.failures.iter().take(20) {
         let what = if f.name.is_empty() {
@@ -393,11 +424,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     if report.dry_run {
+        match &verification {
+            Some(v) => eprintln!(
+                "dry run: {} objects would be sent back; etcd shows {} stored in plaintext or on an old key: \
+                 those are the ones the API server would rewrite",
+                report.totals.listed, v.totals.stale
+            ),
+            None => eprintln!(
+                "dry run: {} objects would be sent back; the API server rewrites only those stored with an \
+                 old key or in plaintext (add --verify and the etcd flags to count them)",
+                report.totals.listed
+            ),
+        }
+    } else if let Some(v) = &verification
+        && v.problems() > 0
+    {
         eprintln!(
-            "dry run: {} objects would be sent back; the API server rewrites only those stored with an old key or \
-             in plaintext (`kubectl etcdcheck` shows which)",
-            report.totals.listed
+            "verify: {} objects are still stale in etcd (plaintext or an old key) and {} are unreadable",
+            v.totals.stale, v.totals.unreadable
         );
+        return Ok(ExitCode::from(2));
     }
     Ok(if report.has_failures() {
         ExitCode::from(2)
