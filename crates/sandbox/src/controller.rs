@@ -21,13 +21,11 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use openssl::pkey::{PKey, Private};
-use openssl::x509::X509;
 
 use crate::kubelet::Shared;
 use crate::layout::KubeVersion;
-use crate::pki::{self, KeyUsageName};
 use crate::pod::StaticPod;
+use atrest_core::pki::{Certificate, CertificateAuthority, CertificateRequest, Usage};
 
 /// The controller-manager configuration the sandbox honours, from its static pod's flags.
 #[derive(Debug, Clone)]
@@ -142,19 +140,17 @@ pub(crate) fn start(shared: Arc<Shared>, cfg: ControllerConfig) -> ControllerHan
 }
 
 struct Signer {
-    ca: X509,
-    key: PKey<Private>,
+    ca: CertificateAuthority,
     duration: Duration,
 }
 
-fn load_signer(cert: &PathBuf, key: &PathBuf, duration: Duration) -> Result<Signer, String> {
-    let c = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let k = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let ca = X509::from_pem(&c)
-        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
-    let key = PKey::private_key_from_pem(&k)
-        .map_err(|_| format!("{}: not a PEM private key", key.display()))?;
-    Ok(Signer { ca, key, duration })
+fn load_signer(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    duration: Duration,
+) -> Result<Signer, String> {
+    let ca = CertificateAuthority::load(cert, key).map_err(|e| e.to_string())?;
+    Ok(Signer { ca, duration })
 }
 
 const SIGNER_NAME: &str = "kubernetes.io/kube-apiserver-client";
@@ -212,20 +208,21 @@ fn condition_time(csr: &CertificateSigningRequest, t: &str) -> Option<Timestamp>
 }
 
 /// `validAPIServerClientUsages` of the upstream signer.
-pub fn validate_client_usages(usages: &[String]) -> Result<Vec<KeyUsageName>, String> {
+pub fn validate_client_usages(usages: &[String]) -> Result<Vec<Usage>, String> {
     let mut has_client_auth = false;
     let mut ku = Vec::new();
     for u in usages {
         match u.as_str() {
             "client auth" => has_client_auth = true,
-            "digital signature" => ku.push(KeyUsageName::DigitalSignature),
-            "key encipherment" => ku.push(KeyUsageName::KeyEncipherment),
+            "digital signature" => ku.push(Usage::DigitalSignature),
+            "key encipherment" => ku.push(Usage::KeyEncipherment),
             other => return Err(format!("invalid usage for client certificate: {other}")),
         }
     }
     if !has_client_auth {
         return Err("missing required usage for client certificate: client auth".into());
     }
+    ku.push(Usage::ClientAuth);
     Ok(ku)
 }
 
@@ -238,14 +235,7 @@ pub fn validity(
 ) -> (i64, i64) {
     const BACKDATE: i64 = 5 * 60;
     const SHORT: i64 = 8 * 3600;
-    let max = signing_duration.as_secs() as i64;
-    // signer.go `duration`: longer than the signing duration → capped; shorter than 10 minutes → 10 minutes.
-    let ttl = match expiration_seconds.map(i64::from) {
-        None => max,
-        Some(s) if s > max => max,
-        Some(s) if s < 600 => 600,
-        Some(s) => s,
-    };
+    let ttl = requested_ttl(expiration_seconds, signing_duration).as_secs() as i64;
     let not_before = now - BACKDATE;
     let not_after = if ttl < SHORT {
         now + ttl
@@ -253,6 +243,19 @@ pub fn validity(
         not_before + ttl
     };
     (not_before, not_after.min(ca_not_after))
+}
+
+/// signer.go `duration`: the requested `expirationSeconds`, capped at the signing duration and raised to the
+/// API's 10-minute minimum; the signing duration when none was requested.
+fn requested_ttl(expiration_seconds: Option<i32>, signing_duration: Duration) -> Duration {
+    let max = signing_duration.as_secs();
+    let secs = match expiration_seconds.map(|s| s.max(0) as u64) {
+        None => max,
+        Some(s) if s > max => max,
+        Some(s) if s < 600 => 600,
+        Some(s) => s,
+    };
+    Duration::from_secs(secs)
 }
 
 async fn sign_pending(client: &kube::Client, signer: &Signer) -> Result<(), kube::Error> {
@@ -315,23 +318,15 @@ enum SignError {
 }
 
 fn sign_one(csr: &CertificateSigningRequest, signer: &Signer) -> Result<Vec<u8>, SignError> {
-    let parsed = pki::parse_csr(&csr.spec.request.0)
+    let request = CertificateRequest::from_pem(&csr.spec.request.0, "spec.request")
         .map_err(|e| SignError::Other(format!("unable to parse csr: {e}")))?;
     let usages = validate_client_usages(csr.spec.usages.as_deref().unwrap_or_default())
         .map_err(SignError::Validation)?;
-    let ca_not_after =
-        pki::not_after_unix(&signer.ca).map_err(|e| SignError::Other(e.to_string()))?;
-    let now = pki::now_unix();
-    if ca_not_after < now {
-        return Err(SignError::Other("the signer has expired".into()));
-    }
-    let (nb, na) = validity(
-        now,
-        csr.spec.expiration_seconds,
-        signer.duration,
-        ca_not_after,
-    );
-    let cert = pki::sign_client_csr(&parsed, &signer.ca, &signer.key, nb, na, &usages)
+    // Backdating, the 8-hour rule and the cap at the CA's notAfter are core's (kube-controller-manager's rules).
+    let ttl = requested_ttl(csr.spec.expiration_seconds, signer.duration);
+    let cert = signer
+        .ca
+        .sign_csr(&request, ttl, &usages)
         .map_err(|e| SignError::Other(e.to_string()))?;
     cert.to_pem().map_err(|e| SignError::Other(e.to_string()))
 }
@@ -350,8 +345,8 @@ async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
             .status
             .as_ref()
             .and_then(|s| s.certificate.as_ref())
-            .and_then(|c| X509::from_pem(&c.0).ok())
-            .and_then(|c| pki::not_after_unix(&c).ok())
+            .and_then(|c| Certificate::from_pem(&c.0, "status.certificate").ok())
+            .and_then(|c| c.not_after().ok())
             .is_some_and(|na| na < now.as_second());
         let gc = expired
             || (has_condition(&csr, "Approved")

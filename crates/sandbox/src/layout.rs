@@ -16,18 +16,25 @@ use base64::Engine;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::fsutil::{write_private, write_public};
 use crate::pki::{self, CertSpec, PkiError};
+use atrest_core::fsutil::{self, FsError};
 
 /// Errors laying out the node.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    File(#[from] FsError),
     #[error("certificates: {0}")]
     Pki(#[from] PkiError),
     #[error("unsupported Kubernetes version {0:?}: use 1.27 … 1.33 (e.g. \"1.32\" or \"v1.32.4\")")]
     Version(String),
+}
+
+/// Certificates, public keys and manifests: 0644, written atomically.
+fn write_public(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    fsutil::write_with_mode(path, contents, 0o644)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
@@ -222,9 +229,9 @@ impl NodeLayout {
 
     fn write_pair(&self, name: &str, cert: &X509, key: &PKey<Private>) -> Result<(), LayoutError> {
         let crt = self.pki_dir().join(format!("{name}.crt"));
-        write_public(&crt, &cert.to_pem().map_err(PkiError::from)?).map_err(io_err(&crt))?;
+        write_public(&crt, &cert.to_pem().map_err(PkiError::from)?)?;
         let k = self.pki_dir().join(format!("{name}.key"));
-        write_private(&k, &pki::key_pem(key)?).map_err(io_err(&k))?;
+        fsutil::write_private(&k, &pki::key_pem(key)?)?;
         Ok(())
     }
 
@@ -319,9 +326,9 @@ impl NodeLayout {
         // Service account signing key pair: sa.key (RSA, PKCS#1) and sa.pub (PKIX).
         let sa = pki::new_key()?;
         let p = self.pki_dir().join("sa.key");
-        write_private(&p, &pki::key_pem(&sa)?).map_err(io_err(&p))?;
+        fsutil::write_private(&p, &pki::key_pem(&sa)?)?;
         let p = self.pki_dir().join("sa.pub");
-        write_public(&p, &pki::public_key_pem(&sa)?).map_err(io_err(&p))?;
+        write_public(&p, &pki::public_key_pem(&sa)?)?;
         Ok((ca, ca_key))
     }
 
@@ -376,7 +383,7 @@ impl NodeLayout {
                 &cert.to_pem().map_err(PkiError::from)?,
                 &pki::key_pem(&key)?,
             );
-            write_private(&path, text.as_bytes()).map_err(io_err(&path))?;
+            fsutil::write_private(&path, text.as_bytes())?;
         }
         Ok(())
     }
@@ -394,7 +401,7 @@ impl NodeLayout {
             ("kube-controller-manager", controller_manager_manifest(v)),
         ] {
             let p = self.manifest(name);
-            write_public(&p, text.as_bytes()).map_err(io_err(&p))?;
+            write_public(&p, text.as_bytes())?;
         }
         Ok(())
     }

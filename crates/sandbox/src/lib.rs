@@ -8,7 +8,6 @@
 pub mod apiserver;
 pub mod controller;
 pub mod etcd;
-mod fsutil;
 pub mod kubelet;
 pub mod layout;
 pub mod pki;

@@ -1,4 +1,4 @@
-//! The certificates a kubeadm control-plane node carries, and the CSR signing done by kube-controller-manager.
+//! The certificates a kubeadm control-plane node carries (the CSR signer uses `atrest_core::pki`).
 //!
 //! Private to the sandbox (core's `pki` serves the plugins). Validity follows kubeadm: CAs 10 years, leaves 1
 //! year (`cmd/kubeadm/app/constants/constants.go` `CACertificateValidityPeriod`, `CertificateValidityPeriod`).
@@ -19,7 +19,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder, X509Req};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
 
 /// Errors from key and certificate operations.
 #[derive(Debug, thiserror::Error)]
@@ -210,102 +210,6 @@ fn build_leaf(
     }
     b.sign(ca_key, MessageDigest::sha256())?;
     Ok(b.build())
-}
-
-/// The subject and requested names of a PKCS#10 request whose signature checked out.
-pub struct ParsedCsr {
-    pub req: X509Req,
-    pub common_name: String,
-    pub organizations: Vec<String>,
-    pub dns_names: Vec<String>,
-    pub ips: Vec<IpAddr>,
-}
-
-/// Parse a PEM `CERTIFICATE REQUEST` and verify its self-signature.
-pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, PkiError> {
-    let req = X509Req::from_pem(pem).map_err(|e| {
-        PkiError::Invalid(format!("PEM block type must be CERTIFICATE REQUEST: {e}"))
-    })?;
-    let pk = req.public_key()?;
-    if !req.verify(&pk)? {
-        return Err(PkiError::Invalid(
-            "x509: ECDSA/RSA verification failure".into(),
-        ));
-    }
-    let text = |nid| -> Vec<String> {
-        req.subject_name()
-            .entries_by_nid(nid)
-            .filter_map(|e| e.data().to_string().ok())
-            .collect()
-    };
-    let common_name = text(Nid::COMMONNAME).into_iter().next().unwrap_or_default();
-    let organizations = text(Nid::ORGANIZATIONNAME);
-    let mut dns_names = Vec::new();
-    let mut ips = Vec::new();
-    // The openssl crate cannot decode a request's extensions into names; read the SANs (the one extension the
-    // signer copies) from openssl's text rendering of the request.
-    if let Ok(txt) = req.to_text() {
-        let txt = String::from_utf8_lossy(&txt);
-        let mut lines = txt.lines();
-        while let Some(line) = lines.next() {
-            if line.trim() == "X509v3 Subject Alternative Name:"
-                && let Some(v) = lines.next()
-            {
-                for item in v.split(',') {
-                    let item = item.trim();
-                    if let Some(d) = item.strip_prefix("DNS:") {
-                        dns_names.push(d.to_string());
-                    } else if let Some(Ok(ip)) = item.strip_prefix("IP Address:").map(str::parse) {
-                        ips.push(ip);
-                    }
-                }
-            }
-        }
-    }
-    Ok(ParsedCsr {
-        req,
-        common_name,
-        organizations,
-        dns_names,
-        ips,
-    })
-}
-
-/// Sign a parsed CSR as kube-controller-manager's `kubernetes.io/kube-apiserver-client` signer: subject and SANs
-/// from the request, every requested extension dropped, key usages from the CSR's `spec.usages`, client auth EKU,
-/// `CA:FALSE`, validity `[not_before, not_after]` (the caller applies the backdate/duration policy).
-pub fn sign_client_csr(
-    csr: &ParsedCsr,
-    ca: &X509,
-    ca_key: &PKey<Private>,
-    not_before: i64,
-    not_after: i64,
-    key_usages: &[KeyUsageName],
-) -> Result<X509, PkiError> {
-    let spec = CertSpec {
-        common_name: csr.common_name.clone(),
-        organizations: csr.organizations.clone(),
-        dns_names: csr.dns_names.clone(),
-        ips: csr.ips.clone(),
-        server_auth: false,
-        client_auth: true,
-    };
-    let pubkey = csr.req.public_key()?;
-    build_leaf(
-        &spec, &pubkey, ca, ca_key, not_before, not_after, key_usages,
-    )
-}
-
-/// Seconds since the epoch of a certificate's notAfter.
-pub fn not_after_unix(cert: &X509) -> Result<i64, PkiError> {
-    let epoch = Asn1Time::from_unix(0)?;
-    let d = epoch.diff(cert.not_after())?;
-    Ok(d.days as i64 * 86400 + d.secs as i64)
-}
-
-/// Seconds since the epoch, now.
-pub fn now_unix() -> i64 {
-    unix_now()
 }
 
 #[cfg(test)]

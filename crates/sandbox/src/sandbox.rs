@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::apiserver::Faults;
-use crate::fsutil;
 use crate::kubelet::{self, ApiServerState, Shared};
 use crate::layout::{KubeVersion, NodeLayout, Ports};
 use crate::pod;
+use atrest_core::fsutil;
 
 /// Errors of the sandbox API.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +101,8 @@ impl Sandbox {
         let (apiserver_url, etcd_endpoint) = endpoints(&layout)?;
         let sb_env = env_text(&layout, &etcd_endpoint);
         let env_path = layout.env_file();
-        fsutil::write_public(&env_path, sb_env.as_bytes())
-            .map_err(|e| SandboxError::Io(env_path, e))?;
+        fsutil::write_with_mode(&env_path, sb_env.as_bytes(), 0o644)
+            .map_err(crate::layout::LayoutError::from)?;
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
