@@ -795,21 +795,43 @@ impl CertificateAuthority {
         let not_after = not_after.min(ca_not_after);
         let pubkey = csr.req.public_key().ctx("CSR public key")?;
         let (dns, ips) = (csr.dns_names(), csr.ip_addresses());
-        let cert = self.build_leaf(
-            csr.req.subject_name(),
-            &pubkey,
-            not_before,
-            not_after,
-            usages,
-            &dns,
-            &ips,
-        )?;
+        let subject = go_subject_order(csr.req.subject_name())?;
+        let cert = self.build_leaf(&subject, &pubkey, not_before, not_after, usages, &dns, &ips)?;
         Ok(Certificate::wrap(
             cert,
             &csr.common_name().unwrap_or_else(|| csr.source.clone()),
         ))
     }
+}
 
+/// The subject as kube-controller-manager's signer writes it: the template takes the CSR's parsed `pkix.Name`
+/// (not its raw bytes), so Go re-encodes it with `Name.ToRDNSequence` — country, province, locality, street,
+/// postal code, organization, organizational unit, common name, serial number, in that order; other attributes
+/// are dropped (kubernetes `pkg/controller/certificates/authority/authority.go`, Go `crypto/x509/pkix`).
+fn go_subject_order(csr_subject: &openssl::x509::X509NameRef) -> Result<openssl::x509::X509Name> {
+    const ORDER: [Nid; 9] = [
+        Nid::COUNTRYNAME,
+        Nid::STATEORPROVINCENAME,
+        Nid::LOCALITYNAME,
+        Nid::STREETADDRESS,
+        Nid::POSTALCODE,
+        Nid::ORGANIZATIONNAME,
+        Nid::ORGANIZATIONALUNITNAME,
+        Nid::COMMONNAME,
+        Nid::SERIALNUMBER,
+    ];
+    let mut b = openssl::x509::X509NameBuilder::new().ctx("subject")?;
+    for nid in ORDER {
+        for entry in csr_subject.entries_by_nid(nid) {
+            let value = entry.data().to_string().ctx("subject attribute")?;
+            b.append_entry_by_nid(nid, &value)
+                .ctx("subject attribute")?;
+        }
+    }
+    Ok(b.build())
+}
+
+impl CertificateAuthority {
     #[allow(clippy::too_many_arguments)]
     fn build_leaf(
         &self,

@@ -244,6 +244,35 @@ fn csr_build_parse_verify_and_sign_like_the_controller_manager() {
     assert!(cert.matches_key(&key));
     let ca_path = write(dir.path(), "ca.crt", &ca.cert.to_pem().unwrap());
     let leaf = write(dir.path(), "john.crt", &cert.to_pem().unwrap());
+    // The subject is re-encoded in Go's pkix order (O before CN), as kube-controller-manager's signer does,
+    // whatever order the request had: this request (the tutorial's openssl command) has CN first. RFC 2253
+    // prints the certificate's subject most specific first.
+    let c3 = dir.path().join("c3.csr");
+    let k3 = dir.path().join("k3.pem");
+    let (ok, out) = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        k3.to_str().unwrap(),
+        "-out",
+        c3.to_str().unwrap(),
+        "-subj",
+        "/CN=john/O=marketing",
+    ]);
+    assert!(ok, "{out}");
+    let cn_first = CertificateRequest::from_pem(&std::fs::read(&c3).unwrap(), "c3.csr").unwrap();
+    let signed = ca.sign_csr(&cn_first, day, &[Usage::ClientAuth]).unwrap();
+    let john2 = write(dir.path(), "john2.crt", &signed.to_pem().unwrap());
+    let (ok, subject) = openssl(&[
+        "x509", "-in", &john2, "-noout", "-subject", "-nameopt", "RFC2253",
+    ]);
+    assert!(ok, "{subject}");
+    assert_eq!(subject.trim(), "subject=CN=john,O=marketing");
     let (ok, out) = openssl(&[
         "verify",
         "-CAfile",
