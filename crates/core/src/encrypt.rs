@@ -652,19 +652,40 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
 const CRASH_LOOP_RESTARTS: i32 = 3;
 const CRASH_LOOP: &str = "kube-apiserver is crash-looping with the change";
 
-/// `GET /readyz` answers `ok`.
+/// `GET /readyz?verbose` answers 200. On a failure the error carries the failing checks as the server lists them
+/// (`[-]kms-providers failed: reason withheld`; apiserver `pkg/server/healthz/healthz.go` prints every check when
+/// one fails).
 pub async fn readyz(client: &Client) -> Result<(), String> {
-    let req = http::Request::get("/readyz")
-        .body(Vec::new())
+    let req = http::Request::get("/readyz?verbose")
+        .body(kube::client::Body::from(Vec::new()))
         .map_err(|e| e.to_string())?;
-    match client.request_text(req).await {
-        Ok(body) if body.trim() == "ok" => Ok(()),
-        Ok(body) => Err(format!(
-            "/readyz answered {:?}",
-            body.chars().take(200).collect::<String>()
-        )),
-        Err(e) => Err(format!("/readyz: {e}")),
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| format!("/readyz: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| format!("/readyz: {e}"))?;
+    let body = String::from_utf8_lossy(&body);
+    if status.is_success() {
+        return Ok(());
     }
+    let failed: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("[-]"))
+        .collect();
+    Err(if failed.is_empty() {
+        format!(
+            "/readyz answered {status}: {:?}",
+            body.chars().take(200).collect::<String>()
+        )
+    } else {
+        format!("/readyz answered {status}: {}", failed.join(", "))
+    })
 }
 
 /// Waits until `/readyz` answers and a Ready kube-apiserver mirror pod runs exactly `expected`'s command line

@@ -146,14 +146,19 @@ pub(crate) async fn start(
     });
     let mut tasks = Vec::new();
     if let Some(cfg) = &opts.encryption_provider_config {
-        let (t, hash) = super::encryption::load(&*paths, cfg).map_err(StartError::Config)?;
+        let metrics = opts
+            .encryption_provider_config_automatic_reload
+            .then(|| Arc::new(super::encryption::ReloadMetrics::default()));
+        let (t, hash) =
+            super::encryption::load(&paths, cfg, metrics.clone()).map_err(StartError::Config)?;
         store.set_transformer(t);
-        if opts.encryption_provider_config_automatic_reload {
+        if let Some(metrics) = metrics {
             tasks.push(tokio::spawn(super::encryption::reload_loop(
                 store.clone(),
                 paths.clone(),
                 cfg.clone(),
                 hash,
+                metrics,
             )));
         }
     }
@@ -185,13 +190,16 @@ pub(crate) async fn start(
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let (exit_tx, exit_rx) = tokio::sync::watch::channel(None::<String>);
     let accept_task = tokio::spawn(async move {
+        // Every connection ends with the server, as when a kube-apiserver process exits (a kept-alive client
+        // connection must not go on talking to a stopped server's old configuration).
+        let conn_stop = stop_rx.clone();
         loop {
             tokio::select! {
                 _ = stop_rx.changed() => break,
                 r = listener.accept() => match r {
                     Ok((tcp, peer)) => {
                         let _ = tcp.set_nodelay(true);
-                        tokio::spawn(serve_conn(server.clone(), acceptor.clone(), have_ca, tcp, peer));
+                        tokio::spawn(serve_conn(server.clone(), acceptor.clone(), have_ca, tcp, peer, conn_stop.clone()));
                     }
                     Err(e) => {
                         tracing::error!("accept failed: {e}");
@@ -256,6 +264,7 @@ async fn serve_conn(
     have_ca: bool,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let ssl = match Ssl::new(acceptor.context()) {
         Ok(s) => s,
@@ -279,11 +288,16 @@ async fn serve_conn(
         let identity = identity.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(server, identity, req).await) }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, "connection error: {e}");
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, "connection error: {e}");
+            }
+        }
+        // Stopped (or the handle dropped): close the connection.
+        _ = stop.wait_for(|s| *s) => {}
     }
 }
 

@@ -274,6 +274,7 @@ async fn non_resource(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
     match path {
         "/version" => Ok(version_response(ctx.server)),
         "/healthz" | "/livez" | "/readyz" => Ok(health(ctx, path)),
+        "/metrics" => Ok(metrics(ctx)),
         "/openapi/v2" => {
             // An empty openapi_v2.Document is valid protobuf; kubectl then skips client-side validation for
             // kinds it does not find (research apiserver-emulation.md §2).
@@ -288,6 +289,20 @@ async fn non_resource(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
                 .iter()
                 .find_map(|p| path.strip_prefix(p))
             {
+                if !path.starts_with("/livez/")
+                    && let Some((_, r)) =
+                        encryption_checks(ctx).into_iter().find(|(n, _)| n == check)
+                {
+                    // healthz `adaptCheckToHandler`.
+                    return Ok(match r {
+                        Ok(()) => text_response(200, "text/plain; charset=utf-8", "ok"),
+                        Err(e) => text_response(
+                            500,
+                            "text/plain; charset=utf-8",
+                            format!("internal server error: {e}\n"),
+                        ),
+                    });
+                }
                 return if HEALTH_CHECKS.contains(&check) {
                     Ok(text_response(200, "text/plain; charset=utf-8", "ok"))
                 } else {
@@ -314,19 +329,88 @@ const HEALTH_CHECKS: &[&str] = &[
     "poststarthook/bootstrap-controller",
 ];
 
+/// The EncryptionConfiguration's KMS checks (`kms-providers` / `kms-provider-<i>`), with their results.
+fn encryption_checks(ctx: &Ctx<'_>) -> Vec<(String, Result<(), String>)> {
+    ctx.server
+        .store
+        .transformer()
+        .encryption()
+        .map(|e| e.health_checks())
+        .unwrap_or_default()
+}
+
+/// apiserver `pkg/server/healthz/healthz.go` `handleRootHealth`: every check in order (`?exclude=` skips one);
+/// on a failure the list is printed with `[-]<name> failed: reason withheld` and a 500, else `ok` (or the list
+/// with `?verbose`). The KMS checks are not part of `/livez`.
 fn health(ctx: &Ctx<'_>, path: &str) -> Resp {
+    let excluded: Vec<&str> = ctx
+        .parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("exclude="))
+        .collect();
+    let mut checks: Vec<(String, Result<(), String>)> = Vec::new();
+    for c in HEALTH_CHECKS {
+        checks.push((c.to_string(), Ok(())));
+        if *c == "etcd" && path != "/livez" {
+            checks.extend(encryption_checks(ctx));
+        }
+    }
+    if path == "/readyz" {
+        checks.push(("shutdown".into(), Ok(())));
+    }
+    let name = path.trim_start_matches('/');
+    let mut s = String::new();
+    let mut failed = false;
+    for (c, r) in &checks {
+        if excluded.contains(&c.as_str()) {
+            s.push_str(&format!("[+]{c} excluded: ok\n"));
+            continue;
+        }
+        match r {
+            Ok(()) => s.push_str(&format!("[+]{c} ok\n")),
+            Err(e) => {
+                tracing::info!(check = %c, error = %e, "{name} check failed");
+                failed = true;
+                s.push_str(&format!("[-]{c} failed: reason withheld\n"));
+            }
+        }
+    }
+    if failed {
+        s.push_str(&format!("{name} check failed\n"));
+        return text_response(500, "text/plain; charset=utf-8", s);
+    }
     if !ctx.query.contains_key("verbose") {
         return text_response(200, "text/plain; charset=utf-8", "ok");
     }
-    let mut s = String::new();
-    for c in HEALTH_CHECKS {
-        s.push_str(&format!("[+]{c} ok\n"));
-    }
-    if path == "/readyz" {
-        s.push_str("[+]shutdown ok\n");
-    }
-    s.push_str(&format!("{} check passed\n", path.trim_start_matches('/')));
+    s.push_str(&format!("{name} check passed\n"));
     text_response(200, "text/plain; charset=utf-8", s)
+}
+
+/// `/metrics`: the encryption-config reload metrics (the only ones the sandbox keeps).
+fn metrics(ctx: &Ctx<'_>) -> Resp {
+    let minor: u32 = ctx
+        .server
+        .version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .unwrap_or(0);
+    let id = openssl::sha::sha256(format!("kube-apiserver-{}", ctx.server.advertise).as_bytes());
+    let id_hash = format!(
+        "sha256:{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let body = ctx
+        .server
+        .store
+        .transformer()
+        .encryption()
+        .and_then(|e| e.metrics().map(|m| m.render(minor, &id_hash)))
+        .unwrap_or_default();
+    text_response(200, "text/plain; version=0.0.4; charset=utf-8", body)
 }
 
 #[cfg(test)]

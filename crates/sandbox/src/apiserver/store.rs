@@ -32,6 +32,10 @@ pub(crate) trait ValueTransformer: Send + Sync {
         plaintext: &[u8],
         ad: &[u8],
     ) -> Result<Vec<u8>, String>;
+    /// The loaded EncryptionConfiguration (health checks, reload metrics), if this is one.
+    fn encryption(&self) -> Option<&super::encryption::ConfiguredTransformers> {
+        None
+    }
 }
 
 /// No `--encryption-provider-config`: identity for every resource. Identity refuses `k8s:enc:` data
@@ -111,7 +115,8 @@ impl Store {
         }
     }
 
-    fn transformer(&self) -> Arc<dyn ValueTransformer> {
+    /// The current transformers.
+    pub(crate) fn transformer(&self) -> Arc<dyn ValueTransformer> {
         self.transformer
             .read()
             .unwrap_or_else(|e| e.into_inner())
