@@ -415,3 +415,103 @@ fn enable_with_reencrypt_encrypts_existing_secrets() {
         Some(PathBuf::from("/etc/kubernetes/enc/enc.yaml"))
     );
 }
+
+/// `--encryption-provider-config-automatic-reload`: without it kube-apiserver reads the config once at start (a
+/// changed file changes nothing); with it `kubectl encrypt rotate` writes each phase's config and waits for the
+/// server's reload metrics instead of restarting it, and no Secret is lost.
+#[test]
+fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let root = sb.root().to_path_buf();
+    let enc = root.join("etc/kubernetes/pki/enc.yaml");
+    ok(encrypt(&sb, &home, &["--timeout", "90s"]), "enable");
+    create_secret(&sb, &home, "a", "v-a");
+    assert!(starts(&etcd_value(&sb, "a"), "k8s:enc:secretbox:v1:key1:"));
+
+    // No reload flag: a new first key on disk is not used (the sandbox would reload within a second).
+    let original = std::fs::read(&enc).unwrap();
+    let mut cfg = config::load(&enc).unwrap();
+    let keys = cfg.resources[0].providers[0].keys_mut().unwrap();
+    keys.insert(
+        0,
+        config::Key::generate("handmade", config::ProviderKind::Secretbox).unwrap(),
+    );
+    std::fs::write(&enc, cfg.to_yaml()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    create_secret(&sb, &home, "b", "v-b");
+    assert!(
+        starts(&etcd_value(&sb, "b"), "k8s:enc:secretbox:v1:key1:"),
+        "the config is read once without automatic reload"
+    );
+    std::fs::write(&enc, &original).unwrap();
+
+    // Turn automatic reload on (one restart), then rotate without any.
+    ok(
+        encrypt(&sb, &home, &["--automatic-reload", "--timeout", "90s"]),
+        "enable --automatic-reload",
+    );
+    assert!(
+        Manifest::load(&sb.manifest("kube-apiserver"))
+            .unwrap()
+            .automatic_reload()
+    );
+    let starts_before = sb.apiserver_starts();
+    let o = encrypt(
+        &sb,
+        &home,
+        &["rotate", "--phase", "add-key", "--timeout", "60s"],
+    );
+    let stderr = text(&o.stderr);
+    ok(o, "rotate add-key");
+    assert!(
+        stderr.contains("reload the file (no restart)")
+            && stderr.contains("kube-apiserver reloaded sha256:"),
+        "{stderr}"
+    );
+    create_secret(&sb, &home, "w1", "v-w1");
+    assert!(starts(&etcd_value(&sb, "w1"), "k8s:enc:secretbox:v1:key1:"));
+    ok(
+        encrypt(
+            &sb,
+            &home,
+            &["rotate", "--phase", "promote", "--timeout", "60s"],
+        ),
+        "rotate promote",
+    );
+    create_secret(&sb, &home, "w2", "v-w2");
+    assert!(
+        starts(&etcd_value(&sb, "w2"), "k8s:enc:secretbox:v1:key2:"),
+        "key2 writes once the server reloaded the promoted config"
+    );
+    let out = ok(
+        encrypt(&sb, &home, &["rotate", "--timeout", "60s"]),
+        "rotate rest",
+    );
+    assert!(out.contains("Rotate complete"), "{out}");
+    assert_eq!(
+        sb.apiserver_starts(),
+        starts_before,
+        "the API server was not restarted during the rotation"
+    );
+    for (name, value) in [("a", "v-a"), ("b", "v-b"), ("w1", "v-w1"), ("w2", "v-w2")] {
+        assert!(
+            starts(&etcd_value(&sb, name), "k8s:enc:secretbox:v1:key2:"),
+            "{name} on key2"
+        );
+        assert_eq!(read_secret(&sb, &home, name), value, "{name} readable");
+    }
+    // The server's own count: three reloads (add-key, promote, remove-old), read with the real kubectl.
+    let metrics = ok(
+        kubectl(&sb, &home, &["get", "--raw", "/metrics"]),
+        "metrics",
+    );
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("apiserver_encryption_config_controller_automatic_reloads_total{")
+            && l.contains("status=\"success\"")
+            && l.ends_with(" 3")),
+        "{metrics}"
+    );
+}

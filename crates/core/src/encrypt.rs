@@ -21,6 +21,7 @@
 //! the config file (the kubelet restarts a static pod whose manifest changed); the mirror pod then shows which
 //! config the running API server loaded.
 
+mod reload;
 mod rotation;
 mod storage;
 
@@ -40,6 +41,7 @@ use crate::config::{
 use crate::fsutil;
 use crate::manifest::{self, Manifest, ManifestError};
 
+pub use reload::{ReloadEvidence, reload_evidence, reload_with_config};
 pub use rotation::{
     Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
 };
@@ -84,6 +86,21 @@ pub enum EncryptError {
         what: String,
         reason: String,
         backup: PathBuf,
+        config_backup: Option<PathBuf>,
+        recovered: bool,
+    },
+    /// kube-apiserver (automatic reload) did not load the new config; the previous file was restored.
+    #[error(
+        "{what}: {reason}; {} and kube-apiserver {}",
+        match config_backup {
+            Some(b) => format!("restored the previous config from {}", b.display()),
+            None => "there was no previous config to restore".to_string(),
+        },
+        if *recovered { "is ready with it" } else { "has NOT reported reloading it yet: check /readyz?verbose and its log" }
+    )]
+    ReloadRolledBack {
+        what: String,
+        reason: String,
         config_backup: Option<PathBuf>,
         recovered: bool,
     },
@@ -776,7 +793,9 @@ pub fn with_config_hash(m: &Manifest, hash: &str) -> Result<Manifest> {
         .unwrap_or_else(|| m.clone()))
 }
 
-/// Writes a new config and restarts kube-apiserver through the config-hash annotation; rolls back on failure.
+/// Writes a new config and makes kube-apiserver use it, rolling back on failure: with automatic reload in the
+/// manifest by waiting for the server's reload ([`reload_with_config`]), otherwise by restarting it through the
+/// config-hash annotation.
 pub async fn restart_with_config(
     node: &Node,
     client: &Client,
@@ -788,6 +807,12 @@ pub async fn restart_with_config(
     let text = render_config(cfg, &node.config.to_string_lossy())?;
     let before = node.load_manifest()?;
     before.validate()?;
+    if before.automatic_reload()
+        && before.encryption_provider_config().as_deref() == Some(&*node.config.to_string_lossy())
+    {
+        // The running server reloads the file itself: no restart (reload.rs).
+        return reload_with_config(node, client, &text, timeout, what, progress).await;
+    }
     let after = with_config_hash(&before, &text.sha256())?;
     let current = std::fs::read(node.config_file()).ok();
     if current.as_deref() == Some(text.expose().as_bytes()) && after.text() == before.text() {

@@ -644,7 +644,7 @@ async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<V
             }
             if let Some((_, c)) = &client {
                 let want = rx.borrow_and_update().clone();
-                if let Err(e) = sync_mirrors(c, &want, &mut pushed).await {
+                if let Err(e) = sync_mirrors(c, &shared.node, &want, &mut pushed).await {
                     tracing::debug!(error = %e, "mirror pod sync failed; retrying");
                 }
             }
@@ -658,6 +658,7 @@ async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<V
 
 async fn sync_mirrors(
     client: &kube::Client,
+    node: &str,
     want: &[MirrorPod],
     pushed: &mut HashMap<String, PodStatus>,
 ) -> Result<(), kube::Error> {
@@ -699,9 +700,12 @@ async fn sync_mirrors(
                 pushed.insert(m.name.clone(), m.status.clone());
             }
         }
-        // Mirror pods whose static pod is gone.
+        // Mirror pods of this node whose static pod is gone (another control-plane node's are its kubelet's).
         let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
         for p in api.list(&ListParams::default()).await? {
+            if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+                continue;
+            }
             let name = p.metadata.name.clone().unwrap_or_default();
             let is_mirror = p
                 .metadata

@@ -227,6 +227,70 @@ impl NodeLayout {
         Ok(())
     }
 
+    /// `kubeadm join --control-plane` of a second control-plane node sharing `primary`'s etcd (kubeadm's external
+    /// etcd topology as seen from this node): the shared certificates are copied from the primary (kubeadm's
+    /// `--certificate-key` upload does the same), kubeconfigs point at this node's API server, and the only static pod
+    /// is kube-apiserver with `--etcd-servers` of the primary's etcd (the primary runs the controller-manager).
+    pub fn init_joined(
+        &self,
+        primary: &NodeLayout,
+        node: &str,
+        version: &KubeVersion,
+        apiserver_port: u16,
+    ) -> Result<(), LayoutError> {
+        for d in [
+            self.pki_dir().join("etcd"),
+            self.manifests_dir(),
+            self.log_dir(),
+        ] {
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        for sub in ["", "etcd"] {
+            let from = primary.pki_dir().join(sub);
+            for e in fs::read_dir(&from).map_err(io_err(&from))? {
+                let e = e.map_err(io_err(&from))?;
+                if e.file_type().map_err(io_err(&from))?.is_file() {
+                    let to = self.pki_dir().join(sub).join(e.file_name());
+                    // fs::copy keeps the mode (0600 keys stay 0600).
+                    fs::copy(e.path(), &to).map_err(io_err(&to))?;
+                }
+            }
+        }
+        let read = |p: PathBuf| {
+            fs::read(&p).map_err(|source| LayoutError::Io {
+                path: p.clone(),
+                source,
+            })
+        };
+        let ca = X509::from_pem(&read(self.ca_cert())?).map_err(PkiError::from)?;
+        let ca_key = PKey::private_key_from_pem(&read(self.ca_key())?).map_err(PkiError::from)?;
+        self.write_kubeconfigs(&(ca, ca_key), apiserver_port, node)?;
+        let primary_api = primary.manifest("kube-apiserver");
+        let text = String::from_utf8_lossy(&read(primary_api.clone())?).into_owned();
+        let etcd_client = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("- --etcd-servers=https://127.0.0.1:"))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .ok_or_else(|| LayoutError::Io {
+                path: primary_api.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "no --etcd-servers=https://127.0.0.1:<port>",
+                ),
+            })?;
+        let ports = Ports {
+            apiserver: apiserver_port,
+            etcd_client,
+            etcd_peer: 0,
+            etcd_metrics: 0,
+        };
+        write_public(
+            &self.manifest("kube-apiserver"),
+            apiserver_manifest(version, ports).as_bytes(),
+        )?;
+        Ok(())
+    }
+
     fn write_pair(&self, name: &str, cert: &X509, key: &PKey<Private>) -> Result<(), LayoutError> {
         let crt = self.pki_dir().join(format!("{name}.crt"));
         write_public(&crt, &cert.to_pem().map_err(PkiError::from)?)?;

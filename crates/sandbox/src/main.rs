@@ -81,6 +81,7 @@ fn run(cli: Cli) -> Result<()> {
         kube_version,
         apiserver_port,
         etcd_port,
+        join: None,
     };
     let sandbox = Sandbox::up(opts)
         .with_context(|| format!("could not start the sandbox under {}", root.display()))?;

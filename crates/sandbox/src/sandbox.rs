@@ -45,6 +45,10 @@ pub struct SandboxOptions {
     pub apiserver_port: u16,
     /// etcd client port on first start; 0 = a free port.
     pub etcd_port: u16,
+    /// Join this existing sandbox node's cluster as a second control-plane node (first start only): the shared
+    /// certificates are copied from its root, and this node runs only a kube-apiserver on its own port against
+    /// that node's etcd (HA tests: two API servers, one etcd). Give this node its own `node` name.
+    pub join: Option<PathBuf>,
 }
 
 impl SandboxOptions {
@@ -56,6 +60,7 @@ impl SandboxOptions {
             kube_version: "1.32".into(),
             apiserver_port: 0,
             etcd_port: 0,
+            join: None,
         }
     }
 }
@@ -94,7 +99,17 @@ impl Sandbox {
         if !layout.is_initialized() {
             let ports = Ports::pick(opts.apiserver_port, opts.etcd_port)
                 .map_err(|e| SandboxError::Io(layout.root().to_path_buf(), e))?;
-            layout.init(&opts.node, &version, ports)?;
+            match &opts.join {
+                Some(primary) => {
+                    let primary = NodeLayout::new(
+                        primary
+                            .canonicalize()
+                            .map_err(|e| SandboxError::Io(primary.clone(), e))?,
+                    );
+                    layout.init_joined(&primary, &opts.node, &version, ports.apiserver)?
+                }
+                None => layout.init(&opts.node, &version, ports)?,
+            }
             tracing::info!(root = %layout.root().display(), "laid out a new kubeadm node");
         }
         let node = node_name(&layout).unwrap_or(opts.node);

@@ -29,6 +29,9 @@ rotate follows the documented procedure, one restart per step: add the new key s
   node1$ scp /etc/kubernetes/pki/enc.yaml /etc/kubernetes/pki/enc.yaml.rotation node2:/etc/kubernetes/pki/
   node2$ kubectl encrypt rotate --phase add-key      # same key: only restarts node2's API server
   (repeat for every node, then the same for --phase promote, copying enc.yaml again; then rewrite and verify once; then remove-old on every node)
+The steps check every kube-apiserver mirror pod (annotation atrest.io/encryption-config-sha256, set at each restart): promote refuses until every other API server was restarted with a config holding the new key; rewrite, verify and remove-old refuse until every one writes with it. The refusal names the node and what to run there.
+
+With --encryption-provider-config-automatic-reload=true in the manifest (enable --automatic-reload), rotate and disable do not restart kube-apiserver: each step writes the config and waits until the server's /metrics report the reload (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds; last_config_info from 1.34); a failed reload restores the previous config. Upstream polls the file once a minute, so allow --timeout for it.
 
 disable goes the safe way round: identity first and restart; rewrite everything; verify from etcd that nothing is encrypted; only then remove the flag (removing the config first would make encrypted objects unreadable).
 

@@ -437,6 +437,110 @@ async fn run_operation(
     Ok(state)
 }
 
+/// HA: refuses to go on unless every other kube-apiserver (its mirror pod, on any node) was restarted with one of
+/// the `allowed` config hashes ([`super::CONFIG_HASH_ANNOTATION`]) and is Ready. The server on this node is
+/// recognised by its command line (the manifest here) and skipped: this node's own restart is awaited anyway.
+/// A server that reloads its config automatically is refused: its mirror pod does not show what it loaded.
+async fn require_other_servers(
+    node: &Node,
+    client: &Client,
+    allowed: &[String],
+    need: &str,
+    hint: &str,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
+    let m = node.load_manifest()?;
+    let ns = m
+        .value()
+        .pointer("/metadata/namespace")
+        .and_then(|v| v.as_str())
+        .unwrap_or("kube-system")
+        .to_string();
+    let local = m.command_line();
+    let pods = super::mirror_pods(client, &ns)
+        .await
+        .map_err(EncryptError::Api)?;
+    let short = |h: &str| h.chars().take(7 + 12).collect::<String>();
+    let mut problems = Vec::new();
+    let mut others = 0;
+    for p in pods.iter().filter(|p| p.command != local) {
+        others += 1;
+        let who = format!("{} (node {})", p.name, p.node);
+        match &p.config_hash {
+            _ if p.automatic_reload => problems.push(format!(
+                "{who} reloads its config automatically, so its mirror pod does not show which config it loaded (check its /metrics)"
+            )),
+            Some(h) if allowed.contains(h) && p.ready => {}
+            Some(h) if allowed.contains(h) => problems.push(format!("{who} is not Ready")),
+            Some(h) => problems.push(format!(
+                "{who} runs config {}… (this phase needs {})",
+                short(h),
+                allowed.iter().map(|a| format!("{}…", short(a))).collect::<Vec<_>>().join(" or ")
+            )),
+            None => problems.push(format!(
+                "{who} was not restarted with a config written by `kubectl encrypt`"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        if others > 0 {
+            progress(&format!("all {others} other API server(s) {need}"));
+        }
+        return Ok(());
+    }
+    Err(EncryptError::Phase(format!(
+        "not every API server {need}: {}; {hint}",
+        problems.join("; ")
+    )))
+}
+
+fn file_hash(node: &Node) -> Result<String> {
+    let file = node.config_file();
+    let bytes = std::fs::read(&file).map_err(|source| fsutil::FsError {
+        op: "read",
+        path: file.clone(),
+        source,
+    })?;
+    Ok(super::config_hash(&bytes))
+}
+
+fn rendered_hash(node: &Node, cfg: &EncryptionConfiguration) -> Result<String> {
+    Ok(super::render_config(cfg, &node.config.to_string_lossy())?.sha256())
+}
+
+/// Proves from etcd that no object uses the old keys (rotate) or any encryption (disable).
+async fn verify(node: &Node, state: &RotationState, progress: &dyn Fn(&str)) -> Result<()> {
+    let m = node.load_manifest()?;
+    let etcd = etcd_access(node, &m)?;
+    match state.operation {
+        Operation::Rotate => {
+            for old in &state.old_keys {
+                let prefix = format!("k8s:enc:{}:v1:{old}:", state.provider);
+                let (n, ex) = count_values_with_prefix(&etcd, prefix.as_bytes()).await?;
+                if n > 0 {
+                    return Err(EncryptError::Phase(format!(
+                        "{n} objects in etcd still use key {old} (e.g. {}); run --phase rewrite again",
+                        ex.join(", ")
+                    )));
+                }
+                progress(&format!("etcd scan: no object uses key {old}"));
+            }
+            Ok(())
+        }
+        Operation::Disable => {
+            let (n, ex) = count_values_with_prefix(&etcd, b"k8s:enc:").await?;
+            if n > 0 {
+                return Err(EncryptError::Phase(format!(
+                    "{n} objects in etcd are still encrypted (e.g. {}); run --phase rewrite again",
+                    ex.join(", ")
+                )));
+            }
+            progress("etcd scan: no encrypted object remains");
+            Ok(())
+        }
+    }
+}
+
 async fn run_phase(
     node: &Node,
     client: &Client,
@@ -479,6 +583,7 @@ async fn run_phase(
             .await
         }
         RotationPhase::Promote => {
+            let current = file_hash(node)?;
             for keys in keyed_first_providers(cfg) {
                 if let Some(i) = keys.iter().position(|k| k.name == new_name) {
                     let k = keys.remove(i);
@@ -489,6 +594,20 @@ async fn run_phase(
                     )));
                 }
             }
+            // Before any server writes with the new key, every server must be able to read it.
+            require_other_servers(
+                node,
+                client,
+                &[current, rendered_hash(node, cfg)?],
+                &format!("can decrypt with {new_name}"),
+                &format!(
+                    "copy {} and {} to that node and run `kubectl encrypt rotate --phase add-key` there first",
+                    node.config.display(),
+                    node.phase_file().file_name().unwrap_or_default().to_string_lossy()
+                ),
+                progress,
+            )
+            .await?;
             progress(&format!(
                 "made {new_name} the first key (new writes use it)"
             ));
@@ -519,41 +638,36 @@ async fn run_phase(
             )
             .await
         }
-        RotationPhase::Rewrite => rewrite_all(client, cfg, opts.concurrency, progress)
-            .await
-            .map(|_| ()),
-        RotationPhase::Verify => {
-            let m = node.load_manifest()?;
-            let etcd = etcd_access(node, &m)?;
-            match state.operation {
-                Operation::Rotate => {
-                    for old in &state.old_keys {
-                        let prefix = format!("k8s:enc:{}:v1:{old}:", state.provider);
-                        let (n, ex) = count_values_with_prefix(&etcd, prefix.as_bytes()).await?;
-                        if n > 0 {
-                            return Err(EncryptError::Phase(format!(
-                                "{n} objects in etcd still use key {old} (e.g. {}); run --phase rewrite again",
-                                ex.join(", ")
-                            )));
-                        }
-                        progress(&format!("etcd scan: no object uses key {old}"));
-                    }
-                    Ok(())
-                }
-                Operation::Disable => {
-                    let (n, ex) = count_values_with_prefix(&etcd, b"k8s:enc:").await?;
-                    if n > 0 {
-                        return Err(EncryptError::Phase(format!(
-                            "{n} objects in etcd are still encrypted (e.g. {}); run --phase rewrite again",
-                            ex.join(", ")
-                        )));
-                    }
-                    progress("etcd scan: no encrypted object remains");
-                    Ok(())
-                }
+        RotationPhase::Rewrite | RotationPhase::Verify => {
+            // A server still writing with the old key (or encrypting, for disable) would undo the rewrite.
+            let (need, hint) = match state.operation {
+                Operation::Rotate => (
+                    format!("writes with {new_name}"),
+                    format!(
+                        "copy {} to that node and run `kubectl encrypt rotate --phase promote` there first",
+                        node.config.display()
+                    ),
+                ),
+                Operation::Disable => (
+                    "writes plaintext".to_string(),
+                    format!(
+                        "copy {} to that node and run `kubectl encrypt disable --phase identity-first` there first",
+                        node.config.display()
+                    ),
+                ),
+            };
+            require_other_servers(node, client, &[file_hash(node)?], &need, &hint, progress)
+                .await?;
+            if phase == RotationPhase::Rewrite {
+                rewrite_all(client, cfg, opts.concurrency, progress)
+                    .await
+                    .map(|_| ())
+            } else {
+                verify(node, state, progress).await
             }
         }
         RotationPhase::RemoveOld => {
+            let current = file_hash(node)?;
             for keys in keyed_first_providers(cfg) {
                 if keys.first().is_none_or(|k| k.name != new_name) {
                     return Err(EncryptError::Phase(format!(
@@ -562,6 +676,18 @@ async fn run_phase(
                 }
                 keys.retain(|k| !state.old_keys.contains(&k.name));
             }
+            require_other_servers(
+                node,
+                client,
+                &[current, rendered_hash(node, cfg)?],
+                &format!("writes with {new_name}"),
+                &format!(
+                    "copy {} to that node and run `kubectl encrypt rotate --phase promote` there first",
+                    node.config.display()
+                ),
+                progress,
+            )
+            .await?;
             progress(&format!(
                 "removed the old keys {}",
                 state.old_keys.join(", ")

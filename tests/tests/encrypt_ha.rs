@@ -1,0 +1,299 @@
+//! `kubectl encrypt rotate --phase` on an HA control plane: two sandbox nodes, each with its own kube-apiserver
+//! (restarted by its own kubelet from its own manifest), sharing one real etcd. The admin runs each phase on every
+//! node (copying the config as the Kubernetes docs require: "the encryption configuration file must be the same"
+//! on all control-plane nodes); a step that needs every API server on the new key refuses until the other node
+//! has it, and no Secret is ever unreadable through either server.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use atrest_core::config;
+use atrest_e2e::bins;
+use atrest_sandbox::{Sandbox, SandboxOptions};
+
+const READY: Duration = Duration::from_secs(90);
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    Command::new(bins::plugin("encrypt"))
+        .arg("--root")
+        .arg(sb.root())
+        .env_remove("KUBECONFIG")
+        .env("HOME", home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn refused(o: Output, what: &str) -> String {
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{what} was not refused: {stderr}");
+    stderr
+}
+
+fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig())
+        .arg("--cache-dir")
+        .arg(home.join(sb.node_name()).join("kube-cache"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn create_secret(sb: &Sandbox, home: &Path, name: &str) {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                &format!("--from-literal=k=v-{name}"),
+            ],
+        ),
+        &format!("create {name}"),
+    );
+}
+
+/// The secret's value as the given node's API server decrypts it.
+fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "get",
+                "secret",
+                name,
+                "-o",
+                "go-template={{.data.k | base64decode}}",
+            ],
+        ),
+        &format!("get {name} through {}", sb.node_name()),
+    )
+}
+
+fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
+    let out = Command::new("etcdctl")
+        .envs(sb.env())
+        .args([
+            "get",
+            &format!("/registry/secrets/default/{name}"),
+            "--print-value-only",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
+    out.stdout
+}
+
+/// The admin's `scp` of node1's config (and, when given, the phase file) to node2, mode 0600.
+fn copy_config(from: &Sandbox, to: &Sandbox, phase_file: bool) {
+    let mut names = vec!["enc.yaml"];
+    if phase_file {
+        names.push("enc.yaml.rotation");
+    }
+    for n in names {
+        let src = from.root().join("etc/kubernetes/pki").join(n);
+        let dst = to.root().join("etc/kubernetes/pki").join(n);
+        std::fs::copy(&src, &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+fn key_names(sb: &Sandbox) -> Vec<String> {
+    let cfg = config::load(&sb.root().join("etc/kubernetes/pki/enc.yaml")).unwrap();
+    cfg.resources[0].providers[0]
+        .keys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name.clone())
+        .collect()
+}
+
+#[test]
+fn rotation_phase_by_phase_on_two_api_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut o1 = SandboxOptions::new(dir.path().join("node1"));
+    o1.node = "node1".into();
+    let n1 = Sandbox::up(o1).expect("node1 up");
+    n1.wait_ready(READY).expect("node1 ready");
+    let mut o2 = SandboxOptions::new(dir.path().join("node2"));
+    o2.node = "node2".into();
+    o2.join = Some(n1.root().to_path_buf());
+    let n2 = Sandbox::up(o2).expect("node2 up");
+    n2.wait_ready(READY).expect("node2 ready");
+    assert_ne!(n1.apiserver_url(), n2.apiserver_url());
+    assert_eq!(n1.etcd_endpoint(), n2.etcd_endpoint(), "one etcd");
+
+    // Enable on node1, then the same config on node2.
+    ok(encrypt(&n1, &home, &["--timeout", "90s"]), "enable node1");
+    copy_config(&n1, &n2, false);
+    let out = ok(encrypt(&n2, &home, &["--timeout", "90s"]), "enable node2");
+    assert!(out.contains("encryption at rest is enabled"), "{out}");
+    create_secret(&n1, &home, "s0");
+    assert!(etcd_value(&n1, "s0").starts_with(b"k8s:enc:secretbox:v1:key1:"));
+    assert_eq!(read_secret(&n2, &home, "s0"), "v-s0");
+
+    // add-key on node1 only: promoting now would let node1 write key2, which node2 cannot read.
+    ok(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "add-key", "--timeout", "90s"],
+        ),
+        "add-key node1",
+    );
+    let after_add_key = std::fs::read(n1.root().join("etc/kubernetes/pki/enc.yaml")).unwrap();
+    let stderr = refused(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "promote", "--timeout", "90s"],
+        ),
+        "promote before node2 has the key",
+    );
+    assert!(
+        stderr.contains("not every API server can decrypt with key2: kube-apiserver-node2 (node node2) was not restarted with a config written by `kubectl encrypt`")
+            && stderr.contains("run `kubectl encrypt rotate --phase add-key` there first"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(n1.root().join("etc/kubernetes/pki/enc.yaml")).unwrap(),
+        after_add_key,
+        "a refused phase changes nothing"
+    );
+    copy_config(&n1, &n2, true);
+    ok(
+        encrypt(
+            &n2,
+            &home,
+            &["rotate", "--phase", "add-key", "--timeout", "90s"],
+        ),
+        "add-key node2",
+    );
+    let out = encrypt(
+        &n1,
+        &home,
+        &["rotate", "--phase", "promote", "--timeout", "90s"],
+    );
+    let stderr = text(&out.stderr);
+    ok(out, "promote node1");
+    assert!(
+        stderr.contains("all 1 other API server(s) can decrypt with key2"),
+        "{stderr}"
+    );
+    create_secret(&n1, &home, "s1");
+    assert!(etcd_value(&n1, "s1").starts_with(b"k8s:enc:secretbox:v1:key2:"));
+    assert_eq!(
+        read_secret(&n2, &home, "s1"),
+        "v-s1",
+        "node2 reads node1's key2 writes"
+    );
+    create_secret(&n2, &home, "s2");
+    assert!(
+        etcd_value(&n1, "s2").starts_with(b"k8s:enc:secretbox:v1:key1:"),
+        "node2 still writes key1"
+    );
+
+    // The rewrite would be undone by node2's key1 writes: refused until node2 is promoted too.
+    let stderr = refused(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "rewrite", "--timeout", "90s"],
+        ),
+        "rewrite before node2 writes key2",
+    );
+    assert!(
+        stderr.contains("not every API server writes with key2: kube-apiserver-node2"),
+        "{stderr}"
+    );
+    copy_config(&n1, &n2, true);
+    ok(
+        encrypt(
+            &n2,
+            &home,
+            &["rotate", "--phase", "promote", "--timeout", "90s"],
+        ),
+        "promote node2",
+    );
+    create_secret(&n2, &home, "s3");
+    assert!(etcd_value(&n1, "s3").starts_with(b"k8s:enc:secretbox:v1:key2:"));
+
+    // Rewrite and verify once (node1), then remove-old on both nodes.
+    ok(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "rewrite", "--timeout", "90s"],
+        ),
+        "rewrite",
+    );
+    ok(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "verify", "--timeout", "90s"],
+        ),
+        "verify",
+    );
+    copy_config(&n1, &n2, true);
+    let out = ok(
+        encrypt(
+            &n1,
+            &home,
+            &["rotate", "--phase", "remove-old", "--timeout", "90s"],
+        ),
+        "remove-old node1",
+    );
+    assert!(out.contains("Rotate complete"), "{out}");
+    let out = ok(
+        encrypt(
+            &n2,
+            &home,
+            &["rotate", "--phase", "remove-old", "--timeout", "90s"],
+        ),
+        "remove-old node2",
+    );
+    assert!(out.contains("Rotate complete"), "{out}");
+    assert_eq!(key_names(&n1), ["key2"]);
+    assert_eq!(
+        std::fs::read(n1.root().join("etc/kubernetes/pki/enc.yaml")).unwrap(),
+        std::fs::read(n2.root().join("etc/kubernetes/pki/enc.yaml")).unwrap(),
+        "both nodes end with the same config"
+    );
+    for name in ["s0", "s1", "s2", "s3"] {
+        assert!(
+            etcd_value(&n1, name).starts_with(b"k8s:enc:secretbox:v1:key2:"),
+            "{name} on key2"
+        );
+        for sb in [&n1, &n2] {
+            assert_eq!(read_secret(sb, &home, name), format!("v-{name}"));
+        }
+    }
+    n2.shutdown();
+    n1.shutdown();
+}
