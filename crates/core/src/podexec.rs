@@ -390,7 +390,7 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// Reads `[start, end)` through `etcdctl get` in the pod, `limit` keys per exec, all pages at the revision of the
 /// first one. The next page starts at the last key read (etcdctl takes keys as argv, which cannot hold the `\0` of
-/// "last key + 1"), and that key is dropped from it.
+/// "last key + 1"), asks for one key more, and drops that first key.
 pub struct EtcdctlPager<'a> {
     client: &'a kube::Client,
     pod: &'a EtcdPod,
@@ -417,7 +417,7 @@ impl<'a> EtcdctlPager<'a> {
             pod,
             start,
             end,
-            limit: limit.max(2),
+            limit: limit.max(1),
             revision: 0,
             skip_first: false,
             done: false,
@@ -443,7 +443,8 @@ impl<'a> EtcdctlPager<'a> {
         let mut args = vec!["get".to_string(), self.start.clone()];
         if let Some(end) = &self.end {
             args.push(end.clone());
-            args.push(format!("--limit={}", self.limit));
+            let limit = self.limit + i64::from(self.skip_first);
+            args.push(format!("--limit={limit}"));
         }
         if self.revision > 0 {
             args.push(format!("--rev={}", self.revision));
