@@ -79,6 +79,7 @@ impl ViaPodArgs {
 }
 
 /// Where the pages come from: etcd itself, or etcdctl in the etcd pod.
+#[allow(clippy::large_enum_variant)] // one per process
 pub enum Source {
     /// etcd-client straight to etcd.
     Direct(EtcdReader),
