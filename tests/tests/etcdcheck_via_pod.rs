@@ -424,3 +424,63 @@ fn etcdcheck_via_the_etcd_pod() {
 
     env.sb.shutdown();
 }
+
+/// kubectl 1.27–1.29 speak SPDY/3.1 for exec, which the sandbox does not serve: a clear BadRequest naming the
+/// protocols it serves. kubectl 1.29 with its alpha WebSocket client (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true`)
+/// works.
+#[test]
+fn spdy_clients_get_a_clear_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::new(tmp.path().join("node"));
+    opts.kube_version = "1.29".into();
+    let sb = Sandbox::up(opts).expect("sandbox up");
+    sb.wait_ready(Duration::from_secs(90))
+        .expect("sandbox ready");
+    let env = Env {
+        sb,
+        tmp,
+        n: Default::default(),
+    };
+    let pod = format!("etcd-{}", env.sb.node_name());
+    wait_for("the etcd mirror pod", Duration::from_secs(30), || {
+        env.kubectl(&["get", "pod", "-n", "kube-system", &pod])
+            .status
+            .success()
+    });
+    let exec = [
+        "exec",
+        "-n",
+        "kube-system",
+        &pod,
+        "--",
+        "etcdctl",
+        "version",
+    ];
+    let out = env.kubectl(&exec);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(
+            "Error from server (BadRequest): unable to upgrade: the sandbox serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), not SPDY/3.1"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.sb.kubeconfig())
+        .arg("--cache-dir")
+        .arg(env.cache_dir())
+        .args(exec)
+        .env_remove("KUBECONFIG")
+        .env("HOME", env.tmp.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("etcdctl version: "),
+        "{}",
+        text(&out.stdout)
+    );
+    env.sb.shutdown();
+}

@@ -26,6 +26,9 @@ Examples:
   # Machine-readable report; exit 2 if any secret is still stored in plaintext
   kubectl etcdcheck -A -o json --fail-on-plaintext
 
+  # Not on the node: run etcdctl inside the etcd pod through the API server (kubectl exec)
+  kubectl etcdcheck -A --via-pod --encryption-config ./enc.yaml
+
   # A node directory copied elsewhere, etcd reached with etcdctl's variables
   ETCDCTL_ENDPOINTS=https://10.0.0.10:2379 kubectl etcdcheck -A --root /mnt/node
 
