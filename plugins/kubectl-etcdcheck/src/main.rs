@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 mod keys;
 mod manifest;
 mod output;
+mod posture;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -76,6 +77,14 @@ struct Cli {
     verbose: u8,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check etcd's security posture (CIS 1.1.x, 1.2.x, 2.x) and probe its endpoints.
+    Posture(posture::PostureArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +134,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    if let Some(Command::Posture(args)) = &cli.command {
+        return posture::run(args);
+    }
     let scope = match (&cli.name, cli.all_namespaces) {
         (Some(_), true) => {
             bail!("a resource cannot be checked by name across all namespaces: drop -A or the NAME")
