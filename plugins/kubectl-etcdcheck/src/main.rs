@@ -44,7 +44,7 @@ configured keys, is not a value the apiserver writes, or is plaintext with --fai
 /// namespace does not apply, since etcd is read directly). Nothing is written to etcd; no value is
 /// ever printed.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl etcdcheck", version, after_help = EXAMPLES)]
+#[command(name = "kubectl etcdcheck", version, after_help = EXAMPLES, disable_help_subcommand = true)]
 struct Cli {
     /// Check only the object with this name.
     name: Option<String>,
