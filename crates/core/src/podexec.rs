@@ -32,7 +32,7 @@ pub const CONTROL_PLANE_NAMESPACE: &str = "kube-system";
 pub enum PodExecError {
     /// The API server refused the request (RBAC).
     #[error(
-        "{message}\nhint: --via-pod needs `get`/`list` on pods and `create` and `get` on pods/exec in namespace {namespace} (e.g. `kubectl create role etcd-exec -n {namespace} --verb=get,list,create --resource=pods,pods/exec` and a rolebinding)"
+        "{message}\nhint: --via-pod needs `get` and `list` on pods and `get` and `create` on pods/exec in namespace {namespace}: `kubectl create role etcd-exec -n {namespace} --verb=get,list --resource=pods` plus `--verb=get,create --resource=pods/exec` in a second role, each bound to the user (exec into etcd gives full access to etcd: grant it to cluster admins only)"
     )]
     Forbidden {
         /// The API server's message.
@@ -41,13 +41,12 @@ pub enum PodExecError {
         namespace: String,
     },
     /// Another API error (not found, bad request, connection).
-    #[error("{what}: {source}")]
+    #[error("{what}: {message}")]
     Api {
         /// What was being done.
         what: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The server's status (`Error from server (NotFound): …`, as kubectl prints it) or the client error.
+        message: String,
     },
     /// No pod carries kubeadm's etcd labels.
     #[error(
@@ -93,10 +92,25 @@ fn api_error(what: impl Into<String>, namespace: &str, e: kube::Error) -> PodExe
             message: format!("Error from server (Forbidden): {}", s.message),
             namespace: namespace.to_string(),
         },
-        source => PodExecError::Api {
+        kube::Error::Api(s) => PodExecError::Api {
             what: what.into(),
-            source,
+            message: format!("Error from server ({}): {}", s.reason, s.message),
         },
+        other => {
+            let mut message = other.to_string();
+            let mut src = std::error::Error::source(&other);
+            while let Some(e) = src {
+                let m = e.to_string();
+                if !message.contains(&m) {
+                    message = format!("{message}: {m}");
+                }
+                src = e.source();
+            }
+            PodExecError::Api {
+                what: what.into(),
+                message,
+            }
+        }
     }
 }
 
