@@ -169,6 +169,20 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
         )));
     }
 
+    let kubelet = ctx.server.kubelet.clone().ok_or_else(|| {
+        ApiError::internal(format!(
+            "no kubelet connection for node of pod {}",
+            info.name
+        ))
+    })?;
+    let target = kubelet
+        .exec_container(&info.namespace, &info.name, &container)
+        .map_err(|e| ApiError::internal(format!("unable to upgrade connection: {e}")))?;
+    if opts.tty {
+        return Err(ApiError::bad_request(
+            "tty is not supported by the sandbox's exec: run without -t",
+        ));
+    }
     // The upgrade (UpgradeAwareHandler: a plain request gets "Upgrade request required").
     let upgrade = ctx.header("upgrade").to_ascii_lowercase();
     if upgrade.is_empty() {
@@ -180,11 +194,6 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
             PROTOCOLS.join(", "),
             ctx.header("upgrade")
         )));
-    }
-    if opts.tty {
-        return Err(ApiError::bad_request(
-            "tty is not supported by the sandbox's exec: run without -t",
-        ));
     }
     let key = ctx.header("sec-websocket-key").to_string();
     if key.is_empty() || ctx.header("sec-websocket-version") != "13" {
@@ -213,15 +222,6 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
             PROTOCOLS.join(" ")
         )));
     };
-    let kubelet = ctx.server.kubelet.clone().ok_or_else(|| {
-        ApiError::internal(format!(
-            "no kubelet connection for node of pod {}",
-            info.name
-        ))
-    })?;
-    let target = kubelet
-        .exec_container(&info.namespace, &info.name, &container)
-        .map_err(|e| ApiError::internal(format!("unable to upgrade connection: {e}")))?;
     let on_upgrade = ctx
         .parts
         .extensions
