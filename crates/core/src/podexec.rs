@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use crate::etcd::prefix_range_end;
-use crate::scan::{Checker, ScanItem, ScanRequest, ScanSummary};
+use crate::scan::{Checker, PageChecker, ScanItem, ScanRequest, ScanSummary};
 
 /// kubeadm's labels on its etcd static pod (kubeadm `app/util/staticpod/utils.go` `ComponentPod`).
 pub const ETCD_POD_SELECTOR: &str = "component=etcd,tier=control-plane";
@@ -548,18 +548,18 @@ struct RangeDecoded {
     last_mod_revision: i64,
 }
 
-/// The scan of [`crate::scan::scan`], with the pages read through the etcd pod: every key `req` selects is
-/// checked with `checker` and handed to `sink`; returns the counts.
+/// The scan of [`crate::scan::scan`], with the pages read through the etcd pod and checked by the same
+/// [`PageChecker`]: every key `req` selects is checked with `checker` and handed to `sink` in key order; returns
+/// the counts.
 pub async fn scan_via_pod(
     client: &kube::Client,
     pod: &EtcdPod,
     req: &ScanRequest,
     checker: &Checker,
     page_size: i64,
-    mut sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
+    sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
 ) -> Result<ScanSummary, ScanViaPodError> {
-    let resource_prefix = req.resource_prefix();
-    let mut summary = ScanSummary::default();
+    let mut pc = PageChecker::new(req, checker, sink);
     let single = req.single_key().is_some();
     let mut pager = match req.single_key() {
         Some(key) => EtcdctlPager::new(client, pod, key, None, page_size),
@@ -576,26 +576,19 @@ pub async fn scan_via_pod(
     };
     let mut page = pager.next_page().await?;
     while let Some(kvs) = page.take() {
-        summary.revision = if single {
-            pager.last_mod_revision()
-        } else {
-            pager.revision()
-        };
         // Run the next etcdctl while this page is checked.
-        let (next, checked) = tokio::join!(pager.next_page(), async {
-            for (k, v) in &kvs {
-                let key = String::from_utf8_lossy(k);
-                let item = checker.check(&resource_prefix, &req.resource, &key, v);
-                summary.add(&item);
-                sink(&item)?;
-            }
-            Ok::<_, std::io::Error>(())
-        });
+        let (next, checked) = tokio::join!(pager.next_page(), async { pc.page(&kvs) });
         checked?;
         drop(kvs);
         page = next?;
     }
-    Ok(summary)
+    // A single object reports its mod revision, a range the revision it was read at (as `scan`).
+    let revision = if single {
+        pager.last_mod_revision()
+    } else {
+        pager.revision()
+    };
+    Ok(pc.finish(revision))
 }
 
 /// A scan through the pod could not run.

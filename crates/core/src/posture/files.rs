@@ -27,9 +27,7 @@ fn mode_check(name: &str, cis: Option<&str>, path: &Path, allowed: u32) -> Check
                     .fix(format!("chmod {allowed:o} {}", path.display()))
             }
         }
-        Err(e) => Check::new(name, cis, Status::Error)
-            .detail(format!("{}: {e}", path.display()))
-            .fix("run as root on the node, or pass --root DIR"),
+        Err(e) => unreadable(name, cis, path, &e),
     }
 }
 
@@ -59,10 +57,21 @@ fn owner_check(
                     .fix(format!("chown root:root {}", path.display()))
             }
         }
-        Err(e) => Check::new(name, cis, Status::Error)
-            .detail(format!("{}: {e}", path.display()))
-            .fix("run as root on the node, or pass --root DIR"),
+        Err(e) => unreadable(name, cis, path, &e),
     }
+}
+
+fn unreadable(name: &str, cis: Option<&str>, path: &Path, e: &std::io::Error) -> Check {
+    let fix = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "run as root on the node",
+        std::io::ErrorKind::NotFound => {
+            "check the path in the configuration, or pass --root DIR for a node directory"
+        }
+        _ => "check the file",
+    };
+    Check::new(name, cis, Status::Error)
+        .detail(format!("{}: {e}", path.display()))
+        .fix(fix)
 }
 
 /// uid of `user` in the node's `/etc/passwd` (under `root`).

@@ -599,4 +599,78 @@ mod tests {
         assert_eq!(date(1_803_000_000), "2027-02-19");
         assert_eq!(date(951_782_400), "2000-02-29");
     }
+
+    fn server(ca: &CertificateAuthority, days: u64) -> X509 {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let profile = LeafProfile::Server {
+            dns_names: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+        };
+        ca.issue(
+            &key,
+            "etcd",
+            &[],
+            &profile,
+            Duration::from_secs(days * 86400),
+        )
+        .unwrap()
+        .x509()
+        .clone()
+    }
+
+    #[test]
+    fn serving_certificate_chain_names_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let year = Duration::from_secs(365 * 86400);
+        let ca = CertificateAuthority::new_self_signed("etcd-ca", KeyAlgorithm::EcdsaP256, year)
+            .unwrap();
+        let other =
+            CertificateAuthority::new_self_signed("other", KeyAlgorithm::EcdsaP256, year).unwrap();
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert.to_pem().unwrap()).unwrap();
+        let url = "https://127.0.0.1:2379";
+        let ok = serving_cert(url, "127.0.0.1", &[server(&ca, 200)], Some(&ca_file), "2.1");
+        assert_eq!(ok.result, Status::Pass, "{ok:?}");
+        assert!(ok.detail.starts_with("CN=etcd, signed by"), "{ok:?}");
+        let soon = serving_cert(url, "localhost", &[server(&ca, 10)], Some(&ca_file), "2.1");
+        assert_eq!(soon.result, Status::Warn, "{soon:?}");
+        assert!(
+            soon.detail.contains("in 9 days") || soon.detail.contains("in 10 days"),
+            "{soon:?}"
+        );
+        let foreign = serving_cert(
+            url,
+            "127.0.0.1",
+            &[server(&other, 200)],
+            Some(&ca_file),
+            "2.1",
+        );
+        assert_eq!(foreign.result, Status::Fail, "{foreign:?}");
+        assert!(foreign.detail.contains("does not chain to"), "{foreign:?}");
+        let wrong_host = serving_cert(
+            "https://10.0.0.9:2379",
+            "10.0.0.9",
+            &[server(&ca, 200)],
+            Some(&ca_file),
+            "2.1",
+        );
+        assert_eq!(wrong_host.result, Status::Fail, "{wrong_host:?}");
+        assert!(
+            wrong_host.detail.contains("does not name 10.0.0.9"),
+            "{wrong_host:?}"
+        );
+        let no_ca = serving_cert(url, "127.0.0.1", &[server(&ca, 200)], None, "2.1");
+        assert_eq!(no_ca.result, Status::Warn);
+        let none = serving_cert(url, "127.0.0.1", &[], Some(&ca_file), "2.1");
+        assert_eq!(none.result, Status::Error);
+        assert_eq!(
+            connectable("https://0.0.0.0:2379"),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(connectable("https://[::]:2380"), "https://[::1]:2380");
+        assert_eq!(
+            connectable("https://10.0.0.1:2379"),
+            "https://10.0.0.1:2379"
+        );
+    }
 }
