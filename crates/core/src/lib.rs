@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod manifest;
 pub mod onboard;
 pub mod pki;
+pub mod podexec;
 pub mod reencrypt;
 pub mod scan;
 pub mod storage;

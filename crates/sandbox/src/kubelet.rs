@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub wake: tokio::sync::Notify,
     /// The kubeconfig the kubelet talks to the API server with.
     pub kubelet_kubeconfig: PathBuf,
+    /// Running containers that serve `pods/exec`, by (namespace, mirror pod name).
+    pub exec_pods: Mutex<HashMap<(String, String), StaticPod>>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +100,7 @@ impl Shared {
             }),
             wake: tokio::sync::Notify::new(),
             kubelet_kubeconfig,
+            exec_pods: Mutex::new(HashMap::new()),
         }
     }
 
@@ -206,6 +209,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             break;
         }
         sync_once(&shared, &mut pods).await;
+        publish_exec_pods(&shared, &pods);
         let snapshot: Vec<MirrorPod> = pods
             .values()
             .filter_map(|p| mirror_of(&shared, p))
@@ -403,6 +407,42 @@ fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bo
     st.etcd_running = etcd_running;
 }
 
+/// Only etcd runs as a real process; the other containers run in-process and have nothing to exec in.
+fn publish_exec_pods(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>) {
+    let running = pods
+        .values()
+        .filter(|p| matches!(p.container, Some(Container::Etcd(_))))
+        .filter_map(|p| p.parsed.as_ref().ok())
+        .map(|sp| {
+            let ns = sp.pod.metadata.namespace.clone();
+            let key = (
+                ns.unwrap_or_else(|| "default".into()),
+                format!("{}-{}", sp.name(), shared.node),
+            );
+            (key, sp.clone())
+        })
+        .collect();
+    *shared.exec_pods.lock().unwrap_or_else(|e| e.into_inner()) = running;
+}
+
+impl crate::apiserver::Kubelet for Shared {
+    fn exec_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<crate::apiserver::ExecContainer, String> {
+        let pods = self.exec_pods.lock().unwrap_or_else(|e| e.into_inner());
+        match pods.get(&(namespace.to_string(), pod.to_string())) {
+            Some(sp) if sp.container_name() == container => Ok(crate::apiserver::ExecContainer {
+                paths: Arc::new(sp.mounts.clone()),
+                env: crate::apiserver::container_env(&sp.pod),
+            }),
+            _ => Err(format!("container not found ({container:?})")),
+        }
+    }
+}
+
 async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
     let log = shared
         .layout
@@ -431,7 +471,9 @@ async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Contain
     let version = version_of(shared, sp);
     let resolver: Arc<dyn PathResolver> = Arc::new(sp.mounts.clone());
     let v = version.git_version.trim_start_matches('v').to_string();
-    match ApiServer::start(&sp.command, resolver, shared.faults.clone(), &v).await {
+    let kubelet: Arc<dyn crate::apiserver::Kubelet> = shared.clone();
+    match ApiServer::start_on_node(&sp.command, resolver, shared.faults.clone(), &v, kubelet).await
+    {
         Ok(s) => {
             tracing::info!(port = s.port(), version = %version.git_version, "kube-apiserver started");
             Ok(Container::ApiServer(s))

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdReader};
-use atrest_core::scan::{ScanItem, ScanRequest, ScanSummary, Scope, scan};
+use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs};
+use atrest_core::scan::{ScanItem, ScanRequest, ScanSummary, Scope};
 use clap::{Parser, ValueEnum};
 
 mod keys;
 mod manifest;
 mod output;
+mod via_pod;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,6 +25,9 @@ Examples:
 
   # Machine-readable report; exit 2 if any secret is still stored in plaintext
   kubectl etcdcheck -A -o json --fail-on-plaintext
+
+  # Not on the node: run etcdctl inside the etcd pod through the API server (kubectl exec)
+  kubectl etcdcheck -A --via-pod --encryption-config ./enc.yaml
 
   # A node directory copied elsewhere, etcd reached with etcdctl's variables
   ETCDCTL_ENDPOINTS=https://10.0.0.10:2379 kubectl etcdcheck -A --root /mnt/node
@@ -76,6 +80,8 @@ struct Cli {
     verbose: u8,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    via: via_pod::ViaPodArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,15 +165,16 @@ async fn run(cli: Cli) -> Result<u8> {
         &request.resource,
     )?;
 
-    let cfg = cli.etcd.resolve(&cli.root);
-    let reader = EtcdReader::connect(&cfg).await?;
+    let source = via_pod::Source::connect(&cli.via, &cli.etcd, &cli.root).await?;
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let summary = match cli.output {
         Format::Json => {
             let mut w = output::JsonStream::new(&mut out)?;
-            let s = scan(&reader, &request, &checker, cli.page_size, |i| w.item(i)).await;
+            let s = source
+                .scan(&request, &checker, cli.page_size, |i| w.item(i))
+                .await;
             let s = s.context("scan failed")?;
             w.finish(&s)?;
             s
@@ -175,29 +182,25 @@ async fn run(cli: Cli) -> Result<u8> {
         Format::Yaml => {
             out.write_all(b"items:\n")?;
             let mut any = false;
-            let s = scan(&reader, &request, &checker, cli.page_size, |i| {
-                any = true;
-                output::yaml_item(&mut out, i)
-            })
-            .await
-            .context("scan failed")?;
+            let s = source
+                .scan(&request, &checker, cli.page_size, |i| {
+                    any = true;
+                    output::yaml_item(&mut out, i)
+                })
+                .await
+                .context("scan failed")?;
             output::yaml_finish(&mut out, any, &s)?;
             s
         }
         Format::Table => {
             let mut rows: Vec<[String; 5]> = Vec::new();
-            let s = scan(
-                &reader,
-                &request,
-                &checker,
-                cli.page_size,
-                |i: &ScanItem| {
+            let s = source
+                .scan(&request, &checker, cli.page_size, |i: &ScanItem| {
                     rows.push(output::table_row(i));
                     Ok(())
-                },
-            )
-            .await
-            .context("scan failed")?;
+                })
+                .await
+                .context("scan failed")?;
             output::print_table(
                 &mut out,
                 &rows,

@@ -30,6 +30,8 @@ pub(crate) struct Server {
     pub authz: Authorizer,
     /// `host:port` clients should use (`serverAddressByClientCIDRs`).
     pub advertise: String,
+    /// Where `pods/exec` goes (the node's kubelet).
+    pub kubelet: Option<Arc<dyn super::Kubelet>>,
 }
 
 /// What `/version` reports.
@@ -104,6 +106,7 @@ pub(crate) async fn start(
     paths: Arc<dyn PathResolver>,
     faults: Arc<Faults>,
     kube_version: &str,
+    kubelet: Option<Arc<dyn super::Kubelet>>,
 ) -> Result<RunningApiServer, StartError> {
     let version = KubeVersion::parse(kube_version)?;
     let read = |flag: &str, v: &Option<String>| -> Result<Option<(String, Vec<u8>)>, StartError> {
@@ -180,6 +183,7 @@ pub(crate) async fn start(
         store,
         authz,
         advertise,
+        kubelet,
     });
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -284,6 +288,7 @@ async fn serve_conn(
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades() // pods/exec
         .await
     {
         tracing::debug!(%peer, "connection error: {e}");

@@ -12,6 +12,7 @@ mod bootstrap;
 mod codec;
 mod discovery;
 mod encryption;
+mod exec;
 mod faults;
 mod flags;
 mod http;
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use exec::{ExecContainer, Kubelet, container_env};
 pub use faults::{Faults, WriteFault};
 pub use flags::Options;
 
@@ -83,7 +85,19 @@ impl ApiServer {
         kube_version: &str,
     ) -> Result<RunningApiServer, StartError> {
         let opts = flags::Options::parse(command)?;
-        http::start(opts, paths, faults, kube_version).await
+        http::start(opts, paths, faults, kube_version, None).await
+    }
+
+    /// [`Self::start`] on a node whose kubelet serves `pods/exec` for the pods it runs.
+    pub async fn start_on_node(
+        command: &[String],
+        paths: Arc<dyn PathResolver>,
+        faults: Arc<Faults>,
+        kube_version: &str,
+        kubelet: Arc<dyn Kubelet>,
+    ) -> Result<RunningApiServer, StartError> {
+        let opts = flags::Options::parse(command)?;
+        http::start(opts, paths, faults, kube_version, Some(kubelet)).await
     }
 }
 

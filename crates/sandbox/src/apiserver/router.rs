@@ -12,7 +12,7 @@ use super::faults::WriteFault;
 use super::http::{Resp, Server, error_response, text_response, version_response};
 use super::rbac::{Attributes, Decision, forbidden_reason};
 use super::status::ApiError;
-use super::{discovery, impersonation, rest};
+use super::{discovery, exec, impersonation, rest};
 
 /// `RequestInfo`.
 #[derive(Debug, Clone, Default)]
@@ -261,6 +261,9 @@ async fn route_inner(
         body,
     };
     if ctx.info.resource_request {
+        if exec::is_exec(&ctx.info) {
+            return exec::handle(&ctx).await;
+        }
         return rest::handle(&ctx).await;
     }
     non_resource(&ctx).await
