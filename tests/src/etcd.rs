@@ -25,8 +25,10 @@ pub struct TlsEtcd {
     child: Child,
     dir: tempfile::TempDir,
     client_port: u16,
+    peer_port: u16,
     ca: CertificateAuthority,
     cached: tokio::sync::OnceCell<etcd_client::Client>,
+    client_cert_auth: bool,
 }
 
 /// Client-side file paths for talking to a [`TlsEtcd`].
@@ -59,6 +61,14 @@ fn free_port() -> u16 {
 impl TlsEtcd {
     /// Start etcd; panics (showing etcd's log) if it does not become healthy within 20 s.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Start etcd with `--client-cert-auth=<client_cert_auth>`. False also leaves out
+    /// `--trusted-ca-file` (etcd requires client certificates whenever that is set, whatever
+    /// `--client-cert-auth` says: etcd `pkg/transport/listener.go` `TLSInfo.ServerConfig`), so any TLS
+    /// client may read and write: the insecure setup `kubectl etcdcheck posture` must catch.
+    pub fn start_with(client_cert_auth: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("atrest-etcd-")
             .tempdir()
@@ -66,11 +76,13 @@ impl TlsEtcd {
         let ca = make_pki(dir.path());
         let (client_port, peer_port) = free_ports();
         let mut etcd = Self {
-            child: spawn_etcd(dir.path(), client_port, peer_port),
+            child: spawn_etcd(dir.path(), client_port, peer_port, client_cert_auth),
             dir,
             client_port,
+            peer_port,
             ca,
             cached: tokio::sync::OnceCell::new(),
+            client_cert_auth,
         };
         // A freshly probed port can be taken by another process before etcd binds it: retry.
         let mut attempt = 0;
@@ -82,7 +94,9 @@ impl TlsEtcd {
                     let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
                     let (client_port, peer_port) = free_ports();
                     etcd.client_port = client_port;
-                    etcd.child = spawn_etcd(etcd.dir.path(), client_port, peer_port);
+                    etcd.peer_port = peer_port;
+                    etcd.child =
+                        spawn_etcd(etcd.dir.path(), client_port, peer_port, client_cert_auth);
                 }
                 Err(log) => panic!("etcd did not become healthy; its log:\n{log}"),
             }
@@ -133,6 +147,16 @@ impl TlsEtcd {
     /// `https://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("https://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The arguments etcd was started with (host paths under [`Self::root`]).
+    pub fn args(&self) -> Vec<String> {
+        etcd_args(
+            self.root(),
+            self.client_port,
+            self.peer_port,
+            self.client_cert_auth,
+        )
     }
 
     /// The kubeadm-shaped node root (pass as `--root`).
@@ -243,34 +267,41 @@ fn make_pki(root: &Path) -> CertificateAuthority {
     ca
 }
 
-fn spawn_etcd(root: &Path, client_port: u16, peer_port: u16) -> Child {
+fn etcd_args(root: &Path, client_port: u16, peer_port: u16, client_cert_auth: bool) -> Vec<String> {
     let p = root.join("etc/kubernetes/pki/etcd");
     let data = root.join("data");
-    let log = std::fs::File::create(root.join("etcd.log")).expect("etcd log file");
     let client = format!("https://127.0.0.1:{client_port}");
     let peer = format!("https://127.0.0.1:{peer_port}");
     let f = |n: &str| p.join(n).display().to_string();
+    let mut args = vec![
+        "--name=atrest-test".to_string(),
+        format!("--data-dir={}", data.display()),
+        format!("--listen-client-urls={client}"),
+        format!("--advertise-client-urls={client}"),
+        format!("--listen-peer-urls={peer}"),
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--initial-cluster=atrest-test={peer}"),
+        format!("--cert-file={}", f("server.crt")),
+        format!("--key-file={}", f("server.key")),
+        format!("--client-cert-auth={client_cert_auth}"),
+        format!("--peer-cert-file={}", f("peer.crt")),
+        format!("--peer-key-file={}", f("peer.key")),
+        format!("--peer-trusted-ca-file={}", f("ca.crt")),
+        "--peer-client-cert-auth=true".into(),
+        "--logger=zap".into(),
+        "--log-outputs=stderr".into(),
+        "--snapshot-count=100000".into(),
+    ];
+    if client_cert_auth {
+        args.push(format!("--trusted-ca-file={}", f("ca.crt")));
+    }
+    args
+}
+
+fn spawn_etcd(root: &Path, client_port: u16, peer_port: u16, client_cert_auth: bool) -> Child {
+    let log = std::fs::File::create(root.join("etcd.log")).expect("etcd log file");
     Command::new(ETCD_BIN)
-        .args([
-            "--name=atrest-test",
-            &format!("--data-dir={}", data.display()),
-            &format!("--listen-client-urls={client}"),
-            &format!("--advertise-client-urls={client}"),
-            &format!("--listen-peer-urls={peer}"),
-            &format!("--initial-advertise-peer-urls={peer}"),
-            &format!("--initial-cluster=atrest-test={peer}"),
-            &format!("--cert-file={}", f("server.crt")),
-            &format!("--key-file={}", f("server.key")),
-            &format!("--trusted-ca-file={}", f("ca.crt")),
-            "--client-cert-auth=true",
-            &format!("--peer-cert-file={}", f("peer.crt")),
-            &format!("--peer-key-file={}", f("peer.key")),
-            &format!("--peer-trusted-ca-file={}", f("ca.crt")),
-            "--peer-client-cert-auth=true",
-            "--logger=zap",
-            "--log-outputs=stderr",
-            "--snapshot-count=100000",
-        ])
+        .args(etcd_args(root, client_port, peer_port, client_cert_auth))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log fd"))
         .stderr(log)

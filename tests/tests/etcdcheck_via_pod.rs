@@ -238,6 +238,46 @@ fn etcdcheck_via_the_etcd_pod() {
         "{}",
         text(&out.stderr)
     );
+    // stdin reaches the command, and its end (v5's close signal) ends `cat`.
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.sb.kubeconfig())
+        .arg("--cache-dir")
+        .arg(env.cache_dir())
+        .args([
+            "exec",
+            "-i",
+            "-n",
+            "kube-system",
+            &pod,
+            "--",
+            "sh",
+            "-c",
+            "cat; echo end",
+        ])
+        .env_remove("KUBECONFIG")
+        .env("HOME", env.tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "from stdin\nend\n",
+        "{}",
+        text(&out.stderr)
+    );
     // Anything but etcdctl / sh -c is refused inside the sandbox's etcd container.
     let out = env.kubectl(&["exec", "-n", "kube-system", &pod, "--", "ls", "/"]);
     assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
@@ -327,14 +367,15 @@ fn etcdcheck_via_the_etcd_pod() {
             enc,
         ],
     );
-    assert_eq!(json_items(&v), json_items(&d));
+    // One object: the whole report is byte-identical (its revision is the object's mod revision).
+    assert_eq!(text(&v.stdout), text(&d.stdout));
     assert_eq!(json_items(&v).as_array().unwrap().len(), 1);
 
     // A pod that is not there: the API server's NotFound, exit 1.
     let out = env.etcdcheck(true, &["--via-pod", "etcd-nowhere"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("etcd-nowhere"),
+        text(&out.stderr).contains("Error from server (NotFound): pods \"etcd-nowhere\" not found"),
         "{}",
         text(&out.stderr)
     );

@@ -13,7 +13,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, OpenSslClientConfig};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
+use openssl::ssl::{SslConnector, SslMethod};
+use openssl::x509::X509;
 
 use crate::pki::{Certificate, PrivateKey};
 
@@ -27,6 +33,8 @@ pub const KUBEADM_APISERVER_ETCD_CLIENT_KEY: &str = "etc/kubernetes/pki/apiserve
 pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// Keys per range request unless told otherwise.
 pub const DEFAULT_PAGE_SIZE: i64 = 500;
+/// HTTP/2 stream window: large enough that etcd can send a whole page without waiting for us.
+const H2_WINDOW: u32 = 16 * 1024 * 1024;
 /// Largest gRPC response accepted (etcd's own request limit is 1.5 MiB per value).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -248,17 +256,19 @@ impl EtcdReader {
             ));
         }
         let all_plain = cfg.endpoints.iter().all(|e| e.starts_with("http://"));
-        let mut opts = ConnectOptions::new()
+        let opts = ConnectOptions::new()
             .with_connect_timeout(cfg.dial_timeout)
             .with_timeout(Duration::from_secs(60));
-        if !all_plain {
-            let tls = cfg.load_tls()?;
-            opts = opts.with_openssl_tls(
-                OpenSslClientConfig::default()
-                    .ca_cert_pem(&tls.ca_pem)
-                    .client_cert_pem_and_key(&tls.cert_pem, &tls.key_pem),
-            );
-        }
+        let tls = if all_plain {
+            None
+        } else {
+            Some(Arc::new(tls_connector(&cfg.load_tls()?).map_err(|e| {
+                EtcdError::Request {
+                    endpoints: endpoints.clone(),
+                    message: format!("cannot set up TLS: {e}"),
+                }
+            })?))
+        };
         let started = Instant::now();
         let fail = |what: &str, e: etcd_client::Error| EtcdError::Request {
             endpoints: endpoints.clone(),
@@ -268,7 +278,33 @@ impl EtcdReader {
                 describe(&e)
             ),
         };
-        let connect = Client::connect(cfg.endpoints.clone(), Some(opts));
+        let targets = cfg
+            .endpoints
+            .iter()
+            .map(|e| DialTarget::parse(e))
+            .collect::<Result<Vec<_>>>()?;
+        let endpoint = tonic::transport::Endpoint::from_shared(cfg.endpoints[0].clone())
+            .map_err(|e| {
+                EtcdError::InvalidArgs(format!("invalid etcd endpoint {:?}: {e}", cfg.endpoints[0]))
+            })?
+            .connect_timeout(cfg.dial_timeout)
+            .timeout(Duration::from_secs(60))
+            // Room for a whole page in flight while the previous one is checked.
+            .initial_stream_window_size(Some(H2_WINDOW))
+            .initial_connection_window_size(Some(H2_WINDOW * 2));
+        let connector = Dialer {
+            targets: Arc::new(targets),
+            tls,
+        };
+        let connect = async {
+            let channel = endpoint
+                .connect_with_connector(connector)
+                .await
+                .map_err(|e| fail("cannot connect", etcd_client::Error::TransportError(e)))?;
+            Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
+                .await
+                .map_err(|e| fail("cannot connect", e))
+        };
         let mut client = tokio::time::timeout(cfg.dial_timeout, connect)
             .await
             .map_err(|_| EtcdError::Request {
@@ -277,8 +313,7 @@ impl EtcdReader {
                     "no connection within {:?} (--dial-timeout)",
                     cfg.dial_timeout
                 ),
-            })?
-            .map_err(|e| fail("cannot connect", e))?;
+            })??;
         let status = tokio::time::timeout(cfg.dial_timeout, client.status())
             .await
             .map_err(|_| EtcdError::Request {
@@ -417,6 +452,186 @@ impl RangePager {
     }
 }
 
+/// OpenSSL client context for etcd: the CA bundle (every certificate in it), the client
+/// certificate chain and key, and ALPN `h2` (etcd's gRPC server only speaks HTTP/2 when ALPN
+/// negotiates it). Hostnames/IPs are verified against etcd's certificate.
+fn tls_connector(tls: &EtcdTls) -> std::result::Result<SslConnector, openssl::error::ErrorStack> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_alpn_protos(b"\x02h2")?;
+    for ca in X509::stack_from_pem(&tls.ca_pem)? {
+        b.cert_store_mut().add_cert(ca)?;
+    }
+    let mut chain = X509::stack_from_pem(&tls.cert_pem)?.into_iter();
+    if let Some(leaf) = chain.next() {
+        b.set_certificate(&leaf)?;
+    }
+    for extra in chain {
+        b.add_extra_chain_cert(extra)?;
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem(&tls.key_pem)?;
+    b.set_private_key(&key)?;
+    Ok(b.build())
+}
+
+/// One `--endpoints` entry: host, port and whether it is TLS.
+#[derive(Debug, Clone)]
+struct DialTarget {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl DialTarget {
+    fn parse(url: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            EtcdError::InvalidArgs(format!(
+                "invalid etcd endpoint {url:?}: {why}; use https://HOST:PORT (or http:// for plain etcd)"
+            ))
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            (true, url)
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
+            _ => (authority, 2379),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(DialTarget {
+            host: host.to_string(),
+            port,
+            tls,
+        })
+    }
+}
+
+/// The transport under the gRPC channel: TCP with `TCP_NODELAY` (hyper-util's connector, which
+/// etcd-client's OpenSSL mode uses, leaves Nagle on; each small request frame then waits for the
+/// server's delayed ACK, ~40 ms per range request), then TLS through OpenSSL. Tries the endpoints
+/// in order and uses the first that connects.
+#[derive(Clone)]
+struct Dialer {
+    targets: Arc<Vec<DialTarget>>,
+    tls: Option<Arc<SslConnector>>,
+}
+
+/// A connected transport, plain or TLS.
+enum EtcdStream {
+    Plain(tokio::net::TcpStream),
+    Tls(tokio_openssl::SslStream<tokio::net::TcpStream>),
+}
+
+impl tokio::io::AsyncRead for EtcdStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            EtcdStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            EtcdStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for EtcdStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            EtcdStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            EtcdStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            EtcdStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            EtcdStream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            EtcdStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            EtcdStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Dialer {
+    async fn dial(self) -> std::io::Result<hyper_util::rt::TokioIo<EtcdStream>> {
+        let mut last = None;
+        for t in self.targets.iter() {
+            match self.dial_one(t).await {
+                Ok(s) => return Ok(hyper_util::rt::TokioIo::new(s)),
+                Err(e) => {
+                    tracing::debug!(host = %t.host, port = t.port, error = %e, "etcd endpoint failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no etcd endpoint")))
+    }
+
+    async fn dial_one(&self, t: &DialTarget) -> std::io::Result<EtcdStream> {
+        let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+        tcp.set_nodelay(true)?;
+        if !t.tls {
+            return Ok(EtcdStream::Plain(tcp));
+        }
+        let Some(connector) = &self.tls else {
+            return Err(std::io::Error::other(
+                "a TLS endpoint needs the CA and client certificate",
+            ));
+        };
+        let ssl = connector
+            .configure()
+            .and_then(|c| c.into_ssl(&t.host))
+            .map_err(std::io::Error::other)?;
+        let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(std::io::Error::other)?;
+        Pin::new(&mut stream)
+            .connect()
+            .await
+            .map_err(|e| std::io::Error::other(format!("TLS handshake with {}: {e}", t.host)))?;
+        Ok(EtcdStream::Tls(stream))
+    }
+}
+
+impl tower_service::Service<http::Uri> for Dialer {
+    type Response = hyper_util::rt::TokioIo<EtcdStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        Box::pin(self.clone().dial())
+    }
+}
+
 /// The range end that makes `[prefix, end)` cover every key starting with `prefix` (etcd's
 /// `clientv3.GetPrefixRangeEnd`).
 pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
@@ -443,7 +658,20 @@ fn is_too_large(e: &etcd_client::Error) -> bool {
 fn describe(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(s) => format!("{} ({:?})", s.message(), s.code()),
-        other => other.to_string(),
+        other => {
+            // Transport errors say only "transport error"; the cause is in the source chain.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                let more = s.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
+                source = s.source();
+            }
+            text
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod onboard;
 pub mod pki;
 pub mod podexec;
+pub mod posture;
 pub mod reencrypt;
 pub mod scan;
 pub mod storage;

@@ -32,7 +32,7 @@ pub const CONTROL_PLANE_NAMESPACE: &str = "kube-system";
 pub enum PodExecError {
     /// The API server refused the request (RBAC).
     #[error(
-        "{message}\nhint: --via-pod needs `get`/`list` on pods and `create` and `get` on pods/exec in namespace {namespace} (e.g. `kubectl create role etcd-exec -n {namespace} --verb=get,list,create --resource=pods,pods/exec` and a rolebinding)"
+        "{message}\nhint: --via-pod needs `get` and `list` on pods and `get` and `create` on pods/exec in namespace {namespace}: `kubectl create role etcd-exec -n {namespace} --verb=get,list --resource=pods` plus `--verb=get,create --resource=pods/exec` in a second role, each bound to the user (exec into etcd gives full access to etcd: grant it to cluster admins only)"
     )]
     Forbidden {
         /// The API server's message.
@@ -41,13 +41,12 @@ pub enum PodExecError {
         namespace: String,
     },
     /// Another API error (not found, bad request, connection).
-    #[error("{what}: {source}")]
+    #[error("{what}: {message}")]
     Api {
         /// What was being done.
         what: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The server's status (`Error from server (NotFound): …`, as kubectl prints it) or the client error.
+        message: String,
     },
     /// No pod carries kubeadm's etcd labels.
     #[error(
@@ -93,10 +92,25 @@ fn api_error(what: impl Into<String>, namespace: &str, e: kube::Error) -> PodExe
             message: format!("Error from server (Forbidden): {}", s.message),
             namespace: namespace.to_string(),
         },
-        source => PodExecError::Api {
+        kube::Error::Api(s) => PodExecError::Api {
             what: what.into(),
-            source,
+            message: format!("Error from server ({}): {}", s.reason, s.message),
         },
+        other => {
+            let mut message = other.to_string();
+            let mut src = std::error::Error::source(&other);
+            while let Some(e) = src {
+                let m = e.to_string();
+                if !message.contains(&m) {
+                    message = format!("{message}: {m}");
+                }
+                src = e.source();
+            }
+            PodExecError::Api {
+                what: what.into(),
+                message,
+            }
+        }
     }
 }
 
@@ -383,6 +397,8 @@ struct KvJson {
     key: String,
     #[serde(default)]
     value: String,
+    #[serde(default)]
+    mod_revision: i64,
 }
 
 /// One key and its raw value.
@@ -401,6 +417,7 @@ pub struct EtcdctlPager<'a> {
     skip_first: bool,
     done: bool,
     round_trips: u64,
+    last_mod_revision: i64,
 }
 
 impl<'a> EtcdctlPager<'a> {
@@ -422,12 +439,19 @@ impl<'a> EtcdctlPager<'a> {
             skip_first: false,
             done: false,
             round_trips: 0,
+            last_mod_revision: 0,
         }
     }
 
     /// The revision the pages are read at (0 before the first page).
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// The mod revision of the last key read (0 if none): a single-key read reports it as its revision, as the
+    /// direct scan does.
+    pub fn last_mod_revision(&self) -> i64 {
+        self.last_mod_revision
     }
 
     /// How many execs were made.
@@ -473,6 +497,7 @@ impl<'a> EtcdctlPager<'a> {
         if self.revision == 0 {
             self.revision = page.header.revision;
         }
+        self.last_mod_revision = page.last_mod_revision;
         let mut kvs = page.kvs;
         if self.skip_first && !kvs.is_empty() && kvs[0].0 == self.start.as_bytes() {
             kvs.remove(0);
@@ -498,6 +523,7 @@ fn parse_range_json(stdout: &[u8]) -> Result<RangeDecoded, String> {
         .map_err(|e| format!("etcdctl printed something that is not its JSON output: {e}"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut kvs = Vec::with_capacity(r.kvs.len());
+    let last_mod_revision = r.kvs.last().map_or(0, |kv| kv.mod_revision);
     for kv in r.kvs {
         let key = b64
             .decode(&kv.key)
@@ -511,6 +537,7 @@ fn parse_range_json(stdout: &[u8]) -> Result<RangeDecoded, String> {
         header: r.header,
         kvs,
         more: r.more,
+        last_mod_revision,
     })
 }
 
@@ -518,6 +545,7 @@ struct RangeDecoded {
     header: HeaderJson,
     kvs: Vec<KeyValue>,
     more: bool,
+    last_mod_revision: i64,
 }
 
 /// The scan of [`crate::scan::scan`], with the pages read through the etcd pod: every key `req` selects is
@@ -532,6 +560,7 @@ pub async fn scan_via_pod(
 ) -> Result<ScanSummary, ScanViaPodError> {
     let resource_prefix = req.resource_prefix();
     let mut summary = ScanSummary::default();
+    let single = req.single_key().is_some();
     let mut pager = match req.single_key() {
         Some(key) => EtcdctlPager::new(client, pod, key, None, page_size),
         None => {
@@ -545,14 +574,26 @@ pub async fn scan_via_pod(
             EtcdctlPager::new(client, pod, start, Some(end), page_size)
         }
     };
-    while let Some(kvs) = pager.next_page().await? {
-        summary.revision = pager.revision();
-        for (k, v) in &kvs {
-            let key = String::from_utf8_lossy(k);
-            let item = checker.check(&resource_prefix, &req.resource, &key, v);
-            summary.add(&item);
-            sink(&item)?;
-        }
+    let mut page = pager.next_page().await?;
+    while let Some(kvs) = page.take() {
+        summary.revision = if single {
+            pager.last_mod_revision()
+        } else {
+            pager.revision()
+        };
+        // Run the next etcdctl while this page is checked.
+        let (next, checked) = tokio::join!(pager.next_page(), async {
+            for (k, v) in &kvs {
+                let key = String::from_utf8_lossy(k);
+                let item = checker.check(&resource_prefix, &req.resource, &key, v);
+                summary.add(&item);
+                sink(&item)?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        checked?;
+        drop(kvs);
+        page = next?;
     }
     Ok(summary)
 }

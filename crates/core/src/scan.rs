@@ -4,8 +4,9 @@
 //! keys (provider and key name from the `k8s:enc:` prefix), decrypts it with the resource's
 //! transformers from an `EncryptionConfiguration` when one is given (the authenticated data is the
 //! full etcd key, apiserver `pkg/storage/etcd3/store.go`), decodes the plaintext (protobuf or JSON)
-//! and checks that the object's namespace/name match its key. [`scan`] streams pages from etcd
-//! through the checker into a sink, keeping only counts ([`ScanSummary`]), so memory stays flat.
+//! and checks that the object's namespace/name match its key. [`PageChecker`] turns pages of raw
+//! key-values from any source into items for a sink, keeping only counts ([`ScanSummary`]);
+//! [`scan`] feeds it pages read from etcd, so memory stays bounded by the pages in flight.
 //!
 //! The per-item JSON contract ([`ScanItem`]) is documented in issue 2 and relied on by users:
 //! `key, resource, namespace, name, storage, encoding, keyName, verified, error`.
@@ -13,6 +14,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use etcd_client::KeyValue;
 
 use crate::etcd::{EtcdError, EtcdReader, prefix_range_end};
 
@@ -178,50 +181,174 @@ pub enum ScanError {
     Output(#[from] std::io::Error),
 }
 
+/// One key-value as read from etcd, whatever the source: etcd-client's [`KeyValue`], or a
+/// `(key, value)` pair of byte buffers (e.g. decoded from `etcdctl get -w json`).
+pub trait RawKv: Sync {
+    /// The full etcd key.
+    fn key(&self) -> &[u8];
+    /// The stored value.
+    fn value(&self) -> &[u8];
+}
+
+impl RawKv for KeyValue {
+    fn key(&self) -> &[u8] {
+        KeyValue::key(self)
+    }
+    fn value(&self) -> &[u8] {
+        KeyValue::value(self)
+    }
+}
+
+impl<K: AsRef<[u8]> + Sync, V: AsRef<[u8]> + Sync> RawKv for (K, V) {
+    fn key(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+    fn value(&self) -> &[u8] {
+        self.1.as_ref()
+    }
+}
+
+/// The report side of a scan, separate from where the key-values come from: feed it pages of
+/// key-values in key order with [`PageChecker::page`]; each item goes to the sink in that order,
+/// only counts are kept, and [`PageChecker::finish`] returns them. Memory is bounded by the page
+/// the caller holds.
+///
+/// ```no_run
+/// # use atrest_core::scan::*;
+/// # fn pages() -> Vec<Vec<(Vec<u8>, Vec<u8>)>> { vec![] }
+/// # fn demo(req: &ScanRequest, checker: &Checker) -> std::io::Result<ScanSummary> {
+/// let mut pc = PageChecker::new(req, checker, |item: &ScanItem| {
+///     println!("{} {}", item.key, item.status());
+///     Ok(())
+/// });
+/// for page in pages() {
+///     pc.page(&page)?; // e.g. key/value bytes decoded from `etcdctl get -w json`
+/// }
+/// let summary = pc.finish(0 /* the revision read at, if known */);
+/// # Ok(summary) }
+/// ```
+///
+/// A page's values are checked (decrypted, decoded, verified) on up to [`PageChecker::threads`]
+/// threads; output order stays key order.
+pub struct PageChecker<'a, F> {
+    req: &'a ScanRequest,
+    checker: &'a Checker,
+    resource_prefix: String,
+    summary: ScanSummary,
+    sink: F,
+    threads: usize,
+}
+
+/// Below this many values a page is checked on the calling thread only.
+const PARALLEL_MIN: usize = 64;
+
+impl<'a, F: FnMut(&ScanItem) -> std::io::Result<()>> PageChecker<'a, F> {
+    /// A checker for the objects `req` selects, reporting each to `sink`.
+    pub fn new(req: &'a ScanRequest, checker: &'a Checker, sink: F) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        Self {
+            req,
+            checker,
+            resource_prefix: req.resource_prefix(),
+            summary: ScanSummary::default(),
+            sink,
+            threads,
+        }
+    }
+
+    /// How many threads check one page (default: the CPUs available, at most 4).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Check one page of key-values (in key order) and hand each item to the sink, in order.
+    pub fn page<T: RawKv>(&mut self, kvs: &[T]) -> std::io::Result<()> {
+        let (checker, prefix, resource) =
+            (self.checker, &*self.resource_prefix, &*self.req.resource);
+        let check_one = move |kv: &T| {
+            checker.check(
+                prefix,
+                resource,
+                &String::from_utf8_lossy(kv.key()),
+                kv.value(),
+            )
+        };
+        if self.threads <= 1 || kvs.len() < PARALLEL_MIN {
+            for kv in kvs {
+                let item = check_one(kv);
+                self.summary.add(&item);
+                (self.sink)(&item)?;
+            }
+            return Ok(());
+        }
+        let chunk = kvs.len().div_ceil(self.threads);
+        let items: Vec<Vec<ScanItem>> = std::thread::scope(|s| {
+            let mut chunks = kvs.chunks(chunk);
+            let first = chunks.next().unwrap_or_default();
+            let handles: Vec<_> = chunks
+                .map(|c| s.spawn(move || c.iter().map(&check_one).collect()))
+                .collect();
+            let mut out = vec![first.iter().map(&check_one).collect()];
+            for h in handles {
+                // `check` never panics on any input; if it did, re-raise it here.
+                out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            out
+        });
+        for item in items.iter().flatten() {
+            self.summary.add(item);
+            (self.sink)(item)?;
+        }
+        Ok(())
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> &ScanSummary {
+        &self.summary
+    }
+
+    /// The counts, with the revision the pages were read at.
+    pub fn finish(mut self, revision: i64) -> ScanSummary {
+        self.summary.revision = revision;
+        self.summary
+    }
+}
+
 /// Read every key `req` selects from etcd (one revision, `page_size` keys per request), check each
-/// with `checker`, hand each item to `sink` and return the counts. Pages are fetched one ahead
-/// while the previous one is checked; only one or two pages are held at any time.
+/// with `checker` ([`PageChecker`]), hand each item to `sink` in key order and return the counts.
+/// The next page is requested before the current one is checked, so at most two pages are held.
 pub async fn scan(
     reader: &EtcdReader,
     req: &ScanRequest,
     checker: &Checker,
     page_size: i64,
-    mut sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
+    sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
 ) -> Result<ScanSummary, ScanError> {
-    let mut summary = ScanSummary::default();
-    let resource_prefix = req.resource_prefix();
-    let mut handle_kv =
-        |key: &[u8], value: &[u8], summary: &mut ScanSummary| -> std::io::Result<()> {
-            let key = String::from_utf8_lossy(key);
-            let item = checker.check(&resource_prefix, &req.resource, &key, value);
-            summary.add(&item);
-            sink(&item)
-        };
+    let mut pc = PageChecker::new(req, checker, sink);
     if let Some(key) = req.single_key() {
+        let mut revision = 0;
         if let Some(kv) = reader.get(key.as_bytes()).await? {
-            summary.revision = kv.mod_revision();
-            handle_kv(kv.key(), kv.value(), &mut summary)?;
+            revision = kv.mod_revision();
+            pc.page(&[kv])?;
         }
-        return Ok(summary);
+        return Ok(pc.finish(revision));
     }
     let start = req.range_start().into_bytes();
     let end = prefix_range_end(&start);
     let mut pager = reader.pages(start, end, page_size);
     let mut page = pager.next_page().await?;
     while let Some(kvs) = page.take() {
-        summary.revision = pager.revision();
         // Fetch the next page while this one is checked.
-        let (next, checked) = tokio::join!(pager.next_page(), async {
-            for kv in &kvs {
-                handle_kv(kv.key(), kv.value(), &mut summary)?;
-            }
-            Ok::<_, std::io::Error>(())
-        });
+        let (next, checked) = tokio::join!(pager.next_page(), async { pc.page(&kvs) });
         checked?;
         drop(kvs);
         page = next?;
     }
-    Ok(summary)
+    Ok(pc.finish(pager.revision()))
 }
 
 #[cfg(test)]

@@ -401,7 +401,9 @@ impl NodeLayout {
             ("kube-controller-manager", controller_manager_manifest(v)),
         ] {
             let p = self.manifest(name);
-            write_public(&p, text.as_bytes())?;
+            // kubeadm writes static pod manifests 0600 (`cmd/kubeadm/app/util/staticpod/utils.go`
+            // `WriteStaticPodToDisk`; CIS 1.1.1/1.1.7 check it).
+            fsutil::write_with_mode(&p, text.as_bytes(), 0o600)?;
         }
         Ok(())
     }

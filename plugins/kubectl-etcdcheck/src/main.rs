@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 mod keys;
 mod manifest;
 mod output;
+mod posture;
 mod via_pod;
 
 const EXAMPLES: &str = "\
@@ -43,7 +44,7 @@ configured keys, is not a value the apiserver writes, or is plaintext with --fai
 /// namespace does not apply, since etcd is read directly). Nothing is written to etcd; no value is
 /// ever printed.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl etcdcheck", version, after_help = EXAMPLES)]
+#[command(name = "kubectl etcdcheck", version, after_help = EXAMPLES, disable_help_subcommand = true)]
 struct Cli {
     /// Check only the object with this name.
     name: Option<String>,
@@ -82,6 +83,14 @@ struct Cli {
     etcd: EtcdArgs,
     #[command(flatten)]
     via: via_pod::ViaPodArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check etcd's security posture (CIS 1.1.x, 1.2.x, 2.x) and probe its endpoints.
+    Posture(posture::PostureArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +140,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    if let Some(Command::Posture(args)) = &cli.command {
+        return posture::run(args);
+    }
     let scope = match (&cli.name, cli.all_namespaces) {
         (Some(_), true) => {
             bail!("a resource cannot be checked by name across all namespaces: drop -A or the NAME")

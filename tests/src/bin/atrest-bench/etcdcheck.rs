@@ -25,6 +25,7 @@ struct Opts {
     secrets: usize,
     runs: usize,
     data_bytes: usize,
+    hold: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
@@ -33,6 +34,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         secrets: 100_000,
         runs: 5,
         data_bytes: 700,
+        hold: false,
     };
     let mut it = args.iter().skip_while(|a| a.as_str() == "etcdcheck");
     while let Some(a) = it.next() {
@@ -47,9 +49,10 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--runs" => o.runs = val("--runs")?,
             "--data-bytes" => o.data_bytes = val("--data-bytes")?,
             "--plugin" => o.plugin = Some(it.next().context("--plugin needs a path")?.into()),
+            "--hold" => o.hold = true,
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask bench etcdcheck [--secrets N (100000)] [--runs R (5)] [--data-bytes B (700, ~1 KiB stored)] [--plugin PATH (target/release/kubectl-etcdcheck)]"
+                    "cargo xtask bench etcdcheck [--secrets N (100000)] [--runs R (5)] [--data-bytes B (700, ~1 KiB stored)] [--plugin PATH (target/release/kubectl-etcdcheck)] [--hold (load, print the commands, keep etcd up until Enter: for profiling)]"
                 );
                 std::process::exit(0);
             }
@@ -111,6 +114,22 @@ pub fn run(args: &[String]) -> Result<()> {
             "-w",
             "json",
         ]);
+
+    if opts.hold {
+        let quote = |c: &Command| {
+            std::iter::once(c.get_program())
+                .chain(c.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("{}", quote(&etcdcheck));
+        println!("{}", quote(&etcdctl));
+        eprintln!("etcd stays up until Enter (or end of input)");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        return Ok(());
+    }
 
     // Check once that etcdcheck sees and verifies everything (not timed).
     let out = etcdcheck.output()?;
@@ -212,7 +231,7 @@ fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
 fn release_binary(name: &str) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("release").join(name);
     ensure!(
         p.is_file(),
