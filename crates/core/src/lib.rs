@@ -7,6 +7,7 @@
 //! `kubectl-etcdcheck`) are thin clap fronts over the modules here.
 
 pub mod client;
+pub mod complete;
 pub mod config;
 pub mod encrypt;
 pub mod etcd;

@@ -21,7 +21,12 @@ tasks:
                         ARGS go to `cargo nextest run`
   deps                  only install the system packages the build and the tests need
   sandbox [ARGS...]     run a local sandbox control plane (`atrest-sandbox up`, default --root target/sandbox)
-  bench NAME [ARGS...]  run a benchmark: etcdcheck | sandbox | reencrypt (release build)
+  bench NAME [ARGS...]  run a benchmark: etcdcheck | sandbox | reencrypt | startup (release build); startup
+                        [RUNS]: binary sizes and median `--help` start-up of each plugin vs `kubectl version
+                        --client`
+  dist [--level N]      release build of the four plugins; target/dist/kubectl-<verb>-<target>.tar.gz (binary,
+                        kubectl_complete-<verb>, LICENSE), SHA-256s, krew manifests in target/dist/krew/ and
+                        krew-manifests/ (commit those)
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +54,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "sandbox" => sandbox(rest),
         "bench" => bench(rest),
+        "dist" => dist(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -199,12 +205,142 @@ fn root_arg(args: &[String]) -> Option<String> {
     None
 }
 
+/// The plugins `dist` and `bench startup` build, by verb.
+const VERBS: [&str; 4] = ["encrypt", "reencrypt", "onboard", "etcdcheck"];
+
+/// The only target the toolchain here has (`rustup target list --installed`); the archives are named after it.
+const DIST_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo build --release` of the four plugins (the release profile: strip, fat LTO, one codegen unit).
+fn build_release_plugins() -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--locked"]);
+    for verb in VERBS {
+        cmd.args(["-p", &format!("kubectl-{verb}")]);
+    }
+    status(&mut cmd)?;
+    Ok(target_dir().join("release"))
+}
+
+fn host_triple() -> Result<String> {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .context("could not run rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV printed no host line")
+}
+
+fn dist(rest: &[String]) -> Result<ExitCode> {
+    let host = host_triple()?;
+    if host != DIST_TARGET {
+        bail!("dist packages {DIST_TARGET} binaries; this toolchain's host is {host}");
+    }
+    deps::ensure_build()?;
+    let bin_dir = build_release_plugins()?;
+    let out = target_dir().join("dist");
+    let st = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "atrest-e2e",
+            "--bin",
+            "atrest-dist",
+            "--",
+            "package",
+            "--update-manifests",
+            "--bin-dir",
+        ])
+        .arg(&bin_dir)
+        .arg("--out")
+        .arg(&out)
+        .args(rest)
+        .status()
+        .context("could not run atrest-dist")?;
+    Ok(exit_code(st))
+}
+
+/// `bench startup [RUNS]`: sizes of the release binaries and the median wall time of `kubectl-<verb> --help`
+/// against `kubectl version --client`, measured in the same run, interleaved.
+fn bench_startup(rest: &[String]) -> Result<ExitCode> {
+    let runs: usize = match rest.first() {
+        Some(n) => n
+            .parse()
+            .context("bench startup [RUNS]: RUNS is a number")?,
+        None => 31,
+    };
+    if runs == 0 {
+        bail!("RUNS must be at least 1");
+    }
+    let bin_dir = build_release_plugins()?;
+    let time = |cmd: &mut Command| -> Result<f64> {
+        let started = std::time::Instant::now();
+        let out = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("could not run {cmd:?}"))?;
+        if !out.success() {
+            bail!("{cmd:?} failed ({out})");
+        }
+        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    };
+    let mut kubectl = Vec::with_capacity(runs);
+    let mut plugins: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); VERBS.len()];
+    for _ in 0..runs {
+        kubectl.push(time(Command::new("kubectl").args(["version", "--client"]))?);
+        for (i, verb) in VERBS.iter().enumerate() {
+            plugins[i].push(time(
+                Command::new(bin_dir.join(format!("kubectl-{verb}"))).arg("--help"),
+            )?);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&mut kubectl);
+    println!("start-up, median of {runs} runs (interleaved), release profile");
+    println!(
+        "{:<22} {:>12} {:>10} {:>10}",
+        "command", "size (bytes)", "median ms", "vs kubectl"
+    );
+    for (i, verb) in VERBS.iter().enumerate() {
+        let path = bin_dir.join(format!("kubectl-{verb}"));
+        let size = std::fs::metadata(&path)?.len();
+        let m = median(&mut plugins[i]);
+        println!(
+            "{:<22} {size:>12} {m:>10.2} {:>10.3}",
+            format!("kubectl-{verb} --help"),
+            m / base
+        );
+    }
+    println!(
+        "{:<22} {:>12} {base:>10.2} {:>10.3}",
+        "kubectl version --client", "", 1.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn bench(rest: &[String]) -> Result<ExitCode> {
     let Some(name) = rest.first() else {
-        bail!("which benchmark? etcdcheck | sandbox | reencrypt");
+        bail!("which benchmark? etcdcheck | sandbox | reencrypt | startup");
     };
+    if name == "startup" {
+        return bench_startup(&rest[1..]);
+    }
     if !["etcdcheck", "sandbox", "reencrypt"].contains(&name.as_str()) {
-        bail!("unknown benchmark {name:?}: etcdcheck | sandbox | reencrypt");
+        bail!("unknown benchmark {name:?}: etcdcheck | sandbox | reencrypt | startup");
     }
     deps::ensure_all()?;
     // Benchmarks measure release builds of the plugins against the baselines in the same run.

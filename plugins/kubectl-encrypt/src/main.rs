@@ -171,6 +171,11 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
+    if let Some(code) = atrest_core::complete::dispatch(<Cli as clap::CommandFactory>::command, &[])
+    {
+        return code;
+    }
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",

@@ -101,6 +101,19 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
+    if let Some(code) = atrest_core::complete::dispatch(
+        <Cli as clap::CommandFactory>::command,
+        &[(
+            "name",
+            atrest_core::complete::Source::ObjectNames {
+                resource_arg: Some("resource"),
+                default_resource: "secrets",
+            },
+        )],
+    ) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -167,6 +167,13 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
+    if let Some(code) = atrest_core::complete::dispatch(
+        <Cli as clap::CommandFactory>::command,
+        &[("username", atrest_core::complete::Source::OnboardedUsers)],
+    ) {
+        return code;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,atrest_core=info,kubectl_onboard=info")
     });

@@ -97,6 +97,13 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
+    if let Some(code) = atrest_core::complete::dispatch(
+        <Cli as clap::CommandFactory>::command,
+        &[("resources", atrest_core::complete::Source::ApiResources)],
+    ) {
+        return code;
+    }
     // Usage errors exit 1 like kubectl's (clap's default 2 means "some objects failed" here).
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
