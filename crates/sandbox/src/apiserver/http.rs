@@ -230,29 +230,32 @@ async fn connect_etcd(
     opts: &Options,
     paths: &dyn PathResolver,
 ) -> Result<etcd_client::Client, StartError> {
-    let mut co = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(5));
     let tls = opts.etcd_servers.iter().any(|s| s.starts_with("https://"));
-    if tls {
-        let mut cfg = etcd_client::OpenSslClientConfig::default();
+    let tls = if tls {
+        let mut t = super::store::EtcdTls::default();
         if let Some(ca) = &opts.etcd_cafile {
-            cfg = cfg.ca_cert_pem(&read_flag_file(paths, "etcd-cafile", ca)?);
+            t.ca_pem = Some(read_flag_file(paths, "etcd-cafile", ca)?);
         }
         if let (Some(c), Some(k)) = (&opts.etcd_certfile, &opts.etcd_keyfile) {
             let cert = read_flag_file(paths, "etcd-certfile", c)?;
             let key = read_flag_file(paths, "etcd-keyfile", k)?;
-            cfg = cfg.client_cert_pem_and_key(&cert, &key);
+            t.cert_key_pem = Some((cert, key));
         }
-        co = co.with_openssl_tls(cfg);
-    }
+        Some(t)
+    } else {
+        None
+    };
     let mut last = String::new();
     // kube-apiserver keeps retrying etcd during startup; give it a bounded window.
     for _ in 0..20 {
-        match etcd_client::Client::connect(opts.etcd_servers.clone(), Some(co.clone())).await {
+        match super::store::connect_etcd(&opts.etcd_servers, tls.as_ref(), Duration::from_secs(5))
+            .await
+        {
             Ok(mut c) => match c.get("health-probe", None).await {
                 Ok(_) => return Ok(c),
                 Err(e) => last = e.to_string(),
             },
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

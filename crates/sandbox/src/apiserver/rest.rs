@@ -446,31 +446,52 @@ async fn update(
         .unwrap_or("")
         .to_string();
     let sub = ctx.info.subresource.clone();
-    let mut admitted: Option<Value> = None;
     // Admission needs async work (RBAC lookups); do it on the current object first, then run the
-    // synchronous update function inside GuaranteedUpdate.
-    let current = ctx
-        .server
-        .store
-        .get(def, &ns, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
-    {
-        let candidate = build_update(ctx, def, &current, &body, &sub, &want_rv)?;
-        strategy::admit(ctx, def, &candidate, Some(&current.obj)).await?;
-        admitted.replace(candidate);
+    // synchronous update function inside GuaranteedUpdate. The object is read the way kube-apiserver's watch
+    // cache would hand it over (`Store::get_cached`): when it is missing or fails the resourceVersion
+    // precondition it is read again linearizably before the answer is an error.
+    let store = &ctx.server.store;
+    let mut is_current = false;
+    let mut current = store.get_cached(def, &ns, &name).await?;
+    if current.is_none() {
+        current = store.get(def, &ns, &name).await?;
+        is_current = true;
     }
+    let mut current = current.ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+    let candidate = match build_update(ctx, def, &current, &body, &sub, &want_rv) {
+        Err(e) if e.code == 409 && !is_current => {
+            current = store
+                .get(def, &ns, &name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+            is_current = true;
+            build_update(ctx, def, &current, &body, &sub, &want_rv)?
+        }
+        r => r?,
+    };
+    strategy::admit(ctx, def, &candidate, Some(&current.obj)).await?;
     if dry_run(ctx) {
-        return Ok(json_response(200, &admitted.unwrap_or_default()));
+        return Ok(json_response(200, &candidate));
     }
-    let stored = ctx
-        .server
-        .store
-        .guaranteed_update(def, &ns, &name, |cur: &Stored| {
-            build_update(ctx, def, cur, &body, &sub, &want_rv)
-        })
+    // GuaranteedUpdate starts from that object and the update already built and admitted from it: one etcd read
+    // and one txn per PUT of a changed (or stale) object; a retry after a concurrent write rebuilds from the
+    // fresh object.
+    let current_rev = current.rev;
+    let mut first = Some(candidate);
+    let stored = store
+        .guaranteed_update_from(
+            def,
+            &ns,
+            &name,
+            current,
+            is_current,
+            |cur: &Stored| match first.take() {
+                Some(c) if cur.rev == current_rev => Ok(c),
+                _ => build_update(ctx, def, cur, &body, &sub, &want_rv),
+            },
+        )
         .await?;
-    if stored.rev != current.rev {
+    if stored.rev != current_rev {
         strategy::after_write(ctx, def).await?;
     }
     Ok(json_response(200, &with_type(def, &stored.obj)))

@@ -6,8 +6,8 @@
 //! written in plaintext, then encryption enabled (aescbc first) through the kube-apiserver manifest. Every run
 //! starts from the plaintext values (restored by raw etcd puts at the same concurrency: that restore is the
 //! ceiling sample), the tools alternate, each run is checked (every secret encrypted afterwards), and the
-//! medians of wall time and peak RSS (wait4 of the child; for the pipeline the larger of its two kubectl
-//! processes) are printed with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the
+//! medians of wall time and peak RSS (wait4 of each process; for the pipeline the sum of its two kubectl
+//! processes, which run at the same time, and the larger one) are printed with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the
 //! pipeline, ≥ 70% of the ceiling.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use etcd_client::{ConnectOptions, GetOptions, OpenSslClientConfig};
+use etcd_client::GetOptions;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -110,29 +110,28 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Wall time and peak RSS of one child process tree.
+/// Wall time and peak RSS of one tool run.
 struct Measured {
     seconds: f64,
+    /// Our plugin: its ru_maxrss. The pipeline: the sum of both kubectl processes' ru_maxrss (they run at the
+    /// same time, so the tree's real peak lies between the larger one and this sum).
     peak_rss_kib: u64,
+    /// The pipeline only: the larger of the two kubectl peaks.
+    larger_rss_kib: u64,
     status: i32,
 }
 
-/// Runs `cmd` and reaps it with wait4(2) to read its peak RSS (ru_maxrss: the largest of the child and the
-/// descendants it waited for).
-fn measure(cmd: &mut Command) -> Result<Measured> {
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+/// Reaps `child` with wait4(2): (exit code, ru_maxrss in KiB: the largest of the child and the descendants it
+/// waited for, e.g. the kubectl version dispatcher and the kubectl it runs).
+fn reap(child: Child, what: &str) -> Result<(i32, u64)> {
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
     if r != pid {
         bail!(
-            "wait4 failed for {cmd:?}: {}",
+            "wait4 failed for {what}: {}",
             std::io::Error::last_os_error()
         );
     }
@@ -142,10 +141,55 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     } else {
         128 + libc::WTERMSIG(status)
     };
+    Ok((code, usage.ru_maxrss as u64))
+}
+
+/// Runs `cmd` to the end: wall time and peak RSS.
+fn measure(cmd: &mut Command) -> Result<Measured> {
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let (status, rss) = reap(child, &format!("{cmd:?}"))?;
     Ok(Measured {
-        seconds,
-        peak_rss_kib: usage.ru_maxrss as u64,
-        status: code,
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_kib: rss,
+        larger_rss_kib: rss,
+        status,
+    })
+}
+
+/// Runs the tutorial's `kubectl get secrets --all-namespaces -o json | kubectl replace -f -` as two processes
+/// joined by a pipe (no shell), reaping each on its own to read both peaks.
+fn measure_pipeline(kubeconfig: &Path, home: &Path) -> Result<Measured> {
+    let started = Instant::now();
+    let mut get = Command::new("kubectl")
+        .args(["get", "secrets", "--all-namespaces", "-o", "json"])
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start kubectl get")?;
+    let out = get.stdout.take().expect("piped");
+    let replace = Command::new("kubectl")
+        .args(["replace", "-f", "-"])
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .stdin(Stdio::from(out))
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start kubectl replace")?;
+    let (get_status, get_rss) = reap(get, "kubectl get")?;
+    let (replace_status, replace_rss) = reap(replace, "kubectl replace")?;
+    Ok(Measured {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_kib: get_rss + replace_rss,
+        larger_rss_kib: get_rss.max(replace_rss),
+        status: if get_status != 0 {
+            get_status
+        } else {
+            replace_status
+        },
     })
 }
 
@@ -284,32 +328,58 @@ async fn etcd(env: &BTreeMap<String, String>) -> Result<etcd_client::Client> {
             .with_context(|| format!("sandbox.env has no {k}"))?;
         std::fs::read(p).with_context(|| format!("cannot read {p}"))
     };
-    let tls = OpenSslClientConfig::default()
-        .ca_cert_pem(&read("ETCDCTL_CACERT")?)
-        .client_cert_pem_and_key(&read("ETCDCTL_CERT")?, &read("ETCDCTL_KEY")?);
     let endpoint = env
         .get("ETCDCTL_ENDPOINTS")
         .context("sandbox.env has no ETCDCTL_ENDPOINTS")?;
-    Ok(etcd_client::Client::connect(
-        [endpoint.clone()],
-        Some(ConnectOptions::new().with_openssl_tls(tls)),
+    // The same transport as the API server's etcd client, so the ceiling is fair (see `etcd_nodelay`).
+    crate::sandbox::etcd_nodelay(
+        endpoint,
+        &read("ETCDCTL_CACERT")?,
+        &read("ETCDCTL_CERT")?,
+        &read("ETCDCTL_KEY")?,
     )
-    .await?)
+    .await
 }
 
 const PREFIX: &str = "/registry/secrets/bench-";
 
+/// Every bench secret's key and value, read in pages of 1000 (a 10,000-secret range is ~13 MB, over the gRPC
+/// client's 4 MiB message limit).
+async fn bench_kvs(etcd: &mut etcd_client::Client) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut end = PREFIX.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut out = Vec::new();
+    let mut start = PREFIX.as_bytes().to_vec();
+    loop {
+        let resp = etcd
+            .get(
+                start.clone(),
+                Some(GetOptions::new().with_range(end.clone()).with_limit(1000)),
+            )
+            .await?;
+        for kv in resp.kvs() {
+            out.push((kv.key().to_vec(), kv.value().to_vec()));
+        }
+        match resp.kvs().last() {
+            Some(kv) if resp.more() => {
+                start = kv.key().to_vec();
+                start.push(0);
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// (encrypted, other) counts of the bench secrets in etcd.
 async fn storage(etcd: &mut etcd_client::Client) -> Result<(usize, usize)> {
-    let resp = etcd
-        .get(PREFIX, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let enc = resp
-        .kvs()
+    let kvs = bench_kvs(etcd).await?;
+    let enc = kvs
         .iter()
-        .filter(|kv| kv.value().starts_with(ENCRYPTED_PREFIX))
+        .filter(|(_, v)| v.starts_with(ENCRYPTED_PREFIX))
         .count();
-    Ok((enc, resp.kvs().len() - enc))
+    Ok((enc, kvs.len() - enc))
 }
 
 /// Puts `values` back into etcd with `concurrency` clients in flight; returns the seconds taken.
@@ -486,15 +556,7 @@ async fn bench(
         args.secrets, args.namespaces
     );
     seed(&client, args).await?;
-    let resp = etcd
-        .get(PREFIX, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let plaintext: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(
-        resp.kvs()
-            .iter()
-            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-            .collect(),
-    );
+    let plaintext: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(bench_kvs(&mut etcd).await?);
     if plaintext.len() != args.secrets || plaintext.iter().any(|(_, v)| v.starts_with(b"k8s:enc:"))
     {
         bail!(
@@ -539,14 +601,7 @@ async fn bench(
                         .stdout(Stdio::null());
                     measure(&mut cmd)?
                 }
-                _ => {
-                    let mut cmd = Command::new("sh");
-                    cmd.arg("-c")
-                        .arg("kubectl get secrets --all-namespaces -o json | kubectl replace -f - >/dev/null")
-                        .env("KUBECONFIG", kubeconfig)
-                        .env("HOME", scratch);
-                    measure(&mut cmd)?
-                }
+                _ => measure_pipeline(kubeconfig, scratch)?,
             };
             let (enc, other) = storage(&mut etcd).await?;
             if m.status != 0 || enc != args.secrets {
@@ -591,15 +646,18 @@ async fn bench(
     if !pipeline.is_empty() {
         let pipe_t = med(&pipeline, |m| m.seconds);
         let pipe_rss = med(&pipeline, |m| m.peak_rss_kib as f64);
+        let pipe_larger = med(&pipeline, |m| m.larger_rss_kib as f64);
         println!(
-            "  get -A -o json | replace   {pipe_t:>8.2} s   {:>8.0} obj/s   peak RSS {:>8.1} MiB (larger kubectl)",
+            "  get -A -o json | replace   {pipe_t:>8.2} s   {:>8.0} obj/s   peak RSS {:>8.1} MiB (sum of both kubectl; larger one {:.1} MiB)",
             args.secrets as f64 / pipe_t,
-            pipe_rss / 1024.0
+            pipe_rss / 1024.0,
+            pipe_larger / 1024.0
         );
         println!(
-            "  speed-up vs pipeline: {:.1}x (target >= 10x); memory: {:.3} of the pipeline's (target <= 0.1)",
+            "  speed-up vs pipeline: {:.1}x (target >= 10x); memory: {:.3} of the pipeline's sum, {:.3} of its larger process (target <= 0.1)",
             pipe_t / our_t,
-            our_rss / pipe_rss
+            our_rss / pipe_rss,
+            our_rss / pipe_larger
         );
     }
     Ok(())

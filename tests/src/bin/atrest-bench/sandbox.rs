@@ -6,6 +6,9 @@
 //! the same size straight into the sandbox's etcd (TLS, client certificate), with the same client stack.
 //! Uses only `atrest_sandbox` (and its re-exported kube, k8s-openapi and etcd-client), tokio, anyhow and tempfile.
 //!
+//! Both etcd clients (the sandbox API server's and this baseline's) dial with `TCP_NODELAY`, as Go's gRPC
+//! client does: see [`etcd_nodelay`].
+//!
 //! Arguments: `[--seconds N]` (per measurement, default 3), `[--concurrency 1,8,32]`, `[--kube-version 1.32]`.
 
 use std::collections::BTreeMap;
@@ -85,7 +88,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let window = Duration::from_secs(args.seconds);
     let mut rows: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
     rt.block_on(async {
-        let etcd = sb.etcd_client().await?;
+        let etcd = etcd_nodelay(
+            sb.etcd_endpoint(),
+            &std::fs::read(sb.etcd_ca())?,
+            &std::fs::read(sb.etcd_cert())?,
+            &std::fs::read(sb.etcd_key())?,
+        )
+        .await?;
         for &c in &args.concurrency {
             // One client (one keep-alive connection) per worker, like separate kubectl/plugin processes; a shared
             // client would also pool connections, but new pooled connections try TLS session resumption.
@@ -206,4 +215,62 @@ async fn etcd_puts(
         t.await??;
     }
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// An etcd client over OpenSSL TLS (client certificate, ALPN `h2`) on a `TCP_NODELAY` socket: the transport the
+/// sandbox API server uses (`atrest_sandbox` `apiserver/store.rs` `connect_etcd`, private to it, hence this copy).
+/// etcd-client's own `tls-openssl` transport leaves Nagle's algorithm on, which stalls a lone request ~40 ms on
+/// the server's delayed ACK; a baseline measured with it would be slower than the API server it bounds.
+pub(crate) async fn etcd_nodelay(
+    endpoint: &str,
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<atrest_sandbox::etcd_client::Client> {
+    use atrest_sandbox::etcd_client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use openssl::ssl::{SslConnector, SslMethod};
+    use tower::ServiceExt;
+
+    struct Fixed(etcd_client::Channel);
+    type Updater = tokio::sync::mpsc::Sender<
+        tonic::transport::channel::Change<http::Uri, tonic::transport::Endpoint>,
+    >;
+    impl etcd_client::BalancedChannelBuilder for Fixed {
+        type Error = etcd_client::Error;
+        fn balanced_channel(
+            self,
+            _buffer: usize,
+        ) -> Result<(etcd_client::Channel, Updater), Self::Error> {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            Ok((self.0, tx))
+        }
+    }
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let mut ssl = SslConnector::builder(SslMethod::tls_client())?;
+    ssl.set_alpn_protos(b"\x02h2")?;
+    ssl.cert_store_mut()
+        .add_cert(openssl::x509::X509::from_pem(ca_pem)?)?;
+    let cert = openssl::x509::X509::from_pem(cert_pem)?;
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem)?;
+    ssl.set_certificate(&cert)?;
+    ssl.set_private_key(&key)?;
+    let https = hyper_openssl::client::legacy::HttpsConnector::with_connector(http, ssl)?;
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .with_context(|| format!("etcd endpoint {endpoint:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector_lazy(https)
+        .map_err(|e: tonic::transport::Error| -> tower::BoxError { Box::new(e) });
+    let channel = etcd_client::Channel::Custom(tower::util::BoxCloneSyncService::new(channel));
+    etcd_client::Client::connect_with_balanced_channel(
+        [endpoint],
+        Some(etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(5))),
+        Fixed(channel),
+    )
+    .await
+    .with_context(|| format!("connecting to etcd at {endpoint}"))
 }
