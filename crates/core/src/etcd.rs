@@ -259,9 +259,6 @@ impl EtcdReader {
             ));
         }
         let all_plain = cfg.endpoints.iter().all(|e| e.starts_with("http://"));
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(cfg.dial_timeout)
-            .with_timeout(Duration::from_secs(60));
         let tls = if all_plain {
             None
         } else {
@@ -281,32 +278,18 @@ impl EtcdReader {
                 describe(&e)
             ),
         };
-        let targets = cfg
-            .endpoints
-            .iter()
-            .map(|e| DialTarget::parse(e))
-            .collect::<Result<Vec<_>>>()?;
-        let endpoint = tonic::transport::Endpoint::from_shared(cfg.endpoints[0].clone())
-            .map_err(|e| {
-                EtcdError::InvalidArgs(format!("invalid etcd endpoint {:?}: {e}", cfg.endpoints[0]))
-            })?
-            .connect_timeout(cfg.dial_timeout)
-            .timeout(Duration::from_secs(60))
-            // Room for a whole page in flight while the previous one is checked.
-            .initial_stream_window_size(Some(H2_WINDOW))
-            .initial_connection_window_size(Some(H2_WINDOW * 2));
-        let connector = Dialer {
-            targets: Arc::new(targets),
-            tls,
-        };
         let connect = async {
-            let channel = endpoint
-                .connect_with_connector(connector)
-                .await
-                .map_err(|e| fail("cannot connect", etcd_client::Error::TransportError(e)))?;
-            Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
-                .await
-                .map_err(|e| fail("cannot connect", e))
+            dial_client(
+                &cfg.endpoints,
+                tls,
+                cfg.dial_timeout,
+                Some(Duration::from_secs(60)),
+            )
+            .await
+            .map_err(|e| match e {
+                DialError::Args(a) => a,
+                DialError::Connect(e) => fail("cannot connect", e),
+            })
         };
         let mut client = tokio::time::timeout(cfg.dial_timeout, connect)
             .await
@@ -455,6 +438,105 @@ impl RangePager {
     }
 }
 
+enum DialError {
+    Args(EtcdError),
+    Connect(etcd_client::Error),
+}
+
+/// A gRPC etcd client on the transport of [`Dialer`] (`TCP_NODELAY`, OpenSSL TLS for `https://`
+/// endpoints), trying `endpoints` in order. `request_timeout` bounds each request.
+async fn dial_client(
+    endpoints: &[String],
+    tls: Option<Arc<SslConnector>>,
+    dial_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> std::result::Result<Client, DialError> {
+    let Some(first) = endpoints.first() else {
+        return Err(DialError::Args(EtcdError::InvalidArgs(
+            "no etcd endpoint given".into(),
+        )));
+    };
+    let targets = endpoints
+        .iter()
+        .map(|e| DialTarget::parse(e))
+        .collect::<Result<Vec<_>>>()
+        .map_err(DialError::Args)?;
+    // tonic needs a URI with a scheme; the dialer ignores it and dials the targets.
+    let uri = if first.contains("://") {
+        first.clone()
+    } else {
+        format!("https://{first}")
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(uri)
+        .map_err(|e| {
+            DialError::Args(EtcdError::InvalidArgs(format!(
+                "invalid etcd endpoint {first:?}: {e}"
+            )))
+        })?
+        .connect_timeout(dial_timeout)
+        // Room for a whole page in flight while the previous one is checked.
+        .initial_stream_window_size(Some(H2_WINDOW))
+        .initial_connection_window_size(Some(H2_WINDOW * 2));
+    let mut opts = ConnectOptions::new().with_connect_timeout(dial_timeout);
+    if let Some(t) = request_timeout {
+        endpoint = endpoint.timeout(t);
+        opts = opts.with_timeout(t);
+    }
+    let connector = Dialer {
+        targets: Arc::new(targets),
+        tls,
+    };
+    let channel = endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| DialError::Connect(etcd_client::Error::TransportError(e)))?;
+    Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
+        .await
+        .map_err(DialError::Connect)
+}
+
+/// A read-write etcd client for callers that are etcd's own clients (the sandbox control plane, the
+/// benchmarks' raw-etcd baseline), on the same transport as [`EtcdReader`]: `TCP_NODELAY` sockets
+/// (etcd-client's own OpenSSL transport leaves Nagle on, ~40 ms per lone request) and OpenSSL TLS.
+/// kube-apiserver's Go gRPC client also runs with `TCP_NODELAY`, Go's default for TCP.
+pub async fn connect_client(
+    endpoints: &[String],
+    tls: Option<&EtcdTls>,
+    dial_timeout: Duration,
+) -> Result<Client> {
+    let connector = match tls {
+        Some(t) => Some(Arc::new(tls_connector(t).map_err(|e| {
+            EtcdError::Request {
+                endpoints: endpoints.join(","),
+                message: format!("cannot set up TLS: {e}"),
+            }
+        })?)),
+        None => None,
+    };
+    dial_client(endpoints, connector, dial_timeout, None)
+        .await
+        .map_err(|e| match e {
+            DialError::Args(a) => a,
+            DialError::Connect(e) => EtcdError::Request {
+                endpoints: endpoints.join(","),
+                message: format!("cannot connect: {}", describe(&e)),
+            },
+        })
+}
+
+impl EtcdTls {
+    /// TLS material from PEM bytes: a CA bundle and, optionally, a client certificate chain and its
+    /// key (empty when etcd does not ask for one).
+    pub fn from_pem(ca_pem: Vec<u8>, client: Option<(Vec<u8>, Vec<u8>)>) -> Self {
+        let (cert_pem, key_pem) = client.unwrap_or_default();
+        EtcdTls {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        }
+    }
+}
+
 /// OpenSSL client context for etcd: the CA bundle (every certificate in it), the client
 /// certificate chain and key, and ALPN `h2` (etcd's gRPC server only speaks HTTP/2 when ALPN
 /// negotiates it). Hostnames/IPs are verified against etcd's certificate.
@@ -471,8 +553,10 @@ fn tls_connector(tls: &EtcdTls) -> std::result::Result<SslConnector, openssl::er
     for extra in chain {
         b.add_extra_chain_cert(extra)?;
     }
-    let key = openssl::pkey::PKey::private_key_from_pem(&tls.key_pem)?;
-    b.set_private_key(&key)?;
+    if !tls.key_pem.is_empty() {
+        let key = openssl::pkey::PKey::private_key_from_pem(&tls.key_pem)?;
+        b.set_private_key(&key)?;
+    }
     Ok(b.build())
 }
 

@@ -351,11 +351,22 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
         };
         match started {
             Ok(c) => {
+                // The start count and the state move together, so a reader that sees the new count
+                // never sees the old server's port.
+                let port = match &c {
+                    Container::ApiServer(s) => Some(s.port()),
+                    _ => None,
+                };
                 p.container = Some(c);
                 p.started = Some(Timestamp::now());
                 p.backoff = BACKOFF_START;
                 if kind == Kind::ApiServer {
-                    shared.lock().apiserver_starts += 1;
+                    let mut st = shared.lock();
+                    st.apiserver_starts += 1;
+                    if let Some(port) = port {
+                        st.apiserver = ApiServerState::Running { port };
+                    }
+                    drop(st);
                     tokio::spawn(controller::kubeadm_bootstrap(
                         shared.clone(),
                         version_of(shared, &sp),

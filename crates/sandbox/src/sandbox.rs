@@ -330,15 +330,14 @@ impl Sandbox {
         let ca = read(self.etcd_ca())?;
         let cert = read(self.etcd_cert())?;
         let key = read(self.etcd_key())?;
-        let tls = etcd_client::OpenSslClientConfig::default()
-            .ca_cert_pem(&ca)
-            .client_cert_pem_and_key(&cert, &key);
-        let opts = etcd_client::ConnectOptions::new()
-            .with_openssl_tls(tls)
-            .with_connect_timeout(Duration::from_secs(5));
-        etcd_client::Client::connect([self.etcd_endpoint.clone()], Some(opts))
-            .await
-            .map_err(|e| SandboxError::Client(format!("etcd {}: {e}", self.etcd_endpoint)))
+        let tls = atrest_core::etcd::EtcdTls::from_pem(ca, Some((cert, key)));
+        atrest_core::etcd::connect_client(
+            std::slice::from_ref(&self.etcd_endpoint),
+            Some(&tls),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| SandboxError::Client(format!("etcd {}: {e}", self.etcd_endpoint)))
     }
 
     /// A kube client on the caller's runtime from a kubeconfig file (e.g. [`kubeconfig`](Self::kubeconfig)).

@@ -232,30 +232,36 @@ async fn connect_etcd(
 ) -> Result<etcd_client::Client, StartError> {
     let tls = opts.etcd_servers.iter().any(|s| s.starts_with("https://"));
     let tls = if tls {
-        let mut t = super::store::EtcdTls::default();
-        if let Some(ca) = &opts.etcd_cafile {
-            t.ca_pem = Some(read_flag_file(paths, "etcd-cafile", ca)?);
-        }
-        if let (Some(c), Some(k)) = (&opts.etcd_certfile, &opts.etcd_keyfile) {
-            let cert = read_flag_file(paths, "etcd-certfile", c)?;
-            let key = read_flag_file(paths, "etcd-keyfile", k)?;
-            t.cert_key_pem = Some((cert, key));
-        }
-        Some(t)
+        let ca = match &opts.etcd_cafile {
+            Some(ca) => read_flag_file(paths, "etcd-cafile", ca)?,
+            None => Vec::new(),
+        };
+        let client = match (&opts.etcd_certfile, &opts.etcd_keyfile) {
+            (Some(c), Some(k)) => Some((
+                read_flag_file(paths, "etcd-certfile", c)?,
+                read_flag_file(paths, "etcd-keyfile", k)?,
+            )),
+            _ => None,
+        };
+        Some(atrest_core::etcd::EtcdTls::from_pem(ca, client))
     } else {
         None
     };
     let mut last = String::new();
     // kube-apiserver keeps retrying etcd during startup; give it a bounded window.
     for _ in 0..20 {
-        match super::store::connect_etcd(&opts.etcd_servers, tls.as_ref(), Duration::from_secs(5))
-            .await
+        match atrest_core::etcd::connect_client(
+            &opts.etcd_servers,
+            tls.as_ref(),
+            Duration::from_secs(5),
+        )
+        .await
         {
             Ok(mut c) => match c.get("health-probe", None).await {
                 Ok(_) => return Ok(c),
                 Err(e) => last = e.to_string(),
             },
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -477,124 +477,6 @@ impl Store {
     }
 }
 
-/// TLS material for the etcd client connection (PEM), from `--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`.
-#[derive(Default)]
-pub(crate) struct EtcdTls {
-    pub ca_pem: Option<Vec<u8>>,
-    pub cert_key_pem: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-/// Connects to etcd like `etcd_client::Client::connect` with OpenSSL TLS, but with `TCP_NODELAY` on the socket.
-///
-/// etcd-client's `tls-openssl` transport dials with a default `HttpConnector`, which leaves Nagle's algorithm on:
-/// a gRPC call written as two small TLS records (HEADERS, then DATA) waits for etcd's delayed ACK (40 ms on
-/// Linux) before the second one leaves, so every request on an otherwise idle connection took ~40 ms (measured:
-/// 22 puts/s at one request in flight). kube-apiserver's Go gRPC client sets `TCP_NODELAY` (Go's default for
-/// every TCP connection), so the stand-in must too. With several endpoints this falls back to etcd-client's own
-/// balanced transport (the sandbox runs one etcd).
-pub(crate) async fn connect_etcd(
-    endpoints: &[String],
-    tls: Option<&EtcdTls>,
-    connect_timeout: std::time::Duration,
-) -> Result<etcd_client::Client, String> {
-    let opts = etcd_client::ConnectOptions::new().with_connect_timeout(connect_timeout);
-    let [endpoint] = endpoints else {
-        let opts = match tls {
-            Some(t) => {
-                let mut cfg = etcd_client::OpenSslClientConfig::default();
-                if let Some(ca) = &t.ca_pem {
-                    cfg = cfg.ca_cert_pem(ca);
-                }
-                if let Some((c, k)) = &t.cert_key_pem {
-                    cfg = cfg.client_cert_pem_and_key(c, k);
-                }
-                opts.with_openssl_tls(cfg)
-            }
-            None => opts,
-        };
-        return etcd_client::Client::connect(endpoints, Some(opts))
-            .await
-            .map_err(|e| e.to_string());
-    };
-    let channel = nodelay_channel(endpoint, tls, connect_timeout)?;
-    etcd_client::Client::connect_with_balanced_channel(
-        [endpoint.as_str()],
-        Some(opts),
-        FixedChannel(channel),
-    )
-    .await
-    .map_err(|e| e.to_string())
-}
-
-/// A gRPC channel to one etcd endpoint over OpenSSL TLS (ALPN `h2`, as etcd requires) on a `TCP_NODELAY` socket.
-fn nodelay_channel(
-    endpoint: &str,
-    tls: Option<&EtcdTls>,
-    connect_timeout: std::time::Duration,
-) -> Result<etcd_client::Channel, String> {
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use openssl::ssl::{SslConnector, SslMethod};
-    use tower::ServiceExt;
-
-    let url = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else if tls.is_some() {
-        format!("https://{endpoint}")
-    } else {
-        format!("http://{endpoint}")
-    };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let ssl_err = |e: openssl::error::ErrorStack| format!("etcd client TLS setup: {e}");
-    let mut ssl = SslConnector::builder(SslMethod::tls_client()).map_err(ssl_err)?;
-    ssl.set_alpn_protos(b"\x02h2").map_err(ssl_err)?;
-    if let Some(t) = tls {
-        if let Some(ca) = &t.ca_pem {
-            let ca = openssl::x509::X509::from_pem(ca).map_err(ssl_err)?;
-            ssl.cert_store_mut().add_cert(ca).map_err(ssl_err)?;
-        }
-        if let Some((cert, key)) = &t.cert_key_pem {
-            let cert = openssl::x509::X509::from_pem(cert).map_err(ssl_err)?;
-            let key = openssl::pkey::PKey::private_key_from_pem(key).map_err(ssl_err)?;
-            ssl.set_certificate(&cert).map_err(ssl_err)?;
-            ssl.set_private_key(&key).map_err(ssl_err)?;
-        }
-    }
-    let https = hyper_openssl::client::legacy::HttpsConnector::with_connector(http, ssl)
-        .map_err(ssl_err)?;
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("invalid etcd endpoint {url:?}: {e}"))?
-        .connect_timeout(connect_timeout)
-        .connect_with_connector_lazy(https)
-        .map_err(|e: tonic::transport::Error| -> tower::BoxError { Box::new(e) });
-    Ok(etcd_client::Channel::Custom(
-        tower::util::BoxCloneSyncService::new(channel),
-    ))
-}
-
-/// Hands an already built channel to `Client::connect_with_balanced_channel`; the endpoint updates it sends are
-/// drained (the channel has its one endpoint).
-struct FixedChannel(etcd_client::Channel);
-
-type EndpointUpdater = tokio::sync::mpsc::Sender<
-    tonic::transport::channel::Change<http::Uri, tonic::transport::Endpoint>,
->;
-
-impl etcd_client::BalancedChannelBuilder for FixedChannel {
-    type Error = etcd_client::Error;
-
-    fn balanced_channel(
-        self,
-        _buffer: usize,
-    ) -> Result<(etcd_client::Channel, EndpointUpdater), Self::Error> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        Ok((self.0, tx))
-    }
-}
-
 /// Set `metadata.resourceVersion` (a string, as the API serves it).
 pub(crate) fn set_rv(obj: &mut Value, rev: i64) {
     if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
@@ -676,12 +558,13 @@ mod tests {
     async fn store(e: &Etcd) -> Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let etcd = loop {
-            let c = connect_etcd(
+            let c = atrest_core::etcd::connect_client(
                 std::slice::from_ref(&e.2),
                 None,
                 std::time::Duration::from_secs(2),
             )
-            .await;
+            .await
+            .map_err(|e| e.to_string());
             let err = match c {
                 Ok(mut c) => match c.get("probe", None).await {
                     Ok(_) => break c,

@@ -4,7 +4,8 @@
 //! Each worker owns one Secret and replaces it in a loop (fresh data every time, so every PUT writes, with the
 //! resourceVersion of its previous answer); the etcd baseline runs the same number of workers putting values of
 //! the same size straight into the sandbox's etcd (TLS, client certificate), with the same client stack.
-//! Uses only `atrest_sandbox` (and its re-exported kube, k8s-openapi and etcd-client), tokio, anyhow and tempfile.
+//! Uses `atrest_sandbox` (and its re-exported kube, k8s-openapi and etcd-client), `atrest_core`'s etcd transport,
+//! tokio, anyhow and tempfile.
 //!
 //! Both etcd clients (the sandbox API server's and this baseline's) dial with `TCP_NODELAY`, as Go's gRPC
 //! client does: see [`etcd_nodelay`].
@@ -217,60 +218,21 @@ async fn etcd_puts(
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// An etcd client over OpenSSL TLS (client certificate, ALPN `h2`) on a `TCP_NODELAY` socket: the transport the
-/// sandbox API server uses (`atrest_sandbox` `apiserver/store.rs` `connect_etcd`, private to it, hence this copy).
-/// etcd-client's own `tls-openssl` transport leaves Nagle's algorithm on, which stalls a lone request ~40 ms on
-/// the server's delayed ACK; a baseline measured with it would be slower than the API server it bounds.
+/// An etcd client over OpenSSL TLS (client certificate) on a `TCP_NODELAY` socket: the transport the sandbox API
+/// server uses (`atrest_core::etcd::connect_client`). etcd-client's own `tls-openssl` transport leaves Nagle's
+/// algorithm on, which stalls a lone request ~40 ms on the server's delayed ACK; a baseline measured with it
+/// would be slower than the API server it bounds.
 pub(crate) async fn etcd_nodelay(
     endpoint: &str,
     ca_pem: &[u8],
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<atrest_sandbox::etcd_client::Client> {
-    use atrest_sandbox::etcd_client;
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use openssl::ssl::{SslConnector, SslMethod};
-    use tower::ServiceExt;
-
-    struct Fixed(etcd_client::Channel);
-    type Updater = tokio::sync::mpsc::Sender<
-        tonic::transport::channel::Change<http::Uri, tonic::transport::Endpoint>,
-    >;
-    impl etcd_client::BalancedChannelBuilder for Fixed {
-        type Error = etcd_client::Error;
-        fn balanced_channel(
-            self,
-            _buffer: usize,
-        ) -> Result<(etcd_client::Channel, Updater), Self::Error> {
-            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            Ok((self.0, tx))
-        }
-    }
-
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let mut ssl = SslConnector::builder(SslMethod::tls_client())?;
-    ssl.set_alpn_protos(b"\x02h2")?;
-    ssl.cert_store_mut()
-        .add_cert(openssl::x509::X509::from_pem(ca_pem)?)?;
-    let cert = openssl::x509::X509::from_pem(cert_pem)?;
-    let key = openssl::pkey::PKey::private_key_from_pem(key_pem)?;
-    ssl.set_certificate(&cert)?;
-    ssl.set_private_key(&key)?;
-    let https = hyper_openssl::client::legacy::HttpsConnector::with_connector(http, ssl)?;
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-        .with_context(|| format!("etcd endpoint {endpoint:?}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_with_connector_lazy(https)
-        .map_err(|e: tonic::transport::Error| -> tower::BoxError { Box::new(e) });
-    let channel = etcd_client::Channel::Custom(tower::util::BoxCloneSyncService::new(channel));
-    etcd_client::Client::connect_with_balanced_channel(
-        [endpoint],
-        Some(etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(5))),
-        Fixed(channel),
-    )
-    .await
-    .with_context(|| format!("connecting to etcd at {endpoint}"))
+    let tls = atrest_core::etcd::EtcdTls::from_pem(
+        ca_pem.to_vec(),
+        Some((cert_pem.to_vec(), key_pem.to_vec())),
+    );
+    atrest_core::etcd::connect_client(&[endpoint.to_string()], Some(&tls), Duration::from_secs(5))
+        .await
+        .with_context(|| format!("connecting to etcd at {endpoint}"))
 }
