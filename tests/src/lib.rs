@@ -5,3 +5,4 @@ pub mod bins;
 pub mod dist;
 pub mod etcd;
 pub mod krew;
+pub mod run;

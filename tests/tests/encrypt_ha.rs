@@ -10,36 +10,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use atrest_core::config;
-use atrest_e2e::bins;
+use atrest_e2e::run::{encrypt_on_node, ok, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(90);
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    Command::new(bins::plugin("encrypt"))
-        .arg("--root")
-        .arg(sb.root())
-        .env_remove("KUBECONFIG")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
 
 fn refused(o: Output, what: &str) -> String {
     let stderr = text(&o.stderr);
@@ -296,4 +270,8 @@ fn rotation_phase_by_phase_on_two_api_servers() {
     }
     n2.shutdown();
     n1.shutdown();
+}
+
+fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    encrypt_on_node(sb.root(), home, args)
 }

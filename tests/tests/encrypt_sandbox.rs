@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
-use atrest_e2e::bins;
+use atrest_e2e::run::{encrypt_on_node, ok, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(90);
@@ -26,34 +26,6 @@ fn up() -> (tempfile::TempDir, Sandbox) {
     let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
     sb.wait_ready(READY).expect("sandbox ready");
     (dir, sb)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs the plugin against the sandbox node. No KUBECONFIG and an empty HOME: the plugin must find
-/// `<root>/etc/kubernetes/admin.conf` by itself.
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    Command::new(bins::plugin("encrypt"))
-        .arg("--root")
-        .arg(sb.root())
-        .env_remove("KUBECONFIG")
-        .env("HOME", home)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
 }
 
 fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
@@ -514,4 +486,8 @@ fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
             && l.ends_with(" 3")),
         "{metrics}"
     );
+}
+
+fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    encrypt_on_node(sb.root(), home, args)
 }

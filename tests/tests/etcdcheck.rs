@@ -365,19 +365,6 @@ resources:
     )
 }
 
-/// Encrypt `plain` for `key` with a one-provider configuration (`kind`, key `name`, `secret`),
-/// through core's transformers — the same code path the apiserver stand-in uses.
-fn encrypt(kind: &str, name: &str, secret: &str, key: &str, plain: &[u8]) -> Vec<u8> {
-    let text = format!(
-        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - {kind}:\n      keys:\n      - name: {name}\n        secret: {secret}\n"
-    );
-    let cfg = atrest_core::config::EncryptionConfiguration::from_text(&text, "test").unwrap();
-    let t = atrest_core::transform::EncryptionTransformers::from_config(&cfg).unwrap();
-    t.for_resource(&atrest_core::config::GroupResource::core("secrets"))
-        .write(plain, key.as_bytes())
-        .unwrap()
-}
-
 /// Upstream `oldSecret` (kubernetes/kubernetes test/integration/controlplane/transformation/transformation_test.go):
 /// a protobuf Secret `secret-encryption-test/test-secret`.
 const OLD_SECRET_B64: &str = "azhzAAoMCgJ2MRIGU2VjcmV0En4KXwoLdGVzdC1zZWNyZXQSABoWc2VjcmV0LWVuY3J5cHRpb24tdGVzdCIAKiQ3MmRmZTVjNC0xNDU2LTQyMzktYjFlZC1hZGZmYTJmMWY3YmEyADgAQggI5Jy/7wUQAHoAEhMKB2FwaV9rZXkSCPCfpJfwn5C8GgZPcGFxdWUaACIA";
@@ -405,18 +392,18 @@ async fn every_storage_kind_decrypts_and_verifies() {
     etcd.put(&k("plain"), plain("plain")).await; // identity, JSON
     etcd.put(
         &k("gcm"),
-        encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
+        atrest_e2e::run::seal("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
     )
     .await;
     let gcm_proto_key = "/registry/secrets/secret-encryption-test/test-secret-gcm";
     etcd.put(
         &k("cbc"),
-        encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
+        atrest_e2e::run::seal("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
     )
     .await;
     etcd.put(
         &k("cbc-stale"),
-        encrypt(
+        atrest_e2e::run::seal(
             "aescbc",
             "key2",
             K_CBC2,
@@ -427,13 +414,13 @@ async fn every_storage_kind_decrypts_and_verifies() {
     .await;
     etcd.put(
         &k("box"),
-        encrypt("secretbox", "key2", K_BOX2, &k("box"), &plain("box")),
+        atrest_e2e::run::seal("secretbox", "key2", K_BOX2, &k("box"), &plain("box")),
     )
     .await;
     // Findings.
     etcd.put(
         &k("wrong-key"),
-        encrypt(
+        atrest_e2e::run::seal(
             "secretbox",
             "key3",
             K_BOX3_OTHER,
@@ -442,12 +429,13 @@ async fn every_storage_kind_decrypts_and_verifies() {
         ),
     )
     .await;
-    let mut tampered = encrypt("aesgcm", "key1", K_GCM1, &k("tampered"), &plain("tampered"));
+    let mut tampered =
+        atrest_e2e::run::seal("aesgcm", "key1", K_GCM1, &k("tampered"), &plain("tampered"));
     *tampered.last_mut().unwrap() ^= 0x01;
     etcd.put(&k("tampered"), tampered).await;
     etcd.put(
         &k("unknown-key"),
-        encrypt(
+        atrest_e2e::run::seal(
             "aescbc",
             "key9",
             K_CBC1,
@@ -459,13 +447,13 @@ async fn every_storage_kind_decrypts_and_verifies() {
     // An aesgcm value copied to another key: the AD (the key) no longer matches.
     etcd.put(
         &k("copied"),
-        encrypt("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
+        atrest_e2e::run::seal("aesgcm", "key1", K_GCM1, &k("gcm"), &plain("gcm")),
     )
     .await;
     // An aescbc value copied to another key decrypts (no AD) but names another object.
     etcd.put(
         &k("cbc-copied"),
-        encrypt("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
+        atrest_e2e::run::seal("aescbc", "key1", K_CBC1, &k("cbc"), &plain("cbc")),
     )
     .await;
     etcd.put(&k("garbage"), b"k8s:enc:rot13:v1:key1:xyz".to_vec())
@@ -473,7 +461,7 @@ async fn every_storage_kind_decrypts_and_verifies() {
     // protobuf inside aesgcm, bound to its key.
     etcd.put(
         gcm_proto_key,
-        encrypt("aesgcm", "key1", K_GCM1, gcm_proto_key, &old),
+        atrest_e2e::run::seal("aesgcm", "key1", K_GCM1, gcm_proto_key, &old),
     )
     .await;
 

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atrest_e2e::bins;
+use atrest_e2e::run::{seal, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 use serde_json::Value;
 
@@ -109,17 +110,6 @@ fn json_items(out: &Output) -> Value {
     v["items"].clone()
 }
 
-fn encrypt(kind: &str, secret: &str, key: &str, plain: &[u8]) -> Vec<u8> {
-    let text = format!(
-        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - {kind}:\n      keys:\n      - name: key1\n        secret: {secret}\n"
-    );
-    let cfg = atrest_core::config::EncryptionConfiguration::from_text(&text, "test").unwrap();
-    let t = atrest_core::transform::EncryptionTransformers::from_config(&cfg).unwrap();
-    t.for_resource(&atrest_core::config::GroupResource::core("secrets"))
-        .write(plain, key.as_bytes())
-        .unwrap()
-}
-
 fn secret_json(ns: &str, name: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"kind":"Secret","apiVersion":"v1",
         "metadata":{"name":name,"namespace":ns,"uid":"6c0e1f3e-3f0e-4c51-9a53-0f3c1f0b7d11",
@@ -133,10 +123,6 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]
@@ -181,7 +167,7 @@ fn etcdcheck_via_the_etcd_pod() {
     let key = |ns: &str, n: &str| format!("/registry/secrets/{ns}/{n}");
     let put_enc = |ns: &str, n: &str, kind: &str, secret: &str| {
         let k = key(ns, n);
-        env.put(&k, encrypt(kind, secret, &k, &secret_json(ns, n)));
+        env.put(&k, seal(kind, "key1", secret, &k, &secret_json(ns, n)));
     };
     put_enc("vault", "cbc", "aescbc", K_CBC);
     put_enc("vault", "gcm", "aesgcm", K_GCM);

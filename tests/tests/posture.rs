@@ -16,13 +16,10 @@ use std::time::Duration;
 
 use atrest_e2e::bins;
 use atrest_e2e::etcd::TlsEtcd;
+use atrest_e2e::run::text;
 use atrest_sandbox::layout::Ports;
 use atrest_sandbox::{KubeVersion, NodeLayout, Sandbox, SandboxOptions};
 use serde_json::Value;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn posture(args: &[&str]) -> Output {
     Command::new(bins::plugin("etcdcheck"))
