@@ -8,7 +8,7 @@
 //! Uses the release build of the plugin (`cargo build --release -p kubectl-etcdcheck`).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -66,18 +66,8 @@ fn parse(args: &[String]) -> Result<Opts> {
     Ok(o)
 }
 
-/// Marker line the `--measure-child` mode writes to stderr: the measured command's peak RSS.
-const RSS_MARKER: &str = "atrest-bench peak RSS KiB: ";
-
 /// Entry point (`cargo xtask bench etcdcheck [ARGS]`).
 pub fn run(args: &[String]) -> Result<()> {
-    if let Some(cmd) = args
-        .iter()
-        .position(|a| a == "--measure-child")
-        .map(|i| &args[i + 1..])
-    {
-        return measure_child(cmd);
-    }
     let opts = parse(args)?;
     let plugin = match &opts.plugin {
         Some(p) => p.clone(),
@@ -201,72 +191,16 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Run `cmd` with stdout discarded; wall time and the command's peak RSS (bytes).
-///
-/// The command runs under a fresh exec of this binary (`--measure-child`), which spawns it and
-/// reports its `wait4` peak RSS. Spawning it from here directly would report this process's RSS
-/// instead when that is larger: Linux carries the peak RSS of the address space a process had
-/// before `exec` into its `ru_maxrss` (`setmax_mm_hiwater_rss` in `fs/exec.c`), and a child spawned
-/// from this process starts as a copy of it (fork, or vfork sharing it).
+/// Run `cmd` with stdout discarded; wall time and the command's peak RSS (bytes), measured in a process of its
+/// own ([`crate::rusage`]).
 fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
-    let mut wrapped = Command::new(std::env::current_exe()?);
-    wrapped
-        .args(["etcdcheck", "--measure-child"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    let stderr = tempfile::tempfile()?;
-    let mut stderr_read = stderr.try_clone()?;
     let started = Instant::now();
-    let status = wrapped
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .status()
-        .with_context(|| format!("spawn {:?}", cmd.get_program()))?;
+    let usage = crate::rusage::run(cmd)?;
     let elapsed = started.elapsed();
-    use std::io::{Read, Seek};
-    let mut text = String::new();
-    stderr_read.seek(std::io::SeekFrom::Start(0))?;
-    stderr_read.read_to_string(&mut text)?;
-    if !status.success() {
-        bail!("{:?} failed ({status}): {}", cmd.get_program(), text.trim());
+    if usage.code != 0 {
+        bail!("{:?} failed (exit {})", cmd.get_program(), usage.code);
     }
-    let kib: u64 = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(RSS_MARKER))
-        .context("the measuring child did not report the peak RSS")?
-        .trim()
-        .parse()?;
-    Ok((elapsed, kib * 1024))
-}
-
-/// `--measure-child CMD ARGS…`: run CMD (stdout and stderr inherited), report its peak RSS from
-/// `wait4` on stderr, and exit with its status.
-fn measure_child(cmd: &[String]) -> Result<()> {
-    let (program, args) = cmd
-        .split_first()
-        .context("--measure-child needs a command")?;
-    let child = Command::new(program)
-        .args(args)
-        .spawn()
-        .with_context(|| format!("spawn {program}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 only writes into the two out-pointers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped (std's Child is never waited on here).
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    ensure!(
-        r == pid,
-        "wait4 failed: {}",
-        std::io::Error::last_os_error()
-    );
-    // Linux reports ru_maxrss in KiB.
-    eprintln!("{RSS_MARKER}{}", usage.ru_maxrss);
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{program} failed (wait status {status})");
-    }
-    Ok(())
+    Ok((elapsed, usage.peak_rss_kib * 1024))
 }
 
 fn release_binary(name: &str) -> Result<PathBuf> {

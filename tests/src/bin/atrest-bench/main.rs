@@ -3,6 +3,7 @@
 
 mod etcdcheck;
 mod reencrypt;
+mod rusage;
 mod sandbox;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let result = match name.as_str() {
+        "--measure-child" => rusage::measure_child(rest),
         "etcdcheck" => etcdcheck::run(rest),
         "reencrypt" => reencrypt::run(rest),
         "sandbox" => sandbox::run(rest),

@@ -6,9 +6,11 @@
 //! written in plaintext, then encryption enabled (aescbc first) through the kube-apiserver manifest. Every run
 //! starts from the plaintext values (restored by raw etcd puts at the same concurrency: that restore is the
 //! ceiling sample), the tools alternate, each run is checked (every secret encrypted afterwards), and the
-//! medians of wall time and peak RSS (wait4 of each process; for the pipeline the sum of its two kubectl
-//! processes, which run at the same time, and the larger one) are printed with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the
-//! pipeline, ≥ 70% of the ceiling.
+//! medians of wall time and peak RSS (`wait4` of each process, in a process of its own: [`crate::rusage`]; for
+//! the pipeline the sum of its two kubectl processes, which run at the same time, and the larger one) are printed
+//! with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the pipeline, ≥ 70% of the
+//! ceiling. Each run also prints the CPU seconds of the tool, the sandbox API server and etcd, since on a small
+//! machine the three share the cores and the API server and etcd, not the tool, set the pace.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -102,14 +104,6 @@ impl Drop for SandboxProc {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 /// Wall time and peak RSS of one tool run.
 struct Measured {
     seconds: f64,
@@ -118,78 +112,89 @@ struct Measured {
     peak_rss_kib: u64,
     /// The pipeline only: the larger of the two kubectl peaks.
     larger_rss_kib: u64,
+    /// CPU seconds (user + system) of the tool's processes.
+    cpu: f64,
     status: i32,
 }
 
-/// Reaps `child` with wait4(2): (exit code, ru_maxrss in KiB: the largest of the child and the descendants it
-/// waited for, e.g. the kubectl version dispatcher and the kubectl it runs).
-fn reap(child: Child, what: &str) -> Result<(i32, u64)> {
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if r != pid {
-        bail!(
-            "wait4 failed for {what}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    std::mem::forget(child); // already reaped
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+fn proc_cpu(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
     };
-    Ok((code, usage.ru_maxrss as u64))
+    // The command name (field 2) may hold spaces; the fields after it start after the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    (ticks(11) + ticks(12)) / hz
 }
 
-/// Runs `cmd` to the end: wall time and peak RSS.
-fn measure(cmd: &mut Command) -> Result<Measured> {
+/// The sandbox's processes: (the sandbox itself — API server and kubelet —, its etcd child).
+fn sandbox_pids(sandbox: u32) -> (u32, Option<u32>) {
+    let etcd = std::fs::read_dir("/proc").ok().and_then(|d| {
+        d.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse::<u32>()
+                .ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (ppid == sandbox && comm.trim() == "etcd").then_some(pid)
+        })
+    });
+    (sandbox, etcd)
+}
+
+/// CPU seconds of (the sandbox API server process, etcd) so far.
+fn sandbox_cpu(pids: (u32, Option<u32>)) -> (f64, f64) {
+    (proc_cpu(pids.0), pids.1.map(proc_cpu).unwrap_or(0.0))
+}
+
+/// Runs `cmd` to the end: wall time, peak RSS and CPU time (measured in a process of its own, [`crate::rusage`]).
+fn measure(cmd: &Command) -> Result<Measured> {
     let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    let (status, rss) = reap(child, &format!("{cmd:?}"))?;
+    let u = crate::rusage::run(cmd)?;
     Ok(Measured {
         seconds: started.elapsed().as_secs_f64(),
-        peak_rss_kib: rss,
-        larger_rss_kib: rss,
-        status,
+        peak_rss_kib: u.peak_rss_kib,
+        larger_rss_kib: u.peak_rss_kib,
+        cpu: u.cpu,
+        status: u.code,
     })
 }
 
 /// Runs the tutorial's `kubectl get secrets --all-namespaces -o json | kubectl replace -f -` as two processes
-/// joined by a pipe (no shell), reaping each on its own to read both peaks.
+/// joined by a pipe (no shell), each measured on its own.
 fn measure_pipeline(kubeconfig: &Path, home: &Path) -> Result<Measured> {
     let started = Instant::now();
-    let mut get = Command::new("kubectl")
-        .args(["get", "secrets", "--all-namespaces", "-o", "json"])
+    let mut get = Command::new("kubectl");
+    get.args(["get", "secrets", "--all-namespaces", "-o", "json"])
         .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start kubectl get")?;
-    let out = get.stdout.take().expect("piped");
-    let replace = Command::new("kubectl")
+        .env("HOME", home);
+    let mut get = crate::rusage::spawn(&get, Stdio::null(), Stdio::piped())?;
+    let out = get.take_stdout().expect("piped");
+    let mut replace = Command::new("kubectl");
+    replace
         .args(["replace", "-f", "-"])
         .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .stdin(Stdio::from(out))
-        .stdout(Stdio::null())
-        .spawn()
-        .context("cannot start kubectl replace")?;
-    let (get_status, get_rss) = reap(get, "kubectl get")?;
-    let (replace_status, replace_rss) = reap(replace, "kubectl replace")?;
+        .env("HOME", home);
+    let replace = crate::rusage::spawn(&replace, Stdio::from(out), Stdio::null())?;
+    let g = get.finish()?;
+    let r = replace.finish()?;
     Ok(Measured {
         seconds: started.elapsed().as_secs_f64(),
-        peak_rss_kib: get_rss + replace_rss,
-        larger_rss_kib: get_rss.max(replace_rss),
-        status: if get_status != 0 {
-            get_status
-        } else {
-            replace_status
-        },
+        peak_rss_kib: g.peak_rss_kib + r.peak_rss_kib,
+        larger_rss_kib: g.peak_rss_kib.max(r.peak_rss_kib),
+        cpu: g.cpu + r.cpu,
+        status: if g.code != 0 { g.code } else { r.code },
     })
 }
 
@@ -226,7 +231,7 @@ fn env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 /// Entry point: `cargo xtask bench reencrypt [ARGS]`.
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
-    let root = workspace_root();
+    let root = atrest_e2e::dist::workspace_root();
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => {
@@ -584,12 +589,16 @@ async fn bench(
             tools.iter().rev().copied().collect()
         };
         for tool in order {
+            let pids = sandbox_pids(sandbox.child.id());
+            let puts_before = sandbox_cpu(pids);
             let secs = raw_puts(&etcd, &plaintext, args.concurrency).await?;
+            let puts_etcd_cpu = sandbox_cpu(pids).1 - puts_before.1;
             ceiling.push(secs);
             let (enc, _) = storage(&mut etcd).await?;
             if enc != 0 {
                 bail!("restoring plaintext left {enc} encrypted secrets");
             }
+            let cpu_before = sandbox_cpu(pids);
             let m = match tool {
                 "reencrypt" => {
                     let mut cmd = Command::new(bin_dir.join("kubectl-reencrypt"));
@@ -597,9 +606,8 @@ async fn bench(
                         .arg(args.concurrency.to_string())
                         .arg("--state-file")
                         .arg(scratch.join("state.json"))
-                        .env("KUBECONFIG", kubeconfig)
-                        .stdout(Stdio::null());
-                    measure(&mut cmd)?
+                        .env("KUBECONFIG", kubeconfig);
+                    measure(&cmd)?
                 }
                 _ => measure_pipeline(kubeconfig, scratch)?,
             };
@@ -610,9 +618,14 @@ async fn bench(
                     m.status
                 );
             }
+            let cpu_after = sandbox_cpu(pids);
             eprintln!(
-                "bench: run {run} {tool:<9} {:>7.2} s  peak RSS {:>7} KiB   (raw etcd puts before it: {secs:.2} s)",
-                m.seconds, m.peak_rss_kib
+                "bench: run {run} {tool:<9} {:>7.2} s  peak RSS {:>7} KiB   CPU s: tool {:.2}, API server {:.2}, etcd {:.2}   (raw etcd puts before it: {secs:.2} s, etcd CPU {puts_etcd_cpu:.2} s)",
+                m.seconds,
+                m.peak_rss_kib,
+                m.cpu,
+                cpu_after.0 - cpu_before.0,
+                cpu_after.1 - cpu_before.1,
             );
             if tool == "reencrypt" {
                 ours.push(m)
