@@ -460,10 +460,7 @@ async fn update(
     let mut current = current.ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
     let candidate = match build_update(ctx, def, &current, &body, &sub, &want_rv) {
         Err(e) if e.code == 409 && !is_current => {
-            current = store
-                .get(def, &ns, &name)
-                .await?
-                .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+            current = store.get_existing(def, &ns, &name).await?;
             is_current = true;
             build_update(ctx, def, &current, &body, &sub, &want_rv)?
         }
@@ -661,12 +658,7 @@ async fn delete(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErr
         return delete_namespace(ctx, def, &name, pre).await;
     }
     if dry_run(ctx) {
-        let cur = ctx
-            .server
-            .store
-            .get(def, &ns, &name)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
+        let cur = ctx.server.store.get_existing(def, &ns, &name).await?;
         return Ok(json_response(200, &deleted_status(def, &cur.obj)));
     }
     let gone = ctx.server.store.delete(def, &ns, &name, pre).await?;

@@ -176,6 +176,18 @@ impl Store {
         self.get_with(def, ns, name, None).await
     }
 
+    /// A linearizable read of one object that must exist (404 otherwise).
+    pub async fn get_existing(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+    ) -> Result<Stored, ApiError> {
+        self.get(def, ns, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))
+    }
+
     /// A serializable read of one object: what this etcd member has applied, without the ReadIndex round that
     /// waits for writes in flight. It plays the part of kube-apiserver's watch cache, which hands
     /// `GuaranteedUpdate` the object it holds (apiserver `pkg/storage/cacher/cacher.go` `GuaranteedUpdate`,
@@ -326,10 +338,7 @@ impl Store {
     where
         F: FnMut(&Stored) -> Result<Value, ApiError>,
     {
-        let cur = self
-            .get(def, ns, name)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+        let cur = self.get_existing(def, ns, name).await?;
         self.guaranteed_update_from(def, ns, name, cur, true, update)
             .await
     }
@@ -359,10 +368,7 @@ impl Store {
             let new = match update(&cur) {
                 // A precondition (resourceVersion) failing on an object that may be behind: read it again.
                 Err(e) if e.code == 409 && !is_current => {
-                    cur = self
-                        .get(def, ns, name)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+                    cur = self.get_existing(def, ns, name).await?;
                     is_current = true;
                     continue;
                 }
@@ -373,10 +379,7 @@ impl Store {
                 if is_current {
                     return Ok(cur);
                 }
-                cur = self
-                    .get(def, ns, name)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+                cur = self.get_existing(def, ns, name).await?;
                 is_current = true;
                 continue;
             }
