@@ -1,8 +1,11 @@
-//! Running the built plugins from tests: output as text, success checks with the whole output in the
-//! failure message, and sealing values the way a configured kube-apiserver would.
+//! Running the built plugins, the real kubectl and etcdctl from tests: output as text, success checks with the
+//! whole output in the failure message, secrets through a sandbox's API server and straight from its etcd, and
+//! sealing values the way a configured kube-apiserver would.
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+use atrest_sandbox::Sandbox;
 
 use crate::bins;
 
@@ -47,4 +50,69 @@ pub fn seal(kind: &str, key_name: &str, secret: &str, key: &str, plain: &[u8]) -
     t.for_resource(&atrest_core::config::GroupResource::core("secrets"))
         .write(plain, key.as_bytes())
         .unwrap()
+}
+
+/// Runs the real `kubectl` against `sb`'s API server with its admin kubeconfig. Each node's server gets its own
+/// discovery cache under `home` (HA tests talk to several servers).
+pub fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig())
+        .arg("--cache-dir")
+        .arg(home.join(sb.node_name()).join("kube-cache"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `kubectl create secret generic NAME --from-literal=k=VALUE` in `default`.
+pub fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                &format!("--from-literal=k={value}"),
+            ],
+        ),
+        &format!("create {name}"),
+    );
+}
+
+/// The secret's `k` in `default` as `sb`'s API server reads it back (decrypted by it).
+pub fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "get",
+                "secret",
+                name,
+                "-o",
+                "go-template={{.data.k | base64decode}}",
+            ],
+        ),
+        &format!("get {name} through {}", sb.node_name()),
+    )
+}
+
+/// The bytes etcd holds for secret `name` in `default`, read with the real `etcdctl`.
+pub fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
+    let out = Command::new("etcdctl")
+        .envs(sb.env())
+        .env("ETCDCTL_API", "3")
+        .args([
+            "get",
+            &format!("/registry/secrets/default/{name}"),
+            "--print-value-only",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
+    out.stdout
 }

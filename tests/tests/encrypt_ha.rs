@@ -6,11 +6,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use atrest_core::config;
-use atrest_e2e::run::{encrypt_on_node, ok, text};
+use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, ok, read_secret, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(90);
@@ -19,66 +19,6 @@ fn refused(o: Output, what: &str) -> String {
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{what} was not refused: {stderr}");
     stderr
-}
-
-fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sb.kubeconfig())
-        .arg("--cache-dir")
-        .arg(home.join(sb.node_name()).join("kube-cache"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn create_secret(sb: &Sandbox, home: &Path, name: &str) {
-    ok(
-        kubectl(
-            sb,
-            home,
-            &[
-                "create",
-                "secret",
-                "generic",
-                name,
-                &format!("--from-literal=k=v-{name}"),
-            ],
-        ),
-        &format!("create {name}"),
-    );
-}
-
-/// The secret's value as the given node's API server decrypts it.
-fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
-    ok(
-        kubectl(
-            sb,
-            home,
-            &[
-                "get",
-                "secret",
-                name,
-                "-o",
-                "go-template={{.data.k | base64decode}}",
-            ],
-        ),
-        &format!("get {name} through {}", sb.node_name()),
-    )
-}
-
-fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
-    let out = Command::new("etcdctl")
-        .envs(sb.env())
-        .args([
-            "get",
-            &format!("/registry/secrets/default/{name}"),
-            "--print-value-only",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
-    out.stdout
 }
 
 /// The admin's `scp` of node1's config (and, when given, the phase file) to node2, mode 0600.
@@ -127,7 +67,7 @@ fn rotation_phase_by_phase_on_two_api_servers() {
     copy_config(&n1, &n2, false);
     let out = ok(encrypt(&n2, &home, &["--timeout", "90s"]), "enable node2");
     assert!(out.contains("encryption at rest is enabled"), "{out}");
-    create_secret(&n1, &home, "s0");
+    create_secret(&n1, &home, "s0", "v-s0");
     assert!(etcd_value(&n1, "s0").starts_with(b"k8s:enc:secretbox:v1:key1:"));
     assert_eq!(read_secret(&n2, &home, "s0"), "v-s0");
 
@@ -179,14 +119,14 @@ fn rotation_phase_by_phase_on_two_api_servers() {
         stderr.contains("all 1 other API server(s) can decrypt with key2"),
         "{stderr}"
     );
-    create_secret(&n1, &home, "s1");
+    create_secret(&n1, &home, "s1", "v-s1");
     assert!(etcd_value(&n1, "s1").starts_with(b"k8s:enc:secretbox:v1:key2:"));
     assert_eq!(
         read_secret(&n2, &home, "s1"),
         "v-s1",
         "node2 reads node1's key2 writes"
     );
-    create_secret(&n2, &home, "s2");
+    create_secret(&n2, &home, "s2", "v-s2");
     assert!(
         etcd_value(&n1, "s2").starts_with(b"k8s:enc:secretbox:v1:key1:"),
         "node2 still writes key1"
@@ -214,7 +154,7 @@ fn rotation_phase_by_phase_on_two_api_servers() {
         ),
         "promote node2",
     );
-    create_secret(&n2, &home, "s3");
+    create_secret(&n2, &home, "s3", "v-s3");
     assert!(etcd_value(&n1, "s3").starts_with(b"k8s:enc:secretbox:v1:key2:"));
 
     // Rewrite and verify once (node1), then remove-old on both nodes.

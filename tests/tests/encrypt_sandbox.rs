@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
-use atrest_e2e::run::{encrypt_on_node, ok, text};
+use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(90);
@@ -26,68 +26,6 @@ fn up() -> (tempfile::TempDir, Sandbox) {
     let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
     sb.wait_ready(READY).expect("sandbox ready");
     (dir, sb)
-}
-
-fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sb.kubeconfig())
-        .arg("--cache-dir")
-        .arg(home.join("kube-cache"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
-    ok(
-        kubectl(
-            sb,
-            home,
-            &[
-                "create",
-                "secret",
-                "generic",
-                name,
-                &format!("--from-literal=k={value}"),
-            ],
-        ),
-        &format!("create {name}"),
-    );
-}
-
-/// The secret's `k` as read back through the API server (decrypted by it).
-fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
-    ok(
-        kubectl(
-            sb,
-            home,
-            &[
-                "get",
-                "secret",
-                name,
-                "-o",
-                "go-template={{.data.k | base64decode}}",
-            ],
-        ),
-        &format!("get {name}"),
-    )
-}
-
-/// The raw etcd value of a default-namespace Secret, read with the real etcdctl.
-fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
-    let out = Command::new("etcdctl")
-        .envs(sb.env())
-        .env("ETCDCTL_API", "3")
-        .args([
-            "get",
-            &format!("/registry/secrets/default/{name}"),
-            "--print-value-only",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
-    out.stdout
 }
 
 fn starts(v: &[u8], prefix: &str) -> bool {
