@@ -667,7 +667,6 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
 
 /// Restarts after which a CrashLoopBackOff mirror pod ends the wait early.
 const CRASH_LOOP_RESTARTS: i32 = 3;
-const CRASH_LOOP: &str = "kube-apiserver is crash-looping with the change";
 
 /// `GET /readyz?verbose` answers 200. On a failure the error carries the failing checks as the server lists them
 /// (`[-]kms-providers failed: reason withheld`; apiserver `pkg/server/healthz/healthz.go` prints every check when
@@ -705,6 +704,49 @@ pub async fn readyz(client: &Client) -> Result<(), String> {
     })
 }
 
+/// What one look of a [`poll`] loop saw.
+pub(crate) enum Look {
+    /// What was waited for happened.
+    Done,
+    /// Not yet: what was seen instead.
+    Pending(String),
+    /// Waiting longer cannot help: why.
+    Failed(String),
+}
+
+/// Looks every 500 ms, each look bounded by 5 s, until `look` is done or failed or `timeout` has passed. What is
+/// seen is reported through `progress` each time it changes; after the timeout the error is
+/// `timed_out(seconds, last seen)`.
+pub(crate) async fn poll<F, Fut>(
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+    timed_out: impl Fn(u64, &str) -> String,
+    mut look: F,
+) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Look>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let seen = match tokio::time::timeout(Duration::from_secs(5), look()).await {
+            Ok(Look::Done) => return Ok(()),
+            Ok(Look::Failed(e)) => return Err(e),
+            Ok(Look::Pending(seen)) => seen,
+            Err(_) => "request timed out".to_string(),
+        };
+        if seen != last {
+            progress(&format!("  {seen}"));
+            last = seen;
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out(timeout.as_secs(), &last));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Waits until `/readyz` answers and a Ready kube-apiserver mirror pod runs exactly `expected`'s command line
 /// (and its config-hash annotation). Polls every 500 ms; the error says what was last seen.
 pub async fn wait_for_apiserver(
@@ -713,78 +755,61 @@ pub async fn wait_for_apiserver(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let want_cmd = expected.command_line();
-    let want_hash = expected.annotation(CONFIG_HASH_ANNOTATION);
-    let ns = expected
-        .value()
-        .pointer("/metadata/namespace")
-        .and_then(|v| v.as_str())
-        .unwrap_or("kube-system")
-        .to_string();
-    let mut last;
-    let mut reported = String::new();
-    loop {
-        let attempt = async {
-            readyz(client).await?;
-            let pods = mirror_pods(client, &ns).await?;
-            let matching: Vec<&MirrorPodStatus> = pods
-                .iter()
-                .filter(|p| {
-                    p.command == want_cmd && (want_hash.is_none() || p.config_hash == want_hash)
-                })
-                .collect();
-            if matching.iter().any(|p| p.ready) {
-                return Ok(());
-            }
-            if let Some(p) = matching.first() {
-                // The kubelet's back-off reason: the new container keeps exiting (seen from another API server
-                // of an HA control plane; a single one is simply unreachable while it crash-loops).
-                if p.waiting_reason.as_deref() == Some("CrashLoopBackOff")
-                    && p.restarts >= CRASH_LOOP_RESTARTS
-                {
-                    return Err(format!(
-                        "{CRASH_LOOP}: mirror pod {} is in CrashLoopBackOff after {} restarts",
-                        p.name, p.restarts
-                    ));
-                }
-                return Err(format!(
-                    "mirror pod {} has the new flags but is not Ready{}",
-                    p.name,
-                    p.waiting_reason
-                        .as_ref()
-                        .map(|r| format!(" ({r}, {} restarts)", p.restarts))
-                        .unwrap_or_default()
+    let want_cmd = &expected.command_line();
+    let want_hash = &expected.annotation(CONFIG_HASH_ANNOTATION);
+    let ns = expected.namespace();
+    let look = || async move {
+        if let Err(e) = readyz(client).await {
+            return Look::Pending(e);
+        }
+        let pods = match mirror_pods(client, ns).await {
+            Ok(p) => p,
+            Err(e) => return Look::Pending(e),
+        };
+        let matching: Vec<&MirrorPodStatus> = pods
+            .iter()
+            .filter(|p| {
+                &p.command == want_cmd && (want_hash.is_none() || &p.config_hash == want_hash)
+            })
+            .collect();
+        if matching.iter().any(|p| p.ready) {
+            return Look::Done;
+        }
+        if let Some(p) = matching.first() {
+            // The kubelet's back-off reason: the new container keeps exiting (seen from another API server
+            // of an HA control plane; a single one is simply unreachable while it crash-loops).
+            if p.waiting_reason.as_deref() == Some("CrashLoopBackOff")
+                && p.restarts >= CRASH_LOOP_RESTARTS
+            {
+                return Look::Failed(format!(
+                    "kube-apiserver is crash-looping with the change: mirror pod {} is in CrashLoopBackOff after {} restarts",
+                    p.name, p.restarts
                 ));
             }
-            Err(if pods.is_empty() {
-                "no kube-apiserver mirror pod yet".to_string()
-            } else {
-                "the kube-apiserver mirror pod still runs the previous command line".to_string()
-            })
-        };
-        let step = tokio::time::timeout(Duration::from_secs(5), attempt)
-            .await
-            .unwrap_or_else(|_| Err("request timed out".into()));
-        match step {
-            Ok(()) => return Ok(()),
-            Err(e) if e.starts_with(CRASH_LOOP) => return Err(e),
-            Err(e) => {
-                if e != reported {
-                    progress(&format!("  {e}"));
-                    reported = e.clone();
-                }
-                last = e;
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "kube-apiserver was not ready with the change after {}s (last: {last})",
-                timeout.as_secs()
+            return Look::Pending(format!(
+                "mirror pod {} has the new flags but is not Ready{}",
+                p.name,
+                p.waiting_reason
+                    .as_ref()
+                    .map(|r| format!(" ({r}, {} restarts)", p.restarts))
+                    .unwrap_or_default()
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Look::Pending(if pods.is_empty() {
+            "no kube-apiserver mirror pod yet".to_string()
+        } else {
+            "the kube-apiserver mirror pod still runs the previous command line".to_string()
+        })
+    };
+    poll(
+        timeout,
+        progress,
+        |secs, last| {
+            format!("kube-apiserver was not ready with the change after {secs}s (last: {last})")
+        },
+        look,
+    )
+    .await
 }
 
 /// A manifest with [`CONFIG_HASH_ANNOTATION`] set to `hash` (which makes the kubelet restart the pod).
@@ -947,13 +972,8 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         Err(e) => st.etcd_error = Some(e.to_string()),
     }
     if let Some(client) = client {
-        let ns = m
-            .value()
-            .pointer("/metadata/namespace")
-            .and_then(|v| v.as_str())
-            .unwrap_or("kube-system")
-            .to_string();
-        match mirror_pods(client, &ns).await {
+        let ns = m.namespace();
+        match mirror_pods(client, ns).await {
             Ok(p) => st.mirror_pods = Some(p),
             Err(e) => st.api_error = Some(e),
         }

@@ -314,6 +314,14 @@ impl Manifest {
         &self.value["spec"]["containers"][self.container]
     }
 
+    /// The static pod's namespace (`metadata.namespace`; kubeadm writes `kube-system`, its default here).
+    pub fn namespace(&self) -> &str {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or("kube-system")
+    }
+
     /// The kube-apiserver container's `command` followed by its `args`.
     pub fn command_line(&self) -> Vec<String> {
         let c = self.container_value();

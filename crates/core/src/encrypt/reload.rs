@@ -13,11 +13,11 @@
 //! `pkg/server/options/encryptionconfig/controller/controller.go`). Upstream polls the file once a minute.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kube::Client;
 
-use super::{ConfigText, EncryptError, Node, Result, readyz};
+use super::{ConfigText, EncryptError, Look, Node, Result, poll, readyz};
 use crate::config;
 use crate::fsutil;
 
@@ -118,41 +118,31 @@ async fn wait_reloaded(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    let mut reported = String::new();
-    loop {
-        let step = tokio::time::timeout(Duration::from_secs(5), async {
-            let ev = reload_evidence(client).await?;
-            match ev.loaded(hash, written) {
-                Some(true) => readyz(client).await.map(|_| true),
-                Some(false) => Ok(false),
-                None => Err("kube-apiserver has not reloaded the config yet (it polls the file; upstream once a minute)".to_string()),
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Err("request timed out".into()));
-        match step {
-            Ok(true) => return Ok(()),
-            Ok(false) => {
-                return Err("kube-apiserver failed to reload the new config (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds{status=\"failure\"}) and keeps the previous one".into());
-            }
-            Err(e) => {
-                if e != reported {
-                    progress(&format!("  {e}"));
-                    reported = e.clone();
-                }
-                last = e;
-            }
+    let look = || async move {
+        let ev = match reload_evidence(client).await {
+            Ok(ev) => ev,
+            Err(e) => return Look::Pending(e),
+        };
+        match ev.loaded(hash, written) {
+            Some(true) => match readyz(client).await {
+                Ok(()) => Look::Done,
+                Err(e) => Look::Pending(e),
+            },
+            Some(false) => Look::Failed("kube-apiserver failed to reload the new config (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds{status=\"failure\"}) and keeps the previous one".into()),
+            None => Look::Pending("kube-apiserver has not reloaded the config yet (it polls the file; upstream once a minute)".to_string()),
         }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "kube-apiserver did not report reloading the config within {}s (last: {last})",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
+    poll(
+        timeout,
+        progress,
+        |secs, last| {
+            format!(
+                "kube-apiserver did not report reloading the config within {secs}s (last: {last})"
+            )
+        },
+        look,
+    )
+    .await
 }
 
 /// Writes `cfg` (0600, atomically, after a backup) and waits until the server reloaded it; on a failure or timeout

@@ -450,14 +450,9 @@ async fn require_other_servers(
     progress: &dyn Fn(&str),
 ) -> Result<()> {
     let m = node.load_manifest()?;
-    let ns = m
-        .value()
-        .pointer("/metadata/namespace")
-        .and_then(|v| v.as_str())
-        .unwrap_or("kube-system")
-        .to_string();
+    let ns = m.namespace();
     let local = m.command_line();
-    let pods = super::mirror_pods(client, &ns)
+    let pods = super::mirror_pods(client, ns)
         .await
         .map_err(EncryptError::Api)?;
     let short = |h: &str| h.chars().take(7 + 12).collect::<String>();
