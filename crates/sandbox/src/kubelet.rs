@@ -330,6 +330,7 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
     let mut order: Vec<&PathBuf> = pods.keys().collect();
     order.sort_by_key(|k| pods[*k].kind().unwrap_or(Kind::Other));
     let order: Vec<PathBuf> = order.into_iter().cloned().collect();
+    let mut apiserver_started = 0;
     for k in order {
         let p = pods.get_mut(&k).expect("key from the map");
         let Ok(sp) = p.parsed.clone() else { continue };
@@ -351,22 +352,11 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
         };
         match started {
             Ok(c) => {
-                // The start count and the state move together, so a reader that sees the new count
-                // never sees the old server's port.
-                let port = match &c {
-                    Container::ApiServer(s) => Some(s.port()),
-                    _ => None,
-                };
                 p.container = Some(c);
                 p.started = Some(Timestamp::now());
                 p.backoff = BACKOFF_START;
                 if kind == Kind::ApiServer {
-                    let mut st = shared.lock();
-                    st.apiserver_starts += 1;
-                    if let Some(port) = port {
-                        st.apiserver = ApiServerState::Running { port };
-                    }
-                    drop(st);
+                    apiserver_started += 1;
                     tokio::spawn(controller::kubeadm_bootstrap(
                         shared.clone(),
                         version_of(shared, &sp),
@@ -376,10 +366,17 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
             Err(e) => p.crashed(e),
         }
     }
-    publish_state(shared, pods, held);
+    publish_state(shared, pods, held, apiserver_started);
 }
 
-fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bool) {
+/// Publishes the pods' state and counts `apiserver_started` new API server starts, under one lock: a reader that
+/// sees a new start count also sees the new server's port.
+fn publish_state(
+    shared: &Shared,
+    pods: &BTreeMap<PathBuf, PodRuntime>,
+    held: bool,
+    apiserver_started: u64,
+) {
     let mut api = None;
     let mut etcd_running = false;
     for p in pods.values() {
@@ -415,6 +412,7 @@ fn publish_state(shared: &Shared, pods: &BTreeMap<PathBuf, PodRuntime>, held: bo
     }
     let mut st = shared.lock();
     st.apiserver = api.unwrap_or(ApiServerState::Stopped);
+    st.apiserver_starts += apiserver_started;
     st.etcd_running = etcd_running;
 }
 
