@@ -278,19 +278,13 @@ impl EtcdReader {
                 describe(&e)
             ),
         };
-        let connect = async {
-            dial_client(
-                &cfg.endpoints,
-                tls,
-                cfg.dial_timeout,
-                Some(Duration::from_secs(60)),
-            )
-            .await
-            .map_err(|e| match e {
-                DialError::Args(a) => a,
-                DialError::Connect(e) => fail("cannot connect", e),
-            })
-        };
+        let connect = dial_client(
+            &cfg.endpoints,
+            tls,
+            cfg.dial_timeout,
+            Some(Duration::from_secs(60)),
+            |e| fail("cannot connect", e),
+        );
         let mut client = tokio::time::timeout(cfg.dial_timeout, connect)
             .await
             .map_err(|_| EtcdError::Request {
@@ -438,29 +432,23 @@ impl RangePager {
     }
 }
 
-enum DialError {
-    Args(EtcdError),
-    Connect(etcd_client::Error),
-}
-
 /// A gRPC etcd client on the transport of [`Dialer`] (`TCP_NODELAY`, OpenSSL TLS for `https://`
-/// endpoints), trying `endpoints` in order. `request_timeout` bounds each request.
+/// endpoints), trying `endpoints` in order. `request_timeout` bounds each request; `failed` says why
+/// the connection could not be made.
 async fn dial_client(
     endpoints: &[String],
     tls: Option<Arc<SslConnector>>,
     dial_timeout: Duration,
     request_timeout: Option<Duration>,
-) -> std::result::Result<Client, DialError> {
+    failed: impl Fn(etcd_client::Error) -> EtcdError,
+) -> Result<Client> {
     let Some(first) = endpoints.first() else {
-        return Err(DialError::Args(EtcdError::InvalidArgs(
-            "no etcd endpoint given".into(),
-        )));
+        return Err(EtcdError::InvalidArgs("no etcd endpoint given".into()));
     };
     let targets = endpoints
         .iter()
         .map(|e| DialTarget::parse(e))
-        .collect::<Result<Vec<_>>>()
-        .map_err(DialError::Args)?;
+        .collect::<Result<Vec<_>>>()?;
     // tonic needs a URI with a scheme; the dialer ignores it and dials the targets.
     let uri = if first.contains("://") {
         first.clone()
@@ -468,11 +456,7 @@ async fn dial_client(
         format!("https://{first}")
     };
     let mut endpoint = tonic::transport::Endpoint::from_shared(uri)
-        .map_err(|e| {
-            DialError::Args(EtcdError::InvalidArgs(format!(
-                "invalid etcd endpoint {first:?}: {e}"
-            )))
-        })?
+        .map_err(|e| EtcdError::InvalidArgs(format!("invalid etcd endpoint {first:?}: {e}")))?
         .connect_timeout(dial_timeout)
         // Room for a whole page in flight while the previous one is checked.
         .initial_stream_window_size(Some(H2_WINDOW))
@@ -489,10 +473,10 @@ async fn dial_client(
     let channel = endpoint
         .connect_with_connector(connector)
         .await
-        .map_err(|e| DialError::Connect(etcd_client::Error::TransportError(e)))?;
+        .map_err(|e| failed(etcd_client::Error::TransportError(e)))?;
     Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
         .await
-        .map_err(DialError::Connect)
+        .map_err(failed)
 }
 
 /// A read-write etcd client for callers that are etcd's own clients (the sandbox control plane, the
@@ -513,15 +497,13 @@ pub async fn connect_client(
         })?)),
         None => None,
     };
-    dial_client(endpoints, connector, dial_timeout, None)
-        .await
-        .map_err(|e| match e {
-            DialError::Args(a) => a,
-            DialError::Connect(e) => EtcdError::Request {
-                endpoints: endpoints.join(","),
-                message: format!("cannot connect: {}", describe(&e)),
-            },
-        })
+    dial_client(endpoints, connector, dial_timeout, None, |e| {
+        EtcdError::Request {
+            endpoints: endpoints.join(","),
+            message: format!("cannot connect: {}", describe(&e)),
+        }
+    })
+    .await
 }
 
 impl EtcdTls {

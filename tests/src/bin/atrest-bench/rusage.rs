@@ -26,15 +26,15 @@ pub struct Usage {
     pub code: i32,
 }
 
-/// A command started under `--measure-child`; [`Measured::finish`] waits for it.
-pub struct Measured {
+/// A command started under `--measure-child`; [`Running::finish`] waits for it.
+pub struct Running {
     child: Child,
     stderr: std::fs::File,
 }
 
 /// Starts `cmd` (its program, arguments, environment and working directory) under `--measure-child`. `stdin` and
 /// `stdout` are the command's; its stderr is captured (and echoed by `finish` when it fails).
-pub fn spawn(cmd: &Command, stdin: Stdio, stdout: Stdio) -> Result<Measured> {
+pub fn spawn(cmd: &Command, stdin: Stdio, stdout: Stdio) -> Result<Running> {
     let mut wrapped = Command::new(std::env::current_exe()?);
     wrapped
         .arg("--measure-child")
@@ -56,10 +56,10 @@ pub fn spawn(cmd: &Command, stdin: Stdio, stdout: Stdio) -> Result<Measured> {
         .stderr(stderr.try_clone()?)
         .spawn()
         .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    Ok(Measured { child, stderr })
+    Ok(Running { child, stderr })
 }
 
-impl Measured {
+impl Running {
     /// The measured command's stdout, when it was piped.
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.child.stdout.take()
