@@ -6,8 +6,10 @@
 //! controller-manager's CSR signer ([`controller`]).
 
 pub mod apiserver;
+pub mod container;
 pub mod controller;
 pub mod etcd;
+pub mod k8s;
 pub mod kubelet;
 pub mod layout;
 pub mod pki;
@@ -18,7 +20,7 @@ use std::path::Path;
 
 pub use kubelet::ApiServerState;
 pub use layout::{KubeVersion, NodeLayout};
-pub use sandbox::{Sandbox, SandboxError, SandboxOptions};
+pub use sandbox::{ControlPlane, Sandbox, SandboxError, SandboxOptions};
 
 /// Re-exported so tests and benchmarks use the same client versions as the sandbox.
 pub use {etcd_client, k8s_openapi, kube};
