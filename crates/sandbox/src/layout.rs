@@ -935,6 +935,45 @@ mod tests {
     }
 
     #[test]
+    fn real_control_plane_manifests_carry_kubeadm_1_34_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = NodeLayout::new(dir.path());
+        let ports = Ports {
+            apiserver: 16443,
+            etcd_client: 12379,
+            etcd_peer: 12380,
+            etcd_metrics: 12381,
+            controller_manager: 12382,
+        };
+        let v = KubeVersion::release("v1.34.4", "v3.6.4").unwrap();
+        assert_eq!((v.minor, v.git_version.as_str()), (34, "v1.34.4"));
+        l.init_for("n", &v, ports, ControlPlane::Real).unwrap();
+        let read = |c: &str| fs::read_to_string(l.manifest(c)).unwrap();
+        let api = read("kube-apiserver");
+        assert!(api.contains("    - --authorization-mode=Node,RBAC\n    - --bind-address=127.0.0.1\n    - --client-ca-file="));
+        assert!(api.contains("image: registry.k8s.io/kube-apiserver:v1.34.4\n"));
+        let etcd = read("etcd");
+        assert!(etcd.contains("    - --feature-gates=InitialCorruptCheck=true\n"));
+        assert!(etcd.contains("    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n    - --watch-progress-notify-interval=5s\n"));
+        assert!(!etcd.contains("experimental"));
+        assert!(etcd.contains("image: registry.k8s.io/etcd:3.6.4-0\n"));
+        let cm = read("kube-controller-manager");
+        assert!(cm.contains(
+            "    - --root-ca-file=/etc/kubernetes/pki/ca.crt\n    - --secure-port=12382\n"
+        ));
+        assert!(cm.contains("      port: 12382\n") && !cm.contains("10257"));
+        // atrest's control plane keeps kubeadm's defaults.
+        let d2 = tempfile::tempdir().unwrap();
+        let l2 = NodeLayout::new(d2.path());
+        l2.init("n", &KubeVersion::parse("1.32").unwrap(), ports)
+            .unwrap();
+        let api = fs::read_to_string(l2.manifest("kube-apiserver")).unwrap();
+        assert!(!api.contains("--bind-address"));
+        let etcd = fs::read_to_string(l2.manifest("etcd")).unwrap();
+        assert!(etcd.contains("    - --experimental-initial-corrupt-check=true\n"));
+    }
+
+    #[test]
     fn init_lays_out_kubeadm_files_with_private_keys() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

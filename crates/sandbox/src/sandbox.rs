@@ -309,12 +309,14 @@ impl Sandbox {
         self.shared.wake.notify_one();
     }
 
-    /// Fault injection applied by the API server (fail writes, delay responses).
+    /// Fault injection applied by the API server (fail writes, delay responses). atrest's control plane only: the
+    /// real kube-apiserver ignores it.
     pub fn faults(&self) -> Arc<Faults> {
         self.shared.faults.clone()
     }
 
-    /// Switch the controller-manager's CSR signer on or off (off: approved CSRs are never issued).
+    /// Switch the controller-manager's CSR signer on or off (off: approved CSRs are never issued). atrest's
+    /// control plane only: the real kube-controller-manager's signer follows its manifest's flags.
     pub fn set_csr_signer(&self, enabled: bool) {
         self.shared.lock().csr_signer_enabled = enabled;
     }
