@@ -207,6 +207,11 @@ pub fn ensure() -> Result<K8sBinaries, K8sError> {
 
 /// [`ensure`] for a given module and cache root.
 pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
+    ensure_with(module, cache, "go")
+}
+
+/// [`ensure_in`] with the `go` command to build with.
+fn ensure_with(module: &Path, cache: &Path, go: &str) -> Result<K8sBinaries, K8sError> {
     let module = module.canonicalize().map_err(io_err(module))?;
     let (key, kubernetes_version, etcd_version) = cache_key(&module)?;
     let dir = cache.join(&key);
@@ -241,7 +246,7 @@ pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
         );
         return Ok(found);
     }
-    check_go()?;
+    check_go(go)?;
     let tmp = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(cache)
@@ -250,6 +255,7 @@ pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
     let total = Instant::now();
     let ldflags = version_ldflags(&kubernetes_version);
     go_build(
+        go,
         &module,
         &format!("kube-apiserver, kube-controller-manager and etcd {kubernetes_version}"),
         &[
@@ -266,6 +272,7 @@ pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
     let server = out.join("server");
     fs::rename(&server, out.join("etcd")).map_err(io_err(&server))?;
     go_build(
+        go,
         &module,
         "kms-plugin",
         &[
@@ -277,6 +284,7 @@ pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
         ],
     )?;
     go_build(
+        go,
         &module.join("krew"),
         "krew",
         &[
@@ -312,8 +320,8 @@ pub fn ensure_in(module: &Path, cache: &Path) -> Result<K8sBinaries, K8sError> {
     Ok(found)
 }
 
-fn check_go() -> Result<(), K8sError> {
-    match Command::new("go").arg("version").output() {
+fn check_go(go: &str) -> Result<(), K8sError> {
+    match Command::new(go).arg("version").output() {
         Ok(o) if o.status.success() => {
             tracing::info!(go = %String::from_utf8_lossy(&o.stdout).trim(), "building with");
             Ok(())
@@ -326,10 +334,10 @@ fn check_go() -> Result<(), K8sError> {
     }
 }
 
-fn go_build(dir: &Path, what: &str, args: &[&str]) -> Result<(), K8sError> {
+fn go_build(go: &str, dir: &Path, what: &str, args: &[&str]) -> Result<(), K8sError> {
     let started = Instant::now();
     tracing::info!(what, dir = %dir.display(), "go build");
-    let out = Command::new("go")
+    let out = Command::new(go)
         .arg("build")
         .arg("-trimpath")
         .args(args)
@@ -414,6 +422,54 @@ mod tests {
         assert_eq!(b.dir(), cache.path().join(&key));
         assert_eq!(b.path("krew"), cache.path().join(&key).join("kubectl-krew"));
         assert_eq!(b.all().len(), 5);
+    }
+
+    #[test]
+    fn a_process_waiting_for_the_lock_takes_the_build_it_waited_for() {
+        let module = tempfile::tempdir().unwrap();
+        fs::write(
+            module.path().join("go.mod"),
+            "module x\nrequire k8s.io/kubernetes v1.34.4\n",
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let (key, _, _) = cache_key(module.path()).unwrap();
+        // Another process is building: it holds the lock.
+        let lock = File::create(cache.path().join(".lock")).unwrap();
+        // SAFETY: flock(2) on a descriptor this test owns.
+        assert_eq!(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+            0
+        );
+        let (m, c) = (module.path().to_path_buf(), cache.path().to_path_buf());
+        let waiter = std::thread::spawn(move || ensure_in(&m, &c));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "ensure must wait for the lock");
+        // The builder renames its finished directory into place and lets go: the waiter uses it, builds nothing
+        // (this module has no packages: a build would fail).
+        fs::create_dir(cache.path().join(&key)).unwrap();
+        drop(lock);
+        let b = waiter.join().unwrap().unwrap();
+        assert_eq!(b.dir(), cache.path().join(&key));
+    }
+
+    #[test]
+    fn without_go_the_error_says_what_to_install_and_nothing_is_left_behind() {
+        let module = tempfile::tempdir().unwrap();
+        fs::write(
+            module.path().join("go.mod"),
+            "module x\nrequire k8s.io/kubernetes v1.34.4\n",
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let e = ensure_with(module.path(), cache.path(), "/nonexistent/go").unwrap_err();
+        assert!(matches!(e, K8sError::NoGo(_)), "{e:?}");
+        assert!(e.to_string().contains("install Go 1.24+"), "{e}");
+        let left: Vec<_> = fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from(".lock")]);
     }
 
     #[test]
