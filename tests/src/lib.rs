@@ -6,3 +6,4 @@ pub mod dist;
 pub mod etcd;
 pub mod krew;
 pub mod run;
+pub mod tutorial;

@@ -373,8 +373,12 @@ async fn clean(client: &kube::Client) -> Result<(), kube::Error> {
 /// `kubeadm:cluster-admins` ClusterRoleBinding to `cluster-admin`, created with super-admin.conf, and the
 /// `kubeadm-config` ConfigMap; plus, when
 /// missing, the RBAC of the node's own components ([`component_rbac`]). Idempotent.
+///
+/// Retried while the server comes up: the in-process server answers at once, the real kube-apiserver after some
+/// seconds (a minute or more on a loaded machine), so tries go on for [`BOOTSTRAP_PATIENCE`] or until shutdown.
 pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>, version: KubeVersion) {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + BOOTSTRAP_PATIENCE;
+    while std::time::Instant::now() < deadline && !shared.lock().shutting_down {
         match try_bootstrap(&shared, &version).await {
             Ok(()) => return,
             Err(e) => tracing::debug!(error = %e, "kubeadm bootstrap not done yet"),
@@ -383,6 +387,9 @@ pub(crate) async fn kubeadm_bootstrap(shared: Arc<Shared>, version: KubeVersion)
     }
     tracing::warn!("could not create kubeadm's ClusterRoleBinding kubeadm:cluster-admins");
 }
+
+/// How long [`kubeadm_bootstrap`] keeps trying.
+const BOOTSTRAP_PATIENCE: Duration = Duration::from_secs(300);
 
 fn rule(groups: &[&str], resources: &[&str], names: &[&str], verbs: &[&str]) -> PolicyRule {
     let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();

@@ -1,14 +1,15 @@
-//! The etcd static pod, run as a real process: the machine's `etcd` with the manifest's command line, every
-//! absolute path in a flag mapped through the pod's mounts (a path outside the mounts makes the start fail, as
-//! the container would not see the file).
+//! The etcd static pod, run as a real process. On atrest's control plane: the machine's `etcd` with the manifest's
+//! command line, every absolute path in a flag mapped through the pod's mounts (a path outside the mounts makes the
+//! start fail, as the container would not see the file). On the real control plane: etcd 3.6 built from
+//! `tests/k8s` with the command line verbatim, in the pod's mount namespace ([`crate::container`]).
 
-use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::container::PodProcess;
 use crate::pod::StaticPod;
 
 /// The etcd binary run for the `etcd` container.
@@ -17,29 +18,8 @@ pub const ETCD_BIN: &str = "/usr/bin/etcd";
 /// A running etcd; killed on drop.
 #[derive(Debug)]
 pub struct EtcdProcess {
-    child: Child,
-    log: PathBuf,
+    process: PodProcess,
     metrics: Option<String>,
-    /// Dropped after the child is reaped; ends the thread that spawned it (see [`spawn_held`]).
-    _parent: std::sync::mpsc::Sender<()>,
-}
-
-/// Spawn `cmd` from a dedicated thread that stays alive until the returned sender is dropped. The child is
-/// spawned with `PR_SET_PDEATHSIG`, which fires when the *spawning thread* exits; a short-lived (e.g. tokio
-/// blocking-pool) thread would kill etcd seconds after its start.
-fn spawn_held(mut cmd: Command) -> std::io::Result<(Child, std::sync::mpsc::Sender<()>)> {
-    let (child_tx, child_rx) = std::sync::mpsc::channel();
-    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("etcd-parent".into())
-        .spawn(move || {
-            let _ = child_tx.send(cmd.spawn());
-            let _ = hold_rx.recv(); // returns when the EtcdProcess is dropped
-        })?;
-    let child = child_rx
-        .recv()
-        .map_err(|_| std::io::Error::other("etcd spawner thread died"))??;
-    Ok((child, hold_tx))
 }
 
 /// Flags whose values are URLs or names, never host paths, even when they begin with `/`.
@@ -82,28 +62,21 @@ impl EtcdProcess {
             }
             args.push(a.clone());
         }
-        if let Some(d) = log.parent() {
-            fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-        }
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(ETCD_BIN);
-        cmd.args(&args).stdin(Stdio::null()).stdout(out).stderr(err);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL etcd when its parent dies,
-        // so no etcd outlives a killed test process.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let (child, parent) = spawn_held(cmd).map_err(|e| format!("{ETCD_BIN}: {e}"))?;
-        tracing::info!(pid = child.id(), "started etcd");
+        cmd.args(&args);
+        let process = PodProcess::start_on_host(cmd, log)?;
+        tracing::info!(pid = process.pid(), "started etcd");
+        Ok(Self::watching(process, pod))
+    }
+
+    /// Start etcd `binary` (the real control plane's) with the pod's command line verbatim in its mount namespace.
+    pub fn start_in_pod(pod: &StaticPod, binary: &Path, log: PathBuf) -> Result<Self, String> {
+        let process = PodProcess::start_in_pod(pod, binary, log)?;
+        tracing::info!(pid = process.pid(), binary = %binary.display(), "started etcd");
+        Ok(Self::watching(process, pod))
+    }
+
+    fn watching(process: PodProcess, pod: &StaticPod) -> Self {
         let metrics = pod.flag("listen-metrics-urls").and_then(|u| {
             u.split(',')
                 .next()
@@ -115,12 +88,7 @@ impl EtcdProcess {
                 "etcd has no plain-HTTP --listen-metrics-urls; its health cannot be checked"
             );
         }
-        Ok(EtcdProcess {
-            child,
-            log,
-            metrics,
-            _parent: parent,
-        })
+        EtcdProcess { process, metrics }
     }
 
     /// Wait until etcd reports healthy on its metrics listener (`/health`), or exits, or the timeout passes.
@@ -128,7 +96,7 @@ impl EtcdProcess {
     pub fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(st) = self.process.exit_status() {
                 return Err(format!("etcd exited ({st}): {}", self.log_tail()));
             }
             match self.metrics.as_deref() {
@@ -150,52 +118,22 @@ impl EtcdProcess {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.is_running()
     }
 
     /// The last lines of etcd's log (for error messages).
     pub fn log_tail(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join("\n")
+        self.process.log_tail()
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Stop etcd: SIGTERM, wait up to 5 s, then SIGKILL.
-    pub fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for EtcdProcess {
-    fn drop(&mut self) {
-        self.terminate();
+    pub fn stop(self) {
+        self.process.stop(Duration::from_secs(5));
     }
 }
 

@@ -5,10 +5,23 @@
 //! kube-apiserver manifest takes the server down until fixed). A changed manifest stops the old container and
 //! starts the new one. A container that fails to start is retried with exponential back-off (the kubelet's
 //! CrashLoopBackOff, `pkg/kubelet/kuberuntime`, here 1 s doubling to 20 s so tests stay fast), and immediately
-//! when its manifest changes. Containers: `etcd` runs as a real process ([`crate::etcd`]),
-//! `kube-apiserver` in-process ([`crate::apiserver::ApiServer`]), `kube-controller-manager` as this crate's
-//! controllers ([`crate::controller`]). Mirror pods (`pkg/kubelet/pod/mirror_client.go`) are published through
-//! the API server with the kubelet's annotations, and their status through `pods/<name>/status`.
+//! when its manifest changes. Containers on atrest's control plane: `etcd` runs as a real process
+//! ([`crate::etcd`]), `kube-apiserver` in-process ([`crate::apiserver::ApiServer`]), `kube-controller-manager` as
+//! this crate's controllers ([`crate::controller`]). On the real control plane ([`crate::ControlPlane::Real`]) all
+//! three are the real binaries ([`crate::k8s`]) run as processes with the manifest's command line in a mount
+//! namespace of their own ([`crate::container`]); a process that exits is a crashed container (restarted with
+//! back-off, `restartCount` and `lastState.terminated` on the mirror pod), and kube-apiserver is Ready only while
+//! its manifest's readinessProbe (`GET https://127.0.0.1:<port>/readyz`, TLS unverified as the kubelet's prober
+//! does) answers 200 (`pkg/kubelet/prober`: failureThreshold consecutive failures make it unready).
+//!
+//! Mirror pods (`pkg/kubelet/pod/mirror_client.go`) are published through the API server with the kubelet's
+//! annotations, and their status through `pods/<name>/status`, with kubelet.conf's `system:node:<node>`
+//! credentials. On the real control plane the kubelet first registers its Node (`pkg/kubelet/kubelet_node_status.go`
+//! `registerWithAPIServer`: created with its status) and posts the node's status every 10 s (the heartbeat
+//! kube-controller-manager's node lifecycle controller watches); mirror pods carry the controller owner reference
+//! to that Node which NodeRestriction requires (`plugin/pkg/admission/noderestriction/admission.go`
+//! `admitPodCreate`), and the node lists only its own pods (`fieldSelector=spec.nodeName=<node>`, what the Node
+//! authorizer allows).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,15 +30,19 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStatus, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus as NodeObjectStatus,
+    NodeSystemInfo, Pod, PodCondition, PodIP, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::apiserver::{ApiServer, Faults, PathResolver, RunningApiServer};
+use crate::container::PodProcess;
 use crate::controller::{self, ControllerConfig, ControllerHandle};
 use crate::etcd::EtcdProcess;
+use crate::k8s::K8sBinaries;
 use crate::layout::{KubeVersion, NodeLayout};
 use crate::pod::{self, MountTable, StaticPod};
 
@@ -61,6 +78,8 @@ pub(crate) struct Shared {
     pub kubelet_kubeconfig: PathBuf,
     /// Running containers that serve `pods/exec`, by (namespace, mirror pod name).
     pub exec_pods: Mutex<HashMap<(String, String), StaticPod>>,
+    /// The real control plane's binaries; `None` on atrest's control plane.
+    pub binaries: Option<K8sBinaries>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +102,7 @@ impl Shared {
         node: String,
         default_version: KubeVersion,
         faults: Arc<Faults>,
+        binaries: Option<K8sBinaries>,
     ) -> Self {
         let kubelet_kubeconfig = layout.kubelet_conf();
         Shared {
@@ -101,6 +121,7 @@ impl Shared {
             wake: tokio::sync::Notify::new(),
             kubelet_kubeconfig,
             exec_pods: Mutex::new(HashMap::new()),
+            binaries,
         }
     }
 
@@ -137,6 +158,11 @@ enum Container {
     Etcd(EtcdProcess),
     ApiServer(RunningApiServer),
     Controller(ControllerHandle),
+    /// A real control-plane binary (kube-apiserver, kube-controller-manager); `port` is what it serves on.
+    Process {
+        process: PodProcess,
+        port: u16,
+    },
     Idle,
 }
 
@@ -162,6 +188,11 @@ struct PodRuntime {
     next_try: Instant,
     last_error: Option<String>,
     last_termination: Option<Termination>,
+    /// The readiness probe's verdict (containers without a probe are ready while they run).
+    ready: bool,
+    /// Consecutive readiness probe failures, and when the next probe is due.
+    probe_failures: u32,
+    next_probe: Instant,
 }
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -180,9 +211,16 @@ impl PodRuntime {
             }
             Some(Container::ApiServer(s)) => s.shutdown().await,
             Some(Container::Controller(c)) => c.stop().await,
+            Some(Container::Process { process, .. }) => {
+                // kube-apiserver drains in-flight requests on SIGTERM; give it the time a kubelet would.
+                let _ = tokio::task::spawn_blocking(move || process.stop(Duration::from_secs(15)))
+                    .await;
+            }
             Some(Container::Idle) | None => {}
         }
         self.started = None;
+        self.ready = false;
+        self.probe_failures = 0;
     }
 
     fn crashed(&mut self, error: String) {
@@ -305,6 +343,9 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
                 next_try: Instant::now(),
                 last_error: None,
                 last_termination: None,
+                ready: false,
+                probe_failures: 0,
+                next_probe: Instant::now(),
             },
         );
     }
@@ -318,6 +359,13 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
                 .await
                 .ok()
                 .map(|r| format!("kube-apiserver exited: {r}")),
+            Some(Container::Process { process, .. }) => process.exit_status().map(|st| {
+                let name = p
+                    .parsed
+                    .as_ref()
+                    .map_or("container", |sp| sp.container_name());
+                format!("{name} exited ({st}): {}", process.log_tail())
+            }),
             _ => None,
         };
         if let Some(why) = exited {
@@ -344,14 +392,20 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
         if p.container.is_some() || Instant::now() < p.next_try {
             continue;
         }
-        let started = match kind {
-            Kind::Etcd => start_etcd(shared, &sp).await,
-            Kind::ApiServer => start_apiserver(shared, &sp).await,
-            Kind::ControllerManager => start_controller(shared, &sp),
-            Kind::Other => Ok(Container::Idle),
+        let started = match (kind, &shared.binaries) {
+            (Kind::Etcd, _) => start_etcd(shared, &sp).await,
+            (Kind::ApiServer, None) => start_apiserver(shared, &sp).await,
+            (Kind::ControllerManager, None) => start_controller(shared, &sp),
+            (Kind::ApiServer | Kind::ControllerManager, Some(bins)) => {
+                start_process(shared, &sp, bins).await
+            }
+            (Kind::Other, _) => Ok(Container::Idle),
         };
         match started {
             Ok(c) => {
+                // The in-process API server answers once started; a process is probed (see `probe_readiness`).
+                p.ready = !matches!(c, Container::Process { .. }) || kind != Kind::ApiServer;
+                p.next_probe = Instant::now();
                 p.container = Some(c);
                 p.started = Some(Timestamp::now());
                 p.backoff = BACKOFF_START;
@@ -366,7 +420,70 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
             Err(e) => p.crashed(e),
         }
     }
+    probe_readiness(pods).await;
     publish_state(shared, pods, held, apiserver_started);
+}
+
+/// kube-apiserver's readinessProbe (kubeadm: `/readyz`, periodSeconds 1, failureThreshold 3) for the real binary.
+async fn probe_readiness(pods: &mut BTreeMap<PathBuf, PodRuntime>) {
+    for p in pods.values_mut() {
+        let Some(Container::Process { port, .. }) = &p.container else {
+            continue;
+        };
+        if p.kind() != Some(Kind::ApiServer) || Instant::now() < p.next_probe {
+            continue;
+        }
+        let port = *port;
+        p.next_probe = Instant::now() + Duration::from_secs(1);
+        let ok = tokio::task::spawn_blocking(move || https_ok(port, "/readyz"))
+            .await
+            .unwrap_or(false);
+        if ok {
+            p.ready = true;
+            p.probe_failures = 0;
+        } else {
+            p.probe_failures += 1;
+            if p.probe_failures >= 3 {
+                p.ready = false;
+            }
+        }
+    }
+}
+
+/// `GET https://127.0.0.1:<port><path>` answers 200 (certificate not verified, as the kubelet's HTTPS probes).
+fn https_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(tcp) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    ) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(2)));
+    let Ok(mut b) = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+    else {
+        return false;
+    };
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let Ok(cfg) = b.build().configure() else {
+        return false;
+    };
+    let Ok(mut tls) = cfg
+        .verify_hostname(false)
+        .use_server_name_indication(false)
+        .connect("127.0.0.1", tcp)
+    else {
+        return false;
+    };
+    if tls
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    tls.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
 /// Publishes the pods' state and counts `apiserver_started` new API server starts, under one lock: a reader that
@@ -391,6 +508,9 @@ fn publish_state(
                 api = Some(match (&p.container, &p.parsed) {
                     (Some(Container::ApiServer(s)), _) => {
                         ApiServerState::Running { port: s.port() }
+                    }
+                    (Some(Container::Process { port, .. }), _) => {
+                        ApiServerState::Running { port: *port }
                     }
                     (_, Err(e)) => ApiServerState::CrashLooping {
                         last_error: e.clone(),
@@ -453,14 +573,14 @@ impl crate::apiserver::Kubelet for Shared {
 }
 
 async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
-    let log = shared
-        .layout
-        .log_dir()
-        .join(format!("kube-system_etcd-{}", shared.node))
-        .join("etcd.log");
+    let log = container_log(shared, sp);
     let sp = sp.clone();
+    let real = shared.binaries.as_ref().map(|b| b.path("etcd"));
     tokio::task::spawn_blocking(move || {
-        let mut e = EtcdProcess::start(&sp, log)?;
+        let mut e = match real {
+            Some(bin) => EtcdProcess::start_in_pod(&sp, &bin, log)?,
+            None => EtcdProcess::start(&sp, log)?,
+        };
         e.wait_healthy(Duration::from_secs(20))?;
         Ok(Container::Etcd(e))
     })
@@ -489,6 +609,41 @@ async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Contain
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Where the kubelet writes a container's stdout and stderr (`/var/log/pods/<namespace>_<pod>/<container>.log`).
+fn container_log(shared: &Shared, sp: &StaticPod) -> PathBuf {
+    let ns = sp.pod.metadata.namespace.as_deref().unwrap_or("default");
+    shared
+        .layout
+        .log_dir()
+        .join(format!("{ns}_{}-{}", sp.name(), shared.node))
+        .join(format!("{}.log", sp.container_name()))
+}
+
+/// The real kube-apiserver or kube-controller-manager, from the manifest's command line, in its mount namespace.
+async fn start_process(
+    shared: &Arc<Shared>,
+    sp: &StaticPod,
+    bins: &K8sBinaries,
+) -> Result<Container, String> {
+    let name = sp.command[0].rsplit('/').next().unwrap_or_default();
+    let binary = bins.path(name);
+    let port = sp
+        .flag("secure-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(if name == "kube-apiserver" {
+            6443
+        } else {
+            10257
+        });
+    let log = container_log(shared, sp);
+    let sp = sp.clone();
+    let process = tokio::task::spawn_blocking(move || PodProcess::start_in_pod(&sp, &binary, log))
+        .await
+        .map_err(|e| format!("{name} start task: {e}"))??;
+    tracing::info!(pid = process.pid(), port, "started {name}");
+    Ok(Container::Process { process, port })
 }
 
 fn start_controller(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
@@ -531,15 +686,8 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
     }
     pod.status = None;
     let container = sp.container_name().to_string();
-    let running = matches!(
-        p.container,
-        Some(
-            Container::Etcd(_)
-                | Container::ApiServer(_)
-                | Container::Controller(_)
-                | Container::Idle
-        )
-    );
+    let running = p.container.is_some();
+    let ready = running && p.ready;
     let ts = |t: &Timestamp| Time(*t);
     let last_state = p.last_termination.as_ref().map(|t| ContainerState {
         terminated: Some(ContainerStateTerminated {
@@ -602,15 +750,15 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
         phase: Some("Running".into()),
         conditions: Some(vec![
             cond("Initialized", true),
-            cond("Ready", running),
-            cond("ContainersReady", running),
+            cond("Ready", ready),
+            cond("ContainersReady", ready),
             cond("PodScheduled", true),
         ]),
         container_statuses: Some(vec![ContainerStatus {
             name: container,
             image: sp.image.clone(),
             image_id: String::new(),
-            ready: running,
+            ready,
             started: Some(running),
             restart_count: p.restarts as i32,
             state: Some(state),
@@ -638,6 +786,10 @@ fn mirror_of(shared: &Shared, p: &PodRuntime) -> Option<MirrorPod> {
 async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<Vec<MirrorPod>>) {
     let mut client: Option<(u64, kube::Client)> = None;
     let mut pushed: HashMap<String, PodStatus> = HashMap::new();
+    // The real control plane: the Node's UID once registered, and when its status is next due.
+    let real = shared.binaries.is_some();
+    let mut node_uid: Option<String> = None;
+    let mut next_heartbeat = Instant::now();
     loop {
         let starts = {
             let st = shared.lock();
@@ -652,9 +804,21 @@ async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<V
                     .map(|c| (gen_, c));
             }
             if let Some((_, c)) = &client {
-                let want = rx.borrow_and_update().clone();
-                if let Err(e) = sync_mirrors(c, &shared.node, &want, &mut pushed).await {
-                    tracing::debug!(error = %e, "mirror pod sync failed; retrying");
+                if real && (node_uid.is_none() || Instant::now() >= next_heartbeat) {
+                    match post_node_status(c, &shared).await {
+                        Ok(uid) => {
+                            node_uid = Some(uid);
+                            next_heartbeat = Instant::now() + NODE_STATUS_PERIOD;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "node status not posted; retrying"),
+                    }
+                }
+                if !real || node_uid.is_some() {
+                    let want = rx.borrow_and_update().clone();
+                    let owner = node_uid.as_deref().map(|uid| (shared.node.as_str(), uid));
+                    if let Err(e) = sync_mirrors(c, &shared.node, owner, &want, &mut pushed).await {
+                        tracing::debug!(error = %e, "mirror pod sync failed; retrying");
+                    }
                 }
             }
         }
@@ -665,9 +829,128 @@ async fn mirror_loop(shared: Arc<Shared>, mut rx: tokio::sync::watch::Receiver<V
     }
 }
 
+/// How often the kubelet posts its node's status (`--node-status-update-frequency`, 10 s).
+const NODE_STATUS_PERIOD: Duration = Duration::from_secs(10);
+
+/// The Node as the kubelet registers it and reports it (`pkg/kubelet/kubelet_node_status.go` `initialNode`,
+/// `setNodeStatus`): the well-known labels, loopback addresses, Ready with a fresh heartbeat.
+fn node_object(shared: &Shared) -> Node {
+    let now = Time(Timestamp::now());
+    let cond = |t: &str, status: &str, reason: &str, message: &str| NodeCondition {
+        type_: t.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_heartbeat_time: Some(now.clone()),
+        last_transition_time: Some(now.clone()),
+    };
+    let q = |v: &str| Quantity(v.into());
+    let resources: BTreeMap<String, Quantity> = [
+        ("cpu".to_string(), q("2")),
+        ("memory".to_string(), q("8Gi")),
+        ("pods".to_string(), q("110")),
+        ("ephemeral-storage".to_string(), q("20Gi")),
+    ]
+    .into();
+    let version = shared.default_version.git_version.clone();
+    Node {
+        metadata: ObjectMeta {
+            name: Some(shared.node.clone()),
+            labels: Some(
+                [
+                    ("beta.kubernetes.io/arch", "amd64"),
+                    ("beta.kubernetes.io/os", "linux"),
+                    ("kubernetes.io/arch", "amd64"),
+                    ("kubernetes.io/hostname", shared.node.as_str()),
+                    ("kubernetes.io/os", "linux"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec::default()),
+        status: Some(NodeObjectStatus {
+            addresses: Some(vec![
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: "127.0.0.1".into(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: shared.node.clone(),
+                },
+            ]),
+            allocatable: Some(resources.clone()),
+            capacity: Some(resources),
+            conditions: Some(vec![
+                cond(
+                    "MemoryPressure",
+                    "False",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                ),
+                cond(
+                    "DiskPressure",
+                    "False",
+                    "KubeletHasNoDiskPressure",
+                    "kubelet has no disk pressure",
+                ),
+                cond(
+                    "PIDPressure",
+                    "False",
+                    "KubeletHasSufficientPID",
+                    "kubelet has sufficient PID available",
+                ),
+                cond(
+                    "Ready",
+                    "True",
+                    "KubeletReady",
+                    "kubelet is posting ready status",
+                ),
+            ]),
+            node_info: Some(NodeSystemInfo {
+                architecture: "amd64".into(),
+                boot_id: String::new(),
+                container_runtime_version: "atrest-sandbox://processes".into(),
+                kernel_version: String::new(),
+                kube_proxy_version: String::new(),
+                kubelet_version: version,
+                machine_id: String::new(),
+                operating_system: "linux".into(),
+                os_image: "atrest sandbox".into(),
+                system_uuid: String::new(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Registers the node (first call) or posts its status (a new heartbeat); returns the Node's UID.
+async fn post_node_status(client: &kube::Client, shared: &Shared) -> Result<String, kube::Error> {
+    let api: Api<Node> = Api::all(client.clone());
+    let want = node_object(shared);
+    let node = match api.get_opt(&shared.node).await? {
+        None => match api.create(&PostParams::default(), &want).await {
+            Ok(n) => n,
+            Err(kube::Error::Api(s)) if s.code == 409 => api.get(&shared.node).await?,
+            Err(e) => return Err(e),
+        },
+        Some(mut cur) => {
+            cur.status = want.status;
+            api.replace_status(&shared.node, &PostParams::default(), &cur)
+                .await?
+        }
+    };
+    Ok(node.metadata.uid.unwrap_or_default())
+}
+
 async fn sync_mirrors(
     client: &kube::Client,
     node: &str,
+    owner: Option<(&str, &str)>,
     want: &[MirrorPod],
     pushed: &mut HashMap<String, PodStatus>,
 ) -> Result<(), kube::Error> {
@@ -694,7 +977,19 @@ async fn sync_mirrors(
                 pushed.remove(&m.name);
             }
             if existing.is_none() || current_hash.as_deref() != Some(m.hash.as_str()) {
-                match api.create(&PostParams::default(), &m.pod).await {
+                let mut pod = m.pod.clone();
+                if let Some((name, uid)) = owner {
+                    // kubelet's `mirror_client.go` `CreateMirrorPod`: the Node is the mirror pod's controller.
+                    pod.metadata.owner_references = Some(vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: name.into(),
+                        uid: uid.into(),
+                        controller: Some(true),
+                        block_owner_deletion: None,
+                    }]);
+                }
+                match api.create(&PostParams::default(), &pod).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 409 => {}
                     Err(e) => return Err(e),
@@ -711,7 +1006,8 @@ async fn sync_mirrors(
         }
         // Mirror pods of this node whose static pod is gone (another control-plane node's are its kubelet's).
         let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-        for p in api.list(&ListParams::default()).await? {
+        let mine = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        for p in api.list(&mine).await? {
             if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
                 continue;
             }

@@ -16,6 +16,7 @@ use base64::Engine;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
+use crate::ControlPlane;
 use crate::pki::{self, CertSpec, PkiError};
 use atrest_core::fsutil::{self, FsError};
 
@@ -51,6 +52,8 @@ pub struct KubeVersion {
     pub minor: u32,
     /// e.g. `v1.32.4`.
     pub git_version: String,
+    /// The etcd image tag when it is not the one kubeadm pairs with `minor` (the real control plane's etcd).
+    pub etcd_tag: Option<String>,
 }
 
 impl KubeVersion {
@@ -80,12 +83,33 @@ impl KubeVersion {
         Ok(KubeVersion {
             minor,
             git_version: format!("v1.{minor}.{patch}"),
+            etcd_tag: None,
         })
     }
 
-    /// The etcd image kubeadm of this minor deploys (`cmd/kubeadm/app/constants/constants.go`
-    /// `SupportedEtcdVersion`). The process run is always the machine's etcd.
-    pub fn etcd_image_tag(&self) -> &'static str {
+    /// A release that really runs (the real control plane): `v1.34.4` with etcd `v3.6.4`, any 1.x minor.
+    pub fn release(git_version: &str, etcd_version: &str) -> Result<Self, LayoutError> {
+        let bad = || LayoutError::Version(git_version.to_string());
+        let t = git_version.trim().trim_start_matches('v');
+        let mut parts = t.split('.');
+        if parts.next() != Some("1") {
+            return Err(bad());
+        }
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        Ok(KubeVersion {
+            minor,
+            git_version: format!("v{t}"),
+            etcd_tag: Some(format!("{}-0", etcd_version.trim_start_matches('v'))),
+        })
+    }
+
+    /// The etcd image of the manifest: the real control plane's etcd, else the one kubeadm of this minor deploys
+    /// (`cmd/kubeadm/app/constants/constants.go` `SupportedEtcdVersion`; atrest's control plane runs the machine's
+    /// etcd whatever the tag says).
+    pub fn etcd_image_tag(&self) -> String {
+        if let Some(t) = &self.etcd_tag {
+            return t.clone();
+        }
         match self.minor {
             27 => "3.5.7-0",
             28 => "3.5.9-0",
@@ -93,8 +117,19 @@ impl KubeVersion {
             30 => "3.5.12-0",
             31 => "3.5.15-0",
             32 => "3.5.16-0",
-            _ => "3.5.21-0",
+            33 => "3.5.21-0",
+            _ => "3.6.5-0",
         }
+        .to_string()
+    }
+
+    /// Whether the etcd of the manifest is 3.6 or later (kubeadm then writes etcd 3.6's flag names).
+    fn etcd_3_6(&self) -> bool {
+        let tag = self.etcd_image_tag();
+        let mut p = tag.split(['.', '-']);
+        let major: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let minor: u32 = p.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        (major, minor) >= (3, 6)
     }
 }
 
@@ -105,6 +140,9 @@ pub struct Ports {
     pub etcd_client: u16,
     pub etcd_peer: u16,
     pub etcd_metrics: u16,
+    /// kube-controller-manager's `--secure-port` on the real control plane (kubeadm's default 10257 would clash
+    /// between sandboxes on one machine).
+    pub controller_manager: u16,
 }
 
 impl Ports {
@@ -125,6 +163,7 @@ impl Ports {
             etcd_client: free(etcd_client)?,
             etcd_peer: free(0)?,
             etcd_metrics: free(0)?,
+            controller_manager: free(0)?,
         })
     }
 }
@@ -211,6 +250,19 @@ impl NodeLayout {
 
     /// Lay out a fresh node: certificates, kubeconfigs, static pod manifests, etcd data dir.
     pub fn init(&self, node: &str, version: &KubeVersion, ports: Ports) -> Result<(), LayoutError> {
+        self.init_for(node, version, ports, ControlPlane::Atrest)
+    }
+
+    /// [`init`](Self::init) for a control plane: the real one's manifests carry the flags kubeadm's
+    /// `extraArgs` would add for a node on loopback ports (`--bind-address=127.0.0.1` for kube-apiserver,
+    /// `--secure-port` for kube-controller-manager).
+    pub fn init_for(
+        &self,
+        node: &str,
+        version: &KubeVersion,
+        ports: Ports,
+        control_plane: ControlPlane,
+    ) -> Result<(), LayoutError> {
         for d in [
             self.pki_dir().join("etcd"),
             self.manifests_dir(),
@@ -223,7 +275,7 @@ impl NodeLayout {
         set_mode(&data, 0o700)?;
         let ca = self.write_certs(node)?;
         self.write_kubeconfigs(&ca, ports.apiserver, node)?;
-        self.write_manifests(node, version, ports)?;
+        self.write_manifests(node, version, ports, control_plane)?;
         Ok(())
     }
 
@@ -283,10 +335,11 @@ impl NodeLayout {
             etcd_client,
             etcd_peer: 0,
             etcd_metrics: 0,
+            controller_manager: 0,
         };
         write_public(
             &self.manifest("kube-apiserver"),
-            apiserver_manifest(version, ports).as_bytes(),
+            apiserver_manifest(version, ports, ControlPlane::Atrest).as_bytes(),
         )?;
         Ok(())
     }
@@ -458,11 +511,18 @@ impl NodeLayout {
         node: &str,
         v: &KubeVersion,
         ports: Ports,
+        control_plane: ControlPlane,
     ) -> Result<(), LayoutError> {
         for (name, text) in [
             ("etcd", etcd_manifest(node, v, ports)),
-            ("kube-apiserver", apiserver_manifest(v, ports)),
-            ("kube-controller-manager", controller_manager_manifest(v)),
+            (
+                "kube-apiserver",
+                apiserver_manifest(v, ports, control_plane),
+            ),
+            (
+                "kube-controller-manager",
+                controller_manager_manifest(v, ports, control_plane),
+            ),
         ] {
             let p = self.manifest(name);
             // kubeadm writes static pod manifests 0600 (`cmd/kubeadm/app/util/staticpod/utils.go`
@@ -559,13 +619,11 @@ const POD_TAIL: &str = "  hostNetwork: true\n  priority: 2000001000\n  priorityC
 fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
     let client = format!("https://127.0.0.1:{}", p.etcd_client);
     let peer = format!("https://127.0.0.1:{}", p.etcd_peer);
-    let flags = [
+    let mut flags = vec![
         format!("--advertise-client-urls={client}"),
         "--cert-file=/etc/kubernetes/pki/etcd/server.crt".into(),
         "--client-cert-auth=true".into(),
         "--data-dir=/var/lib/etcd".into(),
-        "--experimental-initial-corrupt-check=true".into(),
-        "--experimental-watch-progress-notify-interval=5s".into(),
         format!("--initial-advertise-peer-urls={peer}"),
         format!("--initial-cluster={node}={peer}"),
         "--key-file=/etc/kubernetes/pki/etcd/server.key".into(),
@@ -580,6 +638,15 @@ fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
         "--snapshot-count=10000".into(),
         "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt".into(),
     ];
+    // `cmd/kubeadm/app/phases/etcd/local.go` `getEtcdCommand`: etcd 3.6 renamed the experimental flags.
+    if v.etcd_3_6() {
+        flags.push("--feature-gates=InitialCorruptCheck=true".into());
+        flags.push("--watch-progress-notify-interval=5s".into());
+    } else {
+        flags.push("--experimental-initial-corrupt-check=true".into());
+        flags.push("--experimental-watch-progress-notify-interval=5s".into());
+    }
+    flags.sort();
     let (mounts, vols) = volumes(&[
         (
             "etcd-certs",
@@ -629,9 +696,9 @@ fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
     s
 }
 
-fn apiserver_manifest(v: &KubeVersion, p: Ports) -> String {
+fn apiserver_manifest(v: &KubeVersion, p: Ports, control_plane: ControlPlane) -> String {
     let port = p.apiserver;
-    let flags = [
+    let mut flags = vec![
         "--advertise-address=127.0.0.1".to_string(),
         "--allow-privileged=true".into(),
         "--authorization-mode=Node,RBAC".into(),
@@ -660,6 +727,11 @@ fn apiserver_manifest(v: &KubeVersion, p: Ports) -> String {
         "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt".into(),
         "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key".into(),
     ];
+    if control_plane == ControlPlane::Real {
+        // Serve on loopback only (the default 0.0.0.0 would expose a test cluster on every interface).
+        flags.push("--bind-address=127.0.0.1".into());
+        flags.sort();
+    }
     let (mounts, vols) = volumes(&[
         ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
         (
@@ -735,8 +807,8 @@ fn apiserver_manifest(v: &KubeVersion, p: Ports) -> String {
     s
 }
 
-fn controller_manager_manifest(v: &KubeVersion) -> String {
-    let flags = [
+fn controller_manager_manifest(v: &KubeVersion, p: Ports, control_plane: ControlPlane) -> String {
+    let mut flags: Vec<String> = [
         "--allocate-node-cidrs=true",
         "--authentication-kubeconfig=/etc/kubernetes/controller-manager.conf",
         "--authorization-kubeconfig=/etc/kubernetes/controller-manager.conf",
@@ -754,7 +826,15 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
         "--service-account-private-key-file=/etc/kubernetes/pki/sa.key",
         "--service-cluster-ip-range=10.96.0.0/12",
         "--use-service-account-credentials=true",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut health_port = 10257;
+    if control_plane == ControlPlane::Real {
+        health_port = p.controller_manager;
+        flags.push(format!("--secure-port={health_port}"));
+        flags.sort();
+    }
     let (mounts, vols) = volumes(&[
         ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
         (
@@ -799,7 +879,7 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
          \x20   tier: control-plane\n  name: kube-controller-manager\n  namespace: kube-system\n\
          spec:\n  containers:\n  - command:\n    - kube-controller-manager\n",
     );
-    for f in flags {
+    for f in &flags {
         s.push_str(&format!("    - {f}\n"));
     }
     s.push_str(&format!(
@@ -809,7 +889,7 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
     s.push_str(&probe(Probe {
         kind: "livenessProbe",
         path: "/healthz",
-        port: 10257,
+        port: health_port,
         scheme: "HTTPS",
         initial_delay: true,
         failures: 8,
@@ -821,7 +901,7 @@ fn controller_manager_manifest(v: &KubeVersion) -> String {
     s.push_str(&probe(Probe {
         kind: "startupProbe",
         path: "/healthz",
-        port: 10257,
+        port: health_port,
         scheme: "HTTPS",
         initial_delay: true,
         failures: 24,
@@ -855,6 +935,45 @@ mod tests {
     }
 
     #[test]
+    fn real_control_plane_manifests_carry_kubeadm_1_34_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = NodeLayout::new(dir.path());
+        let ports = Ports {
+            apiserver: 16443,
+            etcd_client: 12379,
+            etcd_peer: 12380,
+            etcd_metrics: 12381,
+            controller_manager: 12382,
+        };
+        let v = KubeVersion::release("v1.34.4", "v3.6.4").unwrap();
+        assert_eq!((v.minor, v.git_version.as_str()), (34, "v1.34.4"));
+        l.init_for("n", &v, ports, ControlPlane::Real).unwrap();
+        let read = |c: &str| fs::read_to_string(l.manifest(c)).unwrap();
+        let api = read("kube-apiserver");
+        assert!(api.contains("    - --authorization-mode=Node,RBAC\n    - --bind-address=127.0.0.1\n    - --client-ca-file="));
+        assert!(api.contains("image: registry.k8s.io/kube-apiserver:v1.34.4\n"));
+        let etcd = read("etcd");
+        assert!(etcd.contains("    - --feature-gates=InitialCorruptCheck=true\n"));
+        assert!(etcd.contains("    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n    - --watch-progress-notify-interval=5s\n"));
+        assert!(!etcd.contains("experimental"));
+        assert!(etcd.contains("image: registry.k8s.io/etcd:3.6.4-0\n"));
+        let cm = read("kube-controller-manager");
+        assert!(cm.contains(
+            "    - --root-ca-file=/etc/kubernetes/pki/ca.crt\n    - --secure-port=12382\n"
+        ));
+        assert!(cm.contains("      port: 12382\n") && !cm.contains("10257"));
+        // atrest's control plane keeps kubeadm's defaults.
+        let d2 = tempfile::tempdir().unwrap();
+        let l2 = NodeLayout::new(d2.path());
+        l2.init("n", &KubeVersion::parse("1.32").unwrap(), ports)
+            .unwrap();
+        let api = fs::read_to_string(l2.manifest("kube-apiserver")).unwrap();
+        assert!(!api.contains("--bind-address"));
+        let etcd = fs::read_to_string(l2.manifest("etcd")).unwrap();
+        assert!(etcd.contains("    - --experimental-initial-corrupt-check=true\n"));
+    }
+
+    #[test]
     fn init_lays_out_kubeadm_files_with_private_keys() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -864,6 +983,7 @@ mod tests {
             etcd_client: 12379,
             etcd_peer: 12380,
             etcd_metrics: 12381,
+            controller_manager: 12382,
         };
         l.init("node1", &KubeVersion::parse("1.32").unwrap(), ports)
             .unwrap();

@@ -2,12 +2,20 @@
 //!
 //! Never a dependency of a plugin; used by the end-to-end tests and `cargo xtask demo`.
 //! Start one with [`Sandbox::up`]; the node's files follow kubeadm ([`layout`]), the kubelet runs the static
-//! pods from `ROOT/etc/kubernetes/manifests` ([`kubelet`]): real etcd, the in-process [`apiserver`], and the
-//! controller-manager's CSR signer ([`controller`]).
+//! pods from `ROOT/etc/kubernetes/manifests` ([`kubelet`]). Two control planes ([`ControlPlane`]):
+//! - `atrest` (the default): real etcd (the machine's), the in-process [`apiserver`], and the controller-manager's
+//!   CSR signer ([`controller`]); impersonates 1.27 … 1.33, injects faults;
+//! - `real` (`ATREST_CONTROL_PLANE=real` for [`SandboxOptions::new`]): etcd 3.6, kube-apiserver and
+//!   kube-controller-manager built from the project's Go module ([`k8s`]), each run by the kubelet as a process in
+//!   a mount namespace of its own with the manifest's command line ([`container`]). Nothing of atrest's answers in
+//!   their place; only what `kubeadm init` does through the API after start-up (the `kubeadm:cluster-admins`
+//!   binding, the `kubeadm-config` ConfigMap) is done by the sandbox.
 
 pub mod apiserver;
+pub mod container;
 pub mod controller;
 pub mod etcd;
+pub mod k8s;
 pub mod kubelet;
 pub mod layout;
 pub mod pki;
@@ -18,7 +26,7 @@ use std::path::Path;
 
 pub use kubelet::ApiServerState;
 pub use layout::{KubeVersion, NodeLayout};
-pub use sandbox::{Sandbox, SandboxError, SandboxOptions};
+pub use sandbox::{ControlPlane, Sandbox, SandboxError, SandboxOptions};
 
 /// Re-exported so tests and benchmarks use the same client versions as the sandbox.
 pub use {etcd_client, k8s_openapi, kube};

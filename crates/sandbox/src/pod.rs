@@ -136,6 +136,7 @@ pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod
                 mount_path: clean(Path::new(m.mount_path.trim())),
                 host_path: layout.host(clean(Path::new(host.trim()))),
                 host_type: ty.clone().unwrap_or_default(),
+                read_only: m.read_only.unwrap_or(false),
             }),
         }
     }
@@ -171,6 +172,8 @@ pub struct Mount {
     pub host_path: PathBuf,
     /// The hostPath `type` (`DirectoryOrCreate`, `FileOrCreate`, `File`, ...).
     pub host_type: String,
+    /// `readOnly: true` on the volumeMount.
+    pub read_only: bool,
 }
 
 /// The container's mounts; resolves container paths to host paths.

@@ -30,6 +30,37 @@ pub enum SandboxError {
     Client(String),
     #[error("tokio runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("the real control plane: {0}")]
+    K8s(#[from] crate::k8s::K8sError),
+}
+
+/// What runs the control plane of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ControlPlane {
+    /// The machine's etcd, atrest's own API server and controllers (in-process): fast, any version from 1.27 to
+    /// 1.33 impersonated, fault injection.
+    #[default]
+    Atrest,
+    /// etcd 3.6, kube-apiserver and kube-controller-manager of the release `tests/k8s` pins ([`crate::k8s`]), run
+    /// as processes by the kubelet from the manifests; built on first use (needs Go).
+    Real,
+}
+
+impl ControlPlane {
+    /// The environment variable that picks the default control plane of [`SandboxOptions::new`] (the e2e suite's).
+    pub const ENV: &'static str = "ATREST_CONTROL_PLANE";
+
+    /// `ATREST_CONTROL_PLANE` (`atrest` or `real`; unset or empty: `atrest`).
+    pub fn from_env() -> Result<ControlPlane, String> {
+        match std::env::var(Self::ENV).as_deref() {
+            Err(_) | Ok("") | Ok("atrest") => Ok(ControlPlane::Atrest),
+            Ok("real") => Ok(ControlPlane::Real),
+            Ok(other) => Err(format!(
+                "{}={other:?}: use \"atrest\" or \"real\"",
+                Self::ENV
+            )),
+        }
+    }
 }
 
 /// How to start a sandbox.
@@ -49,10 +80,17 @@ pub struct SandboxOptions {
     /// certificates are copied from its root, and this node runs only a kube-apiserver on its own port against
     /// that node's etcd (HA tests: two API servers, one etcd). Give this node its own `node` name.
     pub join: Option<PathBuf>,
+    /// What runs the control plane. A root keeps the manifests of its first start: starting a root laid out for
+    /// one control plane with the other runs the other's binaries on those manifests.
+    pub control_plane: ControlPlane,
 }
 
 impl SandboxOptions {
-    /// Defaults for a root directory.
+    /// Defaults for a root directory; the control plane is [`ControlPlane::from_env`]'s (so
+    /// `ATREST_CONTROL_PLANE=real` moves every test that starts its sandbox this way to the real control plane).
+    ///
+    /// # Panics
+    /// When `ATREST_CONTROL_PLANE` holds something else than `atrest` or `real`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         SandboxOptions {
             root: root.into(),
@@ -61,6 +99,7 @@ impl SandboxOptions {
             apiserver_port: 0,
             etcd_port: 0,
             join: None,
+            control_plane: ControlPlane::from_env().unwrap_or_else(|e| panic!("{e}")),
         }
     }
 }
@@ -88,8 +127,24 @@ impl Sandbox {
     /// Lay out the node on first start (certificates, kubeconfigs, manifests), write `ROOT/sandbox.env`, and
     /// start the kubelet, which brings up etcd, the API server and the controller-manager from the manifests.
     /// Returns at once; call [`wait_ready`](Self::wait_ready).
+    ///
+    /// On the real control plane ([`ControlPlane::Real`]) the binaries are built first when the cache lacks them
+    /// ([`crate::k8s::ensure`]; minutes on a cold machine), and the node runs their release.
     pub fn up(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
-        let version = KubeVersion::parse(&opts.kube_version)?;
+        let (version, binaries) = match opts.control_plane {
+            ControlPlane::Atrest => (KubeVersion::parse(&opts.kube_version)?, None),
+            ControlPlane::Real => {
+                if opts.join.is_some() {
+                    return Err(SandboxError::Manifest(
+                        "joining a second control-plane node works on atrest's control plane only"
+                            .into(),
+                    ));
+                }
+                let bins = crate::k8s::ensure()?;
+                let v = KubeVersion::release(&bins.kubernetes_version, &bins.etcd_version)?;
+                (v, Some(bins))
+            }
+        };
         std::fs::create_dir_all(&opts.root).map_err(|e| SandboxError::Io(opts.root.clone(), e))?;
         let root = opts
             .root
@@ -108,7 +163,7 @@ impl Sandbox {
                     );
                     layout.init_joined(&primary, &opts.node, &version, ports.apiserver)?
                 }
-                None => layout.init(&opts.node, &version, ports)?,
+                None => layout.init_for(&opts.node, &version, ports, opts.control_plane)?,
             }
             tracing::info!(root = %layout.root().display(), "laid out a new kubeadm node");
         }
@@ -130,6 +185,7 @@ impl Sandbox {
             node,
             version,
             Arc::new(Faults::new()),
+            binaries,
         ));
         let kubelet = rt.spawn(kubelet::run(shared.clone()));
         Ok(Sandbox {
@@ -253,12 +309,14 @@ impl Sandbox {
         self.shared.wake.notify_one();
     }
 
-    /// Fault injection applied by the API server (fail writes, delay responses).
+    /// Fault injection applied by the API server (fail writes, delay responses). atrest's control plane only: the
+    /// real kube-apiserver ignores it.
     pub fn faults(&self) -> Arc<Faults> {
         self.shared.faults.clone()
     }
 
-    /// Switch the controller-manager's CSR signer on or off (off: approved CSRs are never issued).
+    /// Switch the controller-manager's CSR signer on or off (off: approved CSRs are never issued). atrest's
+    /// control plane only: the real kube-controller-manager's signer follows its manifest's flags.
     pub fn set_csr_signer(&self, enabled: bool) {
         self.shared.lock().csr_signer_enabled = enabled;
     }

@@ -1,0 +1,402 @@
+//! The seed tutorial's kubectl commands, verbatim, with the real kubectl against a running sandbox, each command
+//! with its own `--cache-dir`: a Secret created and read back, a namespace, a Role and RoleBinding for john,
+//! `kubectl get secrets -A -o json | kubectl replace -f -`, `auth can-i`, john's certificate through the CSR API
+//! (openssl key and CSR, approve, the issued certificate verifies against the cluster CA with CN=john,O=marketing),
+//! a kubeconfig written with `kubectl config` that lists marketing's secrets and gets the exact Forbidden message in
+//! default, the static pods' mirror pods Running, and etcdctl showing the plaintext protobuf value. Shared by
+//! `sandbox_tutorial.rs` (atrest's API server) and `real_tutorial.rs` (the real control plane).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use atrest_sandbox::Sandbox;
+
+/// The real kubectl as the tutorial runs it, against a sandbox, as its kubeadm admin unless told otherwise.
+pub struct Kubectl<'a> {
+    pub sb: &'a Sandbox,
+    /// Working directory of the walk (keys, CSRs, kubeconfigs) and HOME of every kubectl.
+    pub tmp: &'a Path,
+    n: std::cell::Cell<u32>,
+    /// Put first on PATH, so that `kubectl` is the one in this directory.
+    path_first: Option<PathBuf>,
+}
+
+impl<'a> Kubectl<'a> {
+    /// `kubectl` from PATH.
+    pub fn new(sb: &'a Sandbox, tmp: &'a Path) -> Self {
+        Kubectl {
+            sb,
+            tmp,
+            n: Default::default(),
+            path_first: None,
+        }
+    }
+
+    /// `kubectl` from `dir` (e.g. a link to a versioned kubectl), then PATH.
+    pub fn with_path_first(mut self, dir: PathBuf) -> Self {
+        self.path_first = Some(dir);
+        self
+    }
+
+    /// A `kubectl` command with this walk's PATH and HOME, nothing else set.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        if let Some(dir) = &self.path_first {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![dir.clone()];
+            dirs.extend(std::env::split_paths(&path));
+            cmd.env("PATH", std::env::join_paths(dirs).expect("PATH entries"));
+        }
+        cmd.env_remove("KUBECONFIG").env("HOME", self.tmp);
+        cmd
+    }
+
+    /// A fresh cache dir for every command, as the acceptance criteria demand.
+    fn cache_dir(&self) -> PathBuf {
+        self.n.set(self.n.get() + 1);
+        self.tmp.join(format!("cache-{}", self.n.get()))
+    }
+
+    /// Run with `kubeconfig`, a fresh cache dir and `stdin`.
+    pub fn run_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.command();
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache_dir())
+            .args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl on PATH");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Run as the kubeadm admin; panics with stderr unless it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, None)
+    }
+
+    /// [`ok`](Self::ok) with `stdin`.
+    pub fn ok_with(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let out = self.run_as(&self.sb.kubeconfig(), args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// Polls `f` every 100 ms until it gives a value; panics naming `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn openssl(args: &[&str], dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl on PATH");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// The tutorial's steps after `kubectl version` (which each caller checks for its control plane).
+pub fn tutorial_steps(k: &Kubectl<'_>) {
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "demo",
+            "--from-literal=username=myapp",
+            "--from-literal=password=123456"
+        ]),
+        "secret/demo created\n"
+    );
+    let yaml = k.ok(&["get", "secret", "demo", "-o", "yaml"]);
+    assert!(
+        yaml.contains("  password: MTIzNDU2\n") && yaml.contains("  username: bXlhcHA=\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("kind: Secret\n") && yaml.contains("type: Opaque\n"),
+        "{yaml}"
+    );
+    assert_eq!(
+        k.ok(&["create", "ns", "marketing"]),
+        "namespace/marketing created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "role",
+            "john-marketing",
+            "--verb=get,list,watch",
+            "--resource=pods,secrets",
+            "--namespace",
+            "marketing"
+        ]),
+        "role.rbac.authorization.k8s.io/john-marketing created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "rolebinding",
+            "john-marketing",
+            "--role=john-marketing",
+            "--user=john",
+            "--namespace",
+            "marketing"
+        ]),
+        "rolebinding.rbac.authorization.k8s.io/john-marketing created\n"
+    );
+    let roles = k.ok(&["get", "role", "-n", "marketing"]);
+    assert!(
+        roles.starts_with("NAME") && roles.contains("\njohn-marketing "),
+        "{roles}"
+    );
+
+    // `kubectl get secrets -A -o json | kubectl replace -f -` with default (strict) validation.
+    let all = k.ok(&["get", "secrets", "-A", "-o", "json"]);
+    let replaced = k.ok_with(&["replace", "-f", "-"], Some(all.as_bytes()));
+    assert!(replaced.contains("secret/demo replaced\n"), "{replaced}");
+
+    assert_eq!(
+        k.ok(&[
+            "auth",
+            "can-i",
+            "list",
+            "secrets",
+            "-n",
+            "marketing",
+            "--as",
+            "john"
+        ]),
+        "yes\n"
+    );
+    let no = k.run_as(
+        &k.sb.kubeconfig(),
+        &[
+            "auth", "can-i", "list", "secrets", "-n", "default", "--as", "john",
+        ],
+        None,
+    );
+    assert_eq!(
+        (
+            no.status.code(),
+            String::from_utf8_lossy(&no.stdout).as_ref()
+        ),
+        (Some(1), "no\n")
+    );
+
+    // john's certificate through the CSR API, as the tutorial does it.
+    let dir = k.tmp;
+    openssl(&["genrsa", "-out", "john.key", "2048"], dir);
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-key",
+            "john.key",
+            "-out",
+            "john.csr",
+            "-subj",
+            "/CN=john/O=marketing",
+        ],
+        dir,
+    );
+    let csr = std::fs::read(dir.join("john.csr")).unwrap();
+    let csr_yaml = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: john\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n  usages:\n  - client auth\n",
+        b64(&csr)
+    );
+    std::fs::write(dir.join("csr.yaml"), &csr_yaml).unwrap();
+    let f = dir.join("csr.yaml");
+    assert_eq!(
+        k.ok(&["create", "-f", f.to_str().unwrap()]),
+        "certificatesigningrequest.certificates.k8s.io/john created\n"
+    );
+    assert_eq!(
+        k.ok(&["certificate", "approve", "john"]),
+        "certificatesigningrequest.certificates.k8s.io/john approved\n"
+    );
+    let cert_b64 = wait_for("john's certificate", Duration::from_secs(30), || {
+        let c = k.ok(&["get", "csr", "john", "-o", "jsonpath={.status.certificate}"]);
+        (!c.is_empty()).then_some(c)
+    });
+    let cert_pem = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(cert_b64.as_bytes())?;
+            c.wait_with_output()
+        });
+    std::fs::write(dir.join("john.crt"), cert_pem.unwrap().stdout).unwrap();
+    let ca = k.sb.ca_cert();
+    assert_eq!(
+        openssl(
+            &["verify", "-CAfile", ca.to_str().unwrap(), "john.crt"],
+            dir
+        ),
+        "john.crt: OK\n"
+    );
+    let subject = openssl(
+        &[
+            "x509", "-in", "john.crt", "-noout", "-subject", "-nameopt", "RFC2253",
+        ],
+        dir,
+    );
+    assert_eq!(subject, "subject=CN=john,O=marketing\n");
+
+    // A kubeconfig for john, written with kubectl config as the tutorial does.
+    let john = dir.join("john.conf");
+    let jc = john.to_str().unwrap();
+    let cfg = |args: &[&str]| {
+        let out = k
+            .command()
+            .arg("--kubeconfig")
+            .arg(jc)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cfg(&[
+        "config",
+        "set-cluster",
+        "kubernetes",
+        "--server",
+        k.sb.apiserver_url(),
+        "--certificate-authority",
+        ca.to_str().unwrap(),
+        "--embed-certs=true",
+    ]);
+    cfg(&[
+        "config",
+        "set-credentials",
+        "john",
+        "--client-certificate",
+        dir.join("john.crt").to_str().unwrap(),
+        "--client-key",
+        dir.join("john.key").to_str().unwrap(),
+        "--embed-certs=true",
+    ]);
+    cfg(&[
+        "config",
+        "set-context",
+        "john@kubernetes",
+        "--cluster",
+        "kubernetes",
+        "--user",
+        "john",
+    ]);
+    cfg(&["config", "use-context", "john@kubernetes"]);
+    let out = k.run_as(&john, &["get", "secrets", "-n", "marketing"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "No resources found in marketing namespace.\n"
+    );
+    let out = k.run_as(&john, &["get", "secrets"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"\n"
+    );
+
+    // The static pods' mirror pods, Running.
+    let node = k.sb.node_name().to_string();
+    wait_for("mirror pods", Duration::from_secs(30), || {
+        let pods = k.ok(&["get", "pods", "-n", "kube-system"]);
+        let all = ["etcd", "kube-apiserver", "kube-controller-manager"]
+            .iter()
+            .all(|c| {
+                pods.lines().any(|l| {
+                    l.starts_with(&format!("{c}-{node} "))
+                        && l.contains(" 1/1 ")
+                        && l.contains(" Running ")
+                })
+            });
+        all.then_some(())
+    });
+
+    // etcdctl shows the plaintext protobuf value.
+    let out = Command::new("etcdctl")
+        .envs(k.sb.env())
+        .args(["get", "/registry/secrets/default/demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = out.stdout;
+    let value_start = v.iter().position(|&b| b == b'\n').unwrap() + 1;
+    assert!(
+        v[value_start..].starts_with(b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret"),
+        "{:?}",
+        String::from_utf8_lossy(&v)
+    );
+    for needle in [&b"myapp"[..], b"123456", b"Opaque"] {
+        assert!(
+            v.windows(needle.len()).any(|w| w == needle),
+            "{:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Issue 13: the seed tutorial's kubectl commands, verbatim ([`atrest_e2e::tutorial`]), on the real control plane
+//! (`--control-plane real`: etcd 3.6, kube-apiserver and kube-controller-manager of the release `tests/k8s` pins,
+//! run by the stand-in kubelet from the manifests). `kubectl version` shows the real release; john's certificate
+//! is issued by the real CSR signer; the Forbidden message is the real server's. Needs Go (the binaries are built
+//! into the cache on first use; see `atrest-sandbox k8s`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use atrest_e2e::tutorial::{Kubectl, tutorial_steps};
+use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
+
+/// The real control plane: a cold build takes minutes, a start some seconds (more under load).
+const READY: Duration = Duration::from_secs(240);
+
+/// The machine's `kubectl` may be a dispatcher (Google Cloud SDK's) that runs `kubectl.1.<minor>` from its own
+/// directory for the server's minor and falls back to its built-in client otherwise; kubectl supports a server one
+/// minor away. A directory whose `kubectl` is the newest versioned client within that skew, if there is one.
+fn kubectl_within_skew(server_minor: u32, dir: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let kubectl = std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())?
+        .canonicalize()
+        .ok()?;
+    let sdk_bin = kubectl.parent()?;
+    let versioned = [server_minor, server_minor - 1]
+        .iter()
+        .map(|m| sdk_bin.join(format!("kubectl.1.{m}")))
+        .find(|p| p.is_file())?;
+    std::fs::create_dir_all(dir).ok()?;
+    std::os::unix::fs::symlink(&versioned, dir.join("kubectl")).ok()?;
+    Some(dir.to_path_buf())
+}
+
+#[test]
+fn tutorial_on_the_real_control_plane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::new(tmp.path().join("node"));
+    opts.control_plane = ControlPlane::Real;
+    let t0 = Instant::now();
+    let sb = Sandbox::up(opts).unwrap_or_else(|e| panic!("real control plane: {e}"));
+    sb.wait_ready(READY).expect("real control plane ready");
+    eprintln!(
+        "real control plane: up → ready in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let release = k8s::ensure().unwrap().kubernetes_version; // cached by `up`
+    let server_minor: u32 = release.split('.').nth(1).unwrap().parse().unwrap();
+
+    let mut k = Kubectl::new(&sb, tmp.path());
+    if let Some(dir) = kubectl_within_skew(server_minor, &tmp.path().join("kubectl-bin")) {
+        k = k.with_path_first(dir);
+    }
+    let v: serde_json::Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
+    assert_eq!(v["serverVersion"]["gitVersion"], release.as_str(), "{v}");
+    assert_eq!(v["serverVersion"]["minor"], server_minor.to_string(), "{v}");
+    let client_minor: u32 = v["clientVersion"]["minor"]
+        .as_str()
+        .and_then(|m| m.trim_end_matches('+').parse().ok())
+        .unwrap_or_else(|| panic!("client version in {v}"));
+    assert!(
+        server_minor - client_minor <= 1,
+        "no kubectl within the supported skew of {release} (client 1.{client_minor}): put kubectl 1.{} or newer on \
+         PATH",
+        server_minor - 1
+    );
+    // Plain `kubectl version`, as the tutorial's reader sees it: the real release and no skew warning.
+    let out = k.run_as(&sb.kubeconfig(), &["version"], None);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("Server Version: {release}\n")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("atrest") && !stderr.contains("WARNING"),
+        "{stdout}{stderr}"
+    );
+
+    tutorial_steps(&k);
+    sb.shutdown();
+}
