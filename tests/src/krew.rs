@@ -3,17 +3,12 @@
 //! - [`parse`] + [`validate`]: kubernetes-sigs/krew `internal/index/validation/validate.go` (`ValidatePlugin`) and
 //!   `cmd/validate-krew-manifest/main.go` (supported platforms, no overlap, license installed), plus unknown keys
 //!   rejected (krew itself ignores them, so a typo only shows as a missing field later).
-//! - [`extract`]: krew `internal/download/downloader.go` (gzip'ed tar only; regular files and directories only;
-//!   no `..`, no absolute paths).
-//! - [`install`]: krew `internal/installation/move.go` (`files` from/to, globs, `to` must be clean) and
-//!   `install.go` (the `bin` must exist inside the install dir; `bin/kubectl-<name>` is a symlink to it).
+//!
+//! Installing is left to the real krew (tests/tests/krew_archive.rs runs `kubectl krew install --archive`).
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde::Deserialize;
 
 /// `apiVersion` krew reads (`pkg/constants/constants.go` `CurrentAPIVersion`).
@@ -346,208 +341,6 @@ pub fn clean(p: &str) -> String {
     }
 }
 
-/// Extracts a `.tar.gz` into `dest` the way krew does; errors on anything krew refuses.
-pub fn extract(archive: &Path, dest: &Path) -> Result<Vec<PathBuf>> {
-    let raw = fs::read(archive).with_context(|| format!("reading {}", archive.display()))?;
-    // krew sniffs the content type (http.DetectContentType): gzip magic, or zip.
-    if !raw.starts_with(&[0x1f, 0x8b, 0x08]) {
-        bail!(
-            "{}: not a gzip archive (krew accepts .tar.gz and .zip only)",
-            archive.display()
-        );
-    }
-    let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_end(&mut tar)
-        .with_context(|| format!("{}: bad gzip stream", archive.display()))?;
-    let mut files = Vec::new();
-    let mut off = 0;
-    while off + 512 <= tar.len() {
-        let h = &tar[off..off + 512];
-        if h.iter().all(|&b| b == 0) {
-            break;
-        }
-        let stored: u64 = parse_octal(&h[148..156])?;
-        let mut for_sum = h.to_vec();
-        for_sum[148..156].fill(b' ');
-        if for_sum.iter().map(|&b| u64::from(b)).sum::<u64>() != stored {
-            bail!("tar header at {off}: bad checksum");
-        }
-        let name = cstr(&h[0..100]);
-        let prefix = cstr(&h[345..500]);
-        let name = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let size = parse_octal(&h[124..136])? as usize;
-        let mode = parse_octal(&h[100..108])? as u32;
-        let kind = h[156];
-        off += 512;
-        let data_end = off + size;
-        if data_end > tar.len() {
-            bail!("{name}: truncated");
-        }
-        if name.contains("..") || name.starts_with('/') || name.starts_with('\\') {
-            bail!("{name}: path escapes the install directory (krew refuses it)");
-        }
-        let path = dest.join(&name);
-        match kind {
-            b'0' | 0 => {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                fs::write(&path, &tar[off..data_end])?;
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))?;
-                files.push(path);
-            }
-            b'5' => fs::create_dir_all(&path)?,
-            b'g' => {}
-            other => bail!(
-                "{name}: unable to handle file type {:?} (krew accepts regular files and directories only)",
-                other as char
-            ),
-        }
-        off = data_end.next_multiple_of(512);
-    }
-    Ok(files)
-}
-
-fn cstr(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-fn parse_octal(b: &[u8]) -> Result<u64> {
-    let s = cstr(b);
-    let s = s.trim_matches([' ', '\0']);
-    if s.is_empty() {
-        return Ok(0);
-    }
-    u64::from_str_radix(s, 8).with_context(|| format!("bad octal field {s:?}"))
-}
-
-/// krew's `files` globs: `*` and `?` within one path segment (Go `filepath.Match`), no character classes.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    fn seg(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => seg(&p[1..], n) || (!n.is_empty() && seg(p, &n[1..])),
-            (Some(b'?'), Some(_)) => seg(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => seg(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    let ps: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-    let ns: Vec<&str> = name.split('/').collect();
-    ps.len() == ns.len()
-        && ps
-            .iter()
-            .zip(&ns)
-            .all(|(p, n)| seg(p.as_bytes(), n.as_bytes()))
-}
-
-/// Installs an extracted archive like `kubectl krew install --manifest --archive`: applies `files` (default
-/// `* → .`) from `staging` into `store`, checks a license file got installed and that `bin` exists inside `store`,
-/// then symlinks `<bin_dir>/kubectl-<name>` to it (dashes in the name become underscores). Returns the link.
-pub fn install(
-    p: &Plugin,
-    platform: &Platform,
-    staging: &Path,
-    store: &Path,
-    bin_dir: &Path,
-) -> Result<PathBuf> {
-    let ops = platform.files.clone().unwrap_or_else(|| {
-        vec![FileOperation {
-            from: "*".into(),
-            to: ".".into(),
-        }]
-    });
-    let staged = list_files(staging, staging)?;
-    fs::create_dir_all(store)?;
-    for op in &ops {
-        if clean(&op.to) != op.to {
-            bail!("files.to {:?} is not clean", op.to);
-        }
-        let matched: Vec<&String> = staged.iter().filter(|f| glob_match(&op.from, f)).collect();
-        if matched.is_empty() {
-            bail!("files.from {:?} matches nothing in the archive", op.from);
-        }
-        for rel in matched {
-            let base = Path::new(rel).file_name().expect("a file has a name");
-            let target = store.join(&op.to).join(base);
-            if !inside(store, &target) {
-                bail!("{}: outside the install directory", target.display());
-            }
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fs::rename(staging.join(rel), &target)?;
-        }
-    }
-    let licensed = list_files(store, store)?.iter().any(|f| {
-        let base = Path::new(f)
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_lowercase();
-        [
-            "license",
-            "license.txt",
-            "license.md",
-            "licenses",
-            "licenses.txt",
-            "licenses.md",
-            "copying",
-            "copying.txt",
-        ]
-        .contains(&base.as_str())
-    });
-    if !licensed {
-        bail!("no license file installed (krew-index requires one)");
-    }
-    let bin = store.join(&platform.bin);
-    if !inside(store, &bin) || !bin.is_file() {
-        bail!(
-            "bin {:?} does not exist in the install directory",
-            platform.bin
-        );
-    }
-    fs::create_dir_all(bin_dir)?;
-    let link = bin_dir.join(format!("kubectl-{}", p.metadata.name.replace('-', "_")));
-    std::os::unix::fs::symlink(&bin, &link)
-        .with_context(|| format!("linking {}", link.display()))?;
-    Ok(link)
-}
-
-fn inside(root: &Path, p: &Path) -> bool {
-    let rel = match p.strip_prefix(root) {
-        Ok(r) => r,
-        Err(_) => return false,
-    };
-    !rel.components().any(|c| matches!(c, Component::ParentDir))
-}
-
-/// Files under `dir`, relative to `root`, `/`-separated.
-fn list_files(dir: &Path, root: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            out.extend(list_files(&path, root)?);
-        } else {
-            out.push(
-                path.strip_prefix(root)?
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-            );
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,13 +364,5 @@ mod tests {
         assert_eq!(clean("a/../b"), "b");
         assert_eq!(clean("a//b/"), "a/b");
         assert_eq!(clean("../x"), "../x");
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*", "LICENSE"));
-        assert!(glob_match("/*/LICENSE", "dir/LICENSE"));
-        assert!(!glob_match("*", "dir/LICENSE"));
-        assert!(glob_match("kubectl-?ncrypt", "kubectl-encrypt"));
     }
 }

@@ -1,17 +1,19 @@
-//! The archives, installed the way krew installs them, then run through the real kubectl.
+//! The release archives installed offline by the real krew, then run through the real kubectl.
 //!
 //! The debug binaries are packaged with the same code as `cargo xtask dist` (`atrest_e2e::dist`; CI never
-//! builds release binaries), the manifests rendered from the same template with those archives' SHA-256s, then
-//! each archive is checked (sha256, as krew does even with `--archive`), unpacked with krew's rules (regular files
-//! only, no absolute or `..` paths), placed by the manifest's `files` into `store/<name>/<version>/`, and `bin`
-//! linked as `bin/kubectl-<name>`, the completion helper next to it as the caveats say. Needs
-//! `cargo build --workspace --bins` first.
+//! builds release binaries) and the manifests rendered from the same template with those archives' SHA-256s.
+//! krew itself (v0.4.3, built from its Go module by `atrest_sandbox::k8s`, on PATH as `kubectl-krew`) installs
+//! each one with `kubectl krew install --manifest=… --archive=…` into a `KREW_ROOT` of the test's own: it checks
+//! the archive's sha256 against the manifest, unpacks it by its rules and links `bin/kubectl-<verb>`. Then the
+//! verbs run through kubectl from krew's bin dir (help, plugin list, completion through the linked
+//! `kubectl_complete-<verb>` the caveats ask for), and `kubectl krew uninstall` removes them again. The
+//! manifests are also checked by krew's own `validate-krew-manifest`. Needs `cargo build --workspace --bins`.
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use atrest_e2e::{bins, dist, krew};
+use atrest_e2e::{bins, dist};
 
 fn text(out: &Output) -> String {
     format!(
@@ -22,7 +24,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// The directories of the real kubectl and of `sh`: nothing else named `kubectl-*` may be on PATH.
+/// The directory of the real kubectl and the system's: nothing else named `kubectl-*` may be on PATH.
 fn system_path() -> String {
     let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join("kubectl"))
@@ -31,110 +33,201 @@ fn system_path() -> String {
     format!("{}:/usr/bin:/bin", kubectl.parent().unwrap().display())
 }
 
-#[test]
-fn archives_install_like_krew_and_run_through_kubectl() {
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("dist");
-    let krew_root = work.path().join("krew");
-    let bin_dir = krew_root.join("bin");
+/// krew's binaries from the real-control-plane cache (built on first use).
+fn krew_binaries() -> atrest_sandbox::k8s::K8sBinaries {
+    atrest_sandbox::k8s::ensure().expect("build krew from tests/k8s/krew (needs Go)")
+}
+
+/// Runs kubectl with krew's bin dir and a directory holding only `kubectl-krew` on PATH, in a home and
+/// KREW_ROOT of the test's own, without a cluster.
+struct Kubectl {
+    path: String,
+    home: PathBuf,
+    krew_root: PathBuf,
+}
+
+impl Kubectl {
+    fn new(work: &Path, krew: &Path) -> Kubectl {
+        let krew_root = work.join("krew-root");
+        let krew_dir = work.join("krew-tool");
+        std::fs::create_dir_all(&krew_dir).unwrap();
+        symlink(krew, krew_dir.join("kubectl-krew")).unwrap();
+        Kubectl {
+            path: format!(
+                "{}:{}:{}",
+                krew_root.join("bin").display(),
+                krew_dir.display(),
+                system_path()
+            ),
+            home: work.to_path_buf(),
+            krew_root,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("PATH", &self.path)
+            .env("HOME", &self.home)
+            .env("KREW_ROOT", &self.krew_root)
+            .env("KREW_NO_UPGRADE_CHECK", "1")
+            .env("KUBECONFIG", self.home.join("no-kubeconfig"))
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// krew's default index, offline: a clone of a local git repository holding our manifests under
+    /// `plugins/` (the layout of krew-index), as an air-gapped mirror of the index would be. `krew list` and
+    /// `krew search` need an initialized index; `krew install --manifest` does not read it.
+    fn local_index(&self, packaged: &[(&str, PathBuf, PathBuf)]) {
+        let repo = self.home.join("index-repo");
+        std::fs::create_dir_all(repo.join("plugins")).unwrap();
+        for (verb, manifest, _) in packaged {
+            std::fs::copy(manifest, repo.join("plugins").join(format!("{verb}.yaml"))).unwrap();
+        }
+        let git = |dir: &Path, args: &[&str]| {
+            let out = Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=atrest",
+                    "-c",
+                    "user.email=atrest@localhost",
+                ])
+                .args(args)
+                .current_dir(dir)
+                .env("HOME", &self.home)
+                .output()
+                .expect("run git");
+            assert!(out.status.success(), "git {args:?}: {}", text(&out));
+        };
+        git(&repo, &["init", "-q"]);
+        git(&repo, &["add", "plugins"]);
+        git(&repo, &["commit", "-q", "-m", "atrest plugins"]);
+        let index = self.krew_root.join("index");
+        std::fs::create_dir_all(&index).unwrap();
+        git(&index, &["clone", "-q", repo.to_str().unwrap(), "default"]);
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Packages every verb's debug binary and writes its manifest; `(verb, manifest, archive)`.
+fn package_all(out: &Path) -> Vec<(&'static str, PathBuf, PathBuf)> {
     let template = std::fs::read_to_string(dist::workspace_root().join(dist::TEMPLATE)).unwrap();
     let license = dist::workspace_root().join("LICENSE");
-    let (target, os, arch) = dist::TARGETS[0];
+    let (target, _, _) = dist::TARGETS[0];
+    dist::VERBS
+        .iter()
+        .map(|&verb| {
+            let archive =
+                dist::package(verb, target, &bins::plugin(verb), &license, out, 1).unwrap();
+            let manifest = dist::manifest_for(&template, verb, &archive.sha256).unwrap();
+            let path = dist::write_manifest(&out.join("manifests"), verb, &manifest).unwrap();
+            (verb, path, archive.path)
+        })
+        .collect()
+}
 
-    for verb in dist::VERBS {
-        let archive = dist::package(verb, target, &bins::plugin(verb), &license, &out, 1).unwrap();
-        let manifest_text = dist::manifest_for(&template, verb, &archive.sha256).unwrap();
-        let plugin = krew::parse(&manifest_text).unwrap();
-        let errs = krew::validate(&plugin, &format!("{verb}.yaml"));
-        assert!(errs.is_empty(), "{verb}: {errs:?}");
+#[test]
+fn real_krew_installs_the_archives_and_kubectl_runs_them() {
+    let bins = krew_binaries();
+    let work = tempfile::tempdir().unwrap();
+    let kubectl = Kubectl::new(work.path(), &bins.path("krew"));
+    let version = kubectl.ok(&["krew", "version"]);
+    assert!(version.contains("v0.4.3"), "{version}");
 
-        // krew picks the first platform matching the host, then checks the archive's sha256.
-        let platform = plugin
-            .spec
-            .platforms
-            .iter()
-            .find(|p| {
-                p.selector
-                    .as_ref()
-                    .is_some_and(|s| krew::selector_matches(s, os, arch))
-            })
-            .expect("a platform for linux/amd64");
-        let bytes = std::fs::read(&archive.path).unwrap();
-        assert_eq!(
-            dist::sha256_hex(&bytes),
-            platform.sha256,
-            "{verb}: checksum"
-        );
-
-        let staging = work.path().join(format!("staging-{verb}"));
-        let files = krew::extract(&archive.path, &staging).unwrap();
-        let mut names: Vec<String> = files
-            .iter()
-            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+    let packaged = package_all(&work.path().join("dist"));
+    kubectl.local_index(&packaged);
+    for (verb, manifest, archive) in packaged {
+        let out = kubectl.run(&[
+            "krew",
+            "install",
+            &format!("--manifest={}", manifest.display()),
+            &format!("--archive={}", archive.display()),
+        ]);
+        assert!(out.status.success(), "krew install {verb}: {}", text(&out));
+        let said = String::from_utf8_lossy(&out.stderr);
+        // krew prints the manifest's caveats after installing: they tell how to link the completion helper.
+        let helper = format!("kubectl_complete-{verb}");
+        assert!(said.contains(&helper), "caveats name {helper}: {said}");
+        let store = kubectl.krew_root.join("store").join(verb);
+        let installed: Vec<PathBuf> = std::fs::read_dir(&store)
+            .unwrap()
+            .map(|e| e.unwrap().path())
             .collect();
-        names.sort();
+        assert_eq!(installed.len(), 1, "{installed:?}");
+        let mut files: Vec<String> = std::fs::read_dir(&installed[0])
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
         assert_eq!(
-            names,
+            files,
             [
                 "LICENSE".to_string(),
                 format!("kubectl-{verb}"),
-                format!("kubectl_complete-{verb}")
+                helper.clone()
             ],
-            "flat archive"
+            "flat archive, installed as the manifest's files say"
         );
-        let store = krew_root
-            .join("store")
-            .join(&plugin.metadata.name)
-            .join(&plugin.spec.version);
-        let link = krew::install(&plugin, platform, &staging, &store, &bin_dir).unwrap();
-        assert_eq!(link, bin_dir.join(format!("kubectl-{verb}")));
         // The caveats' step for completion.
-        let helper = format!("kubectl_complete-{verb}");
-        symlink(store.join(&helper), bin_dir.join(&helper)).unwrap();
-        assert!(
-            plugin
-                .spec
-                .caveats
-                .as_deref()
-                .unwrap_or("")
-                .contains(&helper),
-            "caveats tell how to link {helper}"
-        );
+        symlink(
+            installed[0].join(&helper),
+            kubectl.krew_root.join("bin").join(&helper),
+        )
+        .unwrap();
     }
 
-    let path = format!("{}:{}", bin_dir.display(), system_path());
-    let kubectl = |args: &[&str]| -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("PATH", &path)
-            .env("HOME", work.path())
-            .env("KUBECONFIG", work.path().join("no-kubeconfig"))
-            .output()
-            .expect("run kubectl")
-    };
-
-    let listed = kubectl(&["plugin", "list"]);
-    assert!(listed.status.success(), "{}", text(&listed));
-    let stdout = String::from_utf8_lossy(&listed.stdout);
+    // Installed from a manifest file, krew records them as from the `detached` index.
+    let listed = kubectl.ok(&["krew", "list"]);
+    for verb in dist::VERBS {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.trim() == format!("detached/{verb}")),
+            "krew list lacks {verb}: {listed}"
+        );
+    }
+    // The index knows them by the manifests' short descriptions (krew search cuts them to a column).
+    let found = kubectl.ok(&["krew", "search", "encrypt"]);
+    let about: String = dist::text("encrypt")
+        .unwrap()
+        .short
+        .chars()
+        .take(40)
+        .collect();
+    assert!(
+        found
+            .lines()
+            .any(|l| l.starts_with("encrypt ") && l.contains(&about)),
+        "krew search: {found}"
+    );
+    let plugins = kubectl.run(&["plugin", "list"]);
+    assert!(plugins.status.success(), "{}", text(&plugins));
+    let stdout = String::from_utf8_lossy(&plugins.stdout);
+    let bin_dir = kubectl.krew_root.join("bin");
     for verb in dist::VERBS {
         assert!(
             stdout.contains(&format!("{}/kubectl-{verb}\n", bin_dir.display())),
             "{verb} not listed: {}",
-            text(&listed)
+            text(&plugins)
         );
     }
-    let stderr = String::from_utf8_lossy(&listed.stderr);
     assert!(
-        !stderr.to_lowercase().contains("warning"),
+        !String::from_utf8_lossy(&plugins.stderr)
+            .to_lowercase()
+            .contains("warning"),
         "{}",
-        text(&listed)
+        text(&plugins)
     );
 
     // Every verb's help runs through kubectl and has examples.
     for verb in dist::VERBS {
-        let help = kubectl(&[verb, "--help"]);
-        assert!(help.status.success(), "{}", text(&help));
-        let s = String::from_utf8_lossy(&help.stdout);
+        let s = kubectl.ok(&[verb, "--help"]);
         assert!(
             s.contains("Examples:"),
             "kubectl {verb} --help has no examples:\n{s}"
@@ -142,10 +235,8 @@ fn archives_install_like_krew_and_run_through_kubectl() {
         assert!(s.contains(&format!("kubectl {verb}")), "{s}");
     }
 
-    // Completion through the installed wrapper (no cluster needed for subcommands and flags).
-    let done = kubectl(&["__complete", "encrypt", ""]);
-    assert!(done.status.success(), "{}", text(&done));
-    let s = String::from_utf8_lossy(&done.stdout);
+    // Completion through the linked helper (no cluster needed for subcommands and flags).
+    let s = kubectl.ok(&["__complete", "encrypt", ""]);
     for sub in ["enable", "status", "rotate", "disable"] {
         assert!(
             s.lines().any(|l| l.starts_with(&format!("{sub}\t"))),
@@ -153,90 +244,71 @@ fn archives_install_like_krew_and_run_through_kubectl() {
         );
     }
     assert!(s.ends_with(":4\n"), "{s}");
+    let s = kubectl.ok(&["__complete", "reencrypt", "--"]);
+    assert!(s.lines().any(|l| l.starts_with("--concurrency")), "{s}");
+
+    // Uninstall: krew removes its link and store; the helper link the caveats asked for is the user's to
+    // remove, as they say (krew refuses to work with links in its bin dir and no plugin installed).
+    for verb in dist::VERBS {
+        std::fs::remove_file(bin_dir.join(format!("kubectl_complete-{verb}"))).unwrap();
+        kubectl.ok(&["krew", "uninstall", verb]);
+        assert!(
+            !bin_dir.join(format!("kubectl-{verb}")).exists(),
+            "krew uninstall {verb} left its link"
+        );
+        assert!(!kubectl.krew_root.join("store").join(verb).exists());
+    }
+    let listed = kubectl.ok(&["krew", "list"]);
+    for verb in dist::VERBS {
+        assert!(!listed.contains(verb), "{listed}");
+    }
 }
 
-/// What krew refuses, refused: symlinks, hard links, `..` and absolute paths, non-gzip archives; and a
-/// manifest whose `files` match nothing or install no license.
+/// krew refuses an archive whose sha256 is not the manifest's, and installs nothing.
 #[test]
-fn krew_rules_refuse_unsafe_archives() {
+fn real_krew_refuses_an_archive_that_does_not_match_its_manifest() {
+    let bins = krew_binaries();
     let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    std::fs::write(dir.join("f"), "x").unwrap();
-    symlink("f", dir.join("link")).unwrap();
-    std::fs::create_dir(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("sub").join("g"), "y").unwrap();
+    let kubectl = Kubectl::new(work.path(), &bins.path("krew"));
+    let packaged = package_all(&work.path().join("dist"));
+    let (verb, manifest, _) = &packaged[0];
+    let (_, _, other_archive) = &packaged[1];
+    let out = kubectl.run(&[
+        "krew",
+        "install",
+        &format!("--manifest={}", manifest.display()),
+        &format!("--archive={}", other_archive.display()),
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        said.contains("checksum") || said.contains("sha256"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !kubectl
+            .krew_root
+            .join("bin")
+            .join(format!("kubectl-{verb}"))
+            .exists()
+    );
+}
 
-    let tar = |name: &str, args: &[&str]| {
-        let archive = dir.join(name);
-        let st = Command::new("tar")
-            .arg("-czPf")
-            .arg(&archive)
-            .args(args)
-            .current_dir(dir.join("sub"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        archive
-    };
-    let cases = [
-        (
-            "symlink.tar.gz",
-            tar("symlink.tar.gz", &["-C", dir.to_str().unwrap(), "link"]),
-            "file type",
-        ),
-        ("dotdot.tar.gz", tar("dotdot.tar.gz", &["../f"]), "escapes"),
-        (
-            "absolute.tar.gz",
-            tar("absolute.tar.gz", &[dir.join("f").to_str().unwrap()]),
-            "escapes",
-        ),
-        (
-            "hardlink.tar.gz",
-            tar("hardlink.tar.gz", &["g", "g"]),
-            "file type",
-        ),
-    ];
-    for (what, archive, expect) in cases {
-        let err = krew::extract(&archive, &dir.join(format!("x-{what}"))).unwrap_err();
-        assert!(format!("{err:#}").contains(expect), "{what}: {err:#}");
+/// The checked-in manifests pass krew's own validator (`validate-krew-manifest`, from krew's module).
+#[test]
+fn real_krew_validates_the_checked_in_manifests() {
+    let bins = krew_binaries();
+    let validator = bins.path("validate-krew-manifest");
+    for verb in dist::VERBS {
+        let manifest = dist::workspace_root()
+            .join("krew-manifests")
+            .join(format!("{verb}.yaml"));
+        let out = Command::new(&validator)
+            .arg(format!("--manifest={}", manifest.display()))
+            .arg("--skip-install")
+            .output()
+            .expect("run validate-krew-manifest");
+        assert!(out.status.success(), "{verb}: {}", text(&out));
     }
-    std::fs::write(dir.join("plain.tar"), b"not gzip").unwrap();
-    assert!(krew::extract(&dir.join("plain.tar"), &dir.join("x-plain")).is_err());
-
-    // files: a from that matches nothing; no license.
-    let manifest = |files: &str| {
-        krew::parse(&format!(
-            "apiVersion: {}\nkind: Plugin\nmetadata:\n  name: demo\nspec:\n  version: v1.0.0\n  shortDescription: d\n  platforms:\n  - selector:\n      matchLabels: {{os: linux, arch: amd64}}\n    uri: u\n    sha256: {}\n    bin: kubectl-demo\n    files:\n{files}",
-            krew::API_VERSION,
-            "0".repeat(64)
-        ))
-        .unwrap()
-    };
-    let staging = |n: &str| {
-        let s = dir.join(n);
-        std::fs::create_dir(&s).unwrap();
-        std::fs::write(s.join("kubectl-demo"), "#!/bin/sh\n").unwrap();
-        s
-    };
-    let p = manifest("    - {from: kubectl-demo, to: .}\n    - {from: LICENSE, to: .}\n");
-    let err = krew::install(
-        &p,
-        &p.spec.platforms[0],
-        &staging("s1"),
-        &dir.join("st1"),
-        &dir.join("b1"),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("matches nothing"), "{err}");
-    let p = manifest("    - {from: kubectl-demo, to: .}\n");
-    let err = krew::install(
-        &p,
-        &p.spec.platforms[0],
-        &staging("s2"),
-        &dir.join("st2"),
-        &dir.join("b2"),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("license"), "{err}");
-    assert!(!Path::new(&dir.join("b2").join("kubectl-demo")).exists());
 }

@@ -55,12 +55,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> K8sError + '_ {
 }
 
 /// What is built: the name printed by `atrest-sandbox k8s` and the file name in the cache.
-pub const BINARIES: [(&str, &str); 5] = [
+pub const BINARIES: [(&str, &str); 6] = [
     ("kube-apiserver", "kube-apiserver"),
     ("kube-controller-manager", "kube-controller-manager"),
     ("etcd", "etcd"),
     // kubectl finds `kubectl krew` as `kubectl-krew` on PATH.
     ("krew", "kubectl-krew"),
+    // krew's manifest validator (krew-index's check), for the packaging tests.
+    ("validate-krew-manifest", "validate-krew-manifest"),
     ("kms-plugin", "kms-plugin"),
 ];
 
@@ -158,6 +160,9 @@ fn source_files(dir: &Path) -> Result<Vec<PathBuf>, K8sError> {
     Ok(out)
 }
 
+/// Bumped whenever [`ensure`] builds differently (flags, binaries), so caches of the old recipe are not reused.
+const RECIPE: u32 = 2;
+
 /// `<kubernetes version>-<hash>` of the module, and the etcd version, from its files.
 pub fn cache_key(module: &Path) -> Result<(String, String, String), K8sError> {
     let go_mod_path = module.join("go.mod");
@@ -167,6 +172,8 @@ pub fn cache_key(module: &Path) -> Result<(String, String, String), K8sError> {
     let etcd =
         required_version(&go_mod, "go.etcd.io/etcd/server/v3").unwrap_or_else(|| "unknown".into());
     let mut h = Sha256::new();
+    // How they are built (flags, which binaries) is part of the key too.
+    h.update(&RECIPE.to_le_bytes());
     for rel in source_files(module)? {
         let p = module.join(&rel);
         let bytes = fs::read(&p).map_err(io_err(&p))?;
@@ -283,18 +290,32 @@ fn ensure_with(module: &Path, cache: &Path, go: &str) -> Result<K8sBinaries, K8s
             "./cmd/kms-plugin",
         ],
     )?;
+    // krew reports its release from ldflags (`internal/version`), as its own release build sets it.
+    let krew_mod = module.join("krew").join("go.mod");
+    let krew_version = fs::read_to_string(&krew_mod)
+        .map_err(io_err(&krew_mod))
+        .map(|m| required_version(&m, "sigs.k8s.io/krew"))?
+        .ok_or_else(|| K8sError::Build {
+            what: "reading krew's version".into(),
+            dir: module.join("krew"),
+            seconds: 0.0,
+            output: format!("{} requires no sigs.k8s.io/krew", krew_mod.display()),
+        })?;
     go_build(
         go,
         &module.join("krew"),
         "krew",
         &[
             "-ldflags",
-            "-s -w",
+            &format!("-s -w -X sigs.k8s.io/krew/internal/version.gitTag={krew_version}"),
             "-o",
-            &out.join("kubectl-krew").display().to_string(),
+            &format!("{}/", out.display()),
             "sigs.k8s.io/krew/cmd/krew",
+            "sigs.k8s.io/krew/cmd/validate-krew-manifest",
         ],
     )?;
+    let krew = out.join("krew");
+    fs::rename(&krew, out.join("kubectl-krew")).map_err(io_err(&krew))?;
     for (name, file) in BINARIES {
         let p = out.join(file);
         if !p.is_file() {

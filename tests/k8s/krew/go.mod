@@ -4,7 +4,10 @@ module github.com/atrest/atrest/tests/k8s/krew
 
 go 1.24.0
 
-tool sigs.k8s.io/krew/cmd/krew
+tool (
+	sigs.k8s.io/krew/cmd/krew
+	sigs.k8s.io/krew/cmd/validate-krew-manifest
+)
 
 require (
 	github.com/fatih/color v1.12.0 // indirect
