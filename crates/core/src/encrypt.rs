@@ -554,6 +554,13 @@ impl Node {
         progress: &dyn Fn(&str),
     ) -> Result<Backups> {
         let backups = self.apply_files(change)?;
+        // Each fact once, as it happens: what was written, where the backup is, then the wait.
+        if change.config.is_some() {
+            progress(&format!("wrote {} (mode 0600)", self.config.display()));
+        }
+        for c in &change.manifest_changes {
+            progress(&format!("{}: {c}", self.manifest.display()));
+        }
         if let Some(b) = &backups.manifest {
             progress(&format!(
                 "backed up {} to {}",
