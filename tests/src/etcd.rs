@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use atrest_core::etcd::{EtcdClient, EtcdTls};
 use atrest_core::fsutil;
 use atrest_core::pki::{
     CA_VALIDITY, CertificateAuthority, KeyAlgorithm, LEAF_VALIDITY, LeafProfile, PrivateKey,
@@ -27,7 +28,7 @@ pub struct TlsEtcd {
     client_port: u16,
     peer_port: u16,
     ca: CertificateAuthority,
-    cached: tokio::sync::OnceCell<etcd_client::Client>,
+    cached: tokio::sync::OnceCell<EtcdClient>,
     client_cert_auth: bool,
 }
 
@@ -191,18 +192,16 @@ impl TlsEtcd {
     }
 
     /// An etcd client (TLS, client certificate) for loading values.
-    pub async fn client(&self) -> etcd_client::Client {
+    pub async fn client(&self) -> EtcdClient {
         let f = self.client_files();
-        let tls = etcd_client::OpenSslClientConfig::default()
-            .ca_cert_pem(&std::fs::read(&f.ca).unwrap())
-            .client_cert_pem_and_key(
-                &std::fs::read(&f.cert).unwrap(),
-                &std::fs::read(&f.key).unwrap(),
-            );
-        let opts = etcd_client::ConnectOptions::new()
-            .with_openssl_tls(tls)
-            .with_connect_timeout(Duration::from_secs(5));
-        etcd_client::Client::connect([self.endpoint()], Some(opts))
+        let tls = EtcdTls::from_pem(
+            std::fs::read(&f.ca).unwrap(),
+            Some((
+                std::fs::read(&f.cert).unwrap(),
+                std::fs::read(&f.key).unwrap(),
+            )),
+        );
+        atrest_core::etcd::connect_client(&[self.endpoint()], Some(&tls), Duration::from_secs(5))
             .await
             .expect("connect to the test etcd")
     }
@@ -211,8 +210,7 @@ impl TlsEtcd {
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) {
         let client = self.cached.get_or_init(|| self.client()).await;
         client
-            .clone()
-            .put(key, value, None)
+            .put(key, value)
             .await
             .unwrap_or_else(|e| panic!("put {key}: {e}"));
     }

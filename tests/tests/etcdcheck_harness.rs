@@ -8,7 +8,7 @@ async fn tls_etcd_serves_and_requires_client_certificates() {
     let etcd = TlsEtcd::start();
     etcd.put("/registry/secrets/default/a", b"hello".to_vec())
         .await;
-    let mut client = etcd.client().await;
+    let client = etcd.client().await;
     let resp = client
         .get("/registry/secrets/default/a", None)
         .await

@@ -93,8 +93,8 @@ impl Env {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut c = sb.etcd_client().await.unwrap();
-            c.put(key, value, None).await.unwrap();
+            let c = sb.etcd_client().await.unwrap();
+            c.put(key, value).await.unwrap();
         });
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use atrest_core::etcd::GetOptions;
 use atrest_e2e::bins;
-use atrest_sandbox::etcd_client::GetOptions;
 use atrest_sandbox::k8s_openapi::ByteString;
 use atrest_sandbox::k8s_openapi::api::core::v1::{Namespace, Secret};
 use atrest_sandbox::kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -177,7 +177,7 @@ impl Bed {
             });
             let encrypted = created
                 && self.rt.block_on(async {
-                    let mut etcd = self.sb.etcd_client().await.unwrap();
+                    let etcd = self.sb.etcd_client().await.unwrap();
                     let v = etcd
                         .get(format!("/registry/secrets/default/{name}"), None)
                         .await
@@ -200,18 +200,14 @@ impl Bed {
     /// How the secrets are stored in etcd: counts per class (`aescbc:key1`, `plaintext`, `other`).
     fn storage(&self) -> BTreeMap<&'static str, usize> {
         let values = self.rt.block_on(async {
-            let mut etcd = self.sb.etcd_client().await.unwrap();
+            let etcd = self.sb.etcd_client().await.unwrap();
             let resp = etcd
                 .get("/registry/secrets/", Some(GetOptions::new().with_prefix()))
                 .await
                 .unwrap();
             resp.kvs()
                 .iter()
-                .filter(|kv| {
-                    kv.key_str()
-                        .unwrap_or("")
-                        .starts_with("/registry/secrets/team-")
-                })
+                .filter(|kv| kv.key().starts_with(b"/registry/secrets/team-"))
                 .map(|kv| kv.value().to_vec())
                 .collect::<Vec<_>>()
         });

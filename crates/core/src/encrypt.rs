@@ -45,7 +45,7 @@ pub use reload::{ReloadEvidence, reload_evidence, reload_with_config};
 pub use rotation::{
     Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
 };
-pub use storage::{StorageCount, classify};
+pub use storage::StorageCount;
 
 /// kubeadm's certificates directory is mounted read-only into kube-apiserver, so a config here needs no new volume.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/pki/enc.yaml";
@@ -69,6 +69,9 @@ pub enum EncryptError {
     /// A file operation failed.
     #[error(transparent)]
     Fs(#[from] fsutil::FsError),
+    /// Reading the API server's etcd failed.
+    #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
     /// Preflight refused the request (for example a different config is already in use).
     #[error("{0}")]
     Refused(String),
@@ -551,6 +554,13 @@ impl Node {
         progress: &dyn Fn(&str),
     ) -> Result<Backups> {
         let backups = self.apply_files(change)?;
+        // Each fact once, as it happens: what was written, where the backup is, then the wait.
+        if change.config.is_some() {
+            progress(&format!("wrote {} (mode 0600)", self.config.display()));
+        }
+        for c in &change.manifest_changes {
+            progress(&format!("{}: {c}", self.manifest.display()));
+        }
         if let Some(b) = &backups.manifest {
             progress(&format!(
                 "backed up {} to {}",

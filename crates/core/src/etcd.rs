@@ -2,13 +2,17 @@
 //!
 //! - [`EtcdArgs`]: the clap flags `--endpoints --cacert --cert --key --dial-timeout` (also from
 //!   `ETCDCTL_*`), defaulting to kubeadm's apiserver-etcd-client files under a node root.
-//! - [`EtcdConfig::load_tls`]: reads and checks the PEM files up front (etcd-client itself only
-//!   reports "operation was canceled" for a bad PEM).
-//! - [`EtcdReader`]: a connected client; [`EtcdReader::pages`] walks a key range page by page at one
-//!   revision (etcd 3.4 has no range streaming), holding one page at a time.
+//! - [`EtcdConfig::load_tls`]: reads and checks the PEM files up front (a TLS handshake only reports
+//!   that it failed, not which file is wrong).
+//! - [`EtcdClient`]: the workspace's one etcd client, etcd's KV API (range, put, delete, txn) over the
+//!   generated code of `atrest-proto`, with a receive limit for pages of 1.5 MiB values.
+//! - [`EtcdReader`]: a connected client for reading; [`EtcdReader::pages`] walks a key range page by
+//!   page at one revision (etcd 3.4 has no range streaming), holding one page at a time and halving
+//!   the page when a response is too large.
 //!
-//! Reads only: nothing here writes to etcd. `-v` (tracing debug) logs each round trip — keys, counts
-//! and timings, never values.
+//! The plugins only read (through [`EtcdReader`]); writes are for etcd's own clients (the sandbox's
+//! API server, tests, benchmarks; [`connect_client`]). `-v` (tracing debug) logs each round trip —
+//! keys, counts and timings, never values.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
+use atrest_proto::etcdserverpb::{self as pb, kv_client::KvClient};
 use openssl::ssl::{SslConnector, SslMethod};
 use openssl::x509::X509;
 
@@ -38,8 +42,13 @@ pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 pub const DEFAULT_PAGE_SIZE: i64 = 2000;
 /// HTTP/2 stream window: large enough that etcd can send a whole page without waiting for us.
 const H2_WINDOW: u32 = 16 * 1024 * 1024;
-/// Largest gRPC response accepted (etcd's own request limit is 1.5 MiB per value).
+/// Largest gRPC response [`EtcdReader`] accepts (etcd's own request limit is 1.5 MiB per value); a larger page
+/// is read again with half the keys.
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest gRPC message of a [`connect_client`] client: etcd's Go client default (`math.MaxInt32`,
+/// go.etcd.io/etcd/client/v3 `options.go` `defaultMaxCallRecvMsgSize`), which kube-apiserver keeps, so an
+/// unpaged LIST of large objects reads as it does there.
+const CLIENT_MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
 
 /// Errors talking to etcd; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +87,49 @@ pub enum EtcdError {
         /// What failed and the client's error.
         message: String,
     },
+    /// etcd (or the gRPC layer) refused or failed a request.
+    #[error("etcd at {endpoints}: {op}: {message} ({code:?})")]
+    Rpc {
+        /// The endpoints.
+        endpoints: String,
+        /// The request and its key, e.g. `range /registry/secrets/`.
+        op: String,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The status message and its causes.
+        message: String,
+    },
 }
+
+impl EtcdError {
+    /// The response exceeded the receive limit (gRPC's "decoded message length too large").
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, EtcdError::Rpc { message, .. }
+            if message.contains("too large") || message.contains("larger than max"))
+    }
+
+    /// The revision asked for has been compacted away (etcd's `ErrCompacted`).
+    pub fn is_compacted(&self) -> bool {
+        matches!(self, EtcdError::Rpc { code: tonic::Code::OutOfRange, message, .. }
+            if message.contains("compacted"))
+    }
+
+    /// The error without the endpoints (for messages that name them already).
+    pub fn detail(&self) -> String {
+        match self {
+            EtcdError::Rpc {
+                op, code, message, ..
+            } => format!("{op}: {message} ({code:?})"),
+            EtcdError::Request { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+pub use atrest_proto::etcdserverpb::{
+    DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
+};
+pub use atrest_proto::mvccpb::KeyValue;
 
 /// Result alias for this module.
 pub type Result<T, E = EtcdError> = std::result::Result<T, E>;
@@ -242,14 +293,330 @@ impl EtcdConfig {
     }
 }
 
+/// etcd's KV API as one small typed client: ranges (limit, revision, serializable, keys-only,
+/// count-only), puts, deletes and transactions comparing mod revisions, over the generated
+/// `etcdserverpb` KV client of `atrest-proto`. Every client of the workspace is one of these, made by
+/// [`connect_client`] (or held inside an [`EtcdReader`]): `TCP_NODELAY` sockets, OpenSSL TLS, and a
+/// receive limit far above gRPC's default 4 MiB (pages of values up to etcd's 1.5 MiB request limit).
+/// Cloning is cheap (one HTTP/2 connection).
+#[derive(Clone)]
+pub struct EtcdClient {
+    kv: KvClient<tonic::transport::Channel>,
+    endpoints: Arc<str>,
+}
+
+impl std::fmt::Debug for EtcdClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdClient({})", self.endpoints)
+    }
+}
+
+/// Options of a range read (etcdctl `get`'s flags): [`EtcdClient::get`], [`TxnOp::get`].
+#[derive(Clone, Debug, Default)]
+pub struct GetOptions {
+    range_end: Option<Vec<u8>>,
+    prefix: bool,
+    limit: i64,
+    revision: i64,
+    serializable: bool,
+    keys_only: bool,
+    count_only: bool,
+}
+
+impl GetOptions {
+    /// A single-key, linearizable read of the newest revision.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Read `[key, end)`.
+    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
+        self.range_end = Some(end.into());
+        self
+    }
+    /// Read every key starting with the key ([`prefix_range_end`]).
+    pub fn with_prefix(mut self) -> Self {
+        self.prefix = true;
+        self
+    }
+    /// At most `limit` keys (0: all).
+    pub fn with_limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Read at `revision` (0: the newest).
+    pub fn with_revision(mut self, revision: i64) -> Self {
+        self.revision = revision;
+        self
+    }
+    /// A serializable read: what the member has applied, without a ReadIndex round.
+    pub fn with_serializable(mut self) -> Self {
+        self.serializable = true;
+        self
+    }
+    /// Keys and revisions without values.
+    pub fn with_keys_only(mut self) -> Self {
+        self.keys_only = true;
+        self
+    }
+    /// Only the number of keys (`RangeResponse::count`).
+    pub fn with_count_only(mut self) -> Self {
+        self.count_only = true;
+        self
+    }
+
+    fn request(self, key: Vec<u8>) -> pb::RangeRequest {
+        let range_end = match (self.prefix, self.range_end) {
+            (true, _) => prefix_range_end(&key),
+            (false, end) => end.unwrap_or_default(),
+        };
+        pb::RangeRequest {
+            key,
+            range_end,
+            limit: self.limit,
+            revision: self.revision,
+            serializable: self.serializable,
+            keys_only: self.keys_only,
+            count_only: self.count_only,
+        }
+    }
+}
+
+/// Options of a delete: one key by default.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    range_end: Option<Vec<u8>>,
+    prefix: bool,
+}
+
+impl DeleteOptions {
+    /// Delete one key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Delete `[key, end)`.
+    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
+        self.range_end = Some(end.into());
+        self
+    }
+    /// Delete every key starting with the key.
+    pub fn with_prefix(mut self) -> Self {
+        self.prefix = true;
+        self
+    }
+
+    fn request(self, key: Vec<u8>) -> pb::DeleteRangeRequest {
+        let range_end = match (self.prefix, self.range_end) {
+            (true, _) => prefix_range_end(&key),
+            (false, end) => end.unwrap_or_default(),
+        };
+        pb::DeleteRangeRequest { key, range_end }
+    }
+}
+
+/// How a [`Compare`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `=`
+    Equal,
+    /// `>`
+    Greater,
+    /// `<`
+    Less,
+    /// `!=`
+    NotEqual,
+}
+
+/// One condition of a [`Txn`].
+#[derive(Clone, Debug)]
+pub struct Compare(pb::Compare);
+
+impl Compare {
+    /// The key's mod revision compared with `revision` (0: the key does not exist).
+    pub fn mod_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
+        use pb::compare::{CompareResult, CompareTarget, TargetUnion};
+        let result = match op {
+            CompareOp::Equal => CompareResult::Equal,
+            CompareOp::Greater => CompareResult::Greater,
+            CompareOp::Less => CompareResult::Less,
+            CompareOp::NotEqual => CompareResult::NotEqual,
+        };
+        Compare(pb::Compare {
+            result: result as i32,
+            target: CompareTarget::Mod as i32,
+            key: key.into(),
+            target_union: Some(TargetUnion::ModRevision(revision)),
+        })
+    }
+}
+
+/// One operation of a [`Txn`] branch.
+#[derive(Clone, Debug)]
+pub struct TxnOp(pb::RequestOp);
+
+impl TxnOp {
+    /// Write `value` at `key`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        TxnOp(pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                key: key.into(),
+                value: value.into(),
+            })),
+        })
+    }
+    /// Read `key` (or a range).
+    pub fn get(key: impl Into<Vec<u8>>, opts: Option<GetOptions>) -> Self {
+        TxnOp(pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestRange(
+                opts.unwrap_or_default().request(key.into()),
+            )),
+        })
+    }
+    /// Delete `key` (or a range).
+    pub fn delete(key: impl Into<Vec<u8>>, opts: Option<DeleteOptions>) -> Self {
+        TxnOp(pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestDeleteRange(
+                opts.unwrap_or_default().request(key.into()),
+            )),
+        })
+    }
+}
+
+/// A transaction: `if all(when) { and_then } else { or_else }`, applied atomically at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct Txn(pb::TxnRequest);
+
+impl Txn {
+    /// An empty transaction (no conditions: `and_then` runs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The conditions, all of which must hold.
+    pub fn when(mut self, compares: Vec<Compare>) -> Self {
+        self.0.compare = compares.into_iter().map(|c| c.0).collect();
+        self
+    }
+    /// What runs when the conditions hold.
+    pub fn and_then(mut self, ops: Vec<TxnOp>) -> Self {
+        self.0.success = ops.into_iter().map(|o| o.0).collect();
+        self
+    }
+    /// What runs otherwise.
+    pub fn or_else(mut self, ops: Vec<TxnOp>) -> Self {
+        self.0.failure = ops.into_iter().map(|o| o.0).collect();
+        self
+    }
+}
+
+/// The range reads' results in a [`TxnResponse`], in order (e.g. the current value read by an
+/// `or_else` branch after a failed compare).
+pub fn txn_ranges(resp: TxnResponse) -> impl Iterator<Item = RangeResponse> {
+    resp.responses
+        .into_iter()
+        .filter_map(|op| match op.response {
+            Some(pb::response_op::Response::ResponseRange(r)) => Some(r),
+            _ => None,
+        })
+}
+
+impl EtcdClient {
+    fn new(channel: tonic::transport::Channel, endpoints: &str, max_message: usize) -> Self {
+        EtcdClient {
+            kv: KvClient::new(channel)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+            endpoints: endpoints.into(),
+        }
+    }
+
+    /// The endpoints, comma separated (for messages).
+    pub fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    fn rpc_error(&self, op: &str, key: &[u8], status: tonic::Status) -> EtcdError {
+        EtcdError::Rpc {
+            endpoints: self.endpoints.to_string(),
+            op: format!("{op} {}", String::from_utf8_lossy(key)),
+            code: status.code(),
+            message: describe(&status),
+        }
+    }
+
+    /// Range read of `key` (one key unless `opts` says a range or prefix).
+    pub async fn get(
+        &self,
+        key: impl Into<Vec<u8>>,
+        opts: Option<GetOptions>,
+    ) -> Result<RangeResponse> {
+        let req = opts.unwrap_or_default().request(key.into());
+        let key = req.key.clone();
+        self.kv
+            .clone()
+            .range(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.rpc_error("range", &key, s))
+    }
+
+    /// Write `value` at `key`.
+    pub async fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<PutResponse> {
+        let req = pb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+        };
+        let key = req.key.clone();
+        self.kv
+            .clone()
+            .put(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.rpc_error("put", &key, s))
+    }
+
+    /// Delete `key` (or a range or prefix).
+    pub async fn delete(
+        &self,
+        key: impl Into<Vec<u8>>,
+        opts: Option<DeleteOptions>,
+    ) -> Result<DeleteRangeResponse> {
+        let req = opts.unwrap_or_default().request(key.into());
+        let key = req.key.clone();
+        self.kv
+            .clone()
+            .delete_range(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.rpc_error("delete", &key, s))
+    }
+
+    /// Run a transaction.
+    pub async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        let key = txn
+            .0
+            .compare
+            .first()
+            .map(|c| c.key.clone())
+            .unwrap_or_default();
+        self.kv
+            .clone()
+            .txn(txn.0)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.rpc_error("txn on", &key, s))
+    }
+}
+
 /// A connected, read-only etcd client.
 pub struct EtcdReader {
-    client: Client,
-    endpoints: String,
+    client: EtcdClient,
 }
 
 impl EtcdReader {
-    /// Check the TLS files, connect, and make one request (etcd's status) so that unreachable
+    /// Check the TLS files, connect, and make one request (a count-only range) so that unreachable
     /// endpoints and refused certificates fail here with a clear message.
     pub async fn connect(cfg: &EtcdConfig) -> Result<Self> {
         let endpoints = cfg.endpoints_display();
@@ -270,22 +637,18 @@ impl EtcdReader {
             })?))
         };
         let started = Instant::now();
-        let fail = |what: &str, e: etcd_client::Error| EtcdError::Request {
-            endpoints: endpoints.clone(),
-            message: format!(
-                "{what}: {}; check that --endpoints is right and etcd is running, that --cacert is the CA that \
-                 signed etcd's certificate and that etcd trusts --cert",
-                describe(&e)
-            ),
-        };
+        const HINT: &str = "check that --endpoints is right and etcd is running, that --cacert is the CA that \
+                            signed etcd's certificate and that etcd trusts --cert";
+        let hint = format!("; {HINT}");
         let connect = dial_client(
             &cfg.endpoints,
             tls,
             cfg.dial_timeout,
             Some(Duration::from_secs(60)),
-            |e| fail("cannot connect", e),
+            MAX_RESPONSE_BYTES,
+            &hint,
         );
-        let mut client = tokio::time::timeout(cfg.dial_timeout, connect)
+        let client = tokio::time::timeout(cfg.dial_timeout, connect)
             .await
             .map_err(|_| EtcdError::Request {
                 endpoints: endpoints.clone(),
@@ -294,7 +657,9 @@ impl EtcdReader {
                     cfg.dial_timeout
                 ),
             })??;
-        let status = tokio::time::timeout(cfg.dial_timeout, client.status())
+        // The smallest request that needs a working connection and an accepted certificate.
+        let probe = client.get(&b"\0"[..], Some(GetOptions::new().with_count_only()));
+        let resp = tokio::time::timeout(cfg.dial_timeout, probe)
             .await
             .map_err(|_| EtcdError::Request {
                 endpoints: endpoints.clone(),
@@ -303,25 +668,29 @@ impl EtcdReader {
                     cfg.dial_timeout
                 ),
             })?
-            .map_err(|e| fail("status request failed", e))?;
+            .map_err(|e| EtcdError::Request {
+                endpoints: endpoints.clone(),
+                message: format!("first request failed: {}; {HINT}", e.detail()),
+            })?;
         tracing::debug!(
             endpoints = %endpoints,
-            version = status.version(),
+            revision = resp.header().map_or(0, |h| h.revision()),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "connected to etcd"
         );
-        Ok(Self { client, endpoints })
+        Ok(Self { client })
+    }
+
+    /// The client underneath (reads only, by this module's contract).
+    pub fn client(&self) -> &EtcdClient {
+        &self.client
     }
 
     /// Page through every key in `[start, end)` at one revision (the first page's), `page_size`
     /// keys per request. For a prefix use [`prefix_range_end`].
     pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: i64) -> RangePager {
         RangePager {
-            kv: self
-                .client
-                .kv_client()
-                .max_decoding_message_size(MAX_RESPONSE_BYTES),
-            endpoints: self.endpoints.clone(),
+            client: self.client.clone(),
             next: Some(start),
             end,
             limit: page_size.max(1),
@@ -333,16 +702,7 @@ impl EtcdReader {
     /// Read one key; `None` if absent.
     pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
         let started = Instant::now();
-        let mut resp = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .get(key, None)
-            .await
-            .map_err(|e| EtcdError::Request {
-                endpoints: self.endpoints.clone(),
-                message: format!("get {}: {}", String::from_utf8_lossy(key), describe(&e)),
-            })?;
+        let mut resp = self.client.get(key, None).await?;
         let kvs = resp.take_kvs();
         tracing::debug!(key = %String::from_utf8_lossy(key), found = !kvs.is_empty(),
             elapsed_ms = started.elapsed().as_millis() as u64, "etcd get");
@@ -352,8 +712,7 @@ impl EtcdReader {
 
 /// Iterates a key range page by page (see [`EtcdReader::pages`]).
 pub struct RangePager {
-    kv: etcd_client::KvClient,
-    endpoints: String,
+    client: EtcdClient,
     next: Option<Vec<u8>>,
     end: Vec<u8>,
     limit: i64,
@@ -369,14 +728,12 @@ impl RangePager {
             return Ok(None);
         };
         loop {
-            let mut opts = GetOptions::new()
+            let opts = GetOptions::new()
                 .with_range(self.end.clone())
-                .with_limit(self.limit);
-            if self.revision > 0 {
-                opts = opts.with_revision(self.revision);
-            }
+                .with_limit(self.limit)
+                .with_revision(self.revision);
             let started = Instant::now();
-            match self.kv.get(start.clone(), Some(opts)).await {
+            match self.client.get(start.clone(), Some(opts)).await {
                 Ok(mut resp) => {
                     self.round_trips += 1;
                     if self.revision == 0 {
@@ -400,23 +757,14 @@ impl RangePager {
                     }
                     return Ok(Some(kvs));
                 }
-                Err(e) if self.limit > 1 && is_too_large(&e) => {
+                Err(e) if self.limit > 1 && e.is_too_large() => {
                     self.limit = (self.limit / 2).max(1);
                     tracing::debug!(
                         limit = self.limit,
                         "etcd range response too large; halving the page size"
                     );
                 }
-                Err(e) => {
-                    return Err(EtcdError::Request {
-                        endpoints: self.endpoints.clone(),
-                        message: format!(
-                            "range read from {}: {}",
-                            String::from_utf8_lossy(&start),
-                            describe(&e)
-                        ),
-                    });
-                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -433,15 +781,16 @@ impl RangePager {
 }
 
 /// A gRPC etcd client on the transport of [`Dialer`] (`TCP_NODELAY`, OpenSSL TLS for `https://`
-/// endpoints), trying `endpoints` in order. `request_timeout` bounds each request; `failed` says why
-/// the connection could not be made.
+/// endpoints), trying `endpoints` in order. `request_timeout` bounds each request; `hint` follows the
+/// error when the connection cannot be made.
 async fn dial_client(
     endpoints: &[String],
     tls: Option<Arc<SslConnector>>,
     dial_timeout: Duration,
     request_timeout: Option<Duration>,
-    failed: impl Fn(etcd_client::Error) -> EtcdError,
-) -> Result<Client> {
+    max_message: usize,
+    hint: &str,
+) -> Result<EtcdClient> {
     let Some(first) = endpoints.first() else {
         return Err(EtcdError::InvalidArgs("no etcd endpoint given".into()));
     };
@@ -461,10 +810,8 @@ async fn dial_client(
         // Room for a whole page in flight while the previous one is checked.
         .initial_stream_window_size(Some(H2_WINDOW))
         .initial_connection_window_size(Some(H2_WINDOW * 2));
-    let mut opts = ConnectOptions::new().with_connect_timeout(dial_timeout);
     if let Some(t) = request_timeout {
         endpoint = endpoint.timeout(t);
-        opts = opts.with_timeout(t);
     }
     let connector = Dialer {
         targets: Arc::new(targets),
@@ -473,21 +820,22 @@ async fn dial_client(
     let channel = endpoint
         .connect_with_connector(connector)
         .await
-        .map_err(|e| failed(etcd_client::Error::TransportError(e)))?;
-    Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
-        .await
-        .map_err(failed)
+        .map_err(|e| EtcdError::Request {
+            endpoints: endpoints.join(","),
+            message: format!("cannot connect: {}{hint}", error_chain(&e)),
+        })?;
+    Ok(EtcdClient::new(channel, &endpoints.join(","), max_message))
 }
 
 /// A read-write etcd client for callers that are etcd's own clients (the sandbox control plane, the
-/// benchmarks' raw-etcd baseline), on the same transport as [`EtcdReader`]: `TCP_NODELAY` sockets
-/// (etcd-client's own OpenSSL transport leaves Nagle on, ~40 ms per lone request) and OpenSSL TLS.
+/// tests and the benchmarks' raw-etcd baseline), on the same transport as [`EtcdReader`]: `TCP_NODELAY`
+/// sockets (hyper-util's connector leaves Nagle on, ~40 ms per lone request) and OpenSSL TLS.
 /// kube-apiserver's Go gRPC client also runs with `TCP_NODELAY`, Go's default for TCP.
 pub async fn connect_client(
     endpoints: &[String],
     tls: Option<&EtcdTls>,
     dial_timeout: Duration,
-) -> Result<Client> {
+) -> Result<EtcdClient> {
     let connector = match tls {
         Some(t) => Some(Arc::new(tls_connector(t).map_err(|e| {
             EtcdError::Request {
@@ -497,12 +845,14 @@ pub async fn connect_client(
         })?)),
         None => None,
     };
-    dial_client(endpoints, connector, dial_timeout, None, |e| {
-        EtcdError::Request {
-            endpoints: endpoints.join(","),
-            message: format!("cannot connect: {}", describe(&e)),
-        }
-    })
+    dial_client(
+        endpoints,
+        connector,
+        dial_timeout,
+        None,
+        CLIENT_MAX_MESSAGE_BYTES,
+        "",
+    )
     .await
 }
 
@@ -586,7 +936,7 @@ impl DialTarget {
 }
 
 /// The transport under the gRPC channel: TCP with `TCP_NODELAY` (hyper-util's connector, which
-/// etcd-client's OpenSSL mode uses, leaves Nagle on; each small request frame then waits for the
+/// tonic's own transport uses, leaves Nagle on; each small request frame then waits for the
 /// server's delayed ACK, ~40 ms per range request), then TLS through OpenSSL. Tries the endpoints
 /// in order and uses the first that connects.
 #[derive(Clone)]
@@ -716,32 +1066,35 @@ pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-fn is_too_large(e: &etcd_client::Error) -> bool {
-    // tonic reports an oversized response as ResourceExhausted / OutOfRange with a
-    // "message length too large" text; the wording is all the client exposes.
-    let text = describe(e);
-    text.contains("too large") || text.contains("larger than max")
-}
-
-/// A one-line description of a client error (the gRPC message, not the whole debug dump).
-fn describe(e: &etcd_client::Error) -> String {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => format!("{} ({:?})", s.message(), s.code()),
-        other => {
-            // Transport errors say only "transport error"; the cause is in the source chain.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                let more = s.to_string();
-                if !text.contains(&more) {
-                    text.push_str(": ");
-                    text.push_str(&more);
-                }
-                source = s.source();
+/// A one-line description of a gRPC error: its message and, for transport errors (which say only
+/// "transport error"), the causes in the source chain.
+fn describe(s: &tonic::Status) -> String {
+    let mut text = s.message().to_string();
+    if let Some(source) = std::error::Error::source(s) {
+        let more = error_chain(source);
+        if !text.contains(&more) {
+            if !text.is_empty() {
+                text.push_str(": ");
             }
-            text
+            text.push_str(&more);
         }
     }
+    text
+}
+
+/// An error and its causes, `a: b: c`, each once.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use etcd_client::KeyValue;
-
-use crate::etcd::{EtcdError, EtcdReader, prefix_range_end};
+use crate::etcd::{EtcdError, EtcdReader, KeyValue, prefix_range_end};
 
 mod check;
 mod keys;
@@ -181,7 +179,7 @@ pub enum ScanError {
     Output(#[from] std::io::Error),
 }
 
-/// One key-value as read from etcd, whatever the source: etcd-client's [`KeyValue`], or a
+/// One key-value as read from etcd, whatever the source: etcd's [`KeyValue`], or a
 /// `(key, value)` pair of byte buffers (e.g. decoded from `etcdctl get -w json`).
 pub trait RawKv: Sync {
     /// The full etcd key.

@@ -28,8 +28,10 @@ pub use kubelet::ApiServerState;
 pub use layout::{KubeVersion, NodeLayout};
 pub use sandbox::{ControlPlane, Sandbox, SandboxError, SandboxOptions};
 
+/// The etcd client the sandbox's API server uses (core's), for tests and benchmarks.
+pub use atrest_core::etcd::EtcdClient;
 /// Re-exported so tests and benchmarks use the same client versions as the sandbox.
-pub use {etcd_client, k8s_openapi, kube};
+pub use {k8s_openapi, kube};
 
 /// A kube client from a kubeconfig file (its current context), on the caller's runtime.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, String> {

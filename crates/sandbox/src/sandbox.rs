@@ -383,7 +383,7 @@ impl Sandbox {
     }
 
     /// An etcd client on the caller's runtime, with the apiserver-etcd-client certificate.
-    pub async fn etcd_client(&self) -> Result<etcd_client::Client, SandboxError> {
+    pub async fn etcd_client(&self) -> Result<atrest_core::etcd::EtcdClient, SandboxError> {
         let read = |p: PathBuf| std::fs::read(&p).map_err(|e| SandboxError::Io(p, e));
         let ca = read(self.etcd_ca())?;
         let cert = read(self.etcd_cert())?;

@@ -1,7 +1,10 @@
 //! Installing the system packages the workspace needs, only when they are missing.
 //!
-//! Build: `protoc` (etcd-client's build script), OpenSSL headers and pkg-config (the openssl crate).
-//! Tests and demo: etcd 3.4 (`etcd-server`), `etcdctl` (`etcd-client`), the `openssl` CLI, and `kubectl`.
+//! Build: OpenSSL headers and pkg-config (the openssl crate); no protoc (crates/proto commits its generated code).
+//! Tests and demo: etcd (`etcd-server`), `etcdctl` (`etcd-client`), the `openssl` CLI, and `kubectl`.
+//!
+//! Each step checks what it needs and, when anything is missing, installs every package of the step by name
+//! (apt skips those already there), so no step relies on what a machine happens to have.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,16 +17,13 @@ struct Need {
     package: &'static str,
 }
 
-const BUILD: &[Need] = &[
-    Need {
-        command: "protoc",
-        package: "protobuf-compiler",
-    },
-    Need {
-        command: "pkg-config",
-        package: "pkg-config",
-    },
-];
+const BUILD: &[Need] = &[Need {
+    command: "pkg-config",
+    package: "pkg-config",
+}];
+
+/// The OpenSSL headers and library for the openssl crate (found through pkg-config, not a command).
+const OPENSSL_DEV: &str = "libssl-dev";
 
 const RUNTIME: &[Need] = &[
     Need {
@@ -47,18 +47,29 @@ pub fn ensure_all() -> Result<()> {
     ensure_kubectl()
 }
 
-/// What `cargo build` needs.
+/// What `cargo build` needs: `pkg-config libssl-dev`.
 pub fn ensure_build() -> Result<()> {
-    let mut packages: Vec<&str> = missing(BUILD);
-    if !openssl_headers_present() {
-        packages.push("libssl-dev");
+    if missing(BUILD).is_empty() && openssl_headers_present() {
+        return Ok(());
     }
-    apt_install(&packages)
+    apt_install(&all(BUILD, &[OPENSSL_DEV]))
 }
 
-/// What the tests and the sandbox run.
+/// What the tests and the sandbox run: `etcd-server etcd-client openssl`.
 pub fn ensure_runtime() -> Result<()> {
-    apt_install(&missing(RUNTIME))
+    if missing(RUNTIME).is_empty() {
+        return Ok(());
+    }
+    apt_install(&all(RUNTIME, &[]))
+}
+
+/// Every package of a step, by name.
+fn all(needs: &[Need], more: &[&'static str]) -> Vec<&'static str> {
+    needs
+        .iter()
+        .map(|n| n.package)
+        .chain(more.iter().copied())
+        .collect()
 }
 
 /// Go, which builds the real control plane from tests/k8s (its go.mod says which release it needs; `go` fetches a

@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's tasks, runnable on a fresh Debian machine.
 //!
-//! xtask itself depends on nothing that needs system packages (no OpenSSL, no protoc), so it builds first and
-//! then installs what the rest of the workspace needs.
+//! xtask itself depends on nothing that needs system packages (no OpenSSL), so it builds first and then installs
+//! what the rest of the workspace needs. Nothing in the workspace needs protoc: the gRPC code is generated once
+//! (`cargo xtask codegen`) and committed in crates/proto.
 
 mod deps;
 
@@ -16,9 +17,11 @@ usage: cargo xtask <task> [args]
 tasks:
   demo [--keep]         walk the seed tutorial with atrest's verbs on a throwaway sandbox (real etcd, our API
                         server, the real kubectl); --keep leaves the sandbox running until Ctrl-C
-  test [ARGS...]        install what the tests need (etcd-server, etcd-client, protobuf-compiler, openssl,
-                        kubectl) when missing, build the plugins, run every test of the workspace (nextest);
-                        ARGS go to `cargo nextest run`
+  test [ARGS...]        install what the tests need (etcd-server, etcd-client, openssl, kubectl) when
+                        missing, build the plugins, run every test of the workspace (nextest); ARGS go to
+                        `cargo nextest run`
+  codegen               regenerate crates/proto/src/generated/*.rs from crates/proto/proto/*.proto (pure Rust:
+                        protox + tonic-prost-build, no protoc); commit the result
   deps                  only install the system packages the build and the tests need
   k8s                   build the real control plane for the tests and `demo --real` from tests/k8s (Go
                         modules: kube-apiserver, kube-controller-manager, etcd 3.6, krew, the KMS v2 test
@@ -51,6 +54,20 @@ fn run(args: &[String]) -> Result<ExitCode> {
     match task.as_str() {
         "test" => test(rest),
         "demo" => demo(rest),
+        "codegen" => {
+            // The generator is an example of atrest-proto, so its dependencies are built only here and for
+            // the crate's own staleness test, never for a plugin.
+            status(cargo().args([
+                "run",
+                "--quiet",
+                "--locked",
+                "-p",
+                "atrest-proto",
+                "--example",
+                "codegen",
+            ]))?;
+            Ok(ExitCode::SUCCESS)
+        }
         "deps" => {
             deps::ensure_all()?;
             Ok(ExitCode::SUCCESS)

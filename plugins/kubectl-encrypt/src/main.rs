@@ -335,21 +335,15 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         return Ok(ExitCode::SUCCESS);
     }
     let client = client(&node, kube).await?;
-    let backups = node
-        .roll_out(
-            &client,
-            &change,
-            args.timeout,
-            "enabling encryption at rest",
-            &progress,
-        )
-        .await?;
-    for c in &change.manifest_changes {
-        println!("{}: {c}", node.manifest.display());
-    }
-    if let Some(b) = backups.manifest {
-        println!("backup of the previous manifest: {}", b.display());
-    }
+    // roll_out reports what it writes and the backup as it goes (stderr); only the result goes to stdout.
+    node.roll_out(
+        &client,
+        &change,
+        args.timeout,
+        "enabling encryption at rest",
+        &progress,
+    )
+    .await?;
     println!(
         "encryption at rest is enabled: kube-apiserver runs with --encryption-provider-config={}",
         node.config.display()

@@ -42,8 +42,9 @@ impl Demo {
         println!("\n== {}. {title}", self.step);
     }
 
-    /// Runs `kubectl ARGS` (plugins go through kubectl's own plugin lookup), echoing the command and its
-    /// output.
+    /// Runs `kubectl ARGS` (plugins go through kubectl's own plugin lookup), echoing the command and then its
+    /// output as it happened: stdout and stderr share one pipe, so progress on stderr and results on stdout
+    /// keep their order (two separate captures would print all of stdout before all of stderr).
     fn kubectl(&self, args: &[&str]) -> Result<Output> {
         println!("$ kubectl {}", args.join(" "));
         let mut cmd = Command::new("kubectl");
@@ -51,12 +52,25 @@ impl Demo {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().context("running kubectl (is it on PATH?)")?;
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        Ok(out)
+        let (mut reader, writer) = std::io::pipe().context("creating a pipe")?;
+        cmd.stdout(writer.try_clone().context("duplicating the pipe")?)
+            .stderr(writer);
+        let mut child = cmd.spawn().context("running kubectl (is it on PATH?)")?;
+        // The parent's copies of the write end went with `cmd`'s spawn; drop `cmd` so EOF comes when kubectl exits.
+        drop(cmd);
+        let mut output = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut output).context("reading kubectl's output")?;
+        let status = child.wait().context("waiting for kubectl")?;
+        print!("{}", String::from_utf8_lossy(&output));
+        std::io::Write::flush(&mut std::io::stdout())?;
+        Ok(Output {
+            status,
+            stdout: output,
+            stderr: Vec::new(),
+        })
     }
 
+    /// [`kubectl`](Self::kubectl) that must succeed; returns its output (stdout and stderr, in order).
     fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.kubectl(args)?;
         ensure!(
@@ -236,7 +250,7 @@ fn tutorial(d: &mut Demo, node: &Path) -> Result<()> {
         "john's `get secrets` does not list marketing-secret"
     );
     let denied = d.kubectl(&["--kubeconfig", &john_s, "get", "secrets", "-n", "default"])?;
-    let err = String::from_utf8_lossy(&denied.stderr);
+    let err = String::from_utf8_lossy(&denied.stdout);
     ensure!(
         !denied.status.success() && err.contains("Forbidden"),
         "john was not forbidden in default"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
-use super::storage::{count_values_with_prefix, etcd_access};
+use super::storage::{count_encrypted, count_with_key, etcd_access};
 use super::{EncryptError, Node, Result, restart_with_config};
 use crate::config::{self, EncryptionConfiguration, Key, ProviderConfiguration, ProviderKind};
 use crate::fsutil;
@@ -510,8 +510,7 @@ async fn verify(node: &Node, state: &RotationState, progress: &dyn Fn(&str)) -> 
     match state.operation {
         Operation::Rotate => {
             for old in &state.old_keys {
-                let prefix = format!("k8s:enc:{}:v1:{old}:", state.provider);
-                let (n, ex) = count_values_with_prefix(&etcd, prefix.as_bytes()).await?;
+                let (n, ex) = count_with_key(&etcd, &state.provider, old).await?;
                 if n > 0 {
                     return Err(EncryptError::Phase(format!(
                         "{n} objects in etcd still use key {old} (e.g. {}); run --phase rewrite again",
@@ -523,7 +522,7 @@ async fn verify(node: &Node, state: &RotationState, progress: &dyn Fn(&str)) -> 
             Ok(())
         }
         Operation::Disable => {
-            let (n, ex) = count_values_with_prefix(&etcd, b"k8s:enc:").await?;
+            let (n, ex) = count_encrypted(&etcd).await?;
             if n > 0 {
                 return Err(EncryptError::Phase(format!(
                     "{n} objects in etcd are still encrypted (e.g. {}); run --phase rewrite again",

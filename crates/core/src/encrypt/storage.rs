@@ -1,9 +1,11 @@
 //! A key-less look at how objects are stored in the API server's etcd, through the API server's own etcd client
-//! certificate (from the manifest's `--etcd-*` flags). Only the value prefix is read: `k8s:enc:<provider>:v1:<key>:`
-//! (kubernetes/apiserver `pkg/storage/value/encrypt/*`), `k8s\0` protobuf or `{` JSON for identity.
+//! certificate (from the manifest's `--etcd-*` flags): `kubectl encrypt status` counts per resource, storage and
+//! key, and the verify phase of rotate/disable proves that no object uses a retired key (or any encryption).
 //!
-//! A small private reader for `kubectl encrypt` (verify phases and `status` counts); the full per-object scan with
-//! decryption is `crate::scan` (etcdcheck).
+//! The reads go through the one etcd read path, [`crate::etcd::EtcdReader`] (one revision, pages of
+//! [`DEFAULT_PAGE_SIZE`] halved while a page is larger than the receive limit, so values up to etcd's 1.5 MiB
+//! request limit are fine), and each value is classified by its prefix alone with [`transform::classify`], as
+//! `kubectl etcdcheck` does without keys.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,15 +14,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{EncryptError, Node, Result};
-use crate::fsutil;
+use crate::etcd::{DEFAULT_PAGE_SIZE, EtcdConfig, EtcdReader, prefix_range_end};
 use crate::manifest::Manifest;
+use crate::transform::{self, Classification, ENCRYPTED_PREFIX, StorageKind};
 
 /// Where the API server's etcd is and how to reach it.
 pub(crate) struct EtcdAccess {
-    endpoints: Vec<String>,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    config: EtcdConfig,
     pub prefix: String,
 }
 
@@ -42,84 +42,45 @@ pub(crate) fn etcd_access(node: &Node, m: &Manifest) -> Result<EtcdAccess> {
         ));
     }
     Ok(EtcdAccess {
-        endpoints: f.servers.clone(),
-        ca: resolve("etcd-cafile", &f.cafile)?,
-        cert: resolve("etcd-certfile", &f.certfile)?,
-        key: resolve("etcd-keyfile", &f.keyfile)?,
+        config: EtcdConfig {
+            endpoints: f.servers.clone(),
+            cacert: resolve("etcd-cafile", &f.cafile)?,
+            cert: resolve("etcd-certfile", &f.certfile)?,
+            key: resolve("etcd-keyfile", &f.keyfile)?,
+            dial_timeout: Duration::from_secs(5),
+        },
         prefix: f.prefix.clone().unwrap_or_else(|| "/registry".into()),
     })
 }
 
-async fn connect(etcd: &EtcdAccess) -> Result<etcd_client::Client> {
-    let read = |p: &PathBuf| {
-        std::fs::read(p).map_err(|source| {
-            EncryptError::from(fsutil::FsError {
-                op: "read",
-                path: p.clone(),
-                source,
-            })
-        })
-    };
-    let tls = etcd_client::OpenSslClientConfig::default()
-        .ca_cert_pem(&read(&etcd.ca)?)
-        .client_cert_pem_and_key(&read(&etcd.cert)?, &read(&etcd.key)?);
-    let opts = etcd_client::ConnectOptions::new()
-        .with_openssl_tls(tls)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(30));
-    etcd_client::Client::connect(etcd.endpoints.clone(), Some(opts))
-        .await
-        .map_err(|e| {
-            EncryptError::Api(format!(
-                "connecting to etcd {}: {e}",
-                etcd.endpoints.join(",")
-            ))
-        })
-}
-
-/// Calls `f(key, value)` for every key under `<prefix>/<sub>` in pages of 200 (etcd 3.4 has no streaming reads).
-async fn for_each(etcd: &EtcdAccess, sub: &str, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
-    let mut client = connect(etcd).await?;
-    let base = format!("{}/{}", etcd.prefix.trim_end_matches('/'), sub);
-    let mut end = base.clone().into_bytes();
-    *end.last_mut().expect("non-empty") += 1;
-    let mut start = base.into_bytes();
-    loop {
-        let resp = client
-            .get(
-                start.clone(),
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_range(end.clone())
-                        .with_limit(200),
-                ),
-            )
-            .await
-            .map_err(|e| EncryptError::Api(format!("reading etcd: {e}")))?;
-        for kv in resp.kvs() {
-            f(kv.key(), kv.value());
-        }
-        match resp.kvs().last() {
-            Some(last) if resp.more() => {
-                start = last.key().to_vec();
-                start.push(0);
-            }
-            _ => break,
+/// Calls `f(key, classification, value)` for every key under `<prefix>/<sub>`, page by page at one revision.
+async fn for_each(
+    etcd: &EtcdAccess,
+    sub: &str,
+    mut f: impl FnMut(&[u8], &Classification, &[u8]),
+) -> Result<()> {
+    let reader = EtcdReader::connect(&etcd.config).await?;
+    let start = format!("{}/{}", etcd.prefix.trim_end_matches('/'), sub).into_bytes();
+    let end = prefix_range_end(&start);
+    let mut pager = reader.pages(start, end, DEFAULT_PAGE_SIZE);
+    while let Some(kvs) = pager.next_page().await? {
+        for kv in &kvs {
+            f(kv.key(), &transform::classify(kv.value()), kv.value());
         }
     }
     Ok(())
 }
 
-/// Counts values under the registry prefix whose stored bytes start with `value_prefix`; returns the count and up
-/// to five example keys.
-pub(crate) async fn count_values_with_prefix(
+/// Counts the objects under the registry prefix that `matches` selects; returns the count and up to five example
+/// keys.
+async fn count_matching(
     etcd: &EtcdAccess,
-    value_prefix: &[u8],
+    matches: impl Fn(&Classification, &[u8]) -> bool,
 ) -> Result<(u64, Vec<String>)> {
     let mut count = 0u64;
     let mut examples = Vec::new();
-    for_each(etcd, "", |k, v| {
-        if v.starts_with(value_prefix) {
+    for_each(etcd, "", |k, c, v| {
+        if matches(c, v) {
             count += 1;
             if examples.len() < 5 {
                 examples.push(String::from_utf8_lossy(k).into_owned());
@@ -130,32 +91,25 @@ pub(crate) async fn count_values_with_prefix(
     Ok((count, examples))
 }
 
-/// How a value is stored, from its prefix alone: `(storage, key or KMS provider name)`.
-pub fn classify(value: &[u8]) -> (String, Option<String>) {
-    if let Some(rest) = value.strip_prefix(b"k8s:enc:") {
-        let mut parts = rest.splitn(4, |b| *b == b':');
-        let provider = parts
-            .next()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default();
-        let version = parts
-            .next()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default();
-        let name = parts
-            .next()
-            .map(|p| String::from_utf8_lossy(p).into_owned());
-        let storage = if provider == "kms" && version == "v2" {
-            "kmsv2".to_string()
-        } else {
-            provider
-        };
-        return (storage, name);
-    }
-    if value.starts_with(b"k8s\0") || value.starts_with(b"{") {
-        return ("identity".into(), None);
-    }
-    ("unknown".into(), None)
+/// Objects stored with `provider` (`aescbc`, `aesgcm`, `secretbox`) under key `key`.
+pub(crate) async fn count_with_key(
+    etcd: &EtcdAccess,
+    provider: &str,
+    key: &str,
+) -> Result<(u64, Vec<String>)> {
+    count_matching(etcd, |c, _| {
+        c.storage.as_str() == provider && c.key_name.as_deref() == Some(key)
+    })
+    .await
+}
+
+/// Objects stored encrypted in any way, including a `k8s:enc:` provider this tool does not know.
+pub(crate) async fn count_encrypted(etcd: &EtcdAccess) -> Result<(u64, Vec<String>)> {
+    count_matching(etcd, |c, v| {
+        crate::scan::is_encrypted(c.storage)
+            || (c.storage == StorageKind::Unknown && v.starts_with(ENCRYPTED_PREFIX))
+    })
+    .await
 }
 
 /// Objects of one resource stored one way.
@@ -179,9 +133,9 @@ pub(crate) async fn storage_counts(
 ) -> Result<Vec<StorageCount>> {
     let mut out = Vec::new();
     for r in resources {
-        let mut counts: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
-        for_each(etcd, &format!("{r}/"), |_, v| {
-            *counts.entry(classify(v)).or_default() += 1
+        let mut counts: BTreeMap<(StorageKind, Option<String>), u64> = BTreeMap::new();
+        for_each(etcd, &format!("{r}/"), |_, c, _| {
+            *counts.entry((c.storage, c.key_name.clone())).or_default() += 1
         })
         .await?;
         out.extend(
@@ -189,34 +143,11 @@ pub(crate) async fn storage_counts(
                 .into_iter()
                 .map(|((storage, key), count)| StorageCount {
                     resource: r.clone(),
-                    storage,
+                    storage: storage.as_str().to_string(),
                     key,
                     count,
                 }),
         );
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::classify;
-
-    #[test]
-    fn prefixes_classify() {
-        assert_eq!(
-            classify(b"k8s:enc:secretbox:v1:key1:\x01\x02"),
-            ("secretbox".into(), Some("key1".into()))
-        );
-        assert_eq!(
-            classify(b"k8s:enc:kms:v2:vault:\x0a"),
-            ("kmsv2".into(), Some("vault".into()))
-        );
-        assert_eq!(classify(b"k8s\x00\x0a\x0d"), ("identity".into(), None));
-        assert_eq!(
-            classify(b"{\"kind\":\"Secret\"}"),
-            ("identity".into(), None)
-        );
-        assert_eq!(classify(b"garbage"), ("unknown".into(), None));
-    }
 }

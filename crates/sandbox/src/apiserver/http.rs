@@ -229,7 +229,7 @@ pub(crate) async fn start(
 async fn connect_etcd(
     opts: &Options,
     paths: &dyn PathResolver,
-) -> Result<etcd_client::Client, StartError> {
+) -> Result<atrest_core::etcd::EtcdClient, StartError> {
     let tls = opts.etcd_servers.iter().any(|s| s.starts_with("https://"));
     let tls = if tls {
         let ca = match &opts.etcd_cafile {
@@ -257,7 +257,7 @@ async fn connect_etcd(
         )
         .await
         {
-            Ok(mut c) => match c.get("health-probe", None).await {
+            Ok(c) => match c.get("health-probe", None).await {
                 Ok(_) => return Ok(c),
                 Err(e) => last = e.to_string(),
             },

@@ -6,8 +6,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use atrest_core::etcd::{Compare, CompareOp, EtcdClient, EtcdError, GetOptions, Txn, TxnOp};
 use base64::Engine;
-use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde_json::{Value, json};
 
 use super::codec::{StorageMedia, decode_storage, encode_storage};
@@ -74,7 +74,7 @@ pub(crate) struct Page {
 }
 
 pub(crate) struct Store {
-    pub etcd: etcd_client::Client,
+    pub etcd: EtcdClient,
     pub prefix: String,
     pub media: StorageMedia,
     pub transformer: RwLock<Arc<dyn ValueTransformer>>,
@@ -86,7 +86,7 @@ pub(crate) struct Store {
 /// `NewCompactedError` → apierrors `NewResourceExpired`).
 pub(crate) const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
-fn etcd_err(e: etcd_client::Error) -> ApiError {
+fn etcd_err(e: EtcdError) -> ApiError {
     ApiError::internal(e)
 }
 
@@ -210,8 +210,11 @@ impl Store {
         opts: Option<GetOptions>,
     ) -> Result<Option<Stored>, ApiError> {
         let key = self.key(def, ns, name);
-        let mut c = self.etcd.clone();
-        let resp = c.get(key.as_bytes(), opts).await.map_err(etcd_err)?;
+        let resp = self
+            .etcd
+            .get(key.as_bytes(), opts)
+            .await
+            .map_err(etcd_err)?;
         match resp.kvs().first() {
             None => Ok(None),
             Some(kv) => Ok(Some(self.decode(
@@ -250,10 +253,9 @@ impl Store {
         if at_rev > 0 {
             opts = opts.with_revision(at_rev);
         }
-        let mut c = self.etcd.clone();
-        let resp = match c.get(start.as_bytes(), Some(opts)).await {
+        let resp = match self.etcd.get(start.as_bytes(), Some(opts)).await {
             Ok(r) => r,
-            Err(e) if at_rev > 0 && e.to_string().contains("compacted") => {
+            Err(e) if at_rev > 0 && e.is_compacted() => {
                 return Err(ApiError::expired(EXPIRED_CONTINUE));
             }
             Err(e) => return Err(etcd_err(e)),
@@ -307,9 +309,8 @@ impl Store {
                 CompareOp::Equal,
                 0,
             )])
-            .and_then(vec![TxnOp::put(key.as_bytes(), sealed, None)]);
-        let mut c = self.etcd.clone();
-        let resp = c.txn(txn).await.map_err(etcd_err)?;
+            .and_then(vec![TxnOp::put(key.as_bytes(), sealed)]);
+        let resp = self.etcd.txn(txn).await.map_err(etcd_err)?;
         if !resp.succeeded() {
             return Err(ApiError::already_exists(def.group, def.resource, name));
         }
@@ -390,10 +391,9 @@ impl Store {
                     CompareOp::Equal,
                     cur.rev,
                 )])
-                .and_then(vec![TxnOp::put(key.as_bytes(), sealed, None)])
+                .and_then(vec![TxnOp::put(key.as_bytes(), sealed)])
                 .or_else(vec![TxnOp::get(key.as_bytes(), None)]);
-            let mut c = self.etcd.clone();
-            let resp = c.txn(txn).await.map_err(etcd_err)?;
+            let resp = self.etcd.txn(txn).await.map_err(etcd_err)?;
             if resp.succeeded() {
                 self.wrote(def);
                 let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -407,10 +407,7 @@ impl Store {
                 });
             }
             // Another writer won: continue from what the else branch read.
-            let fresh = resp.op_responses().into_iter().find_map(|op| match op {
-                etcd_client::TxnOpResponse::Get(g) => Some(g),
-                _ => None,
-            });
+            let fresh = atrest_core::etcd::txn_ranges(resp).next();
             let kv = fresh.as_ref().and_then(|g| g.kvs().first());
             cur = match kv {
                 Some(kv) => self.decode(def, &key, kv.value(), kv.mod_revision())?,
@@ -455,8 +452,7 @@ impl Store {
                     cur.rev,
                 )])
                 .and_then(vec![TxnOp::delete(key.as_bytes(), None)]);
-            let mut c = self.etcd.clone();
-            let resp = c.txn(txn).await.map_err(etcd_err)?;
+            let resp = self.etcd.txn(txn).await.map_err(etcd_err)?;
             if resp.succeeded() {
                 self.wrote(def);
                 return Ok(cur);
@@ -569,7 +565,7 @@ mod tests {
             .await
             .map_err(|e| e.to_string());
             let err = match c {
-                Ok(mut c) => match c.get("probe", None).await {
+                Ok(c) => match c.get("probe", None).await {
                     Ok(_) => break c,
                     Err(err) => err.to_string(),
                 },

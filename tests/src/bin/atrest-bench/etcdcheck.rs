@@ -246,7 +246,7 @@ async fn load(etcd: &TlsEtcd, opts: &Opts) -> Result<u64> {
     )?;
     let aescbc = EncryptionTransformers::from_config(&config)?;
     let gr = atrest_core::config::GroupResource::core("secrets");
-    let mut client = etcd.client().await;
+    let client = etcd.client().await;
     let mut total = 0u64;
     let mut ops = Vec::with_capacity(128);
     for i in 0..opts.secrets {
@@ -265,10 +265,10 @@ async fn load(etcd: &TlsEtcd, opts: &Opts) -> Result<u64> {
             _ => aescbc.for_resource(&gr).write(&plain, key.as_bytes())?,
         };
         total += value.len() as u64;
-        ops.push(etcd_client::TxnOp::put(key, value, None));
+        ops.push(atrest_core::etcd::TxnOp::put(key, value));
         if ops.len() == 128 || i + 1 == opts.secrets {
             client
-                .txn(etcd_client::Txn::new().and_then(std::mem::take(&mut ops)))
+                .txn(atrest_core::etcd::Txn::new().and_then(std::mem::take(&mut ops)))
                 .await
                 .context("loading secrets into etcd")?;
         }

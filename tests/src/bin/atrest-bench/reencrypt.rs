@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use etcd_client::GetOptions;
+use atrest_core::etcd::{EtcdClient, GetOptions};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -326,7 +326,7 @@ async fn kube_client(kubeconfig: &Path) -> Result<kube::Client> {
     Ok(kube::Client::try_from(cfg)?)
 }
 
-async fn etcd(env: &BTreeMap<String, String>) -> Result<etcd_client::Client> {
+async fn etcd(env: &BTreeMap<String, String>) -> Result<EtcdClient> {
     let read = |k: &str| -> Result<Vec<u8>> {
         let p = env
             .get(k)
@@ -348,9 +348,8 @@ async fn etcd(env: &BTreeMap<String, String>) -> Result<etcd_client::Client> {
 
 const PREFIX: &str = "/registry/secrets/bench-";
 
-/// Every bench secret's key and value, read in pages of 1000 (a 10,000-secret range is ~13 MB, over the gRPC
-/// client's 4 MiB message limit).
-async fn bench_kvs(etcd: &mut etcd_client::Client) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Every bench secret's key and value, read in pages of 1000 (a 10,000-secret range is ~13 MB in one message).
+async fn bench_kvs(etcd: &EtcdClient) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut end = PREFIX.as_bytes().to_vec();
     if let Some(last) = end.last_mut() {
         *last += 1;
@@ -378,7 +377,7 @@ async fn bench_kvs(etcd: &mut etcd_client::Client) -> Result<Vec<(Vec<u8>, Vec<u
 }
 
 /// (encrypted, other) counts of the bench secrets in etcd.
-async fn storage(etcd: &mut etcd_client::Client) -> Result<(usize, usize)> {
+async fn storage(etcd: &EtcdClient) -> Result<(usize, usize)> {
     let kvs = bench_kvs(etcd).await?;
     let enc = kvs
         .iter()
@@ -389,7 +388,7 @@ async fn storage(etcd: &mut etcd_client::Client) -> Result<(usize, usize)> {
 
 /// Puts `values` back into etcd with `concurrency` clients in flight; returns the seconds taken.
 async fn raw_puts(
-    etcd: &etcd_client::Client,
+    etcd: &EtcdClient,
     values: &Arc<Vec<(Vec<u8>, Vec<u8>)>>,
     concurrency: usize,
 ) -> Result<f64> {
@@ -397,16 +396,16 @@ async fn raw_puts(
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let mut kv = etcd.kv_client();
+        let kv = etcd.clone();
         let values = values.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((k, v)) = values.get(i) else {
-                    return Ok::<_, etcd_client::Error>(());
+                    return Ok::<_, atrest_core::etcd::EtcdError>(());
                 };
-                kv.put(k.clone(), v.clone(), None).await?;
+                kv.put(k.clone(), v.clone()).await?;
             }
         }));
     }
@@ -472,11 +471,7 @@ async fn seed(client: &kube::Client, args: &Args) -> Result<()> {
 
 /// Adds an aescbc-first EncryptionConfiguration to the kube-apiserver manifest and waits until new secrets are
 /// stored encrypted (the kubelet restarts the API server on the manifest change).
-async fn enable_encryption(
-    client_kubeconfig: &Path,
-    node: &Path,
-    etcd: &mut etcd_client::Client,
-) -> Result<()> {
+async fn enable_encryption(client_kubeconfig: &Path, node: &Path, etcd: &EtcdClient) -> Result<()> {
     let config = format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: {KEY}\n      - identity: {{}}\n"
     );
@@ -555,13 +550,13 @@ async fn bench(
     scratch: &Path,
 ) -> Result<()> {
     let client = kube_client(kubeconfig).await?;
-    let mut etcd = etcd(env).await?;
+    let etcd = etcd(env).await?;
     eprintln!(
         "bench: creating {} secrets (~1 KiB) in {} namespaces",
         args.secrets, args.namespaces
     );
     seed(&client, args).await?;
-    let plaintext: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(bench_kvs(&mut etcd).await?);
+    let plaintext: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(bench_kvs(&etcd).await?);
     if plaintext.len() != args.secrets || plaintext.iter().any(|(_, v)| v.starts_with(b"k8s:enc:"))
     {
         bail!(
@@ -571,7 +566,7 @@ async fn bench(
         );
     }
     eprintln!("bench: enabling encryption (aescbc first) in the kube-apiserver manifest");
-    enable_encryption(kubeconfig, &sandbox.root, &mut etcd).await?;
+    enable_encryption(kubeconfig, &sandbox.root, &etcd).await?;
 
     let mut ceiling = Vec::new();
     let mut ours: Vec<Measured> = Vec::new();
@@ -594,7 +589,7 @@ async fn bench(
             let secs = raw_puts(&etcd, &plaintext, args.concurrency).await?;
             let puts_etcd_cpu = sandbox_cpu(pids).1 - puts_before.1;
             ceiling.push(secs);
-            let (enc, _) = storage(&mut etcd).await?;
+            let (enc, _) = storage(&etcd).await?;
             if enc != 0 {
                 bail!("restoring plaintext left {enc} encrypted secrets");
             }
@@ -611,7 +606,7 @@ async fn bench(
                 }
                 _ => measure_pipeline(kubeconfig, scratch)?,
             };
-            let (enc, other) = storage(&mut etcd).await?;
+            let (enc, other) = storage(&etcd).await?;
             if m.status != 0 || enc != args.secrets {
                 bail!(
                     "{tool} run {run}: exit {}, {enc} encrypted and {other} not",

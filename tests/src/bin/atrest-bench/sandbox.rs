@@ -189,7 +189,7 @@ async fn sandbox_puts(
 }
 
 async fn etcd_puts(
-    client: atrest_sandbox::etcd_client::Client,
+    client: atrest_core::etcd::EtcdClient,
     workers: usize,
     window: Duration,
 ) -> Result<f64> {
@@ -197,13 +197,13 @@ async fn etcd_puts(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let mut kv = client.kv_client();
+        let kv = client.clone();
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let key = format!("/bench/c{workers}-w{w}");
             let mut n = 0;
             while start.elapsed() < window {
-                kv.put(key.as_str(), payload(w, n), None)
+                kv.put(key.as_str(), payload(w, n))
                     .await
                     .with_context(|| format!("etcd put {key}"))?;
                 n += 1;
@@ -219,15 +219,15 @@ async fn etcd_puts(
 }
 
 /// An etcd client over OpenSSL TLS (client certificate) on a `TCP_NODELAY` socket: the transport the sandbox API
-/// server uses (`atrest_core::etcd::connect_client`). etcd-client's own `tls-openssl` transport leaves Nagle's
-/// algorithm on, which stalls a lone request ~40 ms on the server's delayed ACK; a baseline measured with it
-/// would be slower than the API server it bounds.
+/// server uses (`atrest_core::etcd::connect_client`). A transport that leaves Nagle's algorithm on stalls a lone
+/// request ~40 ms on the server's delayed ACK; a baseline measured with it would be slower than the API server
+/// it bounds.
 pub(crate) async fn etcd_nodelay(
     endpoint: &str,
     ca_pem: &[u8],
     cert_pem: &[u8],
     key_pem: &[u8],
-) -> Result<atrest_sandbox::etcd_client::Client> {
+) -> Result<atrest_core::etcd::EtcdClient> {
     let tls = atrest_core::etcd::EtcdTls::from_pem(
         ca_pem.to_vec(),
         Some((cert_pem.to_vec(), key_pem.to_vec())),
