@@ -15,6 +15,7 @@
 mod ciphers;
 mod classify;
 mod kms;
+mod kms_plugin;
 
 pub use ciphers::{
     AescbcTransformer, AesgcmTransformer, ENCRYPTED_PREFIX, EXTENDED_NONCE_INFO_SIZE,
@@ -26,6 +27,7 @@ pub use kms::{
     EnvelopeEncryptResponse, EnvelopeService, HKDF_SHA256_XNONCE_AES_GCM_SEED, KmsV1Transformer,
     KmsV2Transformer, split_kms_v1,
 };
+pub use kms_plugin::{KmsPluginService, KmsPluginStatus, kms_socket_path};
 
 use crate::config::{
     EncryptionConfiguration, GroupResource, KmsConfiguration, ProviderConfiguration, ProviderKind,
@@ -101,7 +103,17 @@ pub enum TransformError {
         /// What failed.
         reason: String,
     },
-    /// A kms provider failed (or has no plugin).
+    /// A kms provider has no plugin to unwrap the data key with (none was given).
+    #[error("kms {version} provider {name:?}: {reason}")]
+    KmsNoPlugin {
+        /// `v1` or `v2`.
+        version: &'static str,
+        /// Provider name.
+        name: String,
+        /// What would be needed.
+        reason: String,
+    },
+    /// A kms provider failed: a malformed value, or the plugin refused or failed to unwrap the data key.
     #[error("kms {version} provider {name:?}: {reason}")]
     Kms {
         /// `v1` or `v2`.

@@ -64,6 +64,11 @@ struct Cli {
     /// --encryption-provider-config in <root>/etc/kubernetes/manifests/kube-apiserver.yaml].
     #[arg(long, value_name = "FILE")]
     encryption_config: Option<PathBuf>,
+    /// Ask the KMS v2 plugins named in the encryption configuration (their unix sockets, under --root) to
+    /// decrypt the data keys of kms v2 values, so those values are decrypted and verified too. Off by default:
+    /// it calls the plugins (and through them the KMS).
+    #[arg(long)]
+    kms: bool,
     /// Node root directory the kubeadm default paths are resolved under.
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
@@ -188,6 +193,7 @@ async fn run(cli: Cli) -> Result<u8> {
         apiserver.as_ref(),
         &cli.root,
         &request.resource,
+        cli.kms,
     )?;
 
     let source = via_pod::Source::connect(&cli.via, &cli.etcd, &cli.root).await?;

@@ -37,7 +37,19 @@ impl Checker {
         config: &EncryptionConfiguration,
         resource: &str,
     ) -> Result<Self, TransformError> {
-        let all = EncryptionTransformers::from_config(config)?;
+        Self::with_config_and_kms(config, resource, |_| None)
+    }
+
+    /// As [`with_config`](Self::with_config), with `kms` giving the plugin of each KMS provider (e.g. a
+    /// [`crate::transform::KmsPluginService`]), so that kms values are decrypted and verified too.
+    pub fn with_config_and_kms(
+        config: &EncryptionConfiguration,
+        resource: &str,
+        kms: impl Fn(
+            &crate::config::KmsConfiguration,
+        ) -> Option<std::sync::Arc<dyn crate::transform::EnvelopeService>>,
+    ) -> Result<Self, TransformError> {
+        let all = EncryptionTransformers::from_config_with_kms(config, kms)?;
         Ok(Self {
             transformers: Some(all.for_resource(&group_resource(resource)).clone()),
         })
@@ -108,8 +120,8 @@ impl Checker {
                         TransformError::NoMatchingKey { .. }
                         | TransformError::NoMatchingPrefix { .. }
                         | TransformError::IdentityReadEncrypted { .. } => item.finding = true,
-                        // KMS needs its plugin, which is out of reach here.
-                        TransformError::Kms { .. } => {}
+                        // KMS needs its plugin, which was not given (`--kms` not asked for).
+                        TransformError::KmsNoPlugin { .. } => {}
                         // A key was there and failed: tampering, corruption or a wrong key.
                         _ => {
                             item.verified = Some(false);

@@ -5,9 +5,9 @@
 //! - v2 (`envelope/kmsv2/envelope.go`, `kmsv2/v2/api.proto`): a protobuf `EncryptedObject`; the DEK source is
 //!   either an AES-GCM key (`AES_GCM_KEY`) or an HKDF seed (`HKDF_SHA256_XNONCE_AES_GCM_SEED`).
 //!
-//! Unwrapping the DEK needs the KMS plugin; atrest does not call plugins, but callers can supply an
-//! [`EnvelopeService`] (for example one that knows the plaintext DEK, or [`Base64EnvelopeService`], the
-//! equivalent of upstream's `kmsv2mock.NewBase64Plugin`).
+//! Unwrapping the DEK needs the KMS plugin: callers supply an [`EnvelopeService`], the plugin itself
+//! ([`super::KmsPluginService`], kms v2 over its unix socket, `kubectl etcdcheck --kms`) or a stand-in
+//! ([`Base64EnvelopeService`], the equivalent of upstream's `kmsv2mock.NewBase64Plugin`).
 
 use super::ciphers::{AescbcTransformer, ExtendedNonceGcmTransformer, gcm_open, gcm_seal};
 use super::{TransformError, Transformer, random_bytes};
@@ -167,12 +167,14 @@ fn kms_err(version: &'static str, name: &str, reason: impl Into<String>) -> Tran
     }
 }
 
-fn no_plugin(version: &'static str, name: &str) -> TransformError {
-    kms_err(
+fn no_plugin(version: &'static str, name: &str, detail: &str) -> TransformError {
+    TransformError::KmsNoPlugin {
         version,
-        name,
-        "decrypting needs the KMS plugin, which atrest does not call (supply an EnvelopeService)",
-    )
+        name: name.to_owned(),
+        reason: format!(
+            "decrypting needs the KMS plugin{detail}, which is not called without permission (kubectl etcdcheck --kms)"
+        ),
+    }
 }
 
 /// Bound on cached unwrapped DEK sources (`cachesize` analogue).
@@ -263,7 +265,7 @@ impl Transformer for KmsV1Transformer {
         let service = self
             .service
             .as_ref()
-            .ok_or_else(|| no_plugin("v1", &self.name))?;
+            .ok_or_else(|| no_plugin("v1", &self.name, ""))?;
         let empty = BTreeMap::new();
         let dek = self
             .cache
@@ -293,7 +295,7 @@ impl Transformer for KmsV1Transformer {
         let service = self
             .service
             .as_ref()
-            .ok_or_else(|| no_plugin("v1", &self.name))?;
+            .ok_or_else(|| no_plugin("v1", &self.name, ""))?;
         let mut dek = vec![0u8; 32];
         random_bytes(&mut dek)?;
         let wrapped = service
@@ -382,16 +384,10 @@ impl Transformer for KmsV2Transformer {
         ad: &[u8],
     ) -> Result<(Vec<u8>, bool), TransformError> {
         let obj = Self::parse(data).map_err(|e| kms_err("v2", &self.name, e))?;
-        let service = self.service.as_ref().ok_or_else(|| {
-            kms_err(
-                "v2",
-                &self.name,
-                format!(
-                    "decrypting needs the KMS plugin (key ID {:?}), which atrest does not call (supply an EnvelopeService)",
-                    obj.key_id
-                ),
-            )
-        })?;
+        let service = self
+            .service
+            .as_ref()
+            .ok_or_else(|| no_plugin("v2", &self.name, &format!(" (key ID {:?})", obj.key_id)))?;
         // Cache by wrapped source + key ID (+ annotations), like upstream `generateCacheKey`.
         let mut cache_key = obj.encrypted_dek_source.clone();
         cache_key.extend_from_slice(&(obj.key_id.len() as u32).to_be_bytes());
@@ -445,7 +441,7 @@ impl Transformer for KmsV2Transformer {
         let service = self
             .service
             .as_ref()
-            .ok_or_else(|| no_plugin("v2", &self.name))?;
+            .ok_or_else(|| no_plugin("v2", &self.name, ""))?;
         let state = self.write_state(service)?;
         let t = ExtendedNonceGcmTransformer::new(&state.plaintext)?;
         let encrypted_data = t.transform_to_storage(data, ad)?;
