@@ -1,7 +1,7 @@
 //! Locating the plugin binaries built by `cargo build --workspace --bins`, and building the Go test binaries of
 //! `tests/k8s`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The target profile directory the running test binary lives in (`target/debug`, `target/release`,
 /// or `$CARGO_TARGET_DIR/<profile>`).
@@ -43,30 +43,4 @@ pub fn binary(name: &str) -> PathBuf {
 /// Path of a built kubectl plugin, e.g. `plugin("etcdcheck")` → `.../kubectl-etcdcheck`.
 pub fn plugin(verb: &str) -> PathBuf {
     binary(&format!("kubectl-{verb}"))
-}
-
-/// A Go test binary of the `tests/k8s` module (`tests/k8s/cmd/<name>`), built with `go build` into
-/// `<target>/<profile>/go/<name>` (Go's build cache makes a rebuild quick). Several test processes may ask at once:
-/// each builds to a temporary name and renames it into place.
-pub fn go_binary(name: &str) -> PathBuf {
-    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s");
-    let dir = target_profile_dir().join("go");
-    std::fs::create_dir_all(&dir).expect("create the go binary directory");
-    let out = dir.join(name);
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let built = std::process::Command::new("go")
-        .args(["build", "-o"])
-        .arg(&tmp)
-        .arg(format!("./cmd/{name}"))
-        .current_dir(&module)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `go build` for {name} (is Go installed?): {e}"));
-    assert!(
-        built.status.success(),
-        "go build ./cmd/{name} in {} failed:\n{}",
-        module.display(),
-        String::from_utf8_lossy(&built.stderr)
-    );
-    std::fs::rename(&tmp, &out).expect("move the go binary into place");
-    out
 }

@@ -32,7 +32,9 @@ impl Drop for Plugin {
 
 /// Start the test plugin on `<root>/run/kms/plugin.sock` with a fresh 32-byte key (0600).
 fn start_plugin(root: &Path) -> Plugin {
-    let bin = bins::go_binary("kms-plugin");
+    let bin = atrest_sandbox::k8s::ensure()
+        .expect("build the KMS v2 test plugin from tests/k8s (needs Go)")
+        .path("kms-plugin");
     std::fs::create_dir_all(root.join("run/kms")).unwrap();
     let key_file = root.join("run/kms/key");
     let mut key = [0u8; 32];
