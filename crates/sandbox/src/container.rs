@@ -1,28 +1,28 @@
 //! A static pod's container run as a process of the node: its log, its lifetime, and (for the real control plane)
 //! a mount namespace of its own in which the pod's `hostPath` volumes are bind-mounted at their `mountPath`s.
 //!
-//! The namespace follows what the container runtime does for a kubeadm static pod (runc's `prepareRootfs`:
-//! mounts in order of destination depth, a missing destination is created, `readOnly` mounts are remounted
-//! read-only) with the host's `/` as the container's root filesystem: the process runs the manifest's command line
-//! verbatim and sees `/etc/kubernetes/pki` etc. exactly where the manifest says, backed by the sandbox root's
-//! directories, while the rest of the host stays visible (its libraries, `/proc`, `/dev`). A single-file
-//! `hostPath` (kube-controller-manager's `controller-manager.conf`) is a bind mount of that one file, as in a
-//! container.
+//! The namespace follows what the container runtime does for a kubeadm static pod, with the host's `/` as the
+//! container's root filesystem: mounts in order of destination depth so parents come first (containerd's CRI
+//! plugin, `pkg/cri/opts/spec_linux.go` `orderedMounts`), a missing destination created as a directory or an empty
+//! file, `readOnly` mounts remounted read-only (runc, `libcontainer/rootfs_linux.go` `mountToRootfs`). The process
+//! runs the manifest's command line verbatim and sees `/etc/kubernetes/pki` etc. exactly where the manifest says,
+//! backed by the sandbox root's directories, while the rest of the host stays visible (its libraries, `/proc`,
+//! `/dev`). A single-file `hostPath` (kube-controller-manager's `controller-manager.conf`) is a bind mount of that
+//! one file, as in a container.
 //!
 //! Missing mount points: the host is never modified. When a `mountPath` or one of its parents does not exist
 //! (`/etc/kubernetes` on a machine that is not a node), the deepest existing host directory on the way (`/etc`) is
 //! *shadowed* inside the namespace: a tmpfs is mounted over it, every entry of the host directory is bind-mounted
 //! back into the tmpfs at its name (from the hidden directory, the child's working directory while it mounts;
-//! symbolic links recreated), and the missing directories and file mount points
-//! are created in the tmpfs. The process sees the host's `/etc` plus `/etc/kubernetes`; the host's `/etc` is
-//! untouched. Only `/` itself cannot be shadowed (a `mountPath` directly under a missing top-level directory is
-//! refused with an error naming it). Directories inside a bind mount from the sandbox root are created there (they
-//! belong to the sandbox).
+//! symbolic links are recreated), and the missing directories and file mount points are created in the tmpfs. The
+//! process sees the host's `/etc` plus `/etc/kubernetes`; the host's `/etc` is untouched. Only `/` itself cannot
+//! be shadowed (a `mountPath` under a missing top-level directory is refused with an error naming it).
+//! Directories missing inside a bind mount from the sandbox root are created there (they belong to the sandbox).
 //!
 //! Every path and message is prepared before `fork`; the child between `fork` and `exec` only makes system calls
 //! (`unshare(CLONE_NEWNS)`, `mount(2)` with `MS_PRIVATE` propagation first so nothing leaks back to the host,
-//! `mkdir`, `open`, `symlink`, `prctl(PR_SET_PDEATHSIG)`), and on a failure writes which step failed to the
-//! container's log before the spawn fails.
+//! `mkdir`, `open`, `symlink`, `chdir`, `prctl(PR_SET_PDEATHSIG)`), and on a failure writes which step failed to
+//! the container's log before the spawn fails.
 
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};

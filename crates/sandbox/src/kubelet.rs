@@ -939,7 +939,22 @@ async fn post_node_status(client: &kube::Client, shared: &Shared) -> Result<Stri
             Err(e) => return Err(e),
         },
         Some(mut cur) => {
-            cur.status = want.status;
+            let mut status = want.status.unwrap_or_default();
+            // A condition's lastTransitionTime moves only when its status changes (`nodestatus.ReadyCondition`).
+            let before = cur
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            for c in status.conditions.iter_mut().flatten() {
+                if let Some(b) = before
+                    .iter()
+                    .find(|b| b.type_ == c.type_ && b.status == c.status)
+                {
+                    c.last_transition_time = b.last_transition_time.clone();
+                }
+            }
+            cur.status = Some(status);
             api.replace_status(&shared.node, &PostParams::default(), &cur)
                 .await?
         }

@@ -71,8 +71,12 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // Builds of the real control plane take minutes: say what runs and how long it took.
+                // kube's client logs every failed request as an error; the sandbox retries them while a server
+                // starts, and logs itself what stays wrong.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,atrest_sandbox::k8s=info")
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,kube_client::client::builder=off,atrest_sandbox::k8s=info",
+                    )
                 }),
         )
         .with_writer(std::io::stderr)

@@ -270,3 +270,110 @@ fn the_kubelet_runs_the_real_control_plane_from_its_manifests() {
             && pids("etcd", &etcd_flag).is_empty()
     });
 }
+
+/// `atrest-sandbox k8s` lists every binary (built, executable); `atrest-sandbox up --control-plane real` prints
+/// `ready`, and sandbox.env's kubectl talks to the real release; SIGTERM stops everything.
+#[test]
+fn the_cli_builds_lists_and_runs_the_real_control_plane() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+
+    let bin = env!("CARGO_BIN_EXE_atrest-sandbox");
+    let list = Command::new(bin).arg("k8s").output().unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let text = String::from_utf8(list.stdout).unwrap();
+    let names: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "etcd",
+            "krew",
+            "kms-plugin"
+        ]
+    );
+    for l in text.lines() {
+        let path = Path::new(l.split_once('=').unwrap().1);
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "{} is not executable", path.display());
+    }
+    let again = Command::new(bin).arg("k8s").output().unwrap();
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        text,
+        "cached: the same binaries"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let mut child = Command::new(bin)
+        .args([
+            "up",
+            "--control-plane",
+            "real",
+            "--ready-timeout-seconds",
+            "240",
+            "--root",
+        ])
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". {}/sandbox.env && kubectl version -o json && kubectl get node sandbox -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'",
+            root.display()
+        ))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apiserver = text.lines().next().unwrap().split_once('=').unwrap().1;
+    let release = String::from_utf8(
+        Command::new(apiserver)
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let release = release.trim().trim_start_matches("Kubernetes ");
+    assert!(
+        stdout.contains(&format!("\"gitVersion\": \"{release}\"")),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with(release), "{stdout}");
+
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "atrest-sandbox exited with {st}");
+    let port = std::fs::read_to_string(root.join("etc/kubernetes/admin.conf"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("server: https://127.0.0.1:")
+                .map(str::to_string)
+        })
+        .unwrap();
+    assert!(pids("kube-apiserver", &format!("--secure-port={port}")).is_empty());
+}
