@@ -143,6 +143,7 @@ async fn kubeconfig_list_resolves_like_kubectl() {
             let env = KubeconfigEnv {
                 kubeconfig: Some(list_s.clone().into()),
                 home: None,
+                ..Default::default()
             };
             let r = flags.resolve_with(&env).await.unwrap();
             let got = (
