@@ -757,6 +757,10 @@ fn kube_config(
                 message: e.to_string(),
             })?;
     let mut config = kube::Config::new(url);
+    // client-go retries a response only when it carries Retry-After (rest/request.go `checkWait`); reencrypt's own
+    // RetryPolicy does that. kube-rs's default retry layer would retry every 503 up to 15 times with delays up to
+    // 1000 s, so one unavailable aggregated API (503 without Retry-After) would stall discovery for minutes.
+    config.default_retry = false;
     config.accept_invalid_certs = cluster.insecure_skip_tls_verify.unwrap_or(false);
     config.disable_compression = cluster.disable_compression.unwrap_or(false);
     config.tls_server_name = cluster.tls_server_name.clone();
