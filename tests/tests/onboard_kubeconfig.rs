@@ -207,6 +207,7 @@ fn written_kubeconfig_is_read_by_kubectl() {
             ),
             tls_server_name: None,
             insecure_skip_tls_verify: false,
+            proxy_url: None,
         },
         "john",
         Some("marketing"),

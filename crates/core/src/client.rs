@@ -286,6 +286,8 @@ pub struct ClusterInfo {
     pub tls_server_name: Option<String>,
     /// `insecure-skip-tls-verify`.
     pub insecure_skip_tls_verify: bool,
+    /// `proxy-url`, if the cluster entry has one.
+    pub proxy_url: Option<String>,
 }
 
 /// The outcome of resolving [`ConfigFlags`] against the kubeconfig files.
@@ -727,6 +729,7 @@ impl ConfigFlags {
                 certificate_authority_pem,
                 tls_server_name: cluster.tls_server_name.clone(),
                 insecure_skip_tls_verify: cluster.insecure_skip_tls_verify.unwrap_or(false),
+                proxy_url: cluster.proxy_url.clone().filter(|p| !p.is_empty()),
             },
             proxy,
             config,
