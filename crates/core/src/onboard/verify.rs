@@ -29,8 +29,9 @@ use crate::client::{ConfigFlags, KubeconfigEnv};
 /// How long verification waits for RBAC changes to reach the authorizer before reporting a check that disagrees.
 pub const RBAC_PROPAGATION_WAIT: Duration = Duration::from_secs(10);
 
-/// Asks the reviews at `pending` (indices into `answers`, each `(namespace, verb, resource)` of `cells`) again
-/// until every one answers `want` or `wait` has passed; `answers` holds the latest `(allowed, reason)`.
+/// Asks the reviews `(namespace, verb, resource)` of `cells` whose answer in `answers` is not `want` again, every
+/// 500 ms ([`crate::encrypt::poll`]), until every one answers `want` or `wait` has passed; `answers` then holds the
+/// latest `(allowed, reason)` of each.
 async fn recheck(
     client: &kube::Client,
     user: &str,
