@@ -5,5 +5,6 @@ pub mod bins;
 pub mod dist;
 pub mod etcd;
 pub mod krew;
+pub mod proxy;
 pub mod run;
 pub mod tutorial;

@@ -536,3 +536,50 @@ subjects:
     assert!(!env.path("mallory.kubeconfig").exists());
     assert!(!env.path("mallory.key").exists());
 }
+
+/// RBAC propagation: a real RBAC authorizer answers from informer caches, so the SubjectAccessReviews right after
+/// the Role and RoleBinding are created can still say "no", and those right after `--remove` can still say "yes".
+/// The sandbox answers the next reviews as such a stale cache would; onboarding and offboarding wait it out and
+/// report what RBAC really grants.
+#[test]
+fn verification_waits_for_rbac_to_propagate() {
+    let env = Env::up();
+    env.admin(&["create", "namespace", "sales"]);
+    // The first 4 reviews of the matrix (in the namespace, where the grant is expected) answer "no".
+    env.sb.faults().stale_access_reviews(4, false);
+    let report = json(&env.onboard_ok(&["jim", "-n", "sales", "-o", "json"]));
+    let checks = report["access"].as_array().unwrap();
+    assert!(!checks.is_empty(), "{report}");
+    for c in checks {
+        assert_eq!(c["allowed"], c["expected"], "{report}");
+    }
+    assert!(
+        env.sb.faults().access_review_pending().is_none(),
+        "the stale answers were used"
+    );
+
+    // After the removal the first 3 reviews still answer "yes".
+    env.sb.faults().stale_access_reviews(3, true);
+    let removed = env.onboard(&["jim", "-n", "sales", "--remove", "-o", "json"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let r = json(&String::from_utf8_lossy(&removed.stdout));
+    assert_eq!(r["stillAllowed"], serde_json::json!([]), "{r}");
+    assert!(env.sb.faults().access_review_pending().is_none());
+
+    // A grant that never shows up is still reported, after the wait.
+    env.admin(&["create", "namespace", "ops"]);
+    env.sb.faults().stale_access_reviews(10_000, false);
+    let started = std::time::Instant::now();
+    let out = env.onboard(&["kim", "-n", "ops"]);
+    env.sb.faults().clear();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kim cannot"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "gave up before the wait"
+    );
+}

@@ -143,6 +143,7 @@ async fn kubeconfig_list_resolves_like_kubectl() {
             let env = KubeconfigEnv {
                 kubeconfig: Some(list_s.clone().into()),
                 home: None,
+                ..Default::default()
             };
             let r = flags.resolve_with(&env).await.unwrap();
             let got = (
@@ -206,6 +207,7 @@ fn written_kubeconfig_is_read_by_kubectl() {
             ),
             tls_server_name: None,
             insecure_skip_tls_verify: false,
+            proxy_url: None,
         },
         "john",
         Some("marketing"),

@@ -23,8 +23,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kube::config::{
-    Cluster, Context, KubeConfigOptions, Kubeconfig, KubeconfigError, NamedCluster, NamedContext,
+    AuthInfo, Cluster, Context, ExecAuthCluster, Kubeconfig, KubeconfigError, NamedCluster,
+    NamedContext,
 };
+
+mod proxy;
+
+pub use proxy::{ProxyChoice, ProxyEnv, use_proxy};
 
 /// Errors while resolving the kubeconfig or building a client. Messages name the file or flag to fix.
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +132,36 @@ pub enum ClientError {
         #[source]
         source: KubeconfigError,
     },
-    /// The HTTP client could not be built (TLS setup, bad certificate or key).
-    #[error("cannot build the Kubernetes client for {server}: {source}")]
+    /// The cluster's `server` is not a URL.
+    #[error("cluster {name:?} in kubeconfig {files}: server {server:?} is not a URL: {message}")]
+    BadServer {
+        /// Cluster name.
+        name: String,
+        /// The loaded files.
+        files: String,
+        /// The value.
+        server: String,
+        /// Why.
+        message: String,
+    },
+    /// A proxy setting (`proxy-url` of the cluster, `HTTPS_PROXY`, `HTTP_PROXY`) cannot be used.
+    #[error("{origin} {value:?}: {message}")]
+    Proxy {
+        /// Where the value comes from: `proxy-url of cluster "NAME"`, `HTTPS_PROXY`, `HTTP_PROXY`.
+        origin: String,
+        /// The value, with any user and password hidden.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The HTTP client could not be built (TLS setup, bad certificate or key). The cause is only in the
+    /// message, not also a `source` (plugins print the chain: it would say it twice).
+    #[error("cannot build the Kubernetes client for {server}: {message}")]
     Client {
         /// The API server URL.
         server: String,
-        /// What went wrong.
-        #[source]
-        source: kube::Error,
+        /// What went wrong (kube-rs's error and its causes).
+        message: String,
     },
 }
 
@@ -259,6 +286,8 @@ pub struct ClusterInfo {
     pub tls_server_name: Option<String>,
     /// `insecure-skip-tls-verify`.
     pub insecure_skip_tls_verify: bool,
+    /// `proxy-url`, if the cluster entry has one.
+    pub proxy_url: Option<String>,
 }
 
 /// The outcome of resolving [`ConfigFlags`] against the kubeconfig files.
@@ -276,14 +305,16 @@ pub struct ResolvedConfig {
     pub namespace: String,
     /// The selected cluster.
     pub cluster: ClusterInfo,
-    /// The kube-rs configuration (impersonation, timeout and namespace applied).
+    /// The proxy the requests go through (`None`: direct), see [`proxy`](ProxyEnv).
+    pub proxy: Option<ProxyChoice>,
+    /// The kube-rs configuration (impersonation, timeout, namespace and proxy applied).
     pub config: kube::Config,
 }
 
 impl ResolvedConfig {
     /// Builds a [`kube::Client`] from [`Self::config`].
     pub fn client(&self) -> Result<kube::Client, ClientError> {
-        client_from_config(self.config.clone())
+        build_client(self.config.clone(), self.proxy.as_ref())
     }
 
     /// The same connection impersonating `user` with `groups` (as `kubectl --as USER --as-group G`), replacing any
@@ -306,27 +337,113 @@ impl ResolvedConfig {
     }
 }
 
-/// Builds a [`kube::Client`] from a kube-rs configuration (TLS via OpenSSL).
+/// Builds a [`kube::Client`] from a kube-rs configuration (TLS via OpenSSL; the proxy in `config.proxy_url`).
 pub fn client_from_config(config: kube::Config) -> Result<kube::Client, ClientError> {
-    let server = config.cluster_url.to_string();
-    kube::Client::try_from(config).map_err(|source| ClientError::Client { server, source })
+    build_client(config, None)
 }
 
-/// Where the process looks for kubeconfigs: `$KUBECONFIG` and the home directory (separate so tests can set them).
+/// The client, with connection failures rewritten to name the server and the way to it (directly, or which proxy
+/// from where) once: hyper's own errors name neither ("client error (Connect)", "tunnel error: failed to connect").
+fn build_client(
+    config: kube::Config,
+    proxy: Option<&ProxyChoice>,
+) -> Result<kube::Client, ClientError> {
+    let server = config.cluster_url.to_string();
+    let route = match (proxy, &config.proxy_url) {
+        (Some(p), _) => format!(
+            "through the proxy {} (from {})",
+            proxy::redacted(&p.url.to_string()),
+            p.origin
+        ),
+        (None, Some(u)) => format!("through the proxy {}", proxy::redacted(&u.to_string())),
+        (None, None) => "directly".to_string(),
+    };
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|e| ClientError::Client {
+            server: server.clone(),
+            message: error_chain(&e),
+        })?;
+    let name_connect_failures =
+        tower::util::MapErrLayer::new(move |e: tower::BoxError| match connect_failure(&*e) {
+            Some(cause) => Box::new(ConnectFailure(format!(
+                "cannot connect to {server} {route}: {cause}"
+            ))) as tower::BoxError,
+            None => e,
+        });
+    Ok(builder.with_layer(&name_connect_failures).build())
+}
+
+/// The causes of a connection failure (hyper-util's `Connect` errors), if `e` is one.
+fn connect_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(h) = c.downcast_ref::<hyper_util::client::legacy::Error>()
+            && h.is_connect()
+        {
+            return Some(match std::error::Error::source(h) {
+                Some(cause) => error_chain(cause),
+                None => h.to_string(),
+            });
+        }
+        cur = c.source();
+    }
+    None
+}
+
+/// A connection failure with the server, the route and the causes in one message (no `source`: it would repeat).
+#[derive(Debug)]
+struct ConnectFailure(String);
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectFailure {}
+
+/// `e` and its causes as one line, each cause once (kube-rs errors often repeat their source in their message).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// Where the process looks for kubeconfigs (`$KUBECONFIG`, the home directory) and the proxy variables (separate
+/// so tests can set them).
 #[derive(Debug, Clone, Default)]
 pub struct KubeconfigEnv {
     /// The value of `$KUBECONFIG`.
     pub kubeconfig: Option<OsString>,
     /// The home directory (`~/.kube/config` lives under it).
     pub home: Option<PathBuf>,
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`.
+    pub proxy: ProxyEnv,
 }
 
 impl KubeconfigEnv {
-    /// Reads `$KUBECONFIG` and the home directory of this process.
+    /// Reads `$KUBECONFIG`, the home directory and the proxy variables of this process.
     pub fn from_process() -> Self {
         Self {
             kubeconfig: std::env::var_os("KUBECONFIG"),
             home: std::env::home_dir(),
+            proxy: ProxyEnv::from_process(),
+        }
+    }
+
+    /// Only the proxy variables of this process: no `$KUBECONFIG`, no home (for a kubeconfig named explicitly).
+    pub fn proxy_only() -> Self {
+        Self {
+            proxy: ProxyEnv::from_process(),
+            ..Self::default()
         }
     }
 }
@@ -565,17 +682,25 @@ impl ConfigFlags {
             .or(context.namespace.clone().filter(|n| !n.is_empty()))
             .unwrap_or_else(|| "default".to_string());
 
-        let options = KubeConfigOptions {
-            context: Some(context_name.clone()),
-            cluster: Some(cluster_name.clone()),
-            user: user.clone(),
-        };
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
-            .await
-            .map_err(|source| ClientError::Config {
-                files: files_s.clone(),
-                source,
-            })?;
+        let mut config = kube_config(
+            &kubeconfig,
+            &cluster_name,
+            &cluster,
+            &server,
+            user.as_deref(),
+            &certificate_authority_pem,
+            &files_s,
+        )?;
+        let proxy = proxy::select(
+            &config.cluster_url,
+            &cluster_name,
+            cluster.proxy_url.as_deref(),
+            &env.proxy,
+        )?;
+        if let Some(p) = &proxy {
+            tracing::debug!(proxy = %proxy::redacted(&p.url.to_string()), origin = %p.origin, "requests to {server} go through a proxy");
+        }
+        config.proxy_url = proxy.as_ref().map(|p| p.url.clone());
         config.default_namespace = namespace.clone();
         if let Some(as_user) = &self.as_user {
             config.auth_info.impersonate = Some(as_user.clone());
@@ -604,10 +729,101 @@ impl ConfigFlags {
                 certificate_authority_pem,
                 tls_server_name: cluster.tls_server_name.clone(),
                 insecure_skip_tls_verify: cluster.insecure_skip_tls_verify.unwrap_or(false),
+                proxy_url: cluster.proxy_url.clone().filter(|p| !p.is_empty()),
             },
+            proxy,
             config,
         })
     }
+}
+
+/// The kube-rs configuration of the selected cluster and user, as kube-rs `Config::from_custom_kubeconfig` builds it
+/// (kube-client `config/mod.rs` `new_from_loader`, `config/file_loader.rs` `load_from_kubeconfig`) except for the
+/// proxy, which [`proxy::select`] decides: kube-rs would read `HTTPS_PROXY` alone, match `NO_PROXY` against the
+/// proxy instead of the server, and refuse `NO_PROXY` lists that Go accepts (empty entries).
+fn kube_config(
+    kubeconfig: &Kubeconfig,
+    cluster_name: &str,
+    cluster: &Cluster,
+    server: &str,
+    user: Option<&str>,
+    ca_pem: &Option<Vec<u8>>,
+    files: &str,
+) -> Result<kube::Config, ClientError> {
+    let url: http::Uri =
+        server
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ClientError::BadServer {
+                name: cluster_name.to_string(),
+                files: files.to_string(),
+                server: server.to_string(),
+                message: e.to_string(),
+            })?;
+    let mut config = kube::Config::new(url);
+    // client-go retries a response only when it carries Retry-After (rest/request.go `checkWait`); reencrypt's own
+    // RetryPolicy does that. kube-rs's default retry layer would retry every 503 up to 15 times with delays up to
+    // 1000 s, so one unavailable aggregated API (503 without Retry-After) would stall discovery for minutes.
+    config.default_retry = false;
+    config.accept_invalid_certs = cluster.insecure_skip_tls_verify.unwrap_or(false);
+    config.disable_compression = cluster.disable_compression.unwrap_or(false);
+    config.tls_server_name = cluster.tls_server_name.clone();
+    config.root_cert = ca_pem
+        .as_deref()
+        .map(|pem| pem_certificates(cluster_name, pem))
+        .transpose()?;
+    // client-go does not fail on a missing user entry (kube-rs issue 1594): anonymous.
+    let mut auth_info: AuthInfo = user
+        .and_then(|u| kubeconfig.auth_infos.iter().find(|a| a.name == u))
+        .and_then(|a| a.auth_info.clone())
+        .unwrap_or_default();
+    if let Some(exec) = &mut auth_info.exec
+        && exec.provide_cluster_info
+    {
+        exec.cluster =
+            Some(
+                ExecAuthCluster::try_from(cluster).map_err(|source| ClientError::Config {
+                    files: files.to_string(),
+                    source,
+                })?,
+            );
+    }
+    config.auth_info = auth_info;
+    Ok(config)
+}
+
+/// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle (kube-client `config::certs`).
+fn pem_certificates(cluster: &str, pem: &[u8]) -> Result<Vec<Vec<u8>>, ClientError> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let err = |message: String| ClientError::CertificateAuthority {
+        cluster: cluster.to_string(),
+        message,
+    };
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut rest = &*text;
+    while let Some(start) = rest.find(BEGIN) {
+        let body = &rest[start + BEGIN.len()..];
+        let end = body
+            .find(END)
+            .ok_or_else(|| err(format!("certificate {} has no {END} line", out.len() + 1)))?;
+        let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        out.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| {
+                    err(format!(
+                        "certificate {} is not valid PEM: {e}",
+                        out.len() + 1
+                    ))
+                })?,
+        );
+        rest = &body[end + END.len()..];
+    }
+    if out.is_empty() {
+        return Err(err("no PEM CERTIFICATE block".to_string()));
+    }
+    Ok(out)
 }
 
 /// The CA bundle of a cluster entry: `certificate-authority-data` (base64 PEM) or the `certificate-authority` file.
@@ -728,6 +944,7 @@ users:
         KubeconfigEnv {
             kubeconfig: Some(std::env::join_paths(paths).unwrap()),
             home: None,
+            ..Default::default()
         }
     }
 
@@ -889,6 +1106,7 @@ users:
         let env = KubeconfigEnv {
             kubeconfig: None,
             home: Some(home.clone()),
+            ..Default::default()
         };
         let err = ConfigFlags::default()
             .resolve_with(&env)
@@ -913,6 +1131,7 @@ users:
         let env = KubeconfigEnv {
             kubeconfig: Some(dir.path().join("gone").into_os_string()),
             home: Some(home),
+            ..Default::default()
         };
         assert_eq!(f.resolve_with(&env).await.unwrap().files, vec![admin]);
     }

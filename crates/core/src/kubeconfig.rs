@@ -41,6 +41,8 @@ pub struct ClientCertKubeconfig {
     pub tls_server_name: Option<String>,
     /// `insecure-skip-tls-verify` (only when the admin's cluster entry has it and no CA).
     pub insecure_skip_tls_verify: bool,
+    /// `proxy-url`, if the admin's cluster entry has one (the user reaches the cluster the same way).
+    pub proxy_url: Option<String>,
     /// User entry name (the certificate's CN).
     pub user_name: String,
     /// Namespace of the context.
@@ -97,6 +99,8 @@ struct ClusterEntry<'a> {
     tls_server_name: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     insecure_skip_tls_verify: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_url: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +146,7 @@ impl ClientCertKubeconfig {
             tls_server_name: cluster.tls_server_name.clone(),
             insecure_skip_tls_verify: cluster.insecure_skip_tls_verify
                 && cluster.certificate_authority_pem.is_none(),
+            proxy_url: cluster.proxy_url.clone(),
             user_name: user.to_string(),
             namespace: namespace.map(str::to_string),
             client_certificate_pem,
@@ -184,6 +189,7 @@ impl ClientCertKubeconfig {
                     certificate_authority_data: self.certificate_authority_pem.as_deref().map(b64),
                     tls_server_name: self.tls_server_name.as_deref(),
                     insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+                    proxy_url: self.proxy_url.as_deref(),
                 },
             }],
             contexts: vec![NamedContext {
@@ -232,6 +238,7 @@ mod tests {
                 ),
                 tls_server_name: Some("kubernetes".into()),
                 insecure_skip_tls_verify: true,
+                proxy_url: Some("http://proxy.example:3128".into()),
             },
             "john",
             Some("marketing"),
@@ -268,6 +275,10 @@ mod tests {
         assert_eq!(r.namespace, "marketing");
         assert_eq!(r.cluster.server, "https://127.0.0.1:6443");
         assert_eq!(r.cluster.tls_server_name.as_deref(), Some("kubernetes"));
+        assert_eq!(
+            r.proxy.map(|p| p.url.to_string()).as_deref(),
+            Some("http://proxy.example:3128/")
+        );
         // CA present, so insecure-skip-tls-verify is not carried over.
         assert!(!r.cluster.insecure_skip_tls_verify);
         assert_eq!(

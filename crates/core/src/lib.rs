@@ -9,6 +9,7 @@
 pub mod client;
 pub mod complete;
 pub mod config;
+pub mod discovery;
 pub mod encrypt;
 pub mod etcd;
 pub mod fsutil;

@@ -322,6 +322,9 @@ pub struct OnboardOptions {
     pub allow_system_subjects: bool,
     /// Issue a new certificate even if the existing kubeconfig's is still good.
     pub renew: bool,
+    /// How long the verification waits for the new Role and RoleBinding to reach the authorizer before it calls a
+    /// denied check a failure ([`verify::RBAC_PROPAGATION_WAIT`] by default).
+    pub rbac_wait: Duration,
 }
 
 impl OnboardOptions {
@@ -1146,6 +1149,9 @@ pub struct RemoveOptions {
     pub namespace: Option<String>,
     /// Server-side dry run only.
     pub dry_run: bool,
+    /// How long the residual-access check waits for the deletions to reach the authorizer before it reports
+    /// access that remains ([`verify::RBAC_PROPAGATION_WAIT`] by default).
+    pub rbac_wait: Duration,
 }
 
 /// A certificate that still authenticates after offboarding.
@@ -1252,7 +1258,14 @@ pub async fn remove(client: &kube::Client, opts: &RemoveOptions) -> Result<Remov
     let still_allowed = if opts.dry_run {
         vec![]
     } else {
-        verify::residual_access(client, &opts.user, &cert_groups, &outcome.checked).await?
+        verify::residual_access(
+            client,
+            &opts.user,
+            &cert_groups,
+            &outcome.checked,
+            opts.rbac_wait,
+        )
+        .await?
     };
     Ok(RemoveReport {
         user: opts.user.clone(),

@@ -21,7 +21,7 @@ mod check;
 mod keys;
 
 pub use check::{Checker, group_resource};
-pub use keys::{KeyParts, ScanRequest, Scope, is_cluster_scoped, parse_key};
+pub use keys::{KeyParts, ScanRequest, Scope, StoredResource, is_cluster_scoped, parse_key};
 
 pub use crate::transform::{Encoding, StorageKind};
 

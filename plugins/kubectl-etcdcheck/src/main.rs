@@ -54,7 +54,9 @@ struct Cli {
     /// Check every namespace.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     all_namespaces: bool,
-    /// Resource to check (its etcd path segment).
+    /// Resource to check, as kubectl names it (`configmaps`, `services`, `deployments.apps`,
+    /// `crontabs.stable.example.com`) or by its etcd path segment (`services/specs`); its keys are where
+    /// kube-apiserver puts them.
     #[arg(long, default_value = "secrets")]
     resource: String,
     /// The apiserver's --etcd-prefix [default: from the kube-apiserver manifest, else /registry].
@@ -185,7 +187,7 @@ async fn run(cli: Cli) -> Result<u8> {
         .unwrap_or_else(|| "/registry".into());
     let request = ScanRequest {
         prefix,
-        resource: cli.resource.trim_matches('/').to_string(),
+        resource: atrest_core::scan::StoredResource::parse(&cli.resource).etcd_segment(),
         scope,
     };
     let checker = keys::checker(

@@ -213,6 +213,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(resolved.namespace.clone())
             },
             dry_run: cli.dry_run,
+            rbac_wait: onboard::verify::RBAC_PROPAGATION_WAIT,
         };
         let report = onboard::remove(&client, &opts).await?;
         return print_remove(&report, cli.output);
@@ -284,6 +285,7 @@ async fn run(cli: Cli) -> Result<()> {
         dry_run: cli.dry_run,
         allow_system_subjects: cli.allow_system_subjects,
         renew: cli.renew,
+        rbac_wait: onboard::verify::RBAC_PROPAGATION_WAIT,
     };
     let report = onboard::onboard(&client, &resolved, &opts).await?;
     print_onboard(&report, cli.output)

@@ -241,7 +241,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .expect("clap requires --encryption-config");
         let names = config_resource_names(path, enc_config.as_ref().expect("loaded above"))?;
         let discovered = reencrypt::Discovered::fetch(&client).await?;
-        let (targets, missing) = discovered.expand_config_resources(&names);
+        let (targets, missing) = discovered.expand_config_resources(&names)?;
         for m in missing {
             tracing::warn!(
                 "{}: resource {m:?} is not served by this cluster; skipped",

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use atrest_core::config::EncryptionConfiguration;
 use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdReader};
 use atrest_core::reencrypt::Target;
-use atrest_core::scan::{self, Checker, ScanRequest, Scope, StorageKind};
+use atrest_core::scan::{self, Checker, ScanRequest, Scope, StorageKind, StoredResource};
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
@@ -69,17 +69,6 @@ impl Verification {
     }
 }
 
-/// The resource path segment in etcd keys: the plural for built-in resources; `<group>/<plural>` for other
-/// groups (CustomResourceDefinitions; kube-apiserver `apiextensions-apiserver` `pkg/registry/customresource`).
-fn etcd_resource(t: &Target) -> String {
-    let builtin = t.group.is_empty() || !t.group.contains('.') || t.group.ends_with(".k8s.io");
-    if builtin {
-        t.resource.clone()
-    } else {
-        format!("{}/{}", t.group, t.resource)
-    }
-}
-
 /// Scans etcd for `targets` (one namespace or all).
 pub async fn verify(
     args: &VerifyArgs,
@@ -93,19 +82,16 @@ pub async fn verify(
     let mut revision = 0;
     for t in targets {
         let name = t.display_name();
-        let checker_resource = if t.group.is_empty() {
-            t.resource.clone()
-        } else {
-            format!("{}/{}", t.group, t.resource)
-        };
+        // kube-apiserver's own key segment (services/specs, minions, <group>/<plural> for custom resources...).
+        let segment = StoredResource::new(&t.group, &t.resource).etcd_segment();
         let checker = match config {
-            Some(c) => Checker::with_config(c, &checker_resource)
+            Some(c) => Checker::with_config(c, &segment)
                 .with_context(|| format!("cannot build the transformers for {name}"))?,
             None => Checker::without_keys(),
         };
         let req = ScanRequest {
             prefix: args.etcd_prefix.clone(),
-            resource: etcd_resource(t),
+            resource: segment.clone(),
             scope: match namespace {
                 Some(ns) if t.namespaced => Scope::Namespace(ns.to_string()),
                 _ => Scope::AllNamespaces,

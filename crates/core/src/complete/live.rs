@@ -193,43 +193,24 @@ async fn get(client: &kube::Client, path: &str) -> Result<Value, String> {
         .map_err(|e| format!("GET {path}: {e}"))
 }
 
-/// Listable resources from discovery (`/api/v1`, then each group's preferred version), named as kubectl accepts
-/// them: `secrets`, `deployments.apps`.
+/// Listable resources from discovery ([`crate::discovery::Discovery`]: groups whose discovery failed are left
+/// out), named as kubectl accepts them: `secrets`, `deployments.apps`.
 async fn api_resources(client: &kube::Client) -> Result<Vec<Candidate>, String> {
+    let discovery = crate::discovery::Discovery::fetch(client)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let mut add = |list: &Value, group: &str| {
-        for r in list["resources"].as_array().into_iter().flatten() {
-            let Some(name) = r["name"].as_str() else {
-                continue;
-            };
-            let listable = r["verbs"]
-                .as_array()
-                .is_some_and(|v| v.iter().any(|v| v == "list"));
-            if name.contains('/') || !listable {
+    for g in &discovery.groups {
+        for r in &g.resources {
+            if r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") {
                 continue;
             }
-            let value = if group.is_empty() {
-                name.to_string()
+            let value = if g.group.is_empty() {
+                r.name.clone()
             } else {
-                format!("{name}.{group}")
+                format!("{}.{}", r.name, g.group)
             };
-            out.push(Candidate::described(
-                value,
-                r["kind"].as_str().map(str::to_string),
-            ));
-        }
-    };
-    add(&get(client, "/api/v1").await?, "");
-    let groups = get(client, "/apis").await?;
-    for g in groups["groups"].as_array().into_iter().flatten() {
-        let (Some(name), Some(gv)) = (
-            g["name"].as_str(),
-            g["preferredVersion"]["groupVersion"].as_str(),
-        ) else {
-            continue;
-        };
-        if let Ok(list) = get(client, &format!("/apis/{gv}")).await {
-            add(&list, name);
+            out.push(Candidate::described(value, Some(r.kind.clone())));
         }
     }
     Ok(out)

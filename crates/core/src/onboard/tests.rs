@@ -375,6 +375,7 @@ fn options() -> OnboardOptions {
         dry_run: false,
         allow_system_subjects: false,
         renew: false,
+        rbac_wait: Duration::from_secs(2),
     }
 }
 

@@ -3,8 +3,16 @@
 //! A SubjectAccessReview evaluates exactly the user and groups sent (it does not add `system:authenticated`,
 //! research §4.1), so the groups are the certificate's O values plus `system:authenticated`, which is what the
 //! x509 authenticator yields (`staging/src/k8s.io/apiserver/pkg/authentication/request/x509/x509.go`).
+//!
+//! The RBAC authorizer answers from informer caches (`plugin/pkg/auth/authorizer/rbac/rbac.go` reads Roles and
+//! bindings through listers), so right after a Role and RoleBinding are created, or deleted, a review can still see
+//! the old state, longer behind a load balancer where each server has its own caches. Answers that differ from
+//! the expectation in the direction a stale cache explains (a new grant still denied, a removed grant still
+//! allowed) are asked again until [`RBAC_PROPAGATION_WAIT`] (or the options' wait) has passed; only then are they
+//! reported.
 
 use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
@@ -17,6 +25,72 @@ use serde::Serialize;
 
 use super::{Access, OnboardError, OnboardOptions, ResourceRef, Result, rbac::Checked};
 use crate::client::{ConfigFlags, KubeconfigEnv};
+
+/// How long verification waits for RBAC changes to reach the authorizer before reporting a check that disagrees.
+pub const RBAC_PROPAGATION_WAIT: Duration = Duration::from_secs(10);
+
+/// Asks the reviews `(namespace, verb, resource)` of `cells` whose answer in `answers` is not `want` again, every
+/// 500 ms ([`crate::encrypt::poll`]), until every one answers `want` or `wait` has passed; `answers` then holds the
+/// latest `(allowed, reason)` of each.
+async fn recheck(
+    client: &kube::Client,
+    user: &str,
+    groups: &[String],
+    cells: &[(String, String, ResourceRef)],
+    answers: &mut [(bool, String)],
+    want: bool,
+    wait: Duration,
+) -> Result<()> {
+    let pending = |answers: &[(bool, String)]| -> Vec<usize> {
+        (0..cells.len()).filter(|&i| answers[i].0 != want).collect()
+    };
+    if pending(answers).is_empty() {
+        return Ok(());
+    }
+    let cell = tokio::sync::Mutex::new((answers.to_vec(), None::<OnboardError>));
+    let state = &cell;
+    let outcome = crate::encrypt::poll(
+        wait,
+        &|seen| tracing::debug!("waiting for RBAC to propagate:{seen}"),
+        |secs, last| format!("after {secs}s: {last}"),
+        move || async move {
+            let todo = pending(&state.lock().await.0);
+            if todo.is_empty() {
+                return crate::encrypt::Look::Done;
+            }
+            for i in &todo {
+                let (ns, verb, res) = &cells[*i];
+                match subject_access(client, user, groups, ns, verb, res).await {
+                    Ok(a) => state.lock().await.0[*i] = a,
+                    Err(e) => {
+                        let message = e.to_string();
+                        state.lock().await.1 = Some(e);
+                        return crate::encrypt::Look::Failed(message);
+                    }
+                }
+            }
+            let left = pending(&state.lock().await.0).len();
+            if left == 0 {
+                crate::encrypt::Look::Done
+            } else {
+                crate::encrypt::Look::Pending(format!(
+                    "{left} review(s) still answer {}",
+                    if want { "denied" } else { "allowed" }
+                ))
+            }
+        },
+    )
+    .await;
+    let (latest, error) = cell.into_inner();
+    answers.clone_from_slice(&latest);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if let Err(last) = outcome {
+        tracing::debug!("RBAC did not converge within {wait:?} ({last})");
+    }
+    Ok(())
+}
 
 /// One cell of the access matrix.
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +140,7 @@ pub async fn whoami_with_kubeconfig(path: &Path) -> Result<WhoAmI> {
         kubeconfig: Some(path.to_path_buf()),
         ..Default::default()
     };
-    let resolved = flags.resolve_with(&KubeconfigEnv::default()).await?;
+    let resolved = flags.resolve_with(&KubeconfigEnv::proxy_only()).await?;
     whoami(&resolved.client()?).await
 }
 
@@ -144,7 +218,8 @@ pub fn other_namespace(ns: &str) -> &'static str {
 }
 
 /// The matrix verbs × resources in the namespace (expected allowed, or what the ClusterRole's rules allow) and
-/// in one other namespace (expected denied). Returns `(checks, failures, warnings)`.
+/// in one other namespace (expected denied). Checks in the namespace that are denied but expected allowed are asked
+/// again for up to `opts.rbac_wait` (see the module doc). Returns `(checks, failures, warnings)`.
 pub async fn access_matrix(
     client: &kube::Client,
     opts: &OnboardOptions,
@@ -152,10 +227,8 @@ pub async fn access_matrix(
 ) -> Result<(Vec<AccessCheck>, Vec<String>, Vec<String>)> {
     let groups = opts.cert_groups();
     let (verbs, resources) = opts.access.matrix();
-    let mut checks = Vec::new();
-    let mut failures = Vec::new();
-    let mut warnings = Vec::new();
     let outside = other_namespace(&opts.namespace);
+    let mut cells: Vec<(String, String, ResourceRef, bool)> = Vec::new();
     for ns in [opts.namespace.as_str(), outside] {
         for res in resources {
             for verb in verbs {
@@ -169,63 +242,105 @@ pub async fn access_matrix(
                 } else {
                     false
                 };
-                let (allowed, reason) =
-                    subject_access(client, &opts.user, &groups, ns, verb, res).await?;
-                if allowed != expected {
-                    let msg = format!(
-                        "{} can{} {verb} {} in namespace {ns}{}",
-                        opts.user,
-                        if allowed { "" } else { "not" },
-                        res.display(),
-                        if reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({reason})")
-                        }
-                    );
-                    if ns == opts.namespace {
-                        failures.push(msg);
-                    } else {
-                        warnings.push(format!("{msg}: granted by something other than this run"));
-                    }
-                }
-                checks.push(AccessCheck {
-                    namespace: ns.to_string(),
-                    verb: verb.clone(),
-                    resource: res.display(),
-                    expected,
-                    allowed,
-                    reason,
-                });
+                cells.push((ns.to_string(), verb.clone(), res.clone(), expected));
             }
         }
+    }
+    let mut answers = Vec::with_capacity(cells.len());
+    for (ns, verb, res, _) in &cells {
+        answers.push(subject_access(client, &opts.user, &groups, ns, verb, res).await?);
+    }
+    // Grants this run just made that the authorizer does not show yet.
+    let granted: Vec<usize> = (0..cells.len())
+        .filter(|&i| cells[i].0 == opts.namespace && cells[i].3 && !answers[i].0)
+        .collect();
+    let granted_cells: Vec<(String, String, ResourceRef)> = granted
+        .iter()
+        .map(|&i| (cells[i].0.clone(), cells[i].1.clone(), cells[i].2.clone()))
+        .collect();
+    let mut granted_answers: Vec<(bool, String)> =
+        granted.iter().map(|&i| answers[i].clone()).collect();
+    recheck(
+        client,
+        &opts.user,
+        &groups,
+        &granted_cells,
+        &mut granted_answers,
+        true,
+        opts.rbac_wait,
+    )
+    .await?;
+    for (k, &i) in granted.iter().enumerate() {
+        answers[i] = granted_answers[k].clone();
+    }
+
+    let mut checks = Vec::new();
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    for ((ns, verb, res, expected), (allowed, reason)) in cells.into_iter().zip(answers) {
+        if allowed != expected {
+            let msg = format!(
+                "{} can{} {verb} {} in namespace {ns}{}",
+                opts.user,
+                if allowed { "" } else { "not" },
+                res.display(),
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                }
+            );
+            if ns == opts.namespace {
+                failures.push(msg);
+            } else {
+                warnings.push(format!("{msg}: granted by something other than this run"));
+            }
+        }
+        checks.push(AccessCheck {
+            namespace: ns,
+            verb,
+            resource: res.display(),
+            expected,
+            allowed,
+            reason,
+        });
     }
     Ok((checks, failures, warnings))
 }
 
-/// After offboarding: which of `checked` are still allowed for the user (with the certificate's groups).
+/// After offboarding: which of `checked` are still allowed for the user (with the certificate's groups). Allowed
+/// answers are asked again for up to `wait` while the deletions propagate (see the module doc).
 pub async fn residual_access(
     client: &kube::Client,
     user: &str,
     groups: &[String],
     checked: &[Checked],
+    wait: Duration,
 ) -> Result<Vec<String>> {
-    let mut still = Vec::new();
-    for c in checked {
-        let r = ResourceRef {
-            group: c.group.clone(),
-            resource: c.resource.clone(),
-        };
-        let (allowed, reason) =
-            subject_access(client, user, groups, &c.namespace, &c.verb, &r).await?;
-        if allowed {
-            still.push(format!(
-                "{} {} in namespace {} ({reason})",
-                c.verb,
-                r.display(),
-                c.namespace
-            ));
-        }
+    let cells: Vec<(String, String, ResourceRef)> = checked
+        .iter()
+        .map(|c| {
+            (
+                c.namespace.clone(),
+                c.verb.clone(),
+                ResourceRef {
+                    group: c.group.clone(),
+                    resource: c.resource.clone(),
+                },
+            )
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(cells.len());
+    for (ns, verb, res) in &cells {
+        answers.push(subject_access(client, user, groups, ns, verb, res).await?);
     }
-    Ok(still)
+    recheck(client, user, groups, &cells, &mut answers, false, wait).await?;
+    Ok(cells
+        .iter()
+        .zip(answers)
+        .filter(|(_, (allowed, _))| *allowed)
+        .map(|((ns, verb, r), (_, reason))| {
+            format!("{verb} {} in namespace {ns} ({reason})", r.display())
+        })
+        .collect())
 }

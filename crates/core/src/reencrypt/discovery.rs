@@ -5,12 +5,17 @@
 //! the way kube-apiserver reads them (kubernetes/apiserver `pkg/server/options/encryptionconfig/config.go`,
 //! `getTransformerOverridesAndKMSPluginHealthzCheckers`: `*.` = every core resource, `*.<group>` = every resource
 //! of the group, `*.*` = everything).
+//!
+//! Discovery itself is [`crate::discovery`]: groups whose discovery failed (an unavailable aggregated API) are
+//! warned about and skipped; a name fails only when it names such a group, or is not found while some group
+//! failed (it may live there).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::Client;
 use serde::Serialize;
 
 use super::ReencryptError;
+use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup};
 
 /// One API resource to rewrite, resolved through discovery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -85,52 +90,18 @@ impl Target {
     }
 }
 
-/// One discovered group version and its resources.
-struct DiscoveredGroup {
-    group: String,
-    version: String,
-    resources: Vec<APIResource>,
-}
-
-/// Everything the server serves (preferred versions only), core group first.
+/// Everything the server serves (preferred versions only), core group first, and the groups that failed.
 pub struct Discovered {
-    groups: Vec<DiscoveredGroup>,
+    discovery: Discovery,
 }
 
 impl Discovered {
-    /// Runs discovery against the server.
+    /// Runs discovery against the server ([`Discovery::fetch`]).
     pub async fn fetch(client: &Client) -> Result<Self, ReencryptError> {
-        let mut groups = Vec::new();
-        let core = client
-            .list_core_api_resources("v1")
+        let discovery = Discovery::fetch(client)
             .await
-            .map_err(|e| ReencryptError::Discovery(format!("GET /api/v1: {e}")))?;
-        groups.push(DiscoveredGroup {
-            group: String::new(),
-            version: "v1".into(),
-            resources: core.resources,
-        });
-        let list = client
-            .list_api_groups()
-            .await
-            .map_err(|e| ReencryptError::Discovery(format!("GET /apis: {e}")))?;
-        for g in list.groups {
-            let Some(gv) = g.preferred_version.or_else(|| g.versions.first().cloned()) else {
-                continue;
-            };
-            let res = client
-                .list_api_group_resources(&gv.group_version)
-                .await
-                .map_err(|e| {
-                    ReencryptError::Discovery(format!("GET /apis/{}: {e}", gv.group_version))
-                })?;
-            groups.push(DiscoveredGroup {
-                group: g.name,
-                version: gv.version,
-                resources: res.resources,
-            });
-        }
-        Ok(Discovered { groups })
+            .map_err(|e| ReencryptError::Discovery(e.to_string()))?;
+        Ok(Discovered { discovery })
     }
 
     fn target(g: &DiscoveredGroup, r: &APIResource) -> Target {
@@ -158,7 +129,7 @@ impl Discovered {
             None => vec![(lower.as_str(), None)],
         };
         for (res, group) in candidates {
-            for g in &self.groups {
+            for g in &self.discovery.groups {
                 if let Some(want) = group
                     && g.group != want
                 {
@@ -182,6 +153,20 @@ impl Discovered {
                 }
             }
         }
+        if let Some((_, group)) = lower.split_once('.')
+            && let Some(f) = self.discovery.failed_group(group)
+        {
+            return Err(ReencryptError::Discovery(format!(
+                "resource {name:?}: discovery of its group failed: couldn't get resource list for {}: {}",
+                f.group_version, f.error
+            )));
+        }
+        if !self.discovery.failed.is_empty() {
+            return Err(ReencryptError::Discovery(format!(
+                "the server doesn't have a resource type {name:?} among the groups it could list; discovery failed for {}",
+                self.discovery.failed_display()
+            )));
+        }
         Err(ReencryptError::Discovery(format!(
             "the server doesn't have a resource type {name:?}"
         )))
@@ -189,8 +174,23 @@ impl Discovered {
 
     /// Expands the resource names of an EncryptionConfiguration (`secrets`, `deployments.apps`, `*.`, `*.apps`,
     /// `*.*`) into the served resources that can be rewritten. Names the server does not serve are skipped
-    /// (kube-apiserver accepts them too), and returned in the second list.
-    pub fn expand_config_resources(&self, names: &[String]) -> (Vec<Target>, Vec<String>) {
+    /// (kube-apiserver accepts them too), and returned in the second list. `*.*` skips the groups whose discovery
+    /// failed (they were warned about); a name of such a group (`*.metrics.k8s.io`, `pods.metrics.k8s.io`) is an
+    /// error: its objects cannot be listed.
+    pub fn expand_config_resources(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<Target>, Vec<String>), ReencryptError> {
+        if let Some((name, f)) = names.iter().find_map(|n| {
+            n.split_once('.')
+                .and_then(|(_, g)| self.discovery.failed_group(g))
+                .map(|f| (n, f))
+        }) {
+            return Err(ReencryptError::Discovery(format!(
+                "resource {name:?}: discovery of its group failed: couldn't get resource list for {}: {}",
+                f.group_version, f.error
+            )));
+        }
         let mut out: Vec<Target> = Vec::new();
         let mut missing = Vec::new();
         let mut push = |t: Target| {
@@ -204,7 +204,7 @@ impl Discovered {
                 None => (name.as_str(), ""),
             };
             let mut found = false;
-            for g in &self.groups {
+            for g in &self.discovery.groups {
                 if group != "*" && g.group != group {
                     continue;
                 }
@@ -219,7 +219,7 @@ impl Discovered {
                 missing.push(name.clone());
             }
         }
-        (out, missing)
+        Ok((out, missing))
     }
 }
 
@@ -266,24 +266,71 @@ mod tests {
         let mut events = res("events", "Event", true, &["ev"]);
         events.verbs = vec!["get".into(), "list".into()];
         Discovered {
-            groups: vec![
-                DiscoveredGroup {
-                    group: String::new(),
-                    version: "v1".into(),
-                    resources: vec![
-                        res("secrets", "Secret", true, &[]),
-                        res("configmaps", "ConfigMap", true, &["cm"]),
-                        res("namespaces", "Namespace", false, &["ns"]),
-                        res("secrets/status", "Secret", true, &[]),
-                        events,
-                    ],
-                },
-                DiscoveredGroup {
-                    group: "apps".into(),
-                    version: "v1".into(),
-                    resources: vec![res("deployments", "Deployment", true, &["deploy"])],
-                },
-            ],
+            discovery: Discovery {
+                groups: vec![
+                    DiscoveredGroup {
+                        group: String::new(),
+                        version: "v1".into(),
+                        resources: vec![
+                            res("secrets", "Secret", true, &[]),
+                            res("configmaps", "ConfigMap", true, &["cm"]),
+                            res("namespaces", "Namespace", false, &["ns"]),
+                            res("secrets/status", "Secret", true, &[]),
+                            events,
+                        ],
+                    },
+                    DiscoveredGroup {
+                        group: "apps".into(),
+                        version: "v1".into(),
+                        resources: vec![res("deployments", "Deployment", true, &["deploy"])],
+                    },
+                ],
+                failed: vec![],
+            },
+        }
+    }
+
+    /// `sample` plus a group whose discovery failed, as with an APIService whose service is missing.
+    fn with_failed_group() -> Discovered {
+        let mut d = sample();
+        d.discovery.failed.push(crate::discovery::FailedGroup {
+            group: "metrics.k8s.io".into(),
+            group_version: "metrics.k8s.io/v1beta1".into(),
+            error: "the server is currently unable to handle the request (503)".into(),
+        });
+        d
+    }
+
+    #[test]
+    fn a_failed_group_fails_only_names_that_may_live_there() {
+        let d = with_failed_group();
+        assert_eq!(d.resolve("secrets").unwrap(), Target::secrets());
+        assert_eq!(d.resolve("deploy").unwrap().group, "apps");
+        let err = d.resolve("pods.metrics.k8s.io").unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.k8s.io/v1beta1") && err.contains("unable to handle"),
+            "{err}"
+        );
+        let err = d.resolve("widgets").unwrap_err().to_string();
+        assert!(
+            err.contains("\"widgets\"")
+                && err.contains("discovery failed for metrics.k8s.io/v1beta1"),
+            "{err}"
+        );
+        let (t, missing) = d
+            .expand_config_resources(&["*.*".into(), "widgets.example.com".into()])
+            .unwrap();
+        assert_eq!(t.len(), 4);
+        assert_eq!(missing, ["widgets.example.com"]);
+        for name in ["*.metrics.k8s.io", "pods.metrics.k8s.io"] {
+            let err = d
+                .expand_config_resources(&["secrets".into(), name.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains("metrics.k8s.io/v1beta1"),
+                "{err}"
+            );
         }
     }
 
@@ -320,17 +367,20 @@ mod tests {
     #[test]
     fn expands_encryption_config_names() {
         let d = sample();
-        let (t, missing) =
-            d.expand_config_resources(&["secrets".into(), "widgets.example.com".into()]);
+        let (t, missing) = d
+            .expand_config_resources(&["secrets".into(), "widgets.example.com".into()])
+            .unwrap();
         assert_eq!(t, vec![Target::secrets()]);
         assert_eq!(missing, vec!["widgets.example.com".to_string()]);
-        let (t, _) = d.expand_config_resources(&["*.".into()]);
+        let (t, _) = d.expand_config_resources(&["*.".into()]).unwrap();
         let names: Vec<_> = t.iter().map(Target::display_name).collect();
         assert_eq!(names, ["secrets", "configmaps", "namespaces"]);
-        let (t, _) = d.expand_config_resources(&["*.apps".into(), "secrets".into()]);
+        let (t, _) = d
+            .expand_config_resources(&["*.apps".into(), "secrets".into()])
+            .unwrap();
         let names: Vec<_> = t.iter().map(Target::display_name).collect();
         assert_eq!(names, ["deployments.apps", "secrets"]);
-        let (t, _) = d.expand_config_resources(&["*.*".into()]);
+        let (t, _) = d.expand_config_resources(&["*.*".into()]).unwrap();
         assert_eq!(t.len(), 4);
     }
 }

@@ -5,9 +5,9 @@ use crate::transform::{
     Encoding, EncryptionTransformers, PrefixTransformers, StorageKind, TransformError, classify,
 };
 
-use super::keys::parse_key;
+use super::keys::{StoredResource, parse_key};
 use super::{ScanItem, is_encrypted};
-use crate::storage::{MediaType, ObjectSummary};
+use crate::storage::{MediaType, ObjectSummary, StorageError};
 
 /// Checks the values of one resource; holds that resource's transformers when an
 /// `EncryptionConfiguration` was given.
@@ -16,13 +16,11 @@ pub struct Checker {
     transformers: Option<PrefixTransformers>,
 }
 
-/// The group/resource of an etcd path segment: `secrets` → core `secrets`;
+/// The group/resource stored under an etcd path segment ([`StoredResource::from_etcd_segment`]): `secrets` → core
+/// `secrets`; `services/specs` → core `services`; `deployments` → `deployments.apps`;
 /// `apiregistration.k8s.io/apiservices` → group `apiregistration.k8s.io`.
-pub fn group_resource(resource: &str) -> GroupResource {
-    match resource.split_once('/') {
-        Some((group, res)) => GroupResource::new(group, res),
-        None => GroupResource::core(resource),
-    }
+pub fn group_resource(segment: &str) -> GroupResource {
+    StoredResource::from_etcd_segment(segment).group_resource()
 }
 
 impl Checker {
@@ -31,8 +29,8 @@ impl Checker {
         Self { transformers: None }
     }
 
-    /// A checker that reads `resource` with `config`'s transformers, exactly as the apiserver would
-    /// (providers in order; a resource the configuration does not cover reads with identity).
+    /// A checker that reads the values under the etcd segment `resource` with `config`'s transformers, exactly as
+    /// the apiserver would (providers in order; a resource the configuration does not cover reads with identity).
     pub fn with_config(
         config: &EncryptionConfiguration,
         resource: &str,
@@ -133,7 +131,19 @@ impl Checker {
                 }
             },
         };
-        match ObjectSummary::from_stored(&plaintext) {
+        let decoded = match ObjectSummary::from_stored(&plaintext) {
+            Ok(obj) => Ok(obj),
+            // A kind the codecs do not know: JSON (custom resources) still says its type and identity; protobuf
+            // only its type, so the value is reported as read but not decoded, which is not a failure.
+            Err(StorageError::UnknownKind {
+                api_version, kind, ..
+            }) => match json_identity(&plaintext) {
+                Some(obj) => Ok(obj),
+                None => Err(Undecoded::Kind(api_version, kind)),
+            },
+            Err(e) => Err(Undecoded::Error(e.to_string())),
+        };
+        match decoded {
             Ok(obj) => {
                 item.encoding = match obj.encoding {
                     MediaType::Protobuf => Some(Encoding::Protobuf),
@@ -141,7 +151,7 @@ impl Checker {
                     MediaType::Yaml => None,
                 };
                 let want_ns = item.namespace.as_deref().unwrap_or("");
-                let want_kind = expected_kind(resource);
+                let want_kind = StoredResource::from_etcd_segment(resource).kind();
                 item.verified = Some(false);
                 if let Some(e) = key_error {
                     item.error = Some(e);
@@ -164,7 +174,20 @@ impl Checker {
                     item.verified = Some(true);
                 }
             }
-            Err(e) => {
+            Err(Undecoded::Kind(api_version, kind)) => {
+                item.encoding = crate::transform::plaintext_encoding(&plaintext);
+                item.verified = None;
+                item.error = Some(format!(
+                    "{}, kind not decoded ({api_version} {kind} is not known to atrest's codecs)",
+                    if is_encrypted(class.storage) {
+                        "decrypted"
+                    } else {
+                        "read"
+                    }
+                ));
+                return item;
+            }
+            Err(Undecoded::Error(e)) => {
                 item.encoding = crate::transform::plaintext_encoding(&plaintext);
                 item.verified = Some(false);
                 item.error = Some(if is_encrypted(class.storage) {
@@ -179,15 +202,31 @@ impl Checker {
     }
 }
 
-/// The kind stored under a core resource, where a mismatch is certain to be wrong.
-fn expected_kind(resource: &str) -> Option<&'static str> {
-    match resource {
-        "secrets" => Some("Secret"),
-        "configmaps" => Some("ConfigMap"),
-        "namespaces" => Some("Namespace"),
-        "serviceaccounts" => Some("ServiceAccount"),
-        _ => None,
-    }
+/// Why a plaintext was not decoded.
+enum Undecoded {
+    /// A kind the codecs do not know (apiVersion, kind).
+    Kind(String, String),
+    /// A value that does not decode.
+    Error(String),
+}
+
+/// Type and identity of a JSON object of any kind (custom resources are stored as JSON): `None` if it is not a
+/// JSON object with apiVersion, kind and metadata.name.
+fn json_identity(plaintext: &[u8]) -> Option<ObjectSummary> {
+    let v: serde_json::Value = serde_json::from_slice(plaintext).ok()?;
+    let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
+    Some(ObjectSummary {
+        encoding: MediaType::Json,
+        api_version: text("/apiVersion")?,
+        kind: text("/kind")?,
+        name: text("/metadata/name")?,
+        namespace: text("/metadata/namespace").unwrap_or_default(),
+        uid: text("/metadata/uid").unwrap_or_default(),
+        labels: Default::default(),
+        creation_timestamp: text("/metadata/creationTimestamp"),
+        secret_type: None,
+        data_keys: Vec::new(),
+    })
 }
 
 fn display_ns(ns: &str) -> &str {

@@ -306,3 +306,150 @@ fn page_checker_sink_errors_stop_the_page() {
     assert_eq!(err.to_string(), "stdout closed");
     assert_eq!(pc.summary().total, 10);
 }
+
+/// kube-apiserver's resource → etcd prefix mapping (`SpecialDefaultResourcePrefixes`, the resource name for built-in
+/// groups, `<group>/<resource>` for the apiextensions and aggregator servers and for custom resources), and back.
+#[test]
+fn stored_resources_map_to_the_apiservers_etcd_segments() {
+    for (group, resource, segment, kind) in [
+        ("", "secrets", "secrets", Some("Secret")),
+        ("", "services", "services/specs", Some("Service")),
+        ("", "endpoints", "services/endpoints", Some("Endpoints")),
+        ("", "nodes", "minions", Some("Node")),
+        (
+            "",
+            "replicationcontrollers",
+            "controllers",
+            Some("ReplicationController"),
+        ),
+        ("networking.k8s.io", "ingresses", "ingress", Some("Ingress")),
+        ("apps", "deployments", "deployments", Some("Deployment")),
+        ("rbac.authorization.k8s.io", "roles", "roles", Some("Role")),
+        (
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "apiextensions.k8s.io/customresourcedefinitions",
+            Some("CustomResourceDefinition"),
+        ),
+        (
+            "apiregistration.k8s.io",
+            "apiservices",
+            "apiregistration.k8s.io/apiservices",
+            Some("APIService"),
+        ),
+        (
+            "stable.example.com",
+            "crontabs",
+            "stable.example.com/crontabs",
+            None,
+        ),
+        // A CRD group ending in .k8s.io is still a CRD.
+        (
+            "gateway.networking.k8s.io",
+            "gateways",
+            "gateway.networking.k8s.io/gateways",
+            None,
+        ),
+    ] {
+        let r = StoredResource::new(group, resource);
+        assert_eq!(r.etcd_segment(), segment, "{group}/{resource}");
+        assert_eq!(r.kind(), kind, "{group}/{resource}");
+        let back = StoredResource::from_etcd_segment(segment);
+        // extensions/ingresses share `ingress` with networking.k8s.io; the segment names the latter.
+        assert_eq!(back, r, "{segment}");
+        assert_eq!(StoredResource::parse(segment), r, "{segment}");
+        assert_eq!(StoredResource::parse(&r.display_name()), r);
+    }
+    assert_eq!(
+        StoredResource::parse("deployments"),
+        StoredResource::new("apps", "deployments")
+    );
+    assert_eq!(
+        StoredResource::parse("Events"),
+        StoredResource::new("", "events")
+    );
+    assert_eq!(
+        StoredResource::new("extensions", "ingresses").etcd_segment(),
+        "ingress"
+    );
+    assert_eq!(
+        super::check::group_resource("services/specs"),
+        crate::config::GroupResource::core("services")
+    );
+    assert!(is_cluster_scoped("minions"));
+    assert!(is_cluster_scoped("apiregistration.k8s.io/apiservices"));
+    assert!(!is_cluster_scoped("services/specs"));
+    assert!(!is_cluster_scoped("stable.example.com/crontabs"));
+}
+
+/// Any kind is decoded as the object its key names: a custom resource (JSON) under `<group>/<plural>` with the
+/// transformers of that group/resource, a Deployment under `deployments`; a protobuf kind the codecs do not know
+/// is "decrypted, kind not decoded", not a failure.
+#[test]
+fn other_kinds_decode_as_their_key_says() {
+    let text = format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [crontabs.stable.example.com, deployments.apps]\n  providers:\n{GCM}"
+    );
+    let cfg = crate::config::EncryptionConfiguration::from_text(&text, "test").unwrap();
+    let all = crate::transform::EncryptionTransformers::from_config(&cfg).unwrap();
+    let seg = StoredResource::new("stable.example.com", "crontabs").etcd_segment();
+    let c = Checker::with_config(&cfg, &seg).unwrap();
+    let t = all.for_resource(&group_resource(&seg));
+    let key = "/registry/stable.example.com/crontabs/ns1/tab";
+    let cr = serde_json::to_vec(
+        &serde_json::json!({"apiVersion":"stable.example.com/v1","kind":"CronTab",
+        "metadata":{"name":"tab","namespace":"ns1"},"spec":{"cronSpec":"* * * * */5"}}),
+    )
+    .unwrap();
+    let item = c.check(
+        "/registry/stable.example.com/crontabs/",
+        &seg,
+        key,
+        &t.write(&cr, key.as_bytes()).unwrap(),
+    );
+    assert_eq!(
+        (item.storage, item.verified, item.finding),
+        (StorageKind::Aesgcm, Some(true), false),
+        "{item:?}"
+    );
+    // Its identity is still checked against the key.
+    let other = "/registry/stable.example.com/crontabs/ns1/other";
+    let item = c.check(
+        "/registry/stable.example.com/crontabs/",
+        &seg,
+        other,
+        &t.write(&cr, other.as_bytes()).unwrap(),
+    );
+    assert_eq!(
+        (item.verified, item.finding),
+        (Some(false), true),
+        "{item:?}"
+    );
+
+    // A protobuf Deployment: the codecs do not know apps/v1 Deployment.
+    let env = crate::storage::StorageEnvelope {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        raw: vec![0x0a, 0x05, 0x0a, 0x03, b'w', b'e', b'b'],
+        content_encoding: String::new(),
+        content_type: String::new(),
+    };
+    let d = Checker::with_config(&cfg, "deployments").unwrap();
+    let t = all.for_resource(&group_resource("deployments"));
+    let key = "/registry/deployments/ns1/web";
+    let item = d.check(
+        "/registry/deployments/",
+        "deployments",
+        key,
+        &t.write(&env.encode(), key.as_bytes()).unwrap(),
+    );
+    assert_eq!(
+        (item.storage, item.verified, item.finding),
+        (StorageKind::Aesgcm, None, false),
+        "{item:?}"
+    );
+    assert_eq!(
+        item.status(),
+        "not verified: decrypted, kind not decoded (apps/v1 Deployment is not known to atrest's codecs)"
+    );
+}

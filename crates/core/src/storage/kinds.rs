@@ -5,6 +5,7 @@
 //! - apimachinery `pkg/apis/meta/v1/generated.proto`, `types.go` (ObjectMeta & co.)
 //! - kubernetes/api `core/v1/generated.proto`, `types.go`
 //! - kubernetes/api `rbac/v1`, `certificates/v1`, `authorization/v1`, `authentication/v1`
+//! - kube-aggregator `pkg/apis/apiregistration/v1/generated.proto`, `types.go` (APIService)
 //!
 //! Fields are listed in Go struct order, which is the JSON order.
 
@@ -485,6 +486,56 @@ pub static SELF_SUBJECT_REVIEW: Message = Message {
     ],
 };
 
+// --- apiregistration.k8s.io/v1 (kube-aggregator pkg/apis/apiregistration/v1/types.go) ------------
+
+/// `apiregistrationv1.APIService`.
+pub static API_SERVICE: Message = Message {
+    name: "APIService",
+    fields: &[
+        m("metadata", 1, &OBJECT_META),
+        m("spec", 2, &API_SERVICE_SPEC),
+        m("status", 3, &API_SERVICE_STATUS),
+    ],
+};
+
+/// `apiregistrationv1.APIServiceSpec` (field 6, the removed `priority`, is not listed).
+pub static API_SERVICE_SPEC: Message = Message {
+    name: "APIServiceSpec",
+    fields: &[
+        m("service", 1, &SERVICE_REFERENCE).ptr(),
+        s("group", 2),
+        s("version", 3),
+        b("insecureSkipTLSVerify", 4),
+        f("caBundle", 5, Ty::Bytes),
+        i32f("groupPriorityMinimum", 7).req(),
+        i32f("versionPriority", 8).req(),
+    ],
+};
+
+/// `apiregistrationv1.ServiceReference`.
+pub static SERVICE_REFERENCE: Message = Message {
+    name: "ServiceReference",
+    fields: &[s("namespace", 1), s("name", 2), i32f("port", 3).ptr()],
+};
+
+/// `apiregistrationv1.APIServiceStatus`.
+pub static API_SERVICE_STATUS: Message = Message {
+    name: "APIServiceStatus",
+    fields: &[m("conditions", 1, &API_SERVICE_CONDITION).list()],
+};
+
+/// `apiregistrationv1.APIServiceCondition`.
+pub static API_SERVICE_CONDITION: Message = Message {
+    name: "APIServiceCondition",
+    fields: &[
+        s("type", 1).req(),
+        s("status", 2).req(),
+        f("lastTransitionTime", 3, Ty::Time),
+        s("reason", 4),
+        s("message", 5),
+    ],
+};
+
 /// Every (apiVersion, kind) the codecs know, with its top-level schema.
 pub static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "Secret", &SECRET),
@@ -530,6 +581,7 @@ pub static KINDS: &[(&str, &str, &Message)] = &[
         "SelfSubjectReview",
         &SELF_SUBJECT_REVIEW,
     ),
+    ("apiregistration.k8s.io/v1", "APIService", &API_SERVICE),
 ];
 
 /// The schema of `apiVersion`/`kind`, if known.

@@ -1,11 +1,17 @@
 //! Discovery: legacy (`APIVersions`, `APIGroupList`, `APIResourceList`) and aggregated
 //! (`apidiscovery.k8s.io` v2 / v2beta1 `APIGroupDiscoveryList`, chosen by the Accept header like
 //! apiserver `pkg/endpoints/discovery/aggregated/negotiation.go`).
+//!
+//! Group versions of non-local APIServices (`spec.service` set) are listed too, as kube-aggregator lists them. Their
+//! service is never available here (the sandbox serves no Services), so, as kube-aggregator does for an
+//! unavailable APIService: `GET /apis/<group>/<version>` answers 503 `service unavailable` (plain text,
+//! `handler_proxy.go` `proxyError`), and aggregated discovery lists the version with `freshness: Stale` and no
+//! resources (`handler_discovery.go`).
 
 use serde_json::{Value, json};
 
 use super::http::{Resp, json_response, json_response_ct};
-use super::resources::{GROUPS, ResourceDef, in_group};
+use super::resources::{GROUPS, ResourceDef, in_group, lookup};
 use super::router::Ctx;
 use super::status::ApiError;
 
@@ -100,13 +106,44 @@ fn aggregated_group(group: &str) -> Value {
     json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}]})
 }
 
-fn aggregated(version: &str, groups: &[&str]) -> Value {
+fn aggregated(version: &str, groups: &[&str], remote: &[(String, String)]) -> Value {
+    let mut items: Vec<Value> = groups.iter().map(|g| aggregated_group(g)).collect();
+    for (g, v) in remote {
+        items.push(json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": [{"version": v, "freshness": "Stale"}]}));
+    }
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),
         "metadata": {},
-        "items": groups.iter().map(|g| aggregated_group(g)).collect::<Vec<_>>(),
+        "items": items,
     })
+}
+
+/// `(group, version)` of every non-local APIService (`spec.service` set) of a group this server does not serve.
+async fn remote_group_versions(ctx: &Ctx<'_>) -> Result<Vec<(String, String)>, ApiError> {
+    let def = lookup("apiregistration.k8s.io", "v1", "apiservices").expect("apiservices");
+    let page = ctx.server.store.list(def, None, 0, None).await?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for s in page.items {
+        let spec = &s.obj["spec"];
+        let (Some(g), Some(v)) = (spec["group"].as_str(), spec["version"].as_str()) else {
+            continue;
+        };
+        let gv = (g.to_string(), v.to_string());
+        if spec["service"].is_object()
+            && !GROUPS.contains(&g)
+            && !g.is_empty()
+            && !out.contains(&gv)
+        {
+            out.push(gv);
+        }
+    }
+    Ok(out)
+}
+
+/// kube-aggregator's answer for an APIService whose service is unavailable.
+fn service_unavailable() -> Resp {
+    super::http::text_response(503, "text/plain; charset=utf-8", "service unavailable\n")
 }
 
 fn aggregated_response(version: &str, body: &Value) -> Resp {
@@ -121,7 +158,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, path: &str) -> Result<Resp, ApiError> 
     let agg = accepts_aggregated(ctx);
     match path {
         "/api" => Ok(match agg {
-            Some(v) => aggregated_response(v, &aggregated(v, &[""])),
+            Some(v) => aggregated_response(v, &aggregated(v, &[""], &[])),
             None => {
                 let addr = ctx.server.advertise.clone();
                 json_response(
@@ -130,16 +167,31 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, path: &str) -> Result<Resp, ApiError> 
                 )
             }
         }),
-        "/apis" => Ok(match agg {
-            Some(v) => aggregated_response(v, &aggregated(v, GROUPS)),
-            None => json_response(
-                200,
-                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": GROUPS.iter().map(|g| {
-                    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
-                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
-                }).collect::<Vec<_>>()}),
-            ),
-        }),
+        "/apis" => {
+            let remote = remote_group_versions(ctx).await?;
+            Ok(match agg {
+                Some(v) => aggregated_response(v, &aggregated(v, GROUPS, &remote)),
+                None => {
+                    let mut groups: Vec<Value> = GROUPS
+                        .iter()
+                        .map(|g| {
+                            let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+                            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+                        })
+                        .collect();
+                    for (g, v) in &remote {
+                        let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+                        groups.push(
+                            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+                        );
+                    }
+                    json_response(
+                        200,
+                        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+                    )
+                }
+            })
+        }
         "/api/v1" => Ok(json_response(200, &resource_list(""))),
         _ => {
             let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -153,6 +205,26 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, path: &str) -> Result<Resp, ApiError> 
                 }
                 ["apis", g, "v1"] if GROUPS.contains(g) => {
                     Ok(json_response(200, &resource_list(g)))
+                }
+                ["apis", g, rest @ ..] if rest.len() <= 1 => {
+                    let remote = remote_group_versions(ctx).await?;
+                    match rest {
+                        [] if remote.iter().any(|(rg, _)| rg == g) => {
+                            let versions: Vec<Value> = remote
+                                .iter()
+                                .filter(|(rg, _)| rg == g)
+                                .map(|(_, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                                .collect();
+                            Ok(json_response(
+                                200,
+                                &json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "preferredVersion": versions[0].clone(), "versions": versions}),
+                            ))
+                        }
+                        [v] if remote.iter().any(|(rg, rv)| rg == g && rv == v) => {
+                            Ok(service_unavailable())
+                        }
+                        _ => Err(ApiError::path_not_found()),
+                    }
                 }
                 _ => Err(ApiError::path_not_found()),
             }

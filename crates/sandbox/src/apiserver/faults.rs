@@ -1,4 +1,5 @@
-//! Runtime-adjustable fault injection: failed writes (429 with Retry-After, or 500) and response delays.
+//! Runtime-adjustable fault injection: failed writes (429 with Retry-After, or 500), response delays, and
+//! SubjectAccessReviews answered from an authorizer cache that has not caught up yet.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,6 +18,8 @@ struct State {
     write: Option<(WriteFault, f64)>,
     delay: Duration,
     counter: u64,
+    /// (reviews left, the answer they get).
+    stale_reviews: Option<(u64, bool)>,
 }
 
 /// Faults shared between the sandbox (which sets them) and the running API server (which applies them).
@@ -62,11 +65,33 @@ impl Faults {
         self.lock().delay = Duration::ZERO;
     }
 
+    /// The next `count` SubjectAccessReviews and LocalSubjectAccessReviews answer `allowed`, whatever RBAC says: a
+    /// real kube-apiserver's RBAC authorizer reads Roles and bindings from informer caches, so for a moment after
+    /// a change (longer behind a load balancer) it still answers as before the change. Self reviews are not
+    /// affected.
+    pub fn stale_access_reviews(&self, count: u64, allowed: bool) {
+        self.lock().stale_reviews = (count > 0).then_some((count, allowed));
+    }
+
+    /// The stale answers still to give: `(count, allowed)`.
+    pub fn access_review_pending(&self) -> Option<(u64, bool)> {
+        self.lock().stale_reviews
+    }
+
+    /// The answer the next (Local)SubjectAccessReview gets instead of RBAC's, if a stale answer is pending.
+    pub(crate) fn access_review_fault(&self) -> Option<bool> {
+        let mut s = self.lock();
+        let (left, allowed) = s.stale_reviews?;
+        s.stale_reviews = (left > 1).then_some((left - 1, allowed));
+        Some(allowed)
+    }
+
     /// Remove every fault.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.write = None;
         s.delay = Duration::ZERO;
+        s.stale_reviews = None;
     }
 
     /// The current response delay.
@@ -116,5 +141,12 @@ mod tests {
         assert_eq!(f.delay(), Duration::from_millis(5));
         f.clear();
         assert_eq!(f.delay(), Duration::ZERO);
+        f.stale_access_reviews(2, false);
+        assert_eq!(f.access_review_fault(), Some(false));
+        assert_eq!(f.access_review_fault(), Some(false));
+        assert_eq!(f.access_review_fault(), None);
+        f.stale_access_reviews(5, true);
+        f.clear();
+        assert_eq!(f.access_review_fault(), None);
     }
 }

@@ -1,7 +1,8 @@
 //! The resources this server serves, with their discovery data and etcd key prefixes.
 //!
-//! Key prefixes are kube-apiserver's (`pkg/registry/<group>/<resource>/storage/storage.go`: `DefaultQualifiedResource`
-//! → the resource name, e.g. `/registry/roles/`, `/registry/certificatesigningrequests/`).
+//! Key prefixes are kube-apiserver's, from core's one mapping (`atrest_core::scan::StoredResource::etcd_segment`):
+//! the resource name for kube-apiserver's own resources (`/registry/roles/`, `/registry/certificatesigningrequests/`),
+//! `<group>/<resource>` for the aggregator's (`/registry/apiregistration.k8s.io/apiservices/`).
 
 /// One served resource.
 #[derive(Debug)]
@@ -32,9 +33,9 @@ impl ResourceDef {
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
-    /// The etcd key prefix segment (kube-apiserver uses the resource name for every kind served here).
-    pub fn etcd_segment(&self) -> &'static str {
-        self.resource
+    /// The etcd key prefix segment, as kube-apiserver's storage factory picks it.
+    pub fn etcd_segment(&self) -> String {
+        atrest_core::scan::StoredResource::new(self.group, self.resource).etcd_segment()
     }
 }
 
@@ -55,6 +56,22 @@ const CREATE_ONLY: &[&str] = &["create"];
 const STATUS: &[&str] = &["get", "patch", "update"];
 
 pub(crate) static RESOURCES: &[ResourceDef] = &[
+    // The aggregator's APIServices. A non-local one (spec.service set) makes its group version appear in
+    // discovery, answered 503 while its service is unavailable, which it always is here: the sandbox serves no
+    // Services (discovery.rs).
+    ResourceDef {
+        group: "apiregistration.k8s.io",
+        version: "v1",
+        resource: "apiservices",
+        kind: "APIService",
+        singular: "apiservice",
+        namespaced: false,
+        verbs: CRUD,
+        short_names: &[],
+        categories: &["api-extensions"],
+        subresources: &[("status", STATUS)],
+        stored: true,
+    },
     ResourceDef {
         group: "",
         version: "v1",
@@ -254,6 +271,7 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
 
 /// The API groups in discovery order (`/apis`), each with its single version v1.
 pub(crate) const GROUPS: &[&str] = &[
+    "apiregistration.k8s.io",
     "rbac.authorization.k8s.io",
     "authentication.k8s.io",
     "authorization.k8s.io",
