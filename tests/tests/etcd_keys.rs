@@ -83,14 +83,14 @@ fn put_sealed(
         .write(plain, key.as_bytes())
         .unwrap();
     rt.block_on(async {
-        let mut etcd = sb.etcd_client().await.unwrap();
-        etcd.put(key, sealed, None).await.unwrap();
+        let etcd = sb.etcd_client().await.unwrap();
+        etcd.put(key, sealed).await.unwrap();
     });
 }
 
 fn etcd_value(sb: &Sandbox, rt: &tokio::runtime::Runtime, key: &str) -> Vec<u8> {
     rt.block_on(async {
-        let mut etcd = sb.etcd_client().await.unwrap();
+        let etcd = sb.etcd_client().await.unwrap();
         let r = etcd.get(key, None).await.unwrap();
         r.kvs()
             .first()
