@@ -126,7 +126,8 @@ pub struct StorageCount {
     pub count: u64,
 }
 
-/// Counts objects per storage and key for each resource (etcd path `<prefix>/<resource>/`).
+/// Counts objects per storage and key for each resource of the config (`secrets`, `deployments.apps`), under
+/// the etcd path kube-apiserver stores it at ([`crate::scan::StoredResource`]: `services/specs`, `apps/deployments`).
 pub(crate) async fn storage_counts(
     etcd: &EtcdAccess,
     resources: &[String],
@@ -134,7 +135,8 @@ pub(crate) async fn storage_counts(
     let mut out = Vec::new();
     for r in resources {
         let mut counts: BTreeMap<(StorageKind, Option<String>), u64> = BTreeMap::new();
-        for_each(etcd, &format!("{r}/"), |_, c, _| {
+        let segment = crate::scan::StoredResource::parse(r).etcd_segment();
+        for_each(etcd, &format!("{segment}/"), |_, c, _| {
             *counts.entry((c.storage, c.key_name.clone())).or_default() += 1
         })
         .await?;
