@@ -446,14 +446,13 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
                 summary: summarize(&cfg),
             });
         }
-        return Ok(EnablePlan::Change(Box::new(Change {
-            config: None,
-            before: m,
-            after: edit.manifest,
-            manifest_changes: edit.changes,
-        })));
+        let hash = file_hash(&file)?;
+        return Ok(EnablePlan::Change(Box::new(enable_change(
+            m, edit, None, &hash,
+        )?)));
     }
     let file = node.config_file();
+    let hash;
     let config = if file.exists() {
         let cfg = config::load(&file).map_err(|e| {
             EncryptError::Refused(format!("{} already exists and does not load ({e}); move it away or choose another --config", file.display()))
@@ -465,19 +464,52 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
                 summarize(&cfg)
             )));
         }
+        hash = file_hash(&file)?;
         None
     } else {
         let cfg = new_config(&req.provider, &req.resources)?;
         let text = render_config(&cfg, &want)?;
+        hash = text.sha256();
         Some((cfg, text))
     };
     let edit = m.enable_encryption(&want, reload)?;
-    Ok(EnablePlan::Change(Box::new(Change {
+    Ok(EnablePlan::Change(Box::new(enable_change(
+        m, edit, config, &hash,
+    )?)))
+}
+
+/// `sha256:<hex>` of a config file.
+pub(crate) fn file_hash(file: &Path) -> Result<String> {
+    let bytes = std::fs::read(file).map_err(|source| fsutil::FsError {
+        op: "read",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    Ok(config_hash(&bytes))
+}
+
+/// The enable change: the manifest edit plus [`CONFIG_HASH_ANNOTATION`] naming the config the server will run
+/// with, so the other control-plane nodes (rotate's and enable's HA checks) can see which config it loaded.
+fn enable_change(
+    before: Manifest,
+    edit: manifest::Edit,
+    config: Option<(EncryptionConfiguration, ConfigText)>,
+    hash: &str,
+) -> Result<Change> {
+    let mut changes = edit.changes;
+    let after = match edit.manifest.set_annotation(CONFIG_HASH_ANNOTATION, hash)? {
+        Some(m) => {
+            changes.push(format!("set {CONFIG_HASH_ANNOTATION}"));
+            m
+        }
+        None => edit.manifest,
+    };
+    Ok(Change {
         config,
-        before: m,
-        after: edit.manifest,
-        manifest_changes: edit.changes,
-    })))
+        before,
+        after,
+        manifest_changes: changes,
+    })
 }
 
 /// Backups taken by [`Node::apply_files`].
@@ -609,6 +641,9 @@ pub struct MirrorPodStatus {
     pub restarts: i32,
     #[serde(skip)]
     command: Vec<String>,
+    /// The host path on its node behind `encryption_provider_config` (through the pod's hostPath mounts).
+    #[serde(skip)]
+    config_host_path: Option<PathBuf>,
 }
 
 /// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
@@ -644,10 +679,16 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
     let cs = status
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|v| v.first());
+    let config = flag(manifest::CONFIG_FLAG);
+    // The mirror pod is the static pod's manifest: the manifest reader maps the flag through its mounts.
+    let config_host_path = config.as_deref().and_then(|c| {
+        let json = serde_json::to_string(p).ok()?;
+        Manifest::parse(&json, "mirror pod").ok()?.host_path_for(c)
+    });
     Some(MirrorPodStatus {
         name: p.metadata.name.clone().unwrap_or_default(),
         node: spec.node_name.clone().unwrap_or_default(),
-        encryption_provider_config: flag(manifest::CONFIG_FLAG),
+        encryption_provider_config: config,
         automatic_reload: flag(manifest::RELOAD_FLAG).is_some_and(|v| v == "true"),
         config_hash: p
             .metadata
@@ -662,7 +703,103 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
             .and_then(|w| w.reason.clone()),
         restarts: cs.map_or(0, |c| c.restart_count),
         command,
+        config_host_path,
     })
+}
+
+/// HA preflight of enable (before anything changes): every kube-apiserver of a control plane must run with the
+/// same EncryptionConfiguration (kubernetes/website `encrypt-data.md`: "the encryption configuration file must be
+/// the same" on every control-plane node), or a Secret written through one server is unreadable through another.
+/// Looks at the other API servers' mirror pods (the ones whose command line is not this node's manifest, as
+/// rotate does): when one already runs with `--encryption-provider-config` and this change would generate a new
+/// key, or this node's config file differs from the one that server was restarted with
+/// ([`CONFIG_HASH_ANNOTATION`]), refuses naming that server's node and what to copy where. Returns notes for the
+/// cases it cannot decide (a server configured by hand, or reloading its config automatically, shows no reliable
+/// hash).
+pub async fn check_other_servers_for_enable(
+    node: &Node,
+    client: &Client,
+    change: &Change,
+) -> Result<Vec<String>> {
+    let local = change.before.command_line();
+    let pods = tokio::time::timeout(
+        Duration::from_secs(30),
+        mirror_pods(client, change.before.namespace()),
+    )
+    .await
+    .unwrap_or_else(|_| Err("listing kube-apiserver pods timed out".into()))
+    .map_err(EncryptError::Api)?;
+    let encrypted: Vec<&MirrorPodStatus> = pods
+        .iter()
+        .filter(|p| p.command != local && p.encryption_provider_config.is_some())
+        .collect();
+    if encrypted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let local_hash = match &change.config {
+        Some(_) => None,
+        None => std::fs::read(node.config_file())
+            .ok()
+            .map(|b| config_hash(&b)),
+    };
+    let copy_hint = |p: &MirrorPodStatus| {
+        let theirs = p
+            .config_host_path
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .or_else(|| p.encryption_provider_config.clone())
+            .unwrap_or_default();
+        format!(
+            "copy {theirs} from node {} to {} on this node (mode 0600) and run this command again, or copy it anywhere on this node and pass --config FILE",
+            p.node,
+            node.config.display()
+        )
+    };
+    let mut notes = Vec::new();
+    let mut mismatched = Vec::new();
+    for p in &encrypted {
+        let who = format!(
+            "{} (node {}) runs with --encryption-provider-config={}",
+            p.name,
+            p.node,
+            p.encryption_provider_config.as_deref().unwrap_or_default()
+        );
+        match (&local_hash, &p.config_hash) {
+            (None, _) => {
+                return Err(EncryptError::Refused(format!(
+                    "{who}; enabling here would generate a different key, and Secrets written through one API server could not be read through the other: {}",
+                    copy_hint(p)
+                )));
+            }
+            (Some(mine), Some(theirs)) if !p.automatic_reload => {
+                if mine == theirs {
+                    return Ok(Vec::new());
+                }
+                mismatched.push(p);
+            }
+            (Some(_), _) => notes.push(format!(
+                "{who}{}; cannot tell whether it is the same as {}: make sure both files are identical",
+                if p.automatic_reload {
+                    " and reloads it automatically (its mirror pod does not show which config it loaded)"
+                } else {
+                    ", not set by `kubectl encrypt`"
+                },
+                node.config.display()
+            )),
+        }
+    }
+    if let Some(p) = mismatched.first() {
+        return Err(EncryptError::Refused(format!(
+            "{} (node {}) runs with a different encryption config ({}) than {} on this node ({}); Secrets written through one API server could not be read through the other: {}",
+            p.name,
+            p.node,
+            p.config_hash.as_deref().unwrap_or_default(),
+            node.config.display(),
+            local_hash.as_deref().unwrap_or_default(),
+            copy_hint(p)
+        )));
+    }
+    Ok(notes)
 }
 
 /// Restarts after which a CrashLoopBackOff mirror pod ends the wait early.

@@ -22,6 +22,8 @@ Run it on a control-plane node as root (it edits /etc/kubernetes). Every path is
 
 What enable does: checks the kube-apiserver manifest (broken manifests are refused untouched, with the line at fault); generates a key from the OS random generator; writes the EncryptionConfiguration with mode 0600 (atomically) and validates it like kube-apiserver; backs the manifest up to /etc/kubernetes/tmp/atrest-backups (outside the manifests directory: the kubelet runs every file there); adds --encryption-provider-config (and a read-only hostPath volume when the config is not under an already mounted directory; kubeadm mounts /etc/kubernetes/pki) keeping every other byte of the manifest; then waits until /readyz answers and the kube-apiserver mirror pod runs the new flags. If it does not come back within --timeout, the backup is restored byte for byte and the command fails naming the backup and what failed.
 
+HA control planes: every kube-apiserver needs the same config. Before changing anything, enable looks at the other API servers' mirror pods; when one already runs with --encryption-provider-config and this node has no config (enable would generate another key1) or a different one (its sha256 differs from that pod's atrest.io/encryption-config-sha256), it refuses naming that node: copy its config to this node (same path, mode 0600, or anywhere and pass --config FILE) and run again.
+
 Existing objects stay as they are stored (plaintext) until rewritten: pass --reencrypt, or run `kubectl reencrypt` afterwards.
 
 rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key. Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
@@ -301,6 +303,30 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         }
         EnablePlan::Change(c) => c,
     };
+    // HA: before anything changes, the other API servers must not already run with another config.
+    let client = match client(&node, kube).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if !a.no_wait && a.dry_run != Some(DryRun::Client) {
+                return Err(e);
+            }
+            None
+        }
+    };
+    let checked = match &client {
+        Some(c) => encrypt::check_other_servers_for_enable(&node, c, &change).await,
+        None => Err(encrypt::EncryptError::Api(
+            "no kubeconfig or API server".into(),
+        )),
+    };
+    match checked {
+        Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+        Err(e @ encrypt::EncryptError::Refused(_)) => return Err(e.into()),
+        Err(e) => eprintln!(
+            "warning: cannot check the other control-plane nodes' API servers ({e}); on an HA control plane every node needs the same {} before enabling",
+            node.config.display()
+        ),
+    }
     if a.dry_run == Some(DryRun::Client) {
         match change.redacted_config() {
             Some(cfg) => println!(
@@ -334,7 +360,7 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let client = client(&node, kube).await?;
+    let client = client.context("connecting to the API server")?;
     let backups = node
         .roll_out(
             &client,

@@ -490,13 +490,7 @@ async fn require_other_servers(
 }
 
 fn file_hash(node: &Node) -> Result<String> {
-    let file = node.config_file();
-    let bytes = std::fs::read(&file).map_err(|source| fsutil::FsError {
-        op: "read",
-        path: file.clone(),
-        source,
-    })?;
-    Ok(super::config_hash(&bytes))
+    super::file_hash(&node.config_file())
 }
 
 fn rendered_hash(node: &Node, cfg: &EncryptionConfiguration) -> Result<String> {
