@@ -92,6 +92,15 @@ fn enable_rotate_disable_on_the_sandbox() {
         text(&etcd_value(&sb, "after")[..40])
     );
     assert_eq!(read_secret(&sb, &home, "after"), "v-after");
+    let key1 = config::load(&root.join("etc/kubernetes/pki/enc.yaml"))
+        .unwrap()
+        .resources[0]
+        .providers[0]
+        .keys()
+        .unwrap()[0]
+        .secret
+        .expose_base64()
+        .to_string();
     // A second run is a no-op.
     let out = ok(encrypt(&sb, &home, &[]), "enable again");
     assert!(out.contains("already enabled as asked"), "{out}");
@@ -178,12 +187,42 @@ fn enable_rotate_disable_on_the_sandbox() {
         st.contains("secretbox(key2,key1), identity") && st.contains("next: rewrite"),
         "{st}"
     );
-    // The rest: rewrite, verify (etcd scan), remove-old.
-    let out = ok(
-        encrypt(&sb, &home, &["rotate", "--timeout", "90s"]),
-        "rotate rest",
+    let backups = root.join("etc/kubernetes/tmp/atrest-backups");
+    let holding_key1 = || -> Vec<PathBuf> {
+        std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(&key1))
+            .collect()
+    };
+    let before_removal = holding_key1();
+    assert!(
+        !before_removal.is_empty(),
+        "the rotation backed up configs holding key1"
     );
+    // The rest: rewrite, verify (etcd scan), remove-old; then the backups holding key1 go.
+    let o = encrypt(&sb, &home, &["rotate", "--timeout", "90s"]);
+    let stderr = text(&o.stderr);
+    let out = ok(o, "rotate rest");
     assert!(out.contains("Rotate complete"), "{out}");
+    for b in &before_removal {
+        assert!(
+            stderr.contains(&format!(
+                "removed backup {} (held retired key key1)",
+                b.display()
+            )),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        holding_key1(),
+        Vec::<PathBuf>::new(),
+        "no backup holds the retired key"
+    );
+    assert!(
+        std::fs::read_dir(&backups).unwrap().count() > 0,
+        "the manifest backups stay"
+    );
     assert!(
         !root.join("etc/kubernetes/pki/enc.yaml.rotation").exists(),
         "phase file removed at the end"
@@ -395,11 +434,37 @@ fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
         starts(&etcd_value(&sb, "w2"), "k8s:enc:secretbox:v1:key2:"),
         "key2 writes once the server reloaded the promoted config"
     );
-    let out = ok(
-        encrypt(&sb, &home, &["rotate", "--timeout", "60s"]),
-        "rotate rest",
+    let o = encrypt(
+        &sb,
+        &home,
+        &["rotate", "--keep-backups", "--timeout", "60s"],
     );
+    let stderr = text(&o.stderr);
+    let out = ok(o, "rotate rest");
     assert!(out.contains("Rotate complete"), "{out}");
+    assert!(
+        stderr.contains("(holds retired key key1; --keep-backups)"),
+        "{stderr}"
+    );
+    // status lists what --keep-backups kept.
+    let st: serde_json::Value = serde_json::from_str(&ok(
+        encrypt(&sb, &home, &["status", "-o", "json"]),
+        "status",
+    ))
+    .unwrap();
+    let kept = st["retiredKeyBackups"].as_array().expect("listed");
+    assert!(
+        !kept.is_empty()
+            && kept
+                .iter()
+                .all(|b| b["keys"] == serde_json::json!(["key1"])),
+        "{st:#}"
+    );
+    let table = ok(encrypt(&sb, &home, &["status"]), "status table");
+    assert!(
+        table.contains("Backup with retired keys") && table.contains("holds key1"),
+        "{table}"
+    );
     assert_eq!(
         sb.apiserver_starts(),
         starts_before,

@@ -619,6 +619,117 @@ impl Node {
     }
 }
 
+/// A config backup (in [`BACKUP_DIR`]) holding keys that the current config no longer has.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RetiredKeyBackup {
+    /// The backup file (on this machine, under the root).
+    pub path: PathBuf,
+    /// Names of the keys in it that the current config does not have (compared by key material).
+    pub keys: Vec<String>,
+}
+
+fn key_material(cfg: &EncryptionConfiguration) -> Vec<(String, Vec<u8>)> {
+    cfg.resources
+        .iter()
+        .flat_map(|rc| rc.providers.iter())
+        .flat_map(|p| p.keys().unwrap_or(&[]).iter())
+        .map(|k| (k.name.clone(), k.secret.decode().unwrap_or_default()))
+        .collect()
+}
+
+impl Node {
+    /// The backups of this node's config (`<config file name>.<UTC time>[.n]` in the backup directory, written by
+    /// [`fsutil::backup`]) that hold keys `current` does not have (every key when there is no config). Backups that
+    /// do not load as a config are skipped.
+    pub fn retired_key_backups(
+        &self,
+        current: Option<&EncryptionConfiguration>,
+    ) -> Result<Vec<RetiredKeyBackup>> {
+        let dir = self.backup_dir();
+        let Some(name) = self
+            .config
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+        else {
+            return Ok(Vec::new());
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(fsutil::FsError {
+                    op: "read directory",
+                    path: dir,
+                    source,
+                }
+                .into());
+            }
+        };
+        let kept: Vec<Vec<u8>> = current
+            .map(key_material)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        let prefix = format!("{name}.");
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().to_string();
+            let Some(stamp) = file_name.strip_prefix(&prefix) else {
+                continue;
+            };
+            // `<YYYYMMDDTHHMMSSZ>` or `<...Z>.<n>`: not `enc.yaml.rotation` or other files.
+            let stamp = stamp.split('.').next().unwrap_or_default();
+            if !(stamp.len() == 16 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T') {
+                continue;
+            }
+            let Ok(cfg) = config::load(&e.path()) else {
+                continue;
+            };
+            let mut keys: Vec<String> = key_material(&cfg)
+                .into_iter()
+                .filter(|(_, m)| !kept.contains(m))
+                .map(|(n, _)| n)
+                .collect();
+            keys.dedup();
+            if !keys.is_empty() {
+                out.push(RetiredKeyBackup {
+                    path: e.path(),
+                    keys,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// After a rotation removed `retired` (key names) from the config at its end: deletes the config backups that
+    /// still hold one of them (their material no longer in `current`), so a leaked key does not stay on disk.
+    /// Returns what was removed.
+    pub fn remove_retired_key_backups(
+        &self,
+        current: &EncryptionConfiguration,
+        retired: &[String],
+    ) -> Result<Vec<RetiredKeyBackup>> {
+        let mut removed = Vec::new();
+        for b in self.retired_key_backups(Some(current))? {
+            if !b.keys.iter().any(|k| retired.contains(k)) {
+                continue;
+            }
+            std::fs::remove_file(&b.path).map_err(|source| fsutil::FsError {
+                op: "remove",
+                path: b.path.clone(),
+                source,
+            })?;
+            removed.push(b);
+        }
+        if !removed.is_empty() {
+            fsutil::sync_dir(&self.backup_dir())?;
+        }
+        Ok(removed)
+    }
+}
+
 /// How a kube-apiserver mirror pod looks.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -1022,6 +1133,8 @@ pub struct Status {
     pub storage: Option<Vec<StorageCount>>,
     /// Why etcd could not be read, if it could not.
     pub etcd_error: Option<String>,
+    /// Config backups holding keys no longer in the config (delete them once no etcd backup needs those keys).
+    pub retired_key_backups: Vec<RetiredKeyBackup>,
 }
 
 /// One resource entry in [`Status`].
@@ -1051,6 +1164,7 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         rotation: None,
         storage: None,
         etcd_error: None,
+        retired_key_backups: Vec::new(),
     };
     match (&config, &config_file) {
         (Some(_), Some(file)) => match config::load(file) {
@@ -1087,6 +1201,15 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
     st.rotation = RotationState::load(&status_node.phase_file())
         .ok()
         .flatten();
+    let current = config::load(
+        &config_file
+            .clone()
+            .unwrap_or_else(|| status_node.config_file()),
+    )
+    .ok();
+    st.retired_key_backups = status_node
+        .retired_key_backups(current.as_ref())
+        .unwrap_or_default();
     let mut resources: Vec<String> = st
         .resources
         .iter()

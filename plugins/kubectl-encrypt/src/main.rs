@@ -26,7 +26,7 @@ HA control planes: every kube-apiserver needs the same config. Before changing a
 
 Existing objects stay as they are stored (plaintext) until rewritten: pass --reencrypt, or run `kubectl reencrypt` afterwards.
 
-rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key. Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
+rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key, then delete the config backups made on the way that still hold it (listed; --keep-backups keeps them, and `status` lists backups holding keys no longer in the config). Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
   node1$ kubectl encrypt rotate --phase add-key
   node1$ scp /etc/kubernetes/pki/enc.yaml /etc/kubernetes/pki/enc.yaml.rotation node2:/etc/kubernetes/pki/
   node2$ kubectl encrypt rotate --phase add-key      # same key: only restarts node2's API server
@@ -76,7 +76,7 @@ enum Command {
     /// Show the config, provider order and key names (never key bytes), the running API server's flags, a rotation in progress.
     Status(StatusArgs),
     /// Rotate the key: add it second, make it first, rewrite everything, verify in etcd, remove the old key.
-    Rotate(PhaseArgs),
+    Rotate(RotateArgs),
     /// Turn encryption off safely: identity first, rewrite everything, verify in etcd, then remove the flag.
     Disable(PhaseArgs),
 }
@@ -168,6 +168,15 @@ struct PhaseArgs {
     concurrency: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    phases: PhaseArgs,
+    /// Keep the config backups in /etc/kubernetes/tmp/atrest-backups that hold the retired key (by default they are deleted once the old key is removed, after etcd showed no object uses it).
+    #[arg(long)]
+    keep_backups: bool,
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     match parse_request_timeout(s)?.0 {
         Some(d) if !d.is_zero() => Ok(d),
@@ -222,8 +231,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         None => enable(&cli.node, &cli.kube, &cli.enable).await,
         Some(Command::Enable(ref a)) => enable(&cli.node, &cli.kube, a).await,
         Some(Command::Status(ref a)) => status(&cli.node, &cli.kube, a).await,
-        Some(Command::Rotate(ref a)) => phases(&cli.node, &cli.kube, a, true).await,
-        Some(Command::Disable(ref a)) => phases(&cli.node, &cli.kube, a, false).await,
+        Some(Command::Rotate(ref a)) => {
+            phases(&cli.node, &cli.kube, &a.phases, Some(a.keep_backups)).await
+        }
+        Some(Command::Disable(ref a)) => phases(&cli.node, &cli.kube, a, None).await,
     }
 }
 
@@ -441,6 +452,16 @@ fn print_status(st: &Status) {
             format!("done: [{}], next: {next}", done.join(", ")),
         ]);
     }
+    for b in &st.retired_key_backups {
+        t.add_row(vec![
+            "Backup with retired keys".to_string(),
+            format!(
+                "{} holds {} (no longer in the config; delete it once no etcd backup needs the key)",
+                b.path.display(),
+                b.keys.join(", ")
+            ),
+        ]);
+    }
     println!("{t}");
     if !st.resources.is_empty() {
         let mut r = Table::new();
@@ -511,8 +532,9 @@ async fn phases(
     args: &NodeArgs,
     kube: &ConfigFlags,
     a: &PhaseArgs,
-    rotate: bool,
+    keep_backups: Option<bool>,
 ) -> Result<ExitCode> {
+    let rotate = keep_backups.is_some();
     let m = atrest_core::manifest::Manifest::load(
         &Node::new(&args.root, &args.manifest, "/").manifest_file(),
     )?;
@@ -522,6 +544,7 @@ async fn phases(
         phase: a.phase,
         timeout: args.timeout,
         concurrency: a.concurrency,
+        keep_backups: keep_backups.unwrap_or(false),
     };
     let state = if rotate {
         encrypt::rotate(&node, &client, &opts, &progress).await?

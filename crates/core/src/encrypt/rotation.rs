@@ -143,6 +143,9 @@ pub struct RotateOptions {
     pub timeout: Duration,
     /// Workers for the rewrite.
     pub concurrency: usize,
+    /// rotate: keep the config backups that hold the retired keys (by default they are deleted once the old keys
+    /// are removed).
+    pub keep_backups: bool,
 }
 
 /// The resources named in the config, for the rewrite (wildcards cannot be listed and are refused).
@@ -689,7 +692,32 @@ async fn run_phase(
                 "removing the old key",
                 progress,
             )
-            .await
+            .await?;
+            // Verify proved no object uses the old keys and the servers run without them: the backups made on
+            // the way are the last copies of those keys on this node.
+            let retired = node.retired_key_backups(Some(cfg))?;
+            if opts.keep_backups {
+                for b in &retired {
+                    progress(&format!(
+                        "kept {} (holds retired key {}; --keep-backups)",
+                        b.path.display(),
+                        b.keys.join(", ")
+                    ));
+                }
+                return Ok(());
+            }
+            let removed = node.remove_retired_key_backups(cfg, &state.old_keys)?;
+            if removed.is_empty() {
+                progress("no config backup holds the retired keys");
+            }
+            for b in &removed {
+                progress(&format!(
+                    "removed backup {} (held retired key {})",
+                    b.path.display(),
+                    b.keys.join(", ")
+                ));
+            }
+            Ok(())
         }
         RotationPhase::RemoveFlag => {
             let before = node.load_manifest()?;
