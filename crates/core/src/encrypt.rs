@@ -730,6 +730,147 @@ impl Node {
     }
 }
 
+/// What became of kubeadm's ClusterConfiguration ([`sync_kubeadm_config`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubeadmSync {
+    /// Updated: one line per change, and the backup of the previous document.
+    Updated {
+        changes: Vec<String>,
+        backup: PathBuf,
+    },
+    /// Already carried the manifest's encryption settings.
+    InSync,
+    /// No `kube-system/kubeadm-config` (not a kubeadm cluster): nothing to keep in step.
+    NotKubeadm,
+}
+
+/// Keeps `kube-system/kubeadm-config` in step with this node's manifest (see [`crate::kubeadm`]): `kubeadm
+/// upgrade` regenerates the manifest from it and `kubeadm join --control-plane` builds new nodes from it. The
+/// previous document is backed up (0600) into the backup directory before the ConfigMap is replaced (with its
+/// resourceVersion: a concurrent change is re-read once).
+pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<KubeadmSync> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::PostParams;
+
+    use crate::kubeadm::{self, CLUSTER_CONFIGURATION_KEY, ClusterConfiguration};
+    let m = node.load_manifest()?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), kubeadm::CONFIG_MAP_NAMESPACE);
+    let origin = format!(
+        "ConfigMap {}/{} {CLUSTER_CONFIGURATION_KEY}",
+        kubeadm::CONFIG_MAP_NAMESPACE,
+        kubeadm::CONFIG_MAP
+    );
+    for attempt in 0..2 {
+        let mut cm = match api.get_opt(kubeadm::CONFIG_MAP).await {
+            Ok(Some(cm)) => cm,
+            Ok(None) => return Ok(KubeadmSync::NotKubeadm),
+            Err(e) => return Err(EncryptError::Api(format!("reading {origin}: {e}"))),
+        };
+        let Some(text) = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(CLUSTER_CONFIGURATION_KEY))
+            .cloned()
+        else {
+            return Ok(KubeadmSync::NotKubeadm);
+        };
+        let cc = ClusterConfiguration::parse(&text, &origin)
+            .map_err(|e| EncryptError::Refused(e.to_string()))?;
+        let (synced, changes) =
+            kubeadm::sync(&cc, &m).map_err(|e| EncryptError::Refused(e.to_string()))?;
+        if changes.is_empty() {
+            return Ok(KubeadmSync::InSync);
+        }
+        let dir = node.backup_dir();
+        fsutil::ensure_dir_with_mode(&dir, 0o700)?;
+        let backup = dir.join(format!(
+            "kubeadm-config.yaml.{}",
+            fsutil::utc_timestamp(std::time::SystemTime::now())
+        ));
+        fsutil::write_private(&backup, text.as_bytes())?;
+        cm.data
+            .get_or_insert_with(Default::default)
+            .insert(CLUSTER_CONFIGURATION_KEY.into(), synced.text());
+        match api
+            .replace(kubeadm::CONFIG_MAP, &PostParams::default(), &cm)
+            .await
+        {
+            Ok(_) => return Ok(KubeadmSync::Updated { changes, backup }),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
+            Err(e) => return Err(EncryptError::Api(format!("updating {origin}: {e}"))),
+        }
+    }
+    Err(EncryptError::Api(format!(
+        "updating {origin}: changed concurrently twice; run the command again"
+    )))
+}
+
+/// What `status` says about kubeadm-config and the other control-plane nodes: a one-line summary and the drift
+/// (differences `kubeadm upgrade`/`join` or another API server would act on).
+async fn kubeadm_status(m: &Manifest, client: &Client) -> (String, Vec<String>) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use crate::kubeadm::{self, CLUSTER_CONFIGURATION_KEY, ClusterConfiguration};
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), kubeadm::CONFIG_MAP_NAMESPACE);
+    let text = match api.get_opt(kubeadm::CONFIG_MAP).await {
+        Ok(Some(cm)) => cm
+            .data
+            .and_then(|mut d| d.remove(CLUSTER_CONFIGURATION_KEY)),
+        Ok(None) => None,
+        Err(e) => return (format!("unknown ({e})"), Vec::new()),
+    };
+    let Some(text) = text else {
+        return (
+            "not found (kube-system/kubeadm-config: not a kubeadm cluster)".into(),
+            Vec::new(),
+        );
+    };
+    match ClusterConfiguration::parse(&text, "kubeadm-config") {
+        Ok(cc) => {
+            let drift: Vec<String> = kubeadm::drift(&cc, m)
+                .into_iter()
+                .map(|d| format!("{d}: `kubeadm upgrade` would undo it, a joined node would not have it; run `kubectl encrypt` (enable, rotate or disable) again without --no-kubeadm-config"))
+                .collect();
+            (
+                format!(
+                    "{:?}, {}",
+                    cc.version(),
+                    if drift.is_empty() {
+                        "in step with the manifest"
+                    } else {
+                        "differs from the manifest"
+                    }
+                )
+                .to_lowercase(),
+                drift,
+            )
+        }
+        Err(e) => (format!("unreadable ({e})"), Vec::new()),
+    }
+}
+
+/// Differences between the control-plane nodes' API servers: the config each runs with (flag and hash).
+fn node_drift(pods: &[MirrorPodStatus]) -> Vec<String> {
+    let describe = |p: &MirrorPodStatus| match (&p.encryption_provider_config, &p.config_hash) {
+        (None, _) => "no encryption config".to_string(),
+        (Some(c), Some(h)) => format!("{c} ({h})"),
+        (Some(c), None) => format!("{c} (hash unknown)"),
+    };
+    let mut seen: Vec<String> = pods.iter().map(describe).collect();
+    seen.sort();
+    seen.dedup();
+    if seen.len() <= 1 {
+        return Vec::new();
+    }
+    vec![format!(
+        "the control-plane nodes' API servers run different encryption configs: {}",
+        pods.iter()
+            .map(|p| format!("{} (node {}): {}", p.name, p.node, describe(p)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )]
+}
+
 /// How a kube-apiserver mirror pod looks.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -1135,6 +1276,10 @@ pub struct Status {
     pub etcd_error: Option<String>,
     /// Config backups holding keys no longer in the config (delete them once no etcd backup needs those keys).
     pub retired_key_backups: Vec<RetiredKeyBackup>,
+    /// kubeadm's ClusterConfiguration (kube-system/kubeadm-config), when the API server was reachable.
+    pub kubeadm_config: Option<String>,
+    /// Drift between the manifest and kubeadm-config, and between the control-plane nodes' API servers.
+    pub drift: Vec<String>,
 }
 
 /// One resource entry in [`Status`].
@@ -1165,6 +1310,8 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         storage: None,
         etcd_error: None,
         retired_key_backups: Vec::new(),
+        kubeadm_config: None,
+        drift: Vec::new(),
     };
     match (&config, &config_file) {
         (Some(_), Some(file)) => match config::load(file) {
@@ -1234,8 +1381,16 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
     if let Some(client) = client {
         let ns = m.namespace();
         match mirror_pods(client, ns).await {
-            Ok(p) => st.mirror_pods = Some(p),
+            Ok(p) => {
+                st.drift.extend(node_drift(&p));
+                st.mirror_pods = Some(p);
+            }
             Err(e) => st.api_error = Some(e),
+        }
+        if st.api_error.is_none() {
+            let (summary, drift) = kubeadm_status(&m, client).await;
+            st.kubeadm_config = Some(summary);
+            st.drift.splice(0..0, drift);
         }
     }
     Ok(st)

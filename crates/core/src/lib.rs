@@ -12,6 +12,7 @@ pub mod config;
 pub mod encrypt;
 pub mod etcd;
 pub mod fsutil;
+pub mod kubeadm;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod onboard;

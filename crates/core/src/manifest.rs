@@ -8,7 +8,7 @@
 //! missing final newline all survive. Every edit is parsed again and compared with the intended
 //! semantic change; anything else is refused and nothing is returned to write.
 
-mod lines;
+pub(crate) mod lines;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -1538,7 +1538,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// A scalar written plain when that reads back as the same string, else double-quoted.
-fn render_plain_or_quoted(s: &str) -> String {
+pub(crate) fn render_plain_or_quoted(s: &str) -> String {
     let charset_ok = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+~".contains(c));
@@ -1576,7 +1576,7 @@ fn double_quote(s: &str) -> String {
 }
 
 /// Renders `new` in the quoting style of the scalar text `old`.
-fn render_like(old: &str, new: &str) -> String {
+pub(crate) fn render_like(old: &str, new: &str) -> String {
     if old.starts_with('\'') && !new.contains('\n') {
         format!("'{}'", new.replace('\'', "''"))
     } else if old.starts_with('"') {
@@ -1615,7 +1615,7 @@ fn dash_item(dash_col: usize, key_off: usize, fields: impl Fn(&str) -> Vec<Strin
 
 /// Moves an insertion point at `line` up over comment lines directly above it at its column, so
 /// a new item does not split a comment from the item it describes.
-fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
+pub(crate) fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
     let mut at = line;
     while at > 0 {
         let t = &lines[at - 1].text;
@@ -1630,7 +1630,7 @@ fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
 
 /// Inserts `texts` as new lines before index `at`, using the document's line ending; a missing
 /// final newline stays missing.
-fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
+pub(crate) fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
     let eol = lines::document_eol(lines);
     let mut out: Vec<Line> = lines[..at].to_vec();
     let mut new: Vec<Line> = texts
@@ -1656,7 +1656,7 @@ fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
 
 /// Deletes lines `start..end`; when that removes the last line and it had no final newline,
 /// the new last line loses its newline too.
-fn delete_lines(lines: &[Line], start: usize, end: usize) -> Vec<Line> {
+pub(crate) fn delete_lines(lines: &[Line], start: usize, end: usize) -> Vec<Line> {
     let mut out: Vec<Line> = lines[..start].to_vec();
     out.extend_from_slice(&lines[end..]);
     if end == lines.len()

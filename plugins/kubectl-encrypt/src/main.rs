@@ -24,6 +24,8 @@ What enable does: checks the kube-apiserver manifest (broken manifests are refus
 
 HA control planes: every kube-apiserver needs the same config. Before changing anything, enable looks at the other API servers' mirror pods; when one already runs with --encryption-provider-config and this node has no config (enable would generate another key1) or a different one (its sha256 differs from that pod's atrest.io/encryption-config-sha256), it refuses naming that node: copy its config to this node (same path, mode 0600, or anywhere and pass --config FILE) and run again.
 
+kubeadm: enable, rotate and disable also keep ClusterConfiguration in ConfigMap kube-system/kubeadm-config in step (apiServer.extraArgs, and extraVolumes when the config needs its own volume), so kubeadm upgrade regenerates the manifest with them and kubeadm join --control-plane gives new nodes the flag; only those lines change, the previous document is backed up. --no-kubeadm-config skips it; status shows drift.
+
 Existing objects stay as they are stored (plaintext) until rewritten: pass --reencrypt, or run `kubectl reencrypt` afterwards.
 
 rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key, then delete the config backups made on the way that still hold it (listed; --keep-backups keeps them, and `status` lists backups holding keys no longer in the config). Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
@@ -91,6 +93,9 @@ struct NodeArgs {
     /// The kube-apiserver static pod manifest (node path).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_MANIFEST_PATH, global = true)]
     manifest: PathBuf,
+    /// Do not update kubeadm's ClusterConfiguration (ConfigMap kube-system/kubeadm-config) with the flag and volume; kubeadm upgrade will then drop them from the manifest.
+    #[arg(long, global = true)]
+    no_kubeadm_config: bool,
     /// Directory every node path resolves under (for a node image or a test node).
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     root: PathBuf,
@@ -310,6 +315,10 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
                 "encryption at rest is already enabled as asked: {} ({summary}); nothing to do",
                 config.display()
             );
+            if a.dry_run != Some(DryRun::Client) {
+                let client = client(&node, kube).await.ok();
+                kubeadm_config(&node, args, client.as_ref()).await;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         EnablePlan::Change(c) => c,
@@ -369,6 +378,7 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         println!(
             "not waiting for kube-apiserver (--no-wait); check it with `kubectl encrypt status`"
         );
+        kubeadm_config(&node, args, client.as_ref()).await;
         return Ok(ExitCode::SUCCESS);
     }
     let client = client.context("connecting to the API server")?;
@@ -391,6 +401,7 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         "encryption at rest is enabled: kube-apiserver runs with --encryption-provider-config={}",
         node.config.display()
     );
+    kubeadm_config(&node, args, Some(&client)).await;
     if a.reencrypt {
         let cfg = atrest_core::config::load(&node.config_file())?;
         encrypt::rewrite_all(&client, &cfg, a.concurrency, &progress).await?;
@@ -401,6 +412,43 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps kubeadm's ClusterConfiguration in step with the manifest (unless --no-kubeadm-config); says what it did,
+/// or why it could not, and goes on (the node's change is made either way).
+async fn kubeadm_config(node: &Node, args: &NodeArgs, client: Option<&kube::Client>) {
+    if args.no_kubeadm_config {
+        println!(
+            "kubeadm-config: not updated (--no-kubeadm-config); `kubeadm upgrade` will regenerate the manifest without these settings"
+        );
+        return;
+    }
+    let Some(client) = client else {
+        println!(
+            "kubeadm-config: not updated (no API server to reach); run the same command again once it is up"
+        );
+        return;
+    };
+    match encrypt::sync_kubeadm_config(node, client).await {
+        Ok(encrypt::KubeadmSync::Updated { changes, backup }) => {
+            for c in changes {
+                println!("kubeadm-config ClusterConfiguration: {c}");
+            }
+            println!(
+                "backup of the previous ClusterConfiguration: {}",
+                backup.display()
+            );
+        }
+        Ok(encrypt::KubeadmSync::InSync) => {
+            println!("kubeadm-config ClusterConfiguration: already in step with the manifest")
+        }
+        Ok(encrypt::KubeadmSync::NotKubeadm) => println!(
+            "kubeadm-config: no ConfigMap kube-system/kubeadm-config (not a kubeadm cluster); nothing to keep in step"
+        ),
+        Err(e) => eprintln!(
+            "warning: kubeadm-config not updated ({e}); `kubeadm upgrade` would drop the encryption settings from the manifest: run the command again, or add them to ClusterConfiguration apiServer.extraArgs/extraVolumes by hand"
+        ),
+    }
 }
 
 async fn status(args: &NodeArgs, kube: &ConfigFlags, a: &StatusArgs) -> Result<ExitCode> {
@@ -461,6 +509,12 @@ fn print_status(st: &Status) {
                 b.keys.join(", ")
             ),
         ]);
+    }
+    if let Some(k) = &st.kubeadm_config {
+        t.add_row(vec!["kubeadm-config", k]);
+    }
+    for d in &st.drift {
+        t.add_row(vec!["Drift", d]);
     }
     println!("{t}");
     if !st.resources.is_empty() {
@@ -551,6 +605,7 @@ async fn phases(
     } else {
         encrypt::disable(&node, &client, &opts, &progress).await?
     };
+    kubeadm_config(&node, args, Some(&client)).await;
     match state.next() {
         None => println!("{:?} complete", state.operation),
         Some(next) => println!(
