@@ -1221,11 +1221,21 @@ pub async fn restart_with_config(
     let text = render_config(cfg, &node.config.to_string_lossy())?;
     let before = node.load_manifest()?;
     before.validate()?;
+    let config_path = node.config.to_string_lossy();
     if before.automatic_reload()
-        && before.encryption_provider_config().as_deref() == Some(&*node.config.to_string_lossy())
+        && before.encryption_provider_config().as_deref() == Some(&*config_path)
     {
-        // The running server reloads the file itself: no restart (reload.rs).
-        return reload_with_config(node, client, &text, timeout, what, progress).await;
+        if before.is_single_file_mount(&config_path) {
+            // The running container holds the inode it started with: the file written by rename below is only
+            // seen after a restart. Writing in place instead would let the reload poll read a half-written file
+            // (a failed reload, which rolls the change back), so restart as without automatic reload.
+            progress(&format!(
+                "{config_path} is mounted into kube-apiserver as a single file: the running server cannot see a new version of it, restarting it instead of waiting for a reload"
+            ));
+        } else {
+            // The running server reloads the file itself: no restart (reload.rs).
+            return reload_with_config(node, client, &text, timeout, what, progress).await;
+        }
     }
     let after = with_config_hash(&before, &text.sha256())?;
     let current = std::fs::read(node.config_file()).ok();

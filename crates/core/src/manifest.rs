@@ -463,6 +463,17 @@ impl Manifest {
         Some(host)
     }
 
+    /// Whether `container_path` is bind-mounted as a single file (its mount's `mountPath` is the file itself, as
+    /// with a hostPath of type `File`, or the mount uses a `subPath`). The container runtime then binds the inode
+    /// the path had when the container started: a file replaced by rename on the host is not seen inside until the
+    /// container is restarted, while a directory mount shows the new file at once.
+    pub fn is_single_file_mount(&self, container_path: &str) -> bool {
+        let Some(m) = self.mount_for(container_path) else {
+            return false;
+        };
+        m.sub_path.is_some() || normalize(&m.mount_path) == normalize(container_path)
+    }
+
     /// Checks everything the editor relies on and refuses broken manifests with a line-numbered
     /// reason: volumeMounts and volumes fields (typos such as `readOlny`), names, mount → volume
     /// references, hostPath types, duplicate encryption flags, block-style lists.

@@ -476,9 +476,9 @@ fn version_of(shared: &Shared, sp: &StaticPod) -> KubeVersion {
 }
 
 async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
-    sp.mounts.prepare()?;
+    let mounts = sp.mounts.prepare()?;
     let version = version_of(shared, sp);
-    let resolver: Arc<dyn PathResolver> = Arc::new(sp.mounts.clone());
+    let resolver: Arc<dyn PathResolver> = Arc::new(mounts);
     let v = version.git_version.trim_start_matches('v').to_string();
     let kubelet: Arc<dyn crate::apiserver::Kubelet> = shared.clone();
     match ApiServer::start_on_node(&sp.command, resolver, shared.faults.clone(), &v, kubelet).await
