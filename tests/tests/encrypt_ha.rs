@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use atrest_core::config;
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, ok, read_secret, text};
+use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(90);
@@ -310,6 +310,66 @@ fn enable_on_a_second_node_needs_the_first_nodes_config() {
             assert_eq!(read_secret(sb, &home, name), format!("v-{name}"));
         }
     }
+    n2.shutdown();
+    n1.shutdown();
+}
+
+/// HA with automatic reload behind a load balancer: node2's `kubectl encrypt rotate` uses a kubeconfig that reaches
+/// node1's API server. The reload it waits for is node2's, so it must ask node2's server (its advertise address)
+/// and count only series labelled with node2's `apiserver_id_hash`; node1's `/metrics` says nothing about it.
+#[test]
+fn the_reload_check_asks_this_nodes_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (n1, n2) = two_nodes(dir.path());
+    ok(
+        encrypt(&n1, &home, &["--automatic-reload", "--timeout", "90s"]),
+        "enable node1",
+    );
+    copy_config(&n1, &n2, false);
+    ok(
+        encrypt(&n2, &home, &["--automatic-reload", "--timeout", "90s"]),
+        "enable node2",
+    );
+    let lb = n1.kubeconfig();
+    let o = encrypt(
+        &n2,
+        &home,
+        &[
+            "rotate",
+            "--phase",
+            "add-key",
+            "--kubeconfig",
+            &lb.to_string_lossy(),
+            "--timeout",
+            "30s",
+        ],
+    );
+    let stderr = text(&o.stderr);
+    ok(o, "add-key on node2 through node1's endpoint");
+    assert!(
+        stderr.contains("(no restart)") && stderr.contains("kube-apiserver reloaded sha256:"),
+        "{stderr}"
+    );
+    let node2_id = atrest_core::encrypt::apiserver_id_hash("node2");
+    let metrics = |sb: &Sandbox| ok(kubectl(sb, &home, &["get", "--raw", "/metrics"]), "metrics");
+    let m2 = metrics(&n2);
+    assert!(
+        m2.lines().any(|l| l
+            .starts_with("apiserver_encryption_config_controller_automatic_reloads_total{")
+            && l.contains(&format!("apiserver_id_hash=\"{node2_id}\""))
+            && l.contains("status=\"success\"")),
+        "{m2}"
+    );
+    let m1 = metrics(&n1);
+    assert!(
+        !m1.contains(&node2_id) && !m1.contains("status=\"success\""),
+        "node1 reloaded nothing: {m1}"
+    );
+    assert_eq!(key_names(&n2), ["key1", "key2"]);
+    create_secret(&n2, &home, "s", "v-s");
+    assert_eq!(read_secret(&n1, &home, "s"), "v-s");
     n2.shutdown();
     n1.shutdown();
 }

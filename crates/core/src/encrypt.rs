@@ -41,7 +41,9 @@ use crate::config::{
 use crate::fsutil;
 use crate::manifest::{self, Manifest, ManifestError};
 
-pub use reload::{ReloadEvidence, reload_evidence, reload_with_config};
+pub use reload::{
+    ReloadEvidence, apiserver_id, apiserver_id_hash, reload_evidence, reload_with_config,
+};
 pub use rotation::{
     Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
 };
@@ -169,6 +171,23 @@ impl Node {
     /// The backup directory (outside the manifests directory).
     pub fn backup_dir(&self) -> PathBuf {
         self.host(Path::new(BACKUP_DIR))
+    }
+
+    /// The node's hostname, from which kube-apiserver derives its identity ([`reload::apiserver_id`]): the
+    /// kernel's on the node itself (root `/`), else `<root>/etc/hostname` (a node image or a test node), falling
+    /// back to the kernel's.
+    pub fn hostname(&self) -> String {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let kernel = || read(Path::new("/proc/sys/kernel/hostname")).unwrap_or_default();
+        if self.root == Path::new("/") {
+            return kernel();
+        }
+        read(&self.host(Path::new("/etc/hostname"))).unwrap_or_else(kernel)
     }
 
     /// `<root>/etc/kubernetes/admin.conf`.
@@ -1208,11 +1227,13 @@ pub fn with_config_hash(m: &Manifest, hash: &str) -> Result<Manifest> {
 }
 
 /// Writes a new config and makes kube-apiserver use it, rolling back on failure: with automatic reload in the
-/// manifest by waiting for the server's reload ([`reload_with_config`]), otherwise by restarting it through the
-/// config-hash annotation.
+/// manifest by waiting for the server's reload ([`reload_with_config`], asking `local`, a client of this node's
+/// own API server, when given: through a load balancer `client` may reach another one), otherwise by restarting
+/// it through the config-hash annotation.
 pub async fn restart_with_config(
     node: &Node,
     client: &Client,
+    local: Option<&Client>,
     cfg: &EncryptionConfiguration,
     timeout: Duration,
     what: &str,
@@ -1234,7 +1255,15 @@ pub async fn restart_with_config(
             ));
         } else {
             // The running server reloads the file itself: no restart (reload.rs).
-            return reload_with_config(node, client, &text, timeout, what, progress).await;
+            return reload_with_config(
+                node,
+                local.unwrap_or(client),
+                &text,
+                timeout,
+                what,
+                progress,
+            )
+            .await;
         }
     }
     let after = with_config_hash(&before, &text.sha256())?;

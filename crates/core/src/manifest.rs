@@ -463,6 +463,21 @@ impl Manifest {
         Some(host)
     }
 
+    /// The URL this kube-apiserver serves on as other servers reach it: `https://<--advertise-address>:<--secure-port>`
+    /// (6443 by default, kube-apiserver's), `None` without an advertise address.
+    pub fn advertised_url(&self) -> Option<String> {
+        let addr = self.flag("advertise-address").filter(|a| !a.is_empty())?;
+        let port = self
+            .flag("secure-port")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "6443".into());
+        Some(if addr.contains(':') {
+            format!("https://[{addr}]:{port}")
+        } else {
+            format!("https://{addr}:{port}")
+        })
+    }
+
     /// Whether `container_path` is bind-mounted as a single file (its mount's `mountPath` is the file itself, as
     /// with a hostPath of type `File`, or the mount uses a `subPath`). The container runtime then binds the inode
     /// the path had when the container started: a file replaced by rename on the host is not seen inside until the

@@ -450,6 +450,10 @@ impl crate::apiserver::Kubelet for Shared {
             _ => Err(format!("container not found ({container:?})")),
         }
     }
+
+    fn hostname(&self) -> String {
+        self.node.clone()
+    }
 }
 
 async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {

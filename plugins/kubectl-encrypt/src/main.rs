@@ -35,7 +35,7 @@ rotate follows the documented procedure, one restart per step: add the new key s
   (repeat for every node, then the same for --phase promote, copying enc.yaml again; then rewrite and verify once; then remove-old on every node)
 The steps check every kube-apiserver mirror pod (annotation atrest.io/encryption-config-sha256, set at each restart): promote refuses until every other API server was restarted with a config holding the new key; rewrite, verify and remove-old refuse until every one writes with it. The refusal names the node and what to run there.
 
-With --encryption-provider-config-automatic-reload=true in the manifest (enable --automatic-reload), rotate and disable do not restart kube-apiserver: each step writes the config and waits until the server's /metrics report the reload (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds; last_config_info from 1.34); a failed reload restores the previous config. Upstream polls the file once a minute, so allow --timeout for it.
+With --encryption-provider-config-automatic-reload=true in the manifest (enable --automatic-reload), rotate and disable do not restart kube-apiserver: each step writes the config and waits until the server's /metrics report the reload (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds; last_config_info from 1.34); a failed reload restores the previous config. Upstream polls the file once a minute, so allow --timeout for it. The check asks this node's own API server (--advertise-address and --secure-port of the manifest, with the kubeconfig's credentials) and counts only the series whose apiserver_id_hash is this node's server identity (derived from the hostname as kube-apiserver does), so a load balancer answering with another server's /metrics cannot fake or hide the reload.
 
 disable goes the safe way round: identity first and restart; rewrite everything; verify from etcd that nothing is encrypted; only then remove the flag (removing the config first would make encrypted objects unreadable).
 
@@ -273,6 +273,25 @@ async fn client(node: &Node, kube: &ConfigFlags) -> Result<kube::Client> {
         .context("connecting to the API server")?;
     tracing::info!(server = %resolved.cluster.server, files = %resolved.files_display(), "API server");
     Ok(client)
+}
+
+/// A client of this node's own kube-apiserver (the manifest's advertise address and port, with the kubeconfig's
+/// credentials): the reload checks must ask that server, not whichever one a load balancer picks.
+async fn local_client(
+    node: &Node,
+    kube: &ConfigFlags,
+    m: &atrest_core::manifest::Manifest,
+) -> Option<kube::Client> {
+    let url = m.advertised_url()?;
+    let mut flags = kube.clone().with_fallback(node.admin_conf());
+    flags.server = Some(url.clone());
+    match flags.client().await {
+        Ok((c, _)) => Some(c),
+        Err(e) => {
+            tracing::info!("no direct client for {url}: {e:#}");
+            None
+        }
+    }
 }
 
 async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<ExitCode> {
@@ -595,6 +614,7 @@ async fn phases(
     let node = node_for(args, m.encryption_provider_config())?;
     let client = client(&node, kube).await?;
     let opts = RotateOptions {
+        local_server: local_client(&node, kube, &m).await,
         phase: a.phase,
         timeout: args.timeout,
         concurrency: a.concurrency,

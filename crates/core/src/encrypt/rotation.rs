@@ -135,7 +135,7 @@ impl RotationState {
 }
 
 /// Options of `rotate` and `disable`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RotateOptions {
     /// Run only this phase (HA: run it on every control-plane node before the next one).
     pub phase: Option<RotationPhase>,
@@ -146,6 +146,21 @@ pub struct RotateOptions {
     /// rotate: keep the config backups that hold the retired keys (by default they are deleted once the old keys
     /// are removed).
     pub keep_backups: bool,
+    /// A client of this node's own kube-apiserver (its advertise address), for the reload checks; `None`: the
+    /// main client.
+    pub local_server: Option<Client>,
+}
+
+impl std::fmt::Debug for RotateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateOptions")
+            .field("phase", &self.phase)
+            .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .field("keep_backups", &self.keep_backups)
+            .field("local_server", &self.local_server.is_some())
+            .finish()
+    }
 }
 
 /// The resources named in the config, for the rewrite (wildcards cannot be listed and are refused).
@@ -567,6 +582,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "adding the new key",
@@ -606,6 +622,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "promoting the new key",
@@ -623,6 +640,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "putting identity first",
@@ -687,6 +705,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "removing the old key",
