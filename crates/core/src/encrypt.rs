@@ -206,6 +206,37 @@ impl Node {
         m.host_path_for(&p).map(|h| self.host(&h))
     }
 
+    /// Writes the config file (0600, atomically) and gives it to the user kube-apiserver runs as
+    /// ([`Node::own_config`]).
+    pub fn write_config(&self, bytes: &[u8]) -> Result<()> {
+        let file = self.config_file();
+        fsutil::write_private(&file, bytes)?;
+        self.own_config()
+    }
+
+    /// Under kubeadm's RootlessControlPlane kube-apiserver runs as a non-root user ([`Manifest::run_as`]) that
+    /// cannot read a root-owned 0600 file: the config then belongs to that user and group, mode 0600, as kubeadm
+    /// does for the API server's private keys (`runKubeAPIServerAsNonRoot`). Nothing to do for a root server.
+    pub fn own_config(&self) -> Result<()> {
+        let Ok(m) = self.load_manifest() else {
+            return Ok(());
+        };
+        let Some((uid, gid)) = m.run_as() else {
+            return Ok(());
+        };
+        let file = self.config_file();
+        if !file.exists() {
+            return Ok(());
+        }
+        std::os::unix::fs::chown(&file, Some(uid), gid).map_err(|source| fsutil::FsError {
+            op: "chown",
+            path: file.clone(),
+            source,
+        })?;
+        tracing::info!(uid, ?gid, file = %file.display(), "kube-apiserver runs as non-root: gave it the config");
+        Ok(())
+    }
+
     /// Backs up `file` into the backup directory (refusing a backup directory inside the manifests directory).
     pub fn backup(&self, file: &Path) -> Result<PathBuf> {
         let dir = self.backup_dir();
@@ -559,8 +590,11 @@ impl Node {
                     fsutil::ensure_dir_with_mode(dir, 0o700)?;
                 }
             }
-            fsutil::write_private(&file, text.expose().as_bytes())?;
+            self.write_config(text.expose().as_bytes())?;
             config::load(&file)?;
+        } else {
+            // An existing config (copied from another node, or written by hand) must be readable by the server.
+            self.own_config()?;
         }
         if change.before.text() != change.after.text() {
             let file = self.manifest_file();
@@ -578,7 +612,7 @@ impl Node {
                 path: b.clone(),
                 source,
             })?;
-            fsutil::write_private(&self.config_file(), &bytes)?;
+            self.write_config(&bytes)?;
         }
         if let Some(b) = &backups.manifest {
             let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {

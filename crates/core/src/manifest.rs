@@ -463,6 +463,21 @@ impl Manifest {
         Some(host)
     }
 
+    /// The non-root user and group kube-apiserver runs as: `securityContext.runAsUser`/`runAsGroup` of its
+    /// container over the pod's (kubeadm's RootlessControlPlane feature gate sets the pod's,
+    /// `cmd/kubeadm/app/util/staticpod/utils_linux.go`). `None` when it runs as root.
+    pub fn run_as(&self) -> Option<(u32, Option<u32>)> {
+        let field = |name: &str| {
+            self.container_value()
+                .pointer(&format!("/securityContext/{name}"))
+                .or_else(|| self.value.pointer(&format!("/spec/securityContext/{name}")))
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+        };
+        let uid = field("runAsUser").filter(|u| *u != 0)?;
+        Some((uid, field("runAsGroup")))
+    }
+
     /// The URL this kube-apiserver serves on as other servers reach it: `https://<--advertise-address>:<--secure-port>`
     /// (6443 by default, kube-apiserver's), `None` without an advertise address.
     pub fn advertised_url(&self) -> Option<String> {

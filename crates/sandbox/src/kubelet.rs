@@ -27,7 +27,7 @@ use crate::apiserver::{ApiServer, Faults, PathResolver, RunningApiServer};
 use crate::controller::{self, ControllerConfig, ControllerHandle};
 use crate::etcd::EtcdProcess;
 use crate::layout::{KubeVersion, NodeLayout};
-use crate::pod::{self, MountTable, StaticPod};
+use crate::pod::{self, StaticPod};
 
 /// The API server as the node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +39,6 @@ pub enum ApiServerState {
     CrashLooping { last_error: String, restarts: u32 },
     /// Stopped on request ([`crate::Sandbox::stop_apiserver`]), or the kubelet is not running.
     Stopped,
-}
-
-impl PathResolver for MountTable {
-    fn host_path(&self, container_path: &Path) -> Option<PathBuf> {
-        self.resolve(container_path)
-    }
 }
 
 /// State shared between the kubelet loop and the sandbox's handle.

@@ -142,14 +142,29 @@ pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod
             }),
         }
     }
+    let run_as = run_as(&pod, c);
     Ok(StaticPod {
         file: file.to_path_buf(),
         hash: content_hash(bytes),
         image: c.image.clone().unwrap_or_default(),
         command,
         pod,
-        mounts: MountTable { mounts },
+        mounts: MountTable { mounts, run_as },
     })
+}
+
+/// The non-root user and group the first container runs as: its `securityContext` over the pod's.
+fn run_as(pod: &Pod, c: &k8s_openapi::api::core::v1::Container) -> Option<(u32, u32)> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = c.security_context.as_ref();
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user))?;
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group))
+        .unwrap_or(0);
+    (uid != 0).then_some((uid as u32, gid as u32))
 }
 
 /// Lexically clean an absolute path (drop `.`, resolve `..`, drop trailing slashes).
@@ -183,6 +198,37 @@ pub struct Mount {
 #[derive(Debug, Clone, Default)]
 pub struct MountTable {
     pub mounts: Vec<Mount>,
+    /// The container's user and group when not root (`securityContext.runAsUser`/`runAsGroup`, the container's
+    /// over the pod's, as kubeadm's RootlessControlPlane sets them): files are read as that user.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl crate::apiserver::PathResolver for MountTable {
+    fn host_path(&self, container_path: &Path) -> Option<PathBuf> {
+        self.resolve(container_path)
+    }
+
+    fn read(&self, container_path: &Path) -> std::io::Result<Vec<u8>> {
+        let host = self
+            .resolve(container_path)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::fs::MetadataExt;
+            let md = fs::metadata(&host)?;
+            let mode = md.mode();
+            let allowed = if md.uid() == uid {
+                mode & 0o400 != 0
+            } else if md.gid() == gid {
+                mode & 0o040 != 0
+            } else {
+                mode & 0o004 != 0
+            };
+            if !allowed {
+                return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+            }
+        }
+        fs::read(host)
+    }
 }
 
 impl MountTable {

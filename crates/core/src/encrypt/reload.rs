@@ -252,7 +252,7 @@ pub async fn reload_with_config(
         ));
     }
     let written = unix_now();
-    fsutil::write_private(&file, text.expose().as_bytes())?;
+    node.write_config(text.expose().as_bytes())?;
     config::load(&file)?;
     progress(&format!(
         "wrote {}; kube-apiserver runs with automatic reload: waiting up to {}s for it to reload the file (no restart)",
@@ -276,7 +276,7 @@ pub async fn reload_with_config(
                         source,
                     })?;
                     let restored_at = unix_now();
-                    fsutil::write_private(&file, &bytes)?;
+                    node.write_config(&bytes)?;
                     // Only a server that loaded our file (it may have after the timeout) must reload the old one;
                     // one that rejected ours still runs the old config and sees no change.
                     let ours_loaded = reload_evidence(client, Some(id_hash))
