@@ -430,7 +430,7 @@ impl ClusterConfiguration {
         let edited = self.replace_child("extraArgs", expected, &what, |nl, child, col| {
             let (ck, ck_end) = child.expect("the key exists");
             match version {
-                ApiVersion::V1beta3 => edit_map_entry(self, nl, ck, ck_end, col, name, value),
+                ApiVersion::V1beta3 => edit_map_entry(nl, ck, ck_end, col, name, value),
                 ApiVersion::V1beta4 => {
                     let index = match &old {
                         Some(Value::Array(a)) => a
@@ -551,7 +551,6 @@ fn replace_inline(nl: &[Line], k: &KeyPos, value: &str) -> Vec<Line> {
 
 /// Sets or removes `name` in the block mapping under `ck` (v1beta3 extraArgs).
 fn edit_map_entry(
-    cc: &ClusterConfiguration,
     nl: &[Line],
     ck: &KeyPos,
     ck_end: usize,
@@ -618,18 +617,18 @@ fn edit_map_entry(
                 let end = lines::key_end(&nl, k, region.map_or(nl.len(), |r| r.end));
                 nl = delete_lines(&nl, k.line, end);
             }
-            drop_if_empty(cc, nl, &ck)
+            Ok(drop_if_empty(nl, &ck))
         }
     }
 }
 
 /// Removes the key `ck` when its value became empty.
-fn drop_if_empty(_cc: &ClusterConfiguration, nl: Vec<Line>, ck: &KeyPos) -> Result<Vec<Line>> {
+fn drop_if_empty(nl: Vec<Line>, ck: &KeyPos) -> Vec<Line> {
     let end = lines::key_end(&nl, ck, nl.len());
     if (ck.line + 1..end).any(|j| lines::is_content(&nl[j].text)) {
-        return Ok(nl);
+        return nl;
     }
-    Ok(delete_lines(&nl, ck.line, ck.line + 1))
+    delete_lines(&nl, ck.line, ck.line + 1)
 }
 
 /// Replaces, adds or removes the list entry at `index` under `ck` (a block sequence of mappings). `fields`: the
@@ -703,7 +702,7 @@ fn edit_list_entry(
         }
         (Some(it), None) => {
             let nl = delete_lines(&nl, it.line, it.end);
-            drop_if_empty(cc, nl, &ck)
+            Ok(drop_if_empty(nl, &ck))
         }
         (None, None) => Ok(nl),
     }
