@@ -92,6 +92,15 @@ fn enable_rotate_disable_on_the_sandbox() {
         text(&etcd_value(&sb, "after")[..40])
     );
     assert_eq!(read_secret(&sb, &home, "after"), "v-after");
+    let key1 = config::load(&root.join("etc/kubernetes/pki/enc.yaml"))
+        .unwrap()
+        .resources[0]
+        .providers[0]
+        .keys()
+        .unwrap()[0]
+        .secret
+        .expose_base64()
+        .to_string();
     // A second run is a no-op.
     let out = ok(encrypt(&sb, &home, &[]), "enable again");
     assert!(out.contains("already enabled as asked"), "{out}");
@@ -178,12 +187,42 @@ fn enable_rotate_disable_on_the_sandbox() {
         st.contains("secretbox(key2,key1), identity") && st.contains("next: rewrite"),
         "{st}"
     );
-    // The rest: rewrite, verify (etcd scan), remove-old.
-    let out = ok(
-        encrypt(&sb, &home, &["rotate", "--timeout", "90s"]),
-        "rotate rest",
+    let backups = root.join("etc/kubernetes/tmp/atrest-backups");
+    let holding_key1 = || -> Vec<PathBuf> {
+        std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(&key1))
+            .collect()
+    };
+    let before_removal = holding_key1();
+    assert!(
+        !before_removal.is_empty(),
+        "the rotation backed up configs holding key1"
     );
+    // The rest: rewrite, verify (etcd scan), remove-old; then the backups holding key1 go.
+    let o = encrypt(&sb, &home, &["rotate", "--timeout", "90s"]);
+    let stderr = text(&o.stderr);
+    let out = ok(o, "rotate rest");
     assert!(out.contains("Rotate complete"), "{out}");
+    for b in &before_removal {
+        assert!(
+            stderr.contains(&format!(
+                "removed backup {} (held retired key key1)",
+                b.display()
+            )),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        holding_key1(),
+        Vec::<PathBuf>::new(),
+        "no backup holds the retired key"
+    );
+    assert!(
+        std::fs::read_dir(&backups).unwrap().count() > 0,
+        "the manifest backups stay"
+    );
     assert!(
         !root.join("etc/kubernetes/pki/enc.yaml.rotation").exists(),
         "phase file removed at the end"
@@ -395,11 +434,37 @@ fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
         starts(&etcd_value(&sb, "w2"), "k8s:enc:secretbox:v1:key2:"),
         "key2 writes once the server reloaded the promoted config"
     );
-    let out = ok(
-        encrypt(&sb, &home, &["rotate", "--timeout", "60s"]),
-        "rotate rest",
+    let o = encrypt(
+        &sb,
+        &home,
+        &["rotate", "--keep-backups", "--timeout", "60s"],
     );
+    let stderr = text(&o.stderr);
+    let out = ok(o, "rotate rest");
     assert!(out.contains("Rotate complete"), "{out}");
+    assert!(
+        stderr.contains("(holds retired key key1; --keep-backups)"),
+        "{stderr}"
+    );
+    // status lists what --keep-backups kept.
+    let st: serde_json::Value = serde_json::from_str(&ok(
+        encrypt(&sb, &home, &["status", "-o", "json"]),
+        "status",
+    ))
+    .unwrap();
+    let kept = st["retiredKeyBackups"].as_array().expect("listed");
+    assert!(
+        !kept.is_empty()
+            && kept
+                .iter()
+                .all(|b| b["keys"] == serde_json::json!(["key1"])),
+        "{st:#}"
+    );
+    let table = ok(encrypt(&sb, &home, &["status"]), "status table");
+    assert!(
+        table.contains("Backup with retired keys") && table.contains("holds key1"),
+        "{table}"
+    );
     assert_eq!(
         sb.apiserver_starts(),
         starts_before,
@@ -424,6 +489,97 @@ fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
             && l.ends_with(" 3")),
         "{metrics}"
     );
+}
+
+/// A config bind-mounted as a single file (hostPath of type `File`): the running container keeps the inode it
+/// started with, so a config replaced by rename is never reloaded (the sandbox pins the file as a runtime's bind
+/// mount does). With automatic reload on, rotate restarts kube-apiserver for each step instead of waiting for a
+/// reload that cannot come, and the rotation completes with every Secret readable.
+#[test]
+fn a_single_file_config_mount_is_restarted_not_reloaded() {
+    let (dir, sb) = up();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let root = sb.root().to_path_buf();
+    let enc = root.join("etc/kubernetes/enc/enc.yaml");
+    ok(
+        encrypt(
+            &sb,
+            &home,
+            &[
+                "--config",
+                "/etc/kubernetes/enc/enc.yaml",
+                "--automatic-reload",
+                "--timeout",
+                "90s",
+            ],
+        ),
+        "enable",
+    );
+    // The admin mounts the file itself instead of its directory.
+    let manifest = sb.manifest("kube-apiserver");
+    let before = std::fs::read_to_string(&manifest).unwrap();
+    let file_mount = before
+        .replace(
+            "mountPath: /etc/kubernetes/enc\n",
+            "mountPath: /etc/kubernetes/enc/enc.yaml\n",
+        )
+        .replace(
+            "path: /etc/kubernetes/enc\n      type: DirectoryOrCreate\n",
+            "path: /etc/kubernetes/enc/enc.yaml\n      type: File\n",
+        );
+    assert_ne!(file_mount, before, "{before}");
+    let n_starts = sb.apiserver_starts();
+    std::fs::write(&manifest, &file_mount).unwrap();
+    sb.wait_restarted(n_starts, READY)
+        .expect("restarted with the file mount");
+    let m = Manifest::load(&manifest).unwrap();
+    assert!(m.is_single_file_mount("/etc/kubernetes/enc/enc.yaml"));
+    create_secret(&sb, &home, "a", "v-a");
+    assert!(starts(&etcd_value(&sb, "a"), "k8s:enc:secretbox:v1:key1:"));
+
+    // A config replaced by rename is not seen by the running server, although it reloads automatically.
+    let original = std::fs::read(&enc).unwrap();
+    let mut cfg = config::load(&enc).unwrap();
+    cfg.resources[0].providers[0].keys_mut().unwrap().insert(
+        0,
+        config::Key::generate("handmade", config::ProviderKind::Secretbox).unwrap(),
+    );
+    let replace = |bytes: &[u8]| {
+        let tmp = enc.with_extension("tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &enc).unwrap();
+    };
+    replace(cfg.to_yaml().as_bytes());
+    std::thread::sleep(Duration::from_secs(3));
+    create_secret(&sb, &home, "b", "v-b");
+    assert!(
+        starts(&etcd_value(&sb, "b"), "k8s:enc:secretbox:v1:key1:"),
+        "the pinned file is still the old one"
+    );
+    replace(&original);
+
+    let n_starts = sb.apiserver_starts();
+    let o = encrypt(&sb, &home, &["rotate", "--timeout", "60s"]);
+    let stderr = text(&o.stderr);
+    let out = ok(o, "rotate");
+    assert!(out.contains("Rotate complete"), "{out}");
+    assert!(
+        stderr.contains("is mounted into kube-apiserver as a single file"),
+        "{stderr}"
+    );
+    assert!(
+        sb.apiserver_starts() >= n_starts + 3,
+        "one restart per step (add-key, promote, remove-old)"
+    );
+    create_secret(&sb, &home, "c", "v-c");
+    for (name, value) in [("a", "v-a"), ("b", "v-b"), ("c", "v-c")] {
+        assert!(
+            starts(&etcd_value(&sb, name), "k8s:enc:secretbox:v1:key2:"),
+            "{name} on key2"
+        );
+        assert_eq!(read_secret(&sb, &home, name), value);
+    }
 }
 
 fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {

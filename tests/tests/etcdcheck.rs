@@ -574,7 +574,7 @@ async fn every_storage_kind_decrypts_and_verifies() {
     std::fs::write(enc_dir.join("enc.yaml"), enc_yaml()).unwrap();
     std::fs::write(
         manifests.join("kube-apiserver.yaml"),
-        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --encryption-provider-config=/etc/kubernetes/enc/enc.yaml\n    - --etcd-servers=https://127.0.0.1:2379\n",
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --encryption-provider-config=/etc/kubernetes/enc/enc.yaml\n    - --etcd-servers=https://127.0.0.1:2379\n    volumeMounts:\n    - mountPath: /etc/kubernetes/enc\n      name: encryption-config\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /etc/kubernetes/enc\n      type: DirectoryOrCreate\n    name: encryption-config\n",
     )
     .unwrap();
     let out = Command::new(bins::plugin("etcdcheck"))

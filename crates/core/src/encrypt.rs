@@ -41,7 +41,9 @@ use crate::config::{
 use crate::fsutil;
 use crate::manifest::{self, Manifest, ManifestError};
 
-pub use reload::{ReloadEvidence, reload_evidence, reload_with_config};
+pub use reload::{
+    ReloadEvidence, apiserver_id, apiserver_id_hash, reload_evidence, reload_with_config,
+};
 pub use rotation::{
     Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
 };
@@ -174,6 +176,23 @@ impl Node {
         self.host(Path::new(BACKUP_DIR))
     }
 
+    /// The node's hostname, from which kube-apiserver derives its identity ([`reload::apiserver_id`]): the
+    /// kernel's on the node itself (root `/`), else `<root>/etc/hostname` (a node image or a test node), falling
+    /// back to the kernel's.
+    pub fn hostname(&self) -> String {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let kernel = || read(Path::new("/proc/sys/kernel/hostname")).unwrap_or_default();
+        if self.root == Path::new("/") {
+            return kernel();
+        }
+        read(&self.host(Path::new("/etc/hostname"))).unwrap_or_else(kernel)
+    }
+
     /// `<root>/etc/kubernetes/admin.conf`.
     pub fn admin_conf(&self) -> PathBuf {
         self.host(Path::new(ADMIN_CONF))
@@ -188,6 +207,37 @@ impl Node {
     pub fn configured_config_file(&self, m: &Manifest) -> Option<PathBuf> {
         let p = m.encryption_provider_config()?;
         m.host_path_for(&p).map(|h| self.host(&h))
+    }
+
+    /// Writes the config file (0600, atomically) and gives it to the user kube-apiserver runs as
+    /// ([`Node::own_config`]).
+    pub fn write_config(&self, bytes: &[u8]) -> Result<()> {
+        let file = self.config_file();
+        fsutil::write_private(&file, bytes)?;
+        self.own_config()
+    }
+
+    /// Under kubeadm's RootlessControlPlane kube-apiserver runs as a non-root user ([`Manifest::run_as`]) that
+    /// cannot read a root-owned 0600 file: the config then belongs to that user and group, mode 0600, as kubeadm
+    /// does for the API server's private keys (`runKubeAPIServerAsNonRoot`). Nothing to do for a root server.
+    pub fn own_config(&self) -> Result<()> {
+        let Ok(m) = self.load_manifest() else {
+            return Ok(());
+        };
+        let Some((uid, gid)) = m.run_as() else {
+            return Ok(());
+        };
+        let file = self.config_file();
+        if !file.exists() {
+            return Ok(());
+        }
+        std::os::unix::fs::chown(&file, Some(uid), gid).map_err(|source| fsutil::FsError {
+            op: "chown",
+            path: file.clone(),
+            source,
+        })?;
+        tracing::info!(uid, ?gid, file = %file.display(), "kube-apiserver runs as non-root: gave it the config");
+        Ok(())
     }
 
     /// Backs up `file` into the backup directory (refusing a backup directory inside the manifests directory).
@@ -449,14 +499,13 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
                 summary: summarize(&cfg),
             });
         }
-        return Ok(EnablePlan::Change(Box::new(Change {
-            config: None,
-            before: m,
-            after: edit.manifest,
-            manifest_changes: edit.changes,
-        })));
+        let hash = file_hash(&file)?;
+        return Ok(EnablePlan::Change(Box::new(enable_change(
+            m, edit, None, &hash,
+        )?)));
     }
     let file = node.config_file();
+    let hash;
     let config = if file.exists() {
         let cfg = config::load(&file).map_err(|e| {
             EncryptError::Refused(format!("{} already exists and does not load ({e}); move it away or choose another --config", file.display()))
@@ -468,19 +517,52 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
                 summarize(&cfg)
             )));
         }
+        hash = file_hash(&file)?;
         None
     } else {
         let cfg = new_config(&req.provider, &req.resources)?;
         let text = render_config(&cfg, &want)?;
+        hash = text.sha256();
         Some((cfg, text))
     };
     let edit = m.enable_encryption(&want, reload)?;
-    Ok(EnablePlan::Change(Box::new(Change {
+    Ok(EnablePlan::Change(Box::new(enable_change(
+        m, edit, config, &hash,
+    )?)))
+}
+
+/// `sha256:<hex>` of a config file.
+pub(crate) fn file_hash(file: &Path) -> Result<String> {
+    let bytes = std::fs::read(file).map_err(|source| fsutil::FsError {
+        op: "read",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    Ok(config_hash(&bytes))
+}
+
+/// The enable change: the manifest edit plus [`CONFIG_HASH_ANNOTATION`] naming the config the server will run
+/// with, so the other control-plane nodes (rotate's and enable's HA checks) can see which config it loaded.
+fn enable_change(
+    before: Manifest,
+    edit: manifest::Edit,
+    config: Option<(EncryptionConfiguration, ConfigText)>,
+    hash: &str,
+) -> Result<Change> {
+    let mut changes = edit.changes;
+    let after = match edit.manifest.set_annotation(CONFIG_HASH_ANNOTATION, hash)? {
+        Some(m) => {
+            changes.push(format!("set {CONFIG_HASH_ANNOTATION}"));
+            m
+        }
+        None => edit.manifest,
+    };
+    Ok(Change {
         config,
-        before: m,
-        after: edit.manifest,
-        manifest_changes: edit.changes,
-    })))
+        before,
+        after,
+        manifest_changes: changes,
+    })
 }
 
 /// Backups taken by [`Node::apply_files`].
@@ -511,8 +593,11 @@ impl Node {
                     fsutil::ensure_dir_with_mode(dir, 0o700)?;
                 }
             }
-            fsutil::write_private(&file, text.expose().as_bytes())?;
+            self.write_config(text.expose().as_bytes())?;
             config::load(&file)?;
+        } else {
+            // An existing config (copied from another node, or written by hand) must be readable by the server.
+            self.own_config()?;
         }
         if change.before.text() != change.after.text() {
             let file = self.manifest_file();
@@ -530,7 +615,7 @@ impl Node {
                 path: b.clone(),
                 source,
             })?;
-            fsutil::write_private(&self.config_file(), &bytes)?;
+            self.write_config(&bytes)?;
         }
         if let Some(b) = &backups.manifest {
             let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
@@ -597,6 +682,258 @@ impl Node {
     }
 }
 
+/// A config backup (in [`BACKUP_DIR`]) holding keys that the current config no longer has.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RetiredKeyBackup {
+    /// The backup file (on this machine, under the root).
+    pub path: PathBuf,
+    /// Names of the keys in it that the current config does not have (compared by key material).
+    pub keys: Vec<String>,
+}
+
+fn key_material(cfg: &EncryptionConfiguration) -> Vec<(String, Vec<u8>)> {
+    cfg.resources
+        .iter()
+        .flat_map(|rc| rc.providers.iter())
+        .flat_map(|p| p.keys().unwrap_or(&[]).iter())
+        .map(|k| (k.name.clone(), k.secret.decode().unwrap_or_default()))
+        .collect()
+}
+
+impl Node {
+    /// The backups of this node's config (`<config file name>.<UTC time>[.n]` in the backup directory, written by
+    /// [`fsutil::backup`]) that hold keys `current` does not have (every key when there is no config). Backups that
+    /// do not load as a config are skipped.
+    pub fn retired_key_backups(
+        &self,
+        current: Option<&EncryptionConfiguration>,
+    ) -> Result<Vec<RetiredKeyBackup>> {
+        let dir = self.backup_dir();
+        let Some(name) = self
+            .config
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+        else {
+            return Ok(Vec::new());
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(fsutil::FsError {
+                    op: "read directory",
+                    path: dir,
+                    source,
+                }
+                .into());
+            }
+        };
+        let kept: Vec<Vec<u8>> = current
+            .map(key_material)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        let prefix = format!("{name}.");
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().to_string();
+            let Some(stamp) = file_name.strip_prefix(&prefix) else {
+                continue;
+            };
+            // `<YYYYMMDDTHHMMSSZ>` or `<...Z>.<n>`: not `enc.yaml.rotation` or other files.
+            let stamp = stamp.split('.').next().unwrap_or_default();
+            if !(stamp.len() == 16 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T') {
+                continue;
+            }
+            let Ok(cfg) = config::load(&e.path()) else {
+                continue;
+            };
+            let mut keys: Vec<String> = key_material(&cfg)
+                .into_iter()
+                .filter(|(_, m)| !kept.contains(m))
+                .map(|(n, _)| n)
+                .collect();
+            keys.dedup();
+            if !keys.is_empty() {
+                out.push(RetiredKeyBackup {
+                    path: e.path(),
+                    keys,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// After a rotation removed `retired` (key names) from the config at its end: deletes the config backups that
+    /// still hold one of them (their material no longer in `current`), so a leaked key does not stay on disk.
+    /// Returns what was removed.
+    pub fn remove_retired_key_backups(
+        &self,
+        current: &EncryptionConfiguration,
+        retired: &[String],
+    ) -> Result<Vec<RetiredKeyBackup>> {
+        let mut removed = Vec::new();
+        for b in self.retired_key_backups(Some(current))? {
+            if !b.keys.iter().any(|k| retired.contains(k)) {
+                continue;
+            }
+            std::fs::remove_file(&b.path).map_err(|source| fsutil::FsError {
+                op: "remove",
+                path: b.path.clone(),
+                source,
+            })?;
+            removed.push(b);
+        }
+        if !removed.is_empty() {
+            fsutil::sync_dir(&self.backup_dir())?;
+        }
+        Ok(removed)
+    }
+}
+
+/// What became of kubeadm's ClusterConfiguration ([`sync_kubeadm_config`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubeadmSync {
+    /// Updated: one line per change, and the backup of the previous document.
+    Updated {
+        changes: Vec<String>,
+        backup: PathBuf,
+    },
+    /// Already carried the manifest's encryption settings.
+    InSync,
+    /// No `kube-system/kubeadm-config` (not a kubeadm cluster): nothing to keep in step.
+    NotKubeadm,
+}
+
+/// Keeps `kube-system/kubeadm-config` in step with this node's manifest (see [`crate::kubeadm`]): `kubeadm
+/// upgrade` regenerates the manifest from it and `kubeadm join --control-plane` builds new nodes from it. The
+/// previous document is backed up (0600) into the backup directory before the ConfigMap is replaced (with its
+/// resourceVersion: a concurrent change is re-read once).
+pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<KubeadmSync> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::PostParams;
+
+    use crate::kubeadm::{self, CLUSTER_CONFIGURATION_KEY, ClusterConfiguration};
+    let m = node.load_manifest()?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), kubeadm::CONFIG_MAP_NAMESPACE);
+    let origin = format!(
+        "ConfigMap {}/{} {CLUSTER_CONFIGURATION_KEY}",
+        kubeadm::CONFIG_MAP_NAMESPACE,
+        kubeadm::CONFIG_MAP
+    );
+    for attempt in 0..2 {
+        let mut cm = match api.get_opt(kubeadm::CONFIG_MAP).await {
+            Ok(Some(cm)) => cm,
+            Ok(None) => return Ok(KubeadmSync::NotKubeadm),
+            Err(e) => return Err(EncryptError::Api(format!("reading {origin}: {e}"))),
+        };
+        let Some(text) = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(CLUSTER_CONFIGURATION_KEY))
+            .cloned()
+        else {
+            return Ok(KubeadmSync::NotKubeadm);
+        };
+        let cc = ClusterConfiguration::parse(&text, &origin)
+            .map_err(|e| EncryptError::Refused(e.to_string()))?;
+        let (synced, changes) =
+            kubeadm::sync(&cc, &m).map_err(|e| EncryptError::Refused(e.to_string()))?;
+        if changes.is_empty() {
+            return Ok(KubeadmSync::InSync);
+        }
+        let dir = node.backup_dir();
+        fsutil::ensure_dir_with_mode(&dir, 0o700)?;
+        let backup = dir.join(format!(
+            "kubeadm-config.yaml.{}",
+            fsutil::utc_timestamp(std::time::SystemTime::now())
+        ));
+        fsutil::write_private(&backup, text.as_bytes())?;
+        cm.data
+            .get_or_insert_with(Default::default)
+            .insert(CLUSTER_CONFIGURATION_KEY.into(), synced.text());
+        match api
+            .replace(kubeadm::CONFIG_MAP, &PostParams::default(), &cm)
+            .await
+        {
+            Ok(_) => return Ok(KubeadmSync::Updated { changes, backup }),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
+            Err(e) => return Err(EncryptError::Api(format!("updating {origin}: {e}"))),
+        }
+    }
+    Err(EncryptError::Api(format!(
+        "updating {origin}: changed concurrently twice; run the command again"
+    )))
+}
+
+/// What `status` says about kubeadm-config and the other control-plane nodes: a one-line summary and the drift
+/// (differences `kubeadm upgrade`/`join` or another API server would act on).
+async fn kubeadm_status(m: &Manifest, client: &Client) -> (String, Vec<String>) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use crate::kubeadm::{self, CLUSTER_CONFIGURATION_KEY, ClusterConfiguration};
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), kubeadm::CONFIG_MAP_NAMESPACE);
+    let text = match api.get_opt(kubeadm::CONFIG_MAP).await {
+        Ok(Some(cm)) => cm
+            .data
+            .and_then(|mut d| d.remove(CLUSTER_CONFIGURATION_KEY)),
+        Ok(None) => None,
+        Err(e) => return (format!("unknown ({e})"), Vec::new()),
+    };
+    let Some(text) = text else {
+        return (
+            "not found (kube-system/kubeadm-config: not a kubeadm cluster)".into(),
+            Vec::new(),
+        );
+    };
+    match ClusterConfiguration::parse(&text, "kubeadm-config") {
+        Ok(cc) => {
+            let drift: Vec<String> = kubeadm::drift(&cc, m)
+                .into_iter()
+                .map(|d| format!("{d}: `kubeadm upgrade` would undo it, a joined node would not have it; run `kubectl encrypt` (enable, rotate or disable) again without --no-kubeadm-config"))
+                .collect();
+            (
+                format!(
+                    "{:?}, {}",
+                    cc.version(),
+                    if drift.is_empty() {
+                        "in step with the manifest"
+                    } else {
+                        "differs from the manifest"
+                    }
+                )
+                .to_lowercase(),
+                drift,
+            )
+        }
+        Err(e) => (format!("unreadable ({e})"), Vec::new()),
+    }
+}
+
+/// Differences between the control-plane nodes' API servers: the config each runs with (flag and hash).
+fn node_drift(pods: &[MirrorPodStatus]) -> Vec<String> {
+    let describe = |p: &MirrorPodStatus| match (&p.encryption_provider_config, &p.config_hash) {
+        (None, _) => "no encryption config".to_string(),
+        (Some(c), Some(h)) => format!("{c} ({h})"),
+        (Some(c), None) => format!("{c} (hash unknown)"),
+    };
+    let mut seen: Vec<String> = pods.iter().map(describe).collect();
+    seen.sort();
+    seen.dedup();
+    if seen.len() <= 1 {
+        return Vec::new();
+    }
+    vec![format!(
+        "the control-plane nodes' API servers run different encryption configs: {}",
+        pods.iter()
+            .map(|p| format!("{} (node {}): {}", p.name, p.node, describe(p)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )]
+}
+
 /// How a kube-apiserver mirror pod looks.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -619,6 +956,9 @@ pub struct MirrorPodStatus {
     pub restarts: i32,
     #[serde(skip)]
     command: Vec<String>,
+    /// The host path on its node behind `encryption_provider_config` (through the pod's hostPath mounts).
+    #[serde(skip)]
+    config_host_path: Option<PathBuf>,
 }
 
 /// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
@@ -654,10 +994,16 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
     let cs = status
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|v| v.first());
+    let config = flag(manifest::CONFIG_FLAG);
+    // The mirror pod is the static pod's manifest: the manifest reader maps the flag through its mounts.
+    let config_host_path = config.as_deref().and_then(|c| {
+        let json = serde_json::to_string(p).ok()?;
+        Manifest::parse(&json, "mirror pod").ok()?.host_path_for(c)
+    });
     Some(MirrorPodStatus {
         name: p.metadata.name.clone().unwrap_or_default(),
         node: spec.node_name.clone().unwrap_or_default(),
-        encryption_provider_config: flag(manifest::CONFIG_FLAG),
+        encryption_provider_config: config,
         automatic_reload: flag(manifest::RELOAD_FLAG).is_some_and(|v| v == "true"),
         config_hash: p
             .metadata
@@ -672,7 +1018,103 @@ fn pod_status(p: &Pod) -> Option<MirrorPodStatus> {
             .and_then(|w| w.reason.clone()),
         restarts: cs.map_or(0, |c| c.restart_count),
         command,
+        config_host_path,
     })
+}
+
+/// HA preflight of enable (before anything changes): every kube-apiserver of a control plane must run with the
+/// same EncryptionConfiguration (kubernetes/website `encrypt-data.md`: "the encryption configuration file must be
+/// the same" on every control-plane node), or a Secret written through one server is unreadable through another.
+/// Looks at the other API servers' mirror pods (the ones whose command line is not this node's manifest, as
+/// rotate does): when one already runs with `--encryption-provider-config` and this change would generate a new
+/// key, or this node's config file differs from the one that server was restarted with
+/// ([`CONFIG_HASH_ANNOTATION`]), refuses naming that server's node and what to copy where. Returns notes for the
+/// cases it cannot decide (a server configured by hand, or reloading its config automatically, shows no reliable
+/// hash).
+pub async fn check_other_servers_for_enable(
+    node: &Node,
+    client: &Client,
+    change: &Change,
+) -> Result<Vec<String>> {
+    let local = change.before.command_line();
+    let pods = tokio::time::timeout(
+        Duration::from_secs(30),
+        mirror_pods(client, change.before.namespace()),
+    )
+    .await
+    .unwrap_or_else(|_| Err("listing kube-apiserver pods timed out".into()))
+    .map_err(EncryptError::Api)?;
+    let encrypted: Vec<&MirrorPodStatus> = pods
+        .iter()
+        .filter(|p| p.command != local && p.encryption_provider_config.is_some())
+        .collect();
+    if encrypted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let local_hash = match &change.config {
+        Some(_) => None,
+        None => std::fs::read(node.config_file())
+            .ok()
+            .map(|b| config_hash(&b)),
+    };
+    let copy_hint = |p: &MirrorPodStatus| {
+        let theirs = p
+            .config_host_path
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .or_else(|| p.encryption_provider_config.clone())
+            .unwrap_or_default();
+        format!(
+            "copy {theirs} from node {} to {} on this node (mode 0600) and run this command again, or copy it anywhere on this node and pass --config FILE",
+            p.node,
+            node.config.display()
+        )
+    };
+    let mut notes = Vec::new();
+    let mut mismatched = Vec::new();
+    for p in &encrypted {
+        let who = format!(
+            "{} (node {}) runs with --encryption-provider-config={}",
+            p.name,
+            p.node,
+            p.encryption_provider_config.as_deref().unwrap_or_default()
+        );
+        match (&local_hash, &p.config_hash) {
+            (None, _) => {
+                return Err(EncryptError::Refused(format!(
+                    "{who}; enabling here would generate a different key, and Secrets written through one API server could not be read through the other: {}",
+                    copy_hint(p)
+                )));
+            }
+            (Some(mine), Some(theirs)) if !p.automatic_reload => {
+                if mine == theirs {
+                    return Ok(Vec::new());
+                }
+                mismatched.push(p);
+            }
+            (Some(_), _) => notes.push(format!(
+                "{who}{}; cannot tell whether it is the same as {}: make sure both files are identical",
+                if p.automatic_reload {
+                    " and reloads it automatically (its mirror pod does not show which config it loaded)"
+                } else {
+                    ", not set by `kubectl encrypt`"
+                },
+                node.config.display()
+            )),
+        }
+    }
+    if let Some(p) = mismatched.first() {
+        return Err(EncryptError::Refused(format!(
+            "{} (node {}) runs with a different encryption config ({}) than {} on this node ({}); Secrets written through one API server could not be read through the other: {}",
+            p.name,
+            p.node,
+            p.config_hash.as_deref().unwrap_or_default(),
+            node.config.display(),
+            local_hash.as_deref().unwrap_or_default(),
+            copy_hint(p)
+        )));
+    }
+    Ok(notes)
 }
 
 /// Restarts after which a CrashLoopBackOff mirror pod ends the wait early.
@@ -829,11 +1271,13 @@ pub fn with_config_hash(m: &Manifest, hash: &str) -> Result<Manifest> {
 }
 
 /// Writes a new config and makes kube-apiserver use it, rolling back on failure: with automatic reload in the
-/// manifest by waiting for the server's reload ([`reload_with_config`]), otherwise by restarting it through the
-/// config-hash annotation.
+/// manifest by waiting for the server's reload ([`reload_with_config`], asking `local`, a client of this node's
+/// own API server, when given: through a load balancer `client` may reach another one), otherwise by restarting
+/// it through the config-hash annotation.
 pub async fn restart_with_config(
     node: &Node,
     client: &Client,
+    local: Option<&Client>,
     cfg: &EncryptionConfiguration,
     timeout: Duration,
     what: &str,
@@ -842,11 +1286,29 @@ pub async fn restart_with_config(
     let text = render_config(cfg, &node.config.to_string_lossy())?;
     let before = node.load_manifest()?;
     before.validate()?;
+    let config_path = node.config.to_string_lossy();
     if before.automatic_reload()
-        && before.encryption_provider_config().as_deref() == Some(&*node.config.to_string_lossy())
+        && before.encryption_provider_config().as_deref() == Some(&*config_path)
     {
-        // The running server reloads the file itself: no restart (reload.rs).
-        return reload_with_config(node, client, &text, timeout, what, progress).await;
+        if before.is_single_file_mount(&config_path) {
+            // The running container holds the inode it started with: the file written by rename below is only
+            // seen after a restart. Writing in place instead would let the reload poll read a half-written file
+            // (a failed reload, which rolls the change back), so restart as without automatic reload.
+            progress(&format!(
+                "{config_path} is mounted into kube-apiserver as a single file: the running server cannot see a new version of it, restarting it instead of waiting for a reload"
+            ));
+        } else {
+            // The running server reloads the file itself: no restart (reload.rs).
+            return reload_with_config(
+                node,
+                local.unwrap_or(client),
+                &text,
+                timeout,
+                what,
+                progress,
+            )
+            .await;
+        }
     }
     let after = with_config_hash(&before, &text.sha256())?;
     let current = std::fs::read(node.config_file()).ok();
@@ -895,6 +1357,12 @@ pub struct Status {
     pub storage: Option<Vec<StorageCount>>,
     /// Why etcd could not be read, if it could not.
     pub etcd_error: Option<String>,
+    /// Config backups holding keys no longer in the config (delete them once no etcd backup needs those keys).
+    pub retired_key_backups: Vec<RetiredKeyBackup>,
+    /// kubeadm's ClusterConfiguration (kube-system/kubeadm-config), when the API server was reachable.
+    pub kubeadm_config: Option<String>,
+    /// Drift between the manifest and kubeadm-config, and between the control-plane nodes' API servers.
+    pub drift: Vec<String>,
 }
 
 /// One resource entry in [`Status`].
@@ -924,6 +1392,9 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
         rotation: None,
         storage: None,
         etcd_error: None,
+        retired_key_backups: Vec::new(),
+        kubeadm_config: None,
+        drift: Vec::new(),
     };
     match (&config, &config_file) {
         (Some(_), Some(file)) => match config::load(file) {
@@ -960,6 +1431,15 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
     st.rotation = RotationState::load(&status_node.phase_file())
         .ok()
         .flatten();
+    let current = config::load(
+        &config_file
+            .clone()
+            .unwrap_or_else(|| status_node.config_file()),
+    )
+    .ok();
+    st.retired_key_backups = status_node
+        .retired_key_backups(current.as_ref())
+        .unwrap_or_default();
     let mut resources: Vec<String> = st
         .resources
         .iter()
@@ -984,8 +1464,16 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
     if let Some(client) = client {
         let ns = m.namespace();
         match mirror_pods(client, ns).await {
-            Ok(p) => st.mirror_pods = Some(p),
+            Ok(p) => {
+                st.drift.extend(node_drift(&p));
+                st.mirror_pods = Some(p);
+            }
             Err(e) => st.api_error = Some(e),
+        }
+        if st.api_error.is_none() {
+            let (summary, drift) = kubeadm_status(&m, client).await;
+            st.kubeadm_config = Some(summary);
+            st.drift.splice(0..0, drift);
         }
     }
     Ok(st)

@@ -227,7 +227,8 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr, mode: u32) -> Result<(PathBuf
     ))
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// fsync a directory, so renames, creations and removals in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| FsError::new("fsync directory", dir, e))

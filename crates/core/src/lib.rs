@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod encrypt;
 pub mod etcd;
 pub mod fsutil;
+pub mod kubeadm;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod onboard;

@@ -8,7 +8,7 @@
 //! missing final newline all survive. Every edit is parsed again and compared with the intended
 //! semantic change; anything else is refused and nothing is returned to write.
 
-mod lines;
+pub(crate) mod lines;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -461,6 +461,47 @@ impl Manifest {
             host.push(rel);
         }
         Some(host)
+    }
+
+    /// The non-root user and group kube-apiserver runs as: `securityContext.runAsUser`/`runAsGroup` of its
+    /// container over the pod's (kubeadm's RootlessControlPlane feature gate sets the pod's,
+    /// `cmd/kubeadm/app/util/staticpod/utils_linux.go`). `None` when it runs as root.
+    pub fn run_as(&self) -> Option<(u32, Option<u32>)> {
+        let field = |name: &str| {
+            self.container_value()
+                .pointer(&format!("/securityContext/{name}"))
+                .or_else(|| self.value.pointer(&format!("/spec/securityContext/{name}")))
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+        };
+        let uid = field("runAsUser").filter(|u| *u != 0)?;
+        Some((uid, field("runAsGroup")))
+    }
+
+    /// The URL this kube-apiserver serves on as other servers reach it: `https://<--advertise-address>:<--secure-port>`
+    /// (6443 by default, kube-apiserver's), `None` without an advertise address.
+    pub fn advertised_url(&self) -> Option<String> {
+        let addr = self.flag("advertise-address").filter(|a| !a.is_empty())?;
+        let port = self
+            .flag("secure-port")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "6443".into());
+        Some(if addr.contains(':') {
+            format!("https://[{addr}]:{port}")
+        } else {
+            format!("https://{addr}:{port}")
+        })
+    }
+
+    /// Whether `container_path` is bind-mounted as a single file (its mount's `mountPath` is the file itself, as
+    /// with a hostPath of type `File`, or the mount uses a `subPath`). The container runtime then binds the inode
+    /// the path had when the container started: a file replaced by rename on the host is not seen inside until the
+    /// container is restarted, while a directory mount shows the new file at once.
+    pub fn is_single_file_mount(&self, container_path: &str) -> bool {
+        let Some(m) = self.mount_for(container_path) else {
+            return false;
+        };
+        m.sub_path.is_some() || normalize(&m.mount_path) == normalize(container_path)
     }
 
     /// Checks everything the editor relies on and refuses broken manifests with a line-numbered
@@ -1538,7 +1579,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// A scalar written plain when that reads back as the same string, else double-quoted.
-fn render_plain_or_quoted(s: &str) -> String {
+pub(crate) fn render_plain_or_quoted(s: &str) -> String {
     let charset_ok = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+~".contains(c));
@@ -1576,7 +1617,7 @@ fn double_quote(s: &str) -> String {
 }
 
 /// Renders `new` in the quoting style of the scalar text `old`.
-fn render_like(old: &str, new: &str) -> String {
+pub(crate) fn render_like(old: &str, new: &str) -> String {
     if old.starts_with('\'') && !new.contains('\n') {
         format!("'{}'", new.replace('\'', "''"))
     } else if old.starts_with('"') {
@@ -1615,7 +1656,7 @@ fn dash_item(dash_col: usize, key_off: usize, fields: impl Fn(&str) -> Vec<Strin
 
 /// Moves an insertion point at `line` up over comment lines directly above it at its column, so
 /// a new item does not split a comment from the item it describes.
-fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
+pub(crate) fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
     let mut at = line;
     while at > 0 {
         let t = &lines[at - 1].text;
@@ -1630,7 +1671,7 @@ fn back_over_comments(lines: &[Line], line: usize, col: usize) -> usize {
 
 /// Inserts `texts` as new lines before index `at`, using the document's line ending; a missing
 /// final newline stays missing.
-fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
+pub(crate) fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
     let eol = lines::document_eol(lines);
     let mut out: Vec<Line> = lines[..at].to_vec();
     let mut new: Vec<Line> = texts
@@ -1656,7 +1697,7 @@ fn insert_lines(lines: &[Line], at: usize, texts: &[String]) -> Vec<Line> {
 
 /// Deletes lines `start..end`; when that removes the last line and it had no final newline,
 /// the new last line loses its newline too.
-fn delete_lines(lines: &[Line], start: usize, end: usize) -> Vec<Line> {
+pub(crate) fn delete_lines(lines: &[Line], start: usize, end: usize) -> Vec<Line> {
     let mut out: Vec<Line> = lines[..start].to_vec();
     out.extend_from_slice(&lines[end..]);
     if end == lines.len()

@@ -574,6 +574,7 @@ mod tests {
             host_path: host.to_path_buf(),
             host_type: String::new(),
             read_only: ro,
+            pinned: None,
         }
     }
 

@@ -44,7 +44,7 @@ use crate::controller::{self, ControllerConfig, ControllerHandle};
 use crate::etcd::EtcdProcess;
 use crate::k8s::K8sBinaries;
 use crate::layout::{KubeVersion, NodeLayout};
-use crate::pod::{self, MountTable, StaticPod};
+use crate::pod::{self, StaticPod};
 
 /// The API server as the node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +56,6 @@ pub enum ApiServerState {
     CrashLooping { last_error: String, restarts: u32 },
     /// Stopped on request ([`crate::Sandbox::stop_apiserver`]), or the kubelet is not running.
     Stopped,
-}
-
-impl PathResolver for MountTable {
-    fn host_path(&self, container_path: &Path) -> Option<PathBuf> {
-        self.resolve(container_path)
-    }
 }
 
 /// State shared between the kubelet loop and the sandbox's handle.
@@ -570,6 +564,10 @@ impl crate::apiserver::Kubelet for Shared {
             _ => Err(format!("container not found ({container:?})")),
         }
     }
+
+    fn hostname(&self) -> String {
+        self.node.clone()
+    }
 }
 
 async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
@@ -596,9 +594,9 @@ fn version_of(shared: &Shared, sp: &StaticPod) -> KubeVersion {
 }
 
 async fn start_apiserver(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, String> {
-    sp.mounts.prepare()?;
+    let mounts = sp.mounts.prepare()?;
     let version = version_of(shared, sp);
-    let resolver: Arc<dyn PathResolver> = Arc::new(sp.mounts.clone());
+    let resolver: Arc<dyn PathResolver> = Arc::new(mounts);
     let v = version.git_version.trim_start_matches('v').to_string();
     let kubelet: Arc<dyn crate::apiserver::Kubelet> = shared.clone();
     match ApiServer::start_on_node(&sp.command, resolver, shared.faults.clone(), &v, kubelet).await

@@ -243,6 +243,13 @@ impl NodeLayout {
         self.pki_dir().join("ca.key")
     }
 
+    /// `etc/hostname`: the machine's name is the node name (a sandbox node stands for a machine; its static pods
+    /// share the node's UTS namespace, so kube-apiserver's identity derives from it).
+    fn write_hostname(&self, node: &str) -> Result<(), LayoutError> {
+        let p = self.host("/etc/hostname");
+        fs::write(&p, format!("{node}\n")).map_err(io_err(&p))
+    }
+
     /// Whether `kubeadm init` already ran here (admin.conf and the manifests dir exist).
     pub fn is_initialized(&self) -> bool {
         self.admin_conf().is_file() && self.manifests_dir().is_dir()
@@ -273,6 +280,7 @@ impl NodeLayout {
         let data = self.etcd_data_dir();
         fs::create_dir_all(&data).map_err(io_err(&data))?;
         set_mode(&data, 0o700)?;
+        self.write_hostname(node)?;
         let ca = self.write_certs(node)?;
         self.write_kubeconfigs(&ca, ports.apiserver, node)?;
         self.write_manifests(node, version, ports, control_plane)?;
@@ -297,6 +305,7 @@ impl NodeLayout {
         ] {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
+        self.write_hostname(node)?;
         for sub in ["", "etcd"] {
             let from = primary.pki_dir().join(sub);
             for e in fs::read_dir(&from).map_err(io_err(&from))? {

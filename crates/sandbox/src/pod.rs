@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use openssl::hash::{MessageDigest, hash};
@@ -137,17 +139,33 @@ pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod
                 host_path: layout.host(clean(Path::new(host.trim()))),
                 host_type: ty.clone().unwrap_or_default(),
                 read_only: m.read_only.unwrap_or(false),
+                pinned: None,
             }),
         }
     }
+    let run_as = run_as(&pod, c);
     Ok(StaticPod {
         file: file.to_path_buf(),
         hash: content_hash(bytes),
         image: c.image.clone().unwrap_or_default(),
         command,
         pod,
-        mounts: MountTable { mounts },
+        mounts: MountTable { mounts, run_as },
     })
+}
+
+/// The non-root user and group the first container runs as: its `securityContext` over the pod's.
+fn run_as(pod: &Pod, c: &k8s_openapi::api::core::v1::Container) -> Option<(u32, u32)> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = c.security_context.as_ref();
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user))?;
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group))
+        .unwrap_or(0);
+    (uid != 0).then_some((uid as u32, gid as u32))
 }
 
 /// Lexically clean an absolute path (drop `.`, resolve `..`, drop trailing slashes).
@@ -174,12 +192,46 @@ pub struct Mount {
     pub host_type: String,
     /// `readOnly: true` on the volumeMount.
     pub read_only: bool,
+    /// A single file bind-mounted at container start ([`MountTable::prepare`]): the container keeps that inode,
+    /// whatever later happens to the host path (a rename over it is not seen; a write into it is).
+    pub pinned: Option<Arc<fs::File>>,
 }
 
 /// The container's mounts; resolves container paths to host paths.
 #[derive(Debug, Clone, Default)]
 pub struct MountTable {
     pub mounts: Vec<Mount>,
+    /// The container's user and group when not root (`securityContext.runAsUser`/`runAsGroup`, the container's
+    /// over the pod's, as kubeadm's RootlessControlPlane sets them): files are read as that user.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl crate::apiserver::PathResolver for MountTable {
+    fn host_path(&self, container_path: &Path) -> Option<PathBuf> {
+        self.resolve(container_path)
+    }
+
+    fn read(&self, container_path: &Path) -> std::io::Result<Vec<u8>> {
+        let host = self
+            .resolve(container_path)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::fs::MetadataExt;
+            let md = fs::metadata(&host)?;
+            let mode = md.mode();
+            let allowed = if md.uid() == uid {
+                mode & 0o400 != 0
+            } else if md.gid() == gid {
+                mode & 0o040 != 0
+            } else {
+                mode & 0o004 != 0
+            };
+            if !allowed {
+                return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+            }
+        }
+        fs::read(host)
+    }
 }
 
 impl MountTable {
@@ -196,16 +248,36 @@ impl MountTable {
             .map(|m| {
                 let rest = p.strip_prefix(&m.mount_path).unwrap_or(Path::new(""));
                 if rest.as_os_str().is_empty() {
-                    m.host_path.clone()
+                    match &m.pinned {
+                        // The bound inode, through this process's descriptor for it.
+                        Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                        None => m.host_path.clone(),
+                    }
                 } else {
                     m.host_path.join(rest)
                 }
             })
     }
 
-    /// What the kubelet does before starting the container: create `DirectoryOrCreate` dirs and `FileOrCreate`
-    /// files; a missing `Directory`/`File` host path fails the pod start with the kubelet's message.
-    pub fn prepare(&self) -> Result<(), String> {
+    /// What the kubelet and the runtime do before starting the container: create `DirectoryOrCreate` dirs and
+    /// `FileOrCreate` files; a missing `Directory`/`File` host path fails the pod start with the kubelet's message.
+    /// Returns the container's table: a host path that is a regular file is bind-mounted as that file, so it is
+    /// pinned to its inode for the life of the container (as a runtime's file bind mount: a config replaced by
+    /// rename is not seen until the container restarts).
+    pub fn prepare(&self) -> Result<MountTable, String> {
+        self.check_and_create()?;
+        let mut bound = self.clone();
+        for m in &mut bound.mounts {
+            if fs::metadata(&m.host_path).is_ok_and(|md| md.is_file()) {
+                let f = fs::File::open(&m.host_path)
+                    .map_err(|e| format!("{}: {e}", m.host_path.display()))?;
+                m.pinned = Some(Arc::new(f));
+            }
+        }
+        Ok(bound)
+    }
+
+    fn check_and_create(&self) -> Result<(), String> {
         for m in &self.mounts {
             let h = &m.host_path;
             match m.host_type.as_str() {
@@ -286,6 +358,48 @@ mod tests {
         let bad_mount = MANIFEST.replace("\n      name: enc\n", "\n      name: other\n");
         let e = parse(Path::new("x.yaml"), bad_mount.as_bytes(), &layout).unwrap_err();
         assert!(e.to_string().contains("\"other\""), "{e}");
+    }
+
+    #[test]
+    fn a_file_mount_keeps_the_inode_it_started_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = NodeLayout::new(dir.path());
+        let host = dir.path().join("srv/enc");
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("enc.yaml"), "old").unwrap();
+        let single = MANIFEST
+            .replace(
+                "mountPath: /etc/kubernetes/enc/\n",
+                "mountPath: /etc/kubernetes/enc/enc.yaml\n",
+            )
+            .replace(
+                "path: /srv/enc\n",
+                "path: /srv/enc/enc.yaml\n      type: File\n",
+            );
+        let p = parse(Path::new("m.yaml"), single.as_bytes(), &layout).unwrap();
+        let bound = p.mounts.prepare().unwrap();
+        let read = |t: &MountTable| {
+            fs::read_to_string(
+                t.resolve(Path::new("/etc/kubernetes/enc/enc.yaml"))
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        // Replaced by rename: the running container still sees the old file; written in place: it sees that.
+        fs::write(host.join("new"), "renamed").unwrap();
+        fs::rename(host.join("new"), host.join("enc.yaml")).unwrap();
+        assert_eq!(read(&bound), "old");
+        assert_eq!(
+            read(&p.mounts.prepare().unwrap()),
+            "renamed",
+            "a restarted container binds the new file"
+        );
+        // A directory mount sees the rename at once.
+        let dir_mount = parse(Path::new("m.yaml"), MANIFEST.as_bytes(), &layout).unwrap();
+        let bound_dir = dir_mount.mounts.prepare().unwrap();
+        fs::write(host.join("new"), "again").unwrap();
+        fs::rename(host.join("new"), host.join("enc.yaml")).unwrap();
+        assert_eq!(read(&bound_dir), "again");
     }
 
     #[test]

@@ -22,16 +22,20 @@ Run it on a control-plane node as root (it edits /etc/kubernetes). Every path is
 
 What enable does: checks the kube-apiserver manifest (broken manifests are refused untouched, with the line at fault); generates a key from the OS random generator; writes the EncryptionConfiguration with mode 0600 (atomically) and validates it like kube-apiserver; backs the manifest up to /etc/kubernetes/tmp/atrest-backups (outside the manifests directory: the kubelet runs every file there); adds --encryption-provider-config (and a read-only hostPath volume when the config is not under an already mounted directory; kubeadm mounts /etc/kubernetes/pki) keeping every other byte of the manifest; then waits until /readyz answers and the kube-apiserver mirror pod runs the new flags. If it does not come back within --timeout, the backup is restored byte for byte and the command fails naming the backup and what failed.
 
+HA control planes: every kube-apiserver needs the same config. Before changing anything, enable looks at the other API servers' mirror pods; when one already runs with --encryption-provider-config and this node has no config (enable would generate another key1) or a different one (its sha256 differs from that pod's atrest.io/encryption-config-sha256), it refuses naming that node: copy its config to this node (same path, mode 0600, or anywhere and pass --config FILE) and run again.
+
+kubeadm: enable, rotate and disable also keep ClusterConfiguration in ConfigMap kube-system/kubeadm-config in step (apiServer.extraArgs, and extraVolumes when the config needs its own volume), so kubeadm upgrade regenerates the manifest with them and kubeadm join --control-plane gives new nodes the flag; only those lines change, the previous document is backed up. --no-kubeadm-config skips it; status shows drift.
+
 Existing objects stay as they are stored (plaintext) until rewritten: pass --reencrypt, or run `kubectl reencrypt` afterwards.
 
-rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key. Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
+rotate follows the documented procedure, one restart per step: add the new key second; make it first; rewrite everything; prove from etcd (with the API server's own etcd client certificate, read from the manifest) that no object still uses the old key; remove the old key, then delete the config backups made on the way that still hold it (listed; --keep-backups keeps them, and `status` lists backups holding keys no longer in the config). Progress is kept in <config>.rotation (0600) so an interrupted rotation continues where it stopped. HA control planes: every API server must have the new key before the next step, so run one phase at a time on every control-plane node:
   node1$ kubectl encrypt rotate --phase add-key
   node1$ scp /etc/kubernetes/pki/enc.yaml /etc/kubernetes/pki/enc.yaml.rotation node2:/etc/kubernetes/pki/
   node2$ kubectl encrypt rotate --phase add-key      # same key: only restarts node2's API server
   (repeat for every node, then the same for --phase promote, copying enc.yaml again; then rewrite and verify once; then remove-old on every node)
 The steps check every kube-apiserver mirror pod (annotation atrest.io/encryption-config-sha256, set at each restart): promote refuses until every other API server was restarted with a config holding the new key; rewrite, verify and remove-old refuse until every one writes with it. The refusal names the node and what to run there.
 
-With --encryption-provider-config-automatic-reload=true in the manifest (enable --automatic-reload), rotate and disable do not restart kube-apiserver: each step writes the config and waits until the server's /metrics report the reload (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds; last_config_info from 1.34); a failed reload restores the previous config. Upstream polls the file once a minute, so allow --timeout for it.
+With --encryption-provider-config-automatic-reload=true in the manifest (enable --automatic-reload), rotate and disable do not restart kube-apiserver: each step writes the config and waits until the server's /metrics report the reload (apiserver_encryption_config_controller_automatic_reload_last_timestamp_seconds; last_config_info from 1.34); a failed reload restores the previous config. Upstream polls the file once a minute, so allow --timeout for it. The check asks this node's own API server (--advertise-address and --secure-port of the manifest, with the kubeconfig's credentials) and counts only the series whose apiserver_id_hash is this node's server identity (derived from the hostname as kube-apiserver does), so a load balancer answering with another server's /metrics cannot fake or hide the reload.
 
 disable goes the safe way round: identity first and restart; rewrite everything; verify from etcd that nothing is encrypted; only then remove the flag (removing the config first would make encrypted objects unreadable).
 
@@ -74,7 +78,7 @@ enum Command {
     /// Show the config, provider order and key names (never key bytes), the running API server's flags, a rotation in progress.
     Status(StatusArgs),
     /// Rotate the key: add it second, make it first, rewrite everything, verify in etcd, remove the old key.
-    Rotate(PhaseArgs),
+    Rotate(RotateArgs),
     /// Turn encryption off safely: identity first, rewrite everything, verify in etcd, then remove the flag.
     Disable(PhaseArgs),
 }
@@ -89,6 +93,9 @@ struct NodeArgs {
     /// The kube-apiserver static pod manifest (node path).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_MANIFEST_PATH, global = true)]
     manifest: PathBuf,
+    /// Do not update kubeadm's ClusterConfiguration (ConfigMap kube-system/kubeadm-config) with the flag and volume; kubeadm upgrade will then drop them from the manifest.
+    #[arg(long, global = true)]
+    no_kubeadm_config: bool,
     /// Directory every node path resolves under (for a node image or a test node).
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     root: PathBuf,
@@ -166,6 +173,15 @@ struct PhaseArgs {
     concurrency: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    phases: PhaseArgs,
+    /// Keep the config backups in /etc/kubernetes/tmp/atrest-backups that hold the retired key (by default they are deleted once the old key is removed, after etcd showed no object uses it).
+    #[arg(long)]
+    keep_backups: bool,
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     match parse_request_timeout(s)?.0 {
         Some(d) if !d.is_zero() => Ok(d),
@@ -220,8 +236,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         None => enable(&cli.node, &cli.kube, &cli.enable).await,
         Some(Command::Enable(ref a)) => enable(&cli.node, &cli.kube, a).await,
         Some(Command::Status(ref a)) => status(&cli.node, &cli.kube, a).await,
-        Some(Command::Rotate(ref a)) => phases(&cli.node, &cli.kube, a, true).await,
-        Some(Command::Disable(ref a)) => phases(&cli.node, &cli.kube, a, false).await,
+        Some(Command::Rotate(ref a)) => {
+            phases(&cli.node, &cli.kube, &a.phases, Some(a.keep_backups)).await
+        }
+        Some(Command::Disable(ref a)) => phases(&cli.node, &cli.kube, a, None).await,
     }
 }
 
@@ -255,6 +273,25 @@ async fn client(node: &Node, kube: &ConfigFlags) -> Result<kube::Client> {
         .context("connecting to the API server")?;
     tracing::info!(server = %resolved.cluster.server, files = %resolved.files_display(), "API server");
     Ok(client)
+}
+
+/// A client of this node's own kube-apiserver (the manifest's advertise address and port, with the kubeconfig's
+/// credentials): the reload checks must ask that server, not whichever one a load balancer picks.
+async fn local_client(
+    node: &Node,
+    kube: &ConfigFlags,
+    m: &atrest_core::manifest::Manifest,
+) -> Option<kube::Client> {
+    let url = m.advertised_url()?;
+    let mut flags = kube.clone().with_fallback(node.admin_conf());
+    flags.server = Some(url.clone());
+    match flags.client().await {
+        Ok((c, _)) => Some(c),
+        Err(e) => {
+            tracing::info!("no direct client for {url}: {e:#}");
+            None
+        }
+    }
 }
 
 async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<ExitCode> {
@@ -297,10 +334,38 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
                 "encryption at rest is already enabled as asked: {} ({summary}); nothing to do",
                 config.display()
             );
+            if a.dry_run != Some(DryRun::Client) {
+                let client = client(&node, kube).await.ok();
+                kubeadm_config(&node, args, client.as_ref()).await;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         EnablePlan::Change(c) => c,
     };
+    // HA: before anything changes, the other API servers must not already run with another config.
+    let client = match client(&node, kube).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if !a.no_wait && a.dry_run != Some(DryRun::Client) {
+                return Err(e);
+            }
+            None
+        }
+    };
+    let checked = match &client {
+        Some(c) => encrypt::check_other_servers_for_enable(&node, c, &change).await,
+        None => Err(encrypt::EncryptError::Api(
+            "no kubeconfig or API server".into(),
+        )),
+    };
+    match checked {
+        Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+        Err(e @ encrypt::EncryptError::Refused(_)) => return Err(e.into()),
+        Err(e) => eprintln!(
+            "warning: cannot check the other control-plane nodes' API servers ({e}); on an HA control plane every node needs the same {} before enabling",
+            node.config.display()
+        ),
+    }
     if a.dry_run == Some(DryRun::Client) {
         match change.redacted_config() {
             Some(cfg) => println!(
@@ -332,9 +397,10 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         println!(
             "not waiting for kube-apiserver (--no-wait); check it with `kubectl encrypt status`"
         );
+        kubeadm_config(&node, args, client.as_ref()).await;
         return Ok(ExitCode::SUCCESS);
     }
-    let client = client(&node, kube).await?;
+    let client = client.context("connecting to the API server")?;
     // roll_out reports what it writes and the backup as it goes (stderr); only the result goes to stdout.
     node.roll_out(
         &client,
@@ -348,6 +414,7 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         "encryption at rest is enabled: kube-apiserver runs with --encryption-provider-config={}",
         node.config.display()
     );
+    kubeadm_config(&node, args, Some(&client)).await;
     if a.reencrypt {
         let cfg = atrest_core::config::load(&node.config_file())?;
         encrypt::rewrite_all(&client, &cfg, a.concurrency, &progress).await?;
@@ -358,6 +425,43 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps kubeadm's ClusterConfiguration in step with the manifest (unless --no-kubeadm-config); says what it did,
+/// or why it could not, and goes on (the node's change is made either way).
+async fn kubeadm_config(node: &Node, args: &NodeArgs, client: Option<&kube::Client>) {
+    if args.no_kubeadm_config {
+        println!(
+            "kubeadm-config: not updated (--no-kubeadm-config); `kubeadm upgrade` will regenerate the manifest without these settings"
+        );
+        return;
+    }
+    let Some(client) = client else {
+        println!(
+            "kubeadm-config: not updated (no API server to reach); run the same command again once it is up"
+        );
+        return;
+    };
+    match encrypt::sync_kubeadm_config(node, client).await {
+        Ok(encrypt::KubeadmSync::Updated { changes, backup }) => {
+            for c in changes {
+                println!("kubeadm-config ClusterConfiguration: {c}");
+            }
+            println!(
+                "backup of the previous ClusterConfiguration: {}",
+                backup.display()
+            );
+        }
+        Ok(encrypt::KubeadmSync::InSync) => {
+            println!("kubeadm-config ClusterConfiguration: already in step with the manifest")
+        }
+        Ok(encrypt::KubeadmSync::NotKubeadm) => println!(
+            "kubeadm-config: no ConfigMap kube-system/kubeadm-config (not a kubeadm cluster); nothing to keep in step"
+        ),
+        Err(e) => eprintln!(
+            "warning: kubeadm-config not updated ({e}); `kubeadm upgrade` would drop the encryption settings from the manifest: run the command again, or add them to ClusterConfiguration apiServer.extraArgs/extraVolumes by hand"
+        ),
+    }
 }
 
 async fn status(args: &NodeArgs, kube: &ConfigFlags, a: &StatusArgs) -> Result<ExitCode> {
@@ -408,6 +512,22 @@ fn print_status(st: &Status) {
             format!("{:?} in progress", r.operation),
             format!("done: [{}], next: {next}", done.join(", ")),
         ]);
+    }
+    for b in &st.retired_key_backups {
+        t.add_row(vec![
+            "Backup with retired keys".to_string(),
+            format!(
+                "{} holds {} (no longer in the config; delete it once no etcd backup needs the key)",
+                b.path.display(),
+                b.keys.join(", ")
+            ),
+        ]);
+    }
+    if let Some(k) = &st.kubeadm_config {
+        t.add_row(vec!["kubeadm-config", k]);
+    }
+    for d in &st.drift {
+        t.add_row(vec!["Drift", d]);
     }
     println!("{t}");
     if !st.resources.is_empty() {
@@ -479,23 +599,27 @@ async fn phases(
     args: &NodeArgs,
     kube: &ConfigFlags,
     a: &PhaseArgs,
-    rotate: bool,
+    keep_backups: Option<bool>,
 ) -> Result<ExitCode> {
+    let rotate = keep_backups.is_some();
     let m = atrest_core::manifest::Manifest::load(
         &Node::new(&args.root, &args.manifest, "/").manifest_file(),
     )?;
     let node = node_for(args, m.encryption_provider_config())?;
     let client = client(&node, kube).await?;
     let opts = RotateOptions {
+        local_server: local_client(&node, kube, &m).await,
         phase: a.phase,
         timeout: args.timeout,
         concurrency: a.concurrency,
+        keep_backups: keep_backups.unwrap_or(false),
     };
     let state = if rotate {
         encrypt::rotate(&node, &client, &opts, &progress).await?
     } else {
         encrypt::disable(&node, &client, &opts, &progress).await?
     };
+    kubeadm_config(&node, args, Some(&client)).await;
     match state.next() {
         None => println!("{:?} complete", state.operation),
         Some(next) => println!(

@@ -43,12 +43,23 @@ pub fn checker(
         );
         return Ok(Checker::without_keys());
     };
-    let host = crate::under_root(root, cfg);
+    // The flag names the file inside the container; the node's file is behind the pod's hostPath mounts.
+    let Some(node_path) = &flags.encryption_provider_config_host else {
+        eprintln!(
+            "warning: {} names --encryption-provider-config={} but no hostPath volume of the pod mounts it \
+             (kube-apiserver cannot read it either); encrypted values will not be verified (pass --encryption-config FILE)",
+            flags.manifest.display(),
+            cfg.display()
+        );
+        return Ok(Checker::without_keys());
+    };
+    let host = crate::under_root(root, node_path);
     match std::fs::metadata(&host) {
         Ok(_) => {
             tracing::debug!(
-                "using {} (--encryption-provider-config in {})",
+                "using {} (--encryption-provider-config={} in {})",
                 host.display(),
+                cfg.display(),
                 flags.manifest.display()
             );
             load(&host, resource)

@@ -135,7 +135,7 @@ impl RotationState {
 }
 
 /// Options of `rotate` and `disable`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RotateOptions {
     /// Run only this phase (HA: run it on every control-plane node before the next one).
     pub phase: Option<RotationPhase>,
@@ -143,6 +143,24 @@ pub struct RotateOptions {
     pub timeout: Duration,
     /// Workers for the rewrite.
     pub concurrency: usize,
+    /// rotate: keep the config backups that hold the retired keys (by default they are deleted once the old keys
+    /// are removed).
+    pub keep_backups: bool,
+    /// A client of this node's own kube-apiserver (its advertise address), for the reload checks; `None`: the
+    /// main client.
+    pub local_server: Option<Client>,
+}
+
+impl std::fmt::Debug for RotateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateOptions")
+            .field("phase", &self.phase)
+            .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .field("keep_backups", &self.keep_backups)
+            .field("local_server", &self.local_server.is_some())
+            .finish()
+    }
 }
 
 /// The resources named in the config, for the rewrite (wildcards cannot be listed and are refused).
@@ -490,13 +508,7 @@ async fn require_other_servers(
 }
 
 fn file_hash(node: &Node) -> Result<String> {
-    let file = node.config_file();
-    let bytes = std::fs::read(&file).map_err(|source| fsutil::FsError {
-        op: "read",
-        path: file.clone(),
-        source,
-    })?;
-    Ok(super::config_hash(&bytes))
+    super::file_hash(&node.config_file())
 }
 
 fn rendered_hash(node: &Node, cfg: &EncryptionConfiguration) -> Result<String> {
@@ -569,6 +581,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "adding the new key",
@@ -608,6 +621,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "promoting the new key",
@@ -625,6 +639,7 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "putting identity first",
@@ -689,12 +704,38 @@ async fn run_phase(
             restart_with_config(
                 node,
                 client,
+                opts.local_server.as_ref(),
                 cfg,
                 opts.timeout,
                 "removing the old key",
                 progress,
             )
-            .await
+            .await?;
+            // Verify proved no object uses the old keys and the servers run without them: the backups made on
+            // the way are the last copies of those keys on this node.
+            let retired = node.retired_key_backups(Some(cfg))?;
+            if opts.keep_backups {
+                for b in &retired {
+                    progress(&format!(
+                        "kept {} (holds retired key {}; --keep-backups)",
+                        b.path.display(),
+                        b.keys.join(", ")
+                    ));
+                }
+                return Ok(());
+            }
+            let removed = node.remove_retired_key_backups(cfg, &state.old_keys)?;
+            if removed.is_empty() {
+                progress("no config backup holds the retired keys");
+            }
+            for b in &removed {
+                progress(&format!(
+                    "removed backup {} (held retired key {})",
+                    b.path.display(),
+                    b.keys.join(", ")
+                ));
+            }
+            Ok(())
         }
         RotationPhase::RemoveFlag => {
             let before = node.load_manifest()?;

@@ -282,11 +282,14 @@ pub(crate) fn load(
     container_path: &str,
     metrics: Option<Arc<ReloadMetrics>>,
 ) -> Result<(Arc<ConfiguredTransformers>, [u8; 32]), String> {
-    let bytes = match paths.host_path(Path::new(container_path)) {
-        Some(h) => std::fs::read(&h).map_err(|e| e.to_string()),
-        None => Err("no such file or directory".to_string()),
-    }
-    .map_err(|e| format!("error while parsing file: error reading encryption provider configuration file \"{container_path}\": open {container_path}: {e}"))?;
+    let bytes = paths
+        .read(Path::new(container_path))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        })
+        .map_err(|e| format!("error while parsing file: error reading encryption provider configuration file \"{container_path}\": open {container_path}: {e}"))?;
     let hash = openssl::sha::sha256(&bytes);
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("error while parsing file: {container_path}: not UTF-8"))?;
@@ -321,10 +324,18 @@ pub(crate) async fn reload_loop(
 ) {
     loop {
         tokio::time::sleep(RELOAD_POLL).await;
-        let current = paths
-            .host_path(Path::new(&container_path))
-            .and_then(|h| std::fs::read(h).ok());
-        let Some(bytes) = current else { continue };
+        let bytes = match paths.read(Path::new(&container_path)) {
+            Ok(b) => b,
+            // Upstream's controller counts an unreadable file as a failed reload.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                metrics.record(false);
+                tracing::warn!(
+                    "failed to reload encryption provider configuration: open {container_path}: permission denied"
+                );
+                continue;
+            }
+            Err(_) => continue,
+        };
         if openssl::sha::sha256(&bytes) == hash {
             continue;
         }

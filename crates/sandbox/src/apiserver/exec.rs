@@ -62,6 +62,8 @@ pub trait Kubelet: Send + Sync {
         pod: &str,
         container: &str,
     ) -> Result<ExecContainer, String>;
+    /// The node's hostname (its containers share the node's UTS namespace).
+    fn hostname(&self) -> String;
 }
 
 /// What the kubelet knows about a running container for exec.

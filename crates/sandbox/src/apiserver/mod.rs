@@ -41,6 +41,15 @@ pub use flags::Options;
 pub trait PathResolver: Send + Sync {
     /// The host path for `container_path`, or `None` when no volume mount covers it (the file is invisible).
     fn host_path(&self, container_path: &Path) -> Option<PathBuf>;
+
+    /// Reads the file at `container_path` as the container's process would (its user may be denied by the mode
+    /// bits: see [`crate::pod::MountTable`]).
+    fn read(&self, container_path: &Path) -> std::io::Result<Vec<u8>> {
+        match self.host_path(container_path) {
+            Some(h) => std::fs::read(h),
+            None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        }
+    }
 }
 
 /// A [`PathResolver`] for running outside a pod: every container path is the host path.

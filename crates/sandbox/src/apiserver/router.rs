@@ -401,11 +401,14 @@ fn metrics(ctx: &Ctx<'_>) -> Resp {
         .trim_end_matches('+')
         .parse()
         .unwrap_or(0);
-    let id = openssl::sha::sha256(format!("kube-apiserver-{}", ctx.server.advertise).as_bytes());
-    let id_hash = format!(
-        "sha256:{}",
-        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    // kube-apiserver's identity from its host's name, hashed as its metrics label it (atrest_core::encrypt).
+    let hostname = match &ctx.server.kubelet {
+        Some(k) => k.hostname(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+    };
+    let id_hash = atrest_core::encrypt::apiserver_id_hash(&hostname);
     let body = ctx
         .server
         .store
