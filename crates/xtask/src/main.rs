@@ -15,8 +15,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  demo [--keep]         walk the seed tutorial with atrest's verbs on a throwaway sandbox (real etcd, our API
-                        server, the real kubectl); --keep leaves the sandbox running until Ctrl-C
+  demo [--keep] [--real]
+                        walk the seed tutorial with atrest's verbs on a throwaway sandbox (real etcd, our API
+                        server, the real kubectl); --real: on the real kube-apiserver, kube-controller-manager
+                        and etcd 3.6 (built by `k8s`); --keep leaves the sandbox running until Ctrl-C
   test [ARGS...]        install what the tests need (etcd-server, etcd-client, openssl, kubectl) when
                         missing, build the plugins, run every test of the workspace (nextest); ARGS go to
                         `cargo nextest run`
@@ -150,6 +152,9 @@ fn test(rest: &[String]) -> Result<ExitCode> {
 fn demo(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_all()?;
     status(cargo().args(["build", "--quiet", "--workspace", "--bins", "--locked"]))?;
+    if rest.iter().any(|a| a == "--real") && k8s(&[])? != ExitCode::SUCCESS {
+        bail!("building the real control plane (cargo xtask k8s) failed");
+    }
     let st = cargo()
         .args([
             "run",

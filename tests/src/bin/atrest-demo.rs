@@ -1,5 +1,7 @@
-//! `atrest-demo [--keep]` (run by `cargo xtask demo`): the seed tutorial, step by step, with atrest's verbs on a
-//! throwaway sandbox — real etcd, our API server, the real kubectl finding the plugins on PATH.
+//! `atrest-demo [--keep] [--real]` (run by `cargo xtask demo`): the seed tutorial, step by step, with atrest's
+//! verbs on a throwaway sandbox — real etcd, our API server (or, with `--real`, the real kube-apiserver,
+//! kube-controller-manager and etcd 3.6 that `cargo xtask k8s` builds), the real kubectl finding the plugins on
+//! PATH.
 //!
 //! Every step says what it runs, shows the output, and checks that it did what it says; the demo exits 0 only
 //! when every check held.
@@ -10,12 +12,22 @@ use std::process::{Command, ExitCode, Output};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 use serde_json::Value;
 
 fn main() -> ExitCode {
-    let keep = std::env::args().skip(1).any(|a| a == "--keep");
-    match run(keep) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(bad) = args.iter().find(|a| !["--keep", "--real"].contains(&a.as_str())) {
+        eprintln!("atrest-demo: unknown argument {bad:?}; usage: atrest-demo [--keep] [--real]");
+        return ExitCode::from(2);
+    }
+    let keep = args.iter().any(|a| a == "--keep");
+    let control_plane = if args.iter().any(|a| a == "--real") {
+        ControlPlane::Real
+    } else {
+        SandboxOptions::new("").control_plane
+    };
+    match run(keep, control_plane) {
         Ok(()) => {
             println!("\nDemo complete: every step did what it says.");
             ExitCode::SUCCESS
@@ -100,7 +112,7 @@ impl Demo {
     }
 }
 
-fn run(keep: bool) -> Result<()> {
+fn run(keep: bool, control_plane: ControlPlane) -> Result<()> {
     let plugins = atrest_e2e::bins::target_profile_dir();
     for verb in ["etcdcheck", "encrypt", "reencrypt", "onboard"] {
         let p = plugins.join(format!("kubectl-{verb}"));
@@ -118,13 +130,19 @@ fn run(keep: bool) -> Result<()> {
     };
     let node = root.join("node");
 
+    let what = match control_plane {
+        ControlPlane::Real => "the real kube-apiserver, kube-controller-manager and etcd 3.6",
+        ControlPlane::Atrest => "real etcd, atrest's API server",
+    };
     println!(
-        "Starting a sandbox control plane under {} (real etcd, atrest's API server) ...",
+        "Starting a sandbox control plane under {} ({what}) ...",
         node.display()
     );
-    let sandbox = Sandbox::up(SandboxOptions::new(&node)).context("starting the sandbox")?;
+    let mut opts = SandboxOptions::new(&node);
+    opts.control_plane = control_plane;
+    let sandbox = Sandbox::up(opts).context("starting the sandbox")?;
     sandbox
-        .wait_ready(Duration::from_secs(120))
+        .wait_ready(Duration::from_secs(240))
         .context("waiting for the sandbox")?;
 
     let path = std::env::join_paths(std::iter::once(plugins.clone()).chain(
