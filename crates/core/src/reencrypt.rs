@@ -7,14 +7,18 @@
 //! rewritten object gets a new resourceVersion, a current one keeps it. This is what the upstream
 //! kube-storage-version-migrator does (`pkg/migrator/core.go`), with one worker; here:
 //!
-//! * paginated lists (`limit`/`continue`, per namespace); a `410 Gone` continue token restarts the listing after
-//!   the last name seen; never a whole-cluster list in memory;
+//! * over all namespaces, one cluster-wide paginated list per resource (`limit`/`continue`, as the storage version
+//!   migrator and `kubectl get -A` do), the next page fetched while the workers write the current one, so the cost
+//!   follows the objects, not the namespaces; with `-n`, or for a user who may not list across namespaces (403),
+//!   namespace after namespace; a `410 Gone` continue token restarts the listing after the last key handled
+//!   (`namespace/name`, etcd's key order); never a whole list in memory;
 //! * a bounded worker pool PUTting each object back unchanged (JSON, all fields) with its resourceVersion;
 //! * `409 Conflict` → re-GET and retry with the fresh object (a concurrent writer always wins, stale data is never
 //!   written); `404` → gone; `429`/`5xx`/connection errors → backoff honouring `Retry-After` (survives an API
 //!   server restart); other errors → failed;
 //! * a client-side token bucket (`qps`/`burst`);
-//! * a [`StateFile`] recording finished namespaces, so an interrupted run resumes without redoing them;
+//! * a [`StateFile`] recording the last key before which every object is done (cluster-wide) or the finished
+//!   namespaces, so an interrupted run resumes after them;
 //! * cancellation: in-flight requests finish, queued objects are left for the next run, state is saved.
 
 mod discovery;
@@ -148,6 +152,8 @@ pub struct Counts {
     pub conflicts: u64,
     /// Failed objects (and failed listings).
     pub failed: u64,
+    /// Objects a previous run already did (resumed from the state file), not sent again.
+    pub skipped: u64,
 }
 
 impl Counts {
@@ -158,6 +164,7 @@ impl Counts {
         self.gone += o.gone;
         self.conflicts += o.conflicts;
         self.failed += o.failed;
+        self.skipped += o.skipped;
     }
 }
 
@@ -219,6 +226,8 @@ pub struct Report {
     pub namespaces: Vec<NamespaceReport>,
     /// Failures (at most 1000 kept; `totals.failed` counts all).
     pub failures: Vec<Failure>,
+    /// Things the user should know about the run (e.g. listing namespace by namespace after a 403).
+    pub notes: Vec<String>,
     /// Where progress was saved, if anywhere.
     pub state_file: Option<String>,
 }
@@ -238,6 +247,8 @@ pub trait Observer: Send + Sync {
     fn object(&self, _resource: &str, _namespace: &str, _name: &str, _outcome: &Outcome) {}
     /// A namespace finished (or was skipped).
     fn namespace(&self, _report: &NamespaceReport) {}
+    /// A note for the user, said once (also kept in [`Report::notes`]).
+    fn notice(&self, _message: &str) {}
 }
 
 /// An [`Observer`] that ignores everything.
@@ -449,6 +460,8 @@ struct WorkItem {
     target: usize,
     namespace: Arc<str>,
     object: Value,
+    /// Position in its cluster-wide listing (0, 1, 2, …); unused on the per-namespace path.
+    seq: u64,
 }
 
 /// Messages to the collecting task.
@@ -457,6 +470,7 @@ enum Event {
         target: usize,
         namespace: Arc<str>,
         name: String,
+        seq: u64,
         outcome: Outcome,
         conflicts: u32,
     },
@@ -479,10 +493,38 @@ enum Event {
         namespace: Arc<str>,
         count: u64,
     },
+    /// Per-namespace path: the state file marks this namespace done; it is not listed.
+    NamespaceSkipped { target: usize, namespace: String },
+    /// The cluster-wide list was forbidden: the target goes namespace by namespace (said once).
+    Fallback { target: usize, note: String },
+    /// Cluster-wide path: `count` objects of a namespace were done by a previous run (not sent again).
+    ObjectsSkipped {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+    /// Cluster-wide path, dry run: `count` objects of a namespace were listed.
+    ObjectsListed {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+    /// The cluster-wide listing of a target ended after queueing `queued` objects.
+    ClusterEnd {
+        target: usize,
+        queued: u64,
+        end: ClusterEnd,
+    },
 }
 
 fn object_name(o: &Value) -> &str {
     o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn object_namespace(o: &Value) -> &str {
+    o.pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
@@ -694,6 +736,11 @@ async fn list_namespace(
     } else {
         None
     };
+    tracing::info!(
+        "listing {} in namespace {}",
+        target.display_name(),
+        &**namespace
+    );
     loop {
         if req.cancelled() {
             return ListEnd::Cancelled(count);
@@ -754,6 +801,7 @@ async fn list_namespace(
                         target: t,
                         namespace: namespace.clone(),
                         object: item,
+                        seq: 0,
                     })
                     .await
                     .is_ok();
@@ -770,12 +818,291 @@ async fn list_namespace(
     }
 }
 
+/// How a cluster-wide listing ended.
+#[derive(Debug)]
+enum ClusterEnd {
+    /// Every page listed.
+    Done,
+    /// The first page was refused with 403: the caller may go namespace by namespace.
+    Forbidden(String),
+    /// A page failed after retries (or could not be read).
+    Failed(String),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// What a previous run of a target finished (from the state file).
+#[derive(Default)]
+struct Resume {
+    /// Every object whose key `namespace/name` sorts at or before this one is done.
+    done_through: Option<String>,
+    /// Namespaces a namespace-by-namespace run finished.
+    done_namespaces: std::collections::BTreeSet<String>,
+}
+
+impl Resume {
+    fn is_empty(&self) -> bool {
+        self.done_through.is_none() && self.done_namespaces.is_empty()
+    }
+
+    fn covers(&self, namespace: &str, key: &str) -> bool {
+        self.done_through.as_deref().is_some_and(|d| key <= d)
+            || self.done_namespaces.contains(namespace)
+    }
+}
+
+/// Counts objects per namespace for the events of one page (objects arrive sorted by namespace).
+struct Tally {
+    namespace: Option<Arc<str>>,
+    count: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            namespace: None,
+            count: 0,
+        }
+    }
+
+    /// Adds one object of `namespace`, flushing the previous namespace's count through `emit`.
+    fn add(&mut self, namespace: &Arc<str>, emit: &mut impl FnMut(Arc<str>, u64)) {
+        if self.namespace.as_ref() != Some(namespace) {
+            self.flush(emit);
+            self.namespace = Some(namespace.clone());
+        }
+        self.count += 1;
+    }
+
+    fn flush(&mut self, emit: &mut impl FnMut(Arc<str>, u64)) {
+        if let Some(ns) = self.namespace.take()
+            && self.count > 0
+        {
+            emit(ns, self.count);
+        }
+        self.count = 0;
+    }
+}
+
+/// Lists every object of `target` with one cluster-wide paginated list (`limit`/`continue`), fetching the next
+/// page while the current one is queued for the workers (or only counted, in a dry run). Objects `resume` covers
+/// are skipped. A `410 Gone` (expired continue token) lists again from the start and skips every key up to the
+/// last one already handled (keys come in etcd order, `namespace/name`). Returns the objects queued and how it
+/// ended.
+async fn list_cluster(
+    req: &Arc<Requester>,
+    target: &Target,
+    t: usize,
+    page_size: u32,
+    resume: &Resume,
+    work: Option<&mpsc::Sender<WorkItem>>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> (u64, ClusterEnd) {
+    type Fetch = tokio::task::JoinHandle<(String, Result<Resp, SendError>)>;
+    let base = target.collection_path(None);
+    tracing::info!(
+        "listing {} across all namespaces (GET {base}?limit={page_size}, page after page)",
+        target.display_name()
+    );
+    let fetch = |cont: Option<&str>| -> Fetch {
+        let mut path = format!("{base}?limit={page_size}");
+        if let Some(c) = cont {
+            path.push_str(&format!("&continue={}", percent_encode(c)));
+        }
+        let req = req.clone();
+        tokio::spawn(async move {
+            let r = req.send(&http::Method::GET, &path, None).await;
+            (path, r)
+        })
+    };
+    let mut queued = 0u64;
+    // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
+    let mut last_key: Option<String> = None;
+    let mut continued = false;
+    let mut first = true;
+    let mut next: Option<Fetch> = Some(fetch(None));
+    let mut namespace: Arc<str> = Arc::from("");
+    let end = loop {
+        let Some(pending) = next.take() else {
+            break ClusterEnd::Done;
+        };
+        if req.cancelled() {
+            pending.abort();
+            break ClusterEnd::Cancelled;
+        }
+        let (path, result) = match pending.await {
+            Ok(r) => r,
+            Err(e) => break ClusterEnd::Failed(format!("listing task failed: {e}")),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(SendError::Cancelled) => break ClusterEnd::Cancelled,
+            Err(SendError::Exhausted(e)) => break ClusterEnd::Failed(e),
+        };
+        if resp.status == StatusCode::GONE && continued {
+            tracing::info!(
+                resource = %target.display_name(), ?last_key,
+                "continue token expired (410 Gone); listing again after the last key handled"
+            );
+            continued = false;
+            next = Some(fetch(None));
+            continue;
+        }
+        if resp.status == StatusCode::FORBIDDEN && first {
+            break ClusterEnd::Forbidden(status_message(&resp.body));
+        }
+        if !resp.status.is_success() {
+            break ClusterEnd::Failed(format!(
+                "GET {path}: {} {}",
+                resp.status.as_u16(),
+                status_message(&resp.body)
+            ));
+        }
+        first = false;
+        let mut page: Value = match serde_json::from_slice(&resp.body) {
+            Ok(v) => v,
+            Err(e) => break ClusterEnd::Failed(format!("GET {path}: invalid JSON: {e}")),
+        };
+        drop(resp);
+        let cont = page
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        // Prefetch: the next page is on its way while this one is queued.
+        continued = cont.is_some();
+        next = cont.as_deref().map(|c| fetch(Some(c)));
+        let items = match page.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        drop(page);
+        let mut skipped = Tally::new();
+        let mut listed = Tally::new();
+        let mut emit_skipped = |ns: Arc<str>, count: u64| {
+            let _ = events.send(Event::ObjectsSkipped {
+                target: t,
+                namespace: ns,
+                count,
+            });
+        };
+        let mut emit_listed = |ns: Arc<str>, count: u64| {
+            let _ = events.send(Event::ObjectsListed {
+                target: t,
+                namespace: ns,
+                count,
+            });
+        };
+        let mut cancelled = false;
+        for item in items {
+            let ns = object_namespace(&item);
+            let key = format!("{ns}/{}", object_name(&item));
+            if last_key.as_deref().is_some_and(|l| key.as_str() <= l) {
+                continue;
+            }
+            if &*namespace != ns {
+                namespace = Arc::from(ns);
+            }
+            let done_before = resume.covers(ns, &key);
+            last_key = Some(key);
+            if done_before {
+                skipped.add(&namespace, &mut emit_skipped);
+                continue;
+            }
+            match work {
+                Some(work) => {
+                    let item = WorkItem {
+                        target: t,
+                        namespace: namespace.clone(),
+                        object: item,
+                        seq: queued,
+                    };
+                    if work.send(item).await.is_err() {
+                        cancelled = true;
+                        break;
+                    }
+                }
+                None => listed.add(&namespace, &mut emit_listed),
+            }
+            queued += 1;
+        }
+        skipped.flush(&mut emit_skipped);
+        listed.flush(&mut emit_listed);
+        if cancelled {
+            if let Some(n) = next.take() {
+                n.abort();
+            }
+            break ClusterEnd::Cancelled;
+        }
+    };
+    (queued, end)
+}
+
 #[derive(Default)]
 struct Track {
     listed: Option<u64>,
     finished: u64,
     broken: bool,
     interrupted: bool,
+}
+
+/// Cluster-wide progress of one target: which objects are finished, in listing order, so that the state file
+/// can record the last key before which everything is done.
+#[derive(Default)]
+struct Cursor {
+    /// Objects queued, once the listing ended.
+    queued: Option<u64>,
+    finished: u64,
+    /// The next position in listing order not yet known to be done.
+    next_seq: u64,
+    /// Finished objects beyond `next_seq`: their key if done (rewritten, current, gone), `None` if not.
+    ahead: BTreeMap<u64, Option<String>>,
+    /// Every object up to this key is done.
+    done_through: Option<String>,
+    /// An object failed or was interrupted: `done_through` stays before it for this run.
+    blocked: bool,
+    /// The listing failed or was cancelled.
+    list_incomplete: bool,
+    /// The last time `done_through` was saved.
+    saved_at: Option<Instant>,
+}
+
+impl Cursor {
+    /// Records a finished object; returns true when `done_through` moved.
+    fn finish(&mut self, seq: u64, key: Option<String>) -> bool {
+        self.finished += 1;
+        self.ahead.insert(seq, key);
+        let mut moved = false;
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() != self.next_seq {
+                break;
+            }
+            let key = entry.remove();
+            self.next_seq += 1;
+            match key {
+                Some(k) if !self.blocked => {
+                    self.done_through = Some(k);
+                    moved = true;
+                }
+                _ => self.blocked = true,
+            }
+        }
+        moved
+    }
+
+    fn ended(&self) -> bool {
+        self.queued.is_some_and(|q| self.finished >= q)
+    }
+}
+
+/// How a target is listed.
+enum Plan {
+    /// Namespace by namespace (`-n`, or cluster-scoped resources with `-n`): these namespaces.
+    Namespaces(Vec<String>),
+    /// One cluster-wide paginated list, skipping what `Resume` covers.
+    Cluster(Resume),
+    /// The state file says every object is done.
+    Complete,
 }
 
 /// Rewrites every object of `targets` (see the module documentation). `cancel` set to `true` stops the run:
@@ -816,56 +1143,71 @@ pub async fn run(
     });
     let names: Vec<String> = targets.iter().map(Target::display_name).collect();
 
-    // Which namespaces to do, per target.
-    let mut all_namespaces: Option<Vec<String>> = None;
-    let mut plan: Vec<(usize, Vec<String>)> = Vec::new();
+    // How each target is listed: over all namespaces one cluster-wide list, with -n that namespace.
+    let mut plans: Vec<Plan> = Vec::new();
     let mut report_rows: BTreeMap<(String, String), NamespaceReport> = BTreeMap::new();
-    let mut any_skipped = false;
+    let mut notes: Vec<String> = Vec::new();
+    let mut any_resumed = false;
     for (t, target) in targets.iter().enumerate() {
-        let nss: Vec<String> = if !target.namespaced {
-            vec![String::new()]
-        } else if let Some(ns) = &options.namespace {
-            vec![ns.clone()]
-        } else {
-            if all_namespaces.is_none() {
-                all_namespaces = Some(list_namespaces(&req, options.page_size).await?);
-            }
-            all_namespaces.clone().unwrap_or_default()
-        };
-        let mut todo = Vec::new();
-        for ns in nss {
-            if options
-                .state
-                .as_ref()
-                .is_some_and(|s| s.is_done(&names[t], &ns))
-            {
-                any_skipped = true;
-                let row = NamespaceReport {
-                    resource: names[t].clone(),
-                    namespace: ns.clone(),
-                    status: NamespaceStatus::Skipped,
-                    counts: Counts::default(),
+        let state = options.state.as_ref();
+        let plan = match &options.namespace {
+            Some(ns) => {
+                let ns = if target.namespaced {
+                    ns.clone()
+                } else {
+                    String::new()
                 };
-                observer.namespace(&row);
-                report_rows.insert((names[t].clone(), ns), row);
-            } else {
-                todo.push(ns);
+                if state.is_some_and(|s| s.is_done(&names[t], &ns)) {
+                    any_resumed = true;
+                    let row = NamespaceReport {
+                        resource: names[t].clone(),
+                        namespace: ns.clone(),
+                        status: NamespaceStatus::Skipped,
+                        counts: Counts::default(),
+                    };
+                    observer.namespace(&row);
+                    report_rows.insert((names[t].clone(), ns), row);
+                    Plan::Namespaces(Vec::new())
+                } else {
+                    Plan::Namespaces(vec![ns])
+                }
             }
-        }
-        plan.push((t, todo));
+            None if state.is_some_and(|s| s.is_complete(&names[t])) => {
+                any_resumed = true;
+                let note = format!(
+                    "{}: every object was done by a previous run (state file); nothing to do",
+                    names[t]
+                );
+                observer.notice(&note);
+                notes.push(note);
+                Plan::Complete
+            }
+            None => {
+                let resume = Resume {
+                    done_through: state
+                        .and_then(|s| s.done_through(&names[t]))
+                        .map(str::to_string),
+                    done_namespaces: state
+                        .and_then(|s| s.done_namespaces(&names[t]))
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                any_resumed |= !resume.is_empty();
+                Plan::Cluster(resume)
+            }
+        };
+        plans.push(plan);
     }
 
     // A total for the progress bar, when it costs one request per target.
-    if !any_skipped {
+    if !any_resumed {
         let mut total = Some(0u64);
         for (t, target) in targets.iter().enumerate() {
-            if plan[t].1.is_empty() {
-                continue;
-            }
-            let ns = if target.namespaced {
-                options.namespace.as_deref()
-            } else {
-                None
+            let ns = match &plans[t] {
+                Plan::Complete => continue,
+                Plan::Namespaces(nss) if nss.is_empty() => continue,
+                Plan::Namespaces(nss) => Some(nss[0].as_str()),
+                Plan::Cluster(_) => None,
             };
             total = match (total, count_hint(&req, target, ns).await) {
                 (Some(a), Some(b)) => Some(a + b),
@@ -877,6 +1219,9 @@ pub async fn run(
         }
     }
 
+    let cluster_targets: Vec<usize> = (0..targets.len())
+        .filter(|t| matches!(plans[*t], Plan::Cluster(_)))
+        .collect();
     let (work_tx, work_rx) = mpsc::channel::<WorkItem>(options.concurrency * 4);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -907,6 +1252,7 @@ pub async fn run(
                         target: item.target,
                         namespace: item.namespace,
                         name,
+                        seq: item.seq,
                         outcome,
                         conflicts,
                     });
@@ -916,16 +1262,86 @@ pub async fn run(
     }
     drop(work_rx);
 
-    // The lister: namespace after namespace, page after page.
+    // The lister: target after target; cluster-wide page after page, or namespace after namespace.
     let lister = {
         let req = req.clone();
         let ev_tx = ev_tx.clone();
         let targets = targets_arc.clone();
         let page_size = options.page_size;
         let dry_run = options.dry_run;
+        let done_namespaces: Vec<std::collections::BTreeSet<String>> = names
+            .iter()
+            .map(|n| {
+                options
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.done_namespaces(n))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
         tokio::spawn(async move {
             let work = if dry_run { None } else { Some(work_tx) };
-            for (t, nss) in plan {
+            let mut all_namespaces: Option<Vec<String>> = None;
+            for (t, plan) in plans.into_iter().enumerate() {
+                let nss = match plan {
+                    Plan::Complete => continue,
+                    Plan::Namespaces(nss) => nss,
+                    Plan::Cluster(resume) => {
+                        let (queued, end) = list_cluster(
+                            &req,
+                            &targets[t],
+                            t,
+                            page_size,
+                            &resume,
+                            work.as_ref(),
+                            &ev_tx,
+                        )
+                        .await;
+                        let ClusterEnd::Forbidden(why) = end else {
+                            let _ = ev_tx.send(Event::ClusterEnd {
+                                target: t,
+                                queued,
+                                end,
+                            });
+                            continue;
+                        };
+                        // A user allowed to list only some namespaces: namespace by namespace, as before.
+                        let _ = ev_tx.send(Event::Fallback {
+                            target: t,
+                            note: format!(
+                                "cannot list {} across all namespaces ({why}); listing namespace by namespace",
+                                targets[t].display_name()
+                            ),
+                        });
+                        if all_namespaces.is_none() {
+                            match list_namespaces(&req, page_size).await {
+                                Ok(n) => all_namespaces = Some(n),
+                                Err(e) => {
+                                    let _ = ev_tx.send(Event::ListFailed {
+                                        target: t,
+                                        namespace: Arc::from(""),
+                                        count: 0,
+                                        error: e.to_string(),
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                        let mut todo = Vec::new();
+                        for ns in all_namespaces.clone().unwrap_or_default() {
+                            if done_namespaces[t].contains(&ns) {
+                                let _ = ev_tx.send(Event::NamespaceSkipped {
+                                    target: t,
+                                    namespace: ns,
+                                });
+                            } else {
+                                todo.push(ns);
+                            }
+                        }
+                        todo
+                    }
+                };
                 for ns in nss {
                     let ns: Arc<str> = Arc::from(ns);
                     if req.cancelled() {
@@ -965,6 +1381,12 @@ pub async fn run(
 
     // Collect.
     let mut tracks: HashMap<(usize, Arc<str>), Track> = HashMap::new();
+    let mut cursors: HashMap<usize, Cursor> = cluster_targets
+        .into_iter()
+        .map(|t| (t, Cursor::default()))
+        .collect();
+    // Targets whose every object is done (cluster-wide path), for the state file.
+    let mut complete: Vec<bool> = vec![false; targets.len()];
     let mut failures: Vec<Failure> = Vec::new();
     let mut state_error: Option<ReencryptError> = None;
     let mut interrupted = false;
@@ -987,6 +1409,7 @@ pub async fn run(
                 target: t,
                 namespace,
                 name,
+                seq,
                 outcome,
                 conflicts,
             } => {
@@ -995,10 +1418,23 @@ pub async fn run(
                 row.counts.conflicts += u64::from(conflicts);
                 let track = tracks.entry((t, namespace.clone())).or_default();
                 track.finished += 1;
-                match &outcome {
-                    Outcome::Rewritten => row.counts.rewritten += 1,
-                    Outcome::Current => row.counts.current += 1,
-                    Outcome::Gone => row.counts.gone += 1,
+                let cursor = cursors.get_mut(&t);
+                if cursor.is_some() {
+                    row.counts.listed += 1;
+                }
+                let done = match &outcome {
+                    Outcome::Rewritten => {
+                        row.counts.rewritten += 1;
+                        true
+                    }
+                    Outcome::Current => {
+                        row.counts.current += 1;
+                        true
+                    }
+                    Outcome::Gone => {
+                        row.counts.gone += 1;
+                        true
+                    }
                     Outcome::Failed(e) => {
                         row.counts.failed += 1;
                         track.broken = true;
@@ -1011,14 +1447,149 @@ pub async fn run(
                                 error: e.clone(),
                             });
                         }
+                        false
                     }
                     Outcome::Interrupted => {
                         track.interrupted = true;
                         interrupted = true;
+                        false
+                    }
+                };
+                observer.object(&names[t], &namespace, &name, &outcome);
+                if let Some(cursor) = cursor {
+                    let moved = cursor.finish(seq, done.then(|| format!("{namespace}/{name}")));
+                    // Progress is saved at most once a second: a killed run redoes at most that much.
+                    if moved
+                        && let Some(state) = options.state.as_mut()
+                        && cursor
+                            .saved_at
+                            .is_none_or(|s| s.elapsed() >= Duration::from_secs(1))
+                        && let Some(k) = &cursor.done_through
+                    {
+                        state.set_done_through(&names[t], k);
+                        save_state(state, &mut state_error);
+                        cursor.saved_at = Some(Instant::now());
+                    }
+                    if cursor.ended() {
+                        complete[t] = finish_cluster(
+                            t,
+                            cursor,
+                            &names[t],
+                            &mut tracks,
+                            &mut report_rows,
+                            options.dry_run,
+                            &*observer,
+                        );
+                        if let Some(state) = options.state.as_mut() {
+                            save_cluster_progress(
+                                state,
+                                &names[t],
+                                cursor,
+                                complete[t],
+                                &mut state_error,
+                            );
+                        }
+                    }
+                    continue;
+                }
+                (t, namespace)
+            }
+            Event::ObjectsSkipped {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows
+                    .get_mut(&key)
+                    .expect("row exists")
+                    .counts
+                    .skipped += count;
+                tracks.entry((t, namespace)).or_default();
+                continue;
+            }
+            Event::ObjectsListed {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows.get_mut(&key).expect("row exists").counts.listed += count;
+                tracks.entry((t, namespace)).or_default();
+                continue;
+            }
+            Event::ClusterEnd {
+                target: t,
+                queued,
+                end,
+            } => {
+                let cursor = cursors.entry(t).or_default();
+                cursor.queued = Some(queued);
+                match end {
+                    ClusterEnd::Done => {}
+                    ClusterEnd::Cancelled => {
+                        cursor.list_incomplete = true;
+                        interrupted = true;
+                    }
+                    ClusterEnd::Failed(error) | ClusterEnd::Forbidden(error) => {
+                        cursor.list_incomplete = true;
+                        // The listing failed: reported on a row of its own (namespace "", all namespaces).
+                        let key = row_of(&mut report_rows, t, "");
+                        let row = report_rows.get_mut(&key).expect("row exists");
+                        row.counts.failed += 1;
+                        tracks.entry((t, Arc::from(""))).or_default().broken = true;
+                        tracing::warn!(resource = %names[t], %error, "listing failed");
+                        if failures.len() < MAX_FAILURES_KEPT {
+                            failures.push(Failure {
+                                resource: names[t].clone(),
+                                namespace: String::new(),
+                                name: String::new(),
+                                error: format!("listing failed: {error}"),
+                            });
+                        }
                     }
                 }
-                observer.object(&names[t], &namespace, &name, &outcome);
-                (t, namespace)
+                if options.dry_run || cursor.ended() {
+                    complete[t] = finish_cluster(
+                        t,
+                        cursor,
+                        &names[t],
+                        &mut tracks,
+                        &mut report_rows,
+                        options.dry_run,
+                        &*observer,
+                    );
+                    if let Some(state) = options.state.as_mut() {
+                        save_cluster_progress(
+                            state,
+                            &names[t],
+                            cursor,
+                            complete[t],
+                            &mut state_error,
+                        );
+                    }
+                }
+                continue;
+            }
+            Event::Fallback { target: t, note } => {
+                cursors.remove(&t);
+                observer.notice(&note);
+                notes.push(note);
+                continue;
+            }
+            Event::NamespaceSkipped {
+                target: t,
+                namespace,
+            } => {
+                let row = NamespaceReport {
+                    resource: names[t].clone(),
+                    namespace: namespace.clone(),
+                    status: NamespaceStatus::Skipped,
+                    counts: Counts::default(),
+                };
+                observer.namespace(&row);
+                report_rows.insert((names[t].clone(), namespace), row);
+                continue;
             }
             Event::Listed {
                 target: t,
@@ -1068,7 +1639,7 @@ pub async fn run(
                 (t, namespace)
             }
         };
-        // Is the namespace finished?
+        // Per-namespace path: is the namespace finished?
         let key = (t, ns.clone());
         let track = tracks.get(&key).expect("track exists");
         let Some(listed) = track.listed else { continue };
@@ -1093,10 +1664,7 @@ pub async fn run(
             && let Some(state) = options.state.as_mut()
         {
             state.mark_done(&names[t], &ns);
-            if let Err(e) = state.save() {
-                tracing::error!(error = %e, "cannot save progress");
-                state_error.get_or_insert(e);
-            }
+            save_state(state, &mut state_error);
         }
         observer.namespace(row);
     }
@@ -1110,23 +1678,28 @@ pub async fn run(
     for row in report_rows.values() {
         totals.add(&row.counts);
     }
-    // Mark resources complete when every namespace is done (a resumed run then has nothing to do).
+    // Namespace-by-namespace over all namespaces: the resource is complete when every namespace is done (a
+    // resumed run then has nothing to do).
     if let Some(state) = options.state.as_mut()
         && !options.dry_run
+        && options.namespace.is_none()
     {
         let mut changed = false;
-        for name in &names {
+        for (t, name) in names.iter().enumerate() {
+            if cursors.contains_key(&t) || complete[t] {
+                continue;
+            }
             let all_done = report_rows
                 .values()
                 .filter(|r| &r.resource == name)
                 .all(|r| matches!(r.status, NamespaceStatus::Done | NamespaceStatus::Skipped));
-            if all_done && options.namespace.is_none() {
+            if all_done && !state.is_complete(name) {
                 state.mark_complete(name);
                 changed = true;
             }
         }
-        if changed && let Err(e) = state.save() {
-            state_error.get_or_insert(e);
+        if changed {
+            save_state(state, &mut state_error);
         }
     }
     if let Some(e) = state_error {
@@ -1139,9 +1712,73 @@ pub async fn run(
         totals,
         namespaces: report_rows.into_values().collect(),
         failures,
+        notes,
         state_file: options
             .state
             .as_ref()
             .map(|s| s.path().display().to_string()),
     })
+}
+
+fn save_state(state: &mut StateFile, error: &mut Option<ReencryptError>) {
+    if let Err(e) = state.save() {
+        tracing::error!(error = %e, "cannot save progress");
+        error.get_or_insert(e);
+    }
+}
+
+/// Records a finished cluster-wide target in the state file: complete, or done through its last key.
+fn save_cluster_progress(
+    state: &mut StateFile,
+    name: &str,
+    cursor: &Cursor,
+    complete: bool,
+    error: &mut Option<ReencryptError>,
+) {
+    if complete {
+        state.mark_complete(name);
+    } else if let Some(k) = &cursor.done_through {
+        state.set_done_through(name, k);
+    } else {
+        return;
+    }
+    save_state(state, error);
+}
+
+/// Settles the rows of a target listed cluster-wide once its listing ended and every queued object finished;
+/// returns whether every object of the target is done.
+fn finish_cluster(
+    t: usize,
+    cursor: &Cursor,
+    name: &str,
+    tracks: &mut HashMap<(usize, Arc<str>), Track>,
+    rows: &mut BTreeMap<(String, String), NamespaceReport>,
+    dry_run: bool,
+    observer: &dyn Observer,
+) -> bool {
+    let mut keys: Vec<(usize, Arc<str>)> = tracks.keys().filter(|k| k.0 == t).cloned().collect();
+    keys.sort();
+    // A listing that stopped early may not have reached the end of its last namespace.
+    let last = keys.last().map(|k| k.1.clone());
+    for key in keys {
+        let track = tracks.remove(&key).expect("listed above");
+        let Some(row) = rows.get_mut(&(name.to_string(), key.1.to_string())) else {
+            continue;
+        };
+        row.status = if track.interrupted {
+            NamespaceStatus::Incomplete
+        } else if track.broken {
+            NamespaceStatus::Failed
+        } else if dry_run {
+            NamespaceStatus::Listed
+        } else if row.counts.listed == 0 && row.counts.skipped > 0 {
+            NamespaceStatus::Skipped
+        } else if cursor.list_incomplete && last.as_ref() == Some(&key.1) {
+            NamespaceStatus::Incomplete
+        } else {
+            NamespaceStatus::Done
+        };
+        observer.namespace(row);
+    }
+    !dry_run && !cursor.blocked && !cursor.list_incomplete
 }

@@ -26,7 +26,9 @@ Every object is sent back to the API server unchanged, with its resourceVersion.
 
 --dry-run lists every object and counts what would be sent back. It cannot say which of them the server would rewrite: that depends on how each is stored in etcd, and a server-side dry-run PUT (?dryRun=All) never writes, so it tells nothing about staleness. With --verify and the etcd flags, --dry-run also reads etcd and counts the objects still in plaintext or on an old key: exactly those a real run rewrites.
 
-Progress is saved after every finished namespace in a state file (default ~/.kube/atrest/reencrypt/, keyed by cluster and resources). After an interruption (Ctrl-C, kill -9, lost connection) run again with --resume to skip the namespaces already done. Ctrl-C lets in-flight requests finish and saves the state; a second Ctrl-C quits at once.
+Over all namespaces (the default, or -A) each resource is read with one cluster-wide paginated list, as `kubectl get -A` does, so the time follows the number of objects, not of namespaces. With -n, or when the user may not list across namespaces (said once), namespace after namespace.
+
+Progress is saved in a state file (default ~/.kube/atrest/reencrypt/, keyed by cluster and resources): over all namespaces the last object before which every object is done (at most once a second), with -n each finished namespace. After an interruption (Ctrl-C, kill -9, lost connection) run again with --resume to continue after what is done. Ctrl-C lets in-flight requests finish and saves the state; a second Ctrl-C quits at once.
 
 Exit status: 0 nothing failed, 2 some objects (or listings) failed or --verify found objects not on the current key, 1 could not run, 130 interrupted.
 
@@ -72,7 +74,7 @@ struct Cli {
     /// Retries per request on 429, 5xx and connection errors (backoff honours Retry-After).
     #[arg(long, default_value_t = 10)]
     max_retries: u32,
-    /// Continue from the state file: skip namespaces a previous run finished.
+    /// Continue from the state file: skip the objects (or namespaces) a previous run finished.
     #[arg(long)]
     resume: bool,
     /// Where progress is kept (default under ~/.kube/atrest/reencrypt/, keyed by cluster and resources).
@@ -206,6 +208,13 @@ impl Observer for Progress {
     fn namespace(&self, row: &NamespaceReport) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{} {}", row.resource, display_ns(&row.namespace)));
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("note: {message}")),
+            None => eprintln!("note: {message}"),
         }
     }
 }
@@ -422,6 +431,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         eprintln!(
             "... {} more failures (see -o json)",
             report.totals.failed - 20
+        );
+    }
+    if report.totals.skipped > 0 {
+        eprintln!(
+            "resumed: {} objects done by a previous run were not sent again",
+            report.totals.skipped
         );
     }
     if report.interrupted {
