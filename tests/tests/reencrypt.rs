@@ -754,6 +754,21 @@ fn many_namespaces_with_one_secret_each_in_one_listing() {
     );
     assert!(!err.contains("listing secrets in namespace"), "{err}");
     bed.assert_all_encrypted(120);
+
+    // The table fits a screen: nothing conflicted or failed, so only the totals; -o wide has every namespace.
+    let out = bed.plugin().output().unwrap();
+    assert_exit(&out, 0);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().count() <= 5, "{table}");
+    assert!(!table.contains("team-"), "{table}");
+    assert!(
+        table.contains("namespaces)") && table.contains("TOTAL"),
+        "{table}"
+    );
+    let out = bed.plugin().args(["-o", "wide"]).output().unwrap();
+    assert_exit(&out, 0);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.matches("team-").count(), 120, "{table}");
 }
 
 /// An expired continue token (410 Gone, injected by the sandbox) mid-listing: the listing starts again after the
