@@ -12,7 +12,8 @@
 //!   follows the objects, not the namespaces; with `-n`, or for a user who may not list across namespaces (403),
 //!   namespace after namespace; a `410 Gone` continue token restarts the listing after the last key handled
 //!   (`namespace/name`, etcd's key order); never a whole list in memory;
-//! * a bounded worker pool PUTting each object back unchanged (JSON, all fields) with its resourceVersion;
+//! * a bounded worker pool PUTting each object back unchanged (all fields) with its resourceVersion, in JSON or
+//!   in protobuf for built-in types ([`Wire`]; a server refusing protobuf, 406/415, gets JSON from then on);
 //! * `409 Conflict` → re-GET and retry with the fresh object (a concurrent writer always wins, stale data is never
 //!   written); `404` → gone; `429`/`5xx`/connection errors → backoff honouring `Retry-After` (survives an API
 //!   server restart); other errors → failed;
@@ -25,20 +26,24 @@ mod discovery;
 mod state;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
 use kube::Client;
-use kube::client::Body;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 
 pub use discovery::{Discovered, Target, resolve};
 pub use state::{ResourceState, State, StateFile, kube_dir};
+pub use wire::Wire;
+
+use wire::Body;
 
 /// Errors that stop a run (per-object failures are reported in [`Report`] instead).
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +109,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Progress kept across runs; namespaces it marks done are skipped.
     pub state: Option<StateFile>,
+    /// JSON or protobuf on the wire.
+    pub wire: Wire,
 }
 
 impl Default for Options {
@@ -117,6 +124,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             dry_run: false,
             state: None,
+            wire: Wire::default(),
         }
     }
 }
@@ -317,15 +325,11 @@ enum SendError {
     Cancelled,
 }
 
+/// The message of a `Status` body (JSON or protobuf), else the start of the body.
 fn status_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect()),
-        Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
-    }
+    wire::status(body)
+        .0
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
 /// The shared request machinery of a run.
@@ -334,9 +338,38 @@ struct Requester {
     limiter: Option<RateLimiter>,
     retry: RetryPolicy,
     cancel: watch::Receiver<bool>,
+    wire: Wire,
+    /// Per target: the server refused protobuf (406/415); JSON from then on.
+    refused: Vec<AtomicBool>,
 }
 
 impl Requester {
+    /// The Accept header for target `t`.
+    fn accept(&self, t: usize) -> &'static str {
+        if self.protobuf(t) {
+            wire::ACCEPT_PROTOBUF
+        } else {
+            wire::JSON
+        }
+    }
+
+    /// Whether target `t` may use protobuf.
+    fn protobuf(&self, t: usize) -> bool {
+        self.wire != Wire::Json && !self.refused[t].load(Ordering::Relaxed)
+    }
+
+    /// Records that the server refused protobuf for target `t`; returns the note to say, the first time only.
+    fn refuse_protobuf(&self, t: usize, target: &Target, status: StatusCode) -> Option<String> {
+        (!self.refused[t].swap(true, Ordering::Relaxed)).then(|| {
+            format!(
+                "the API server refused protobuf for {} ({} {}); using JSON",
+                target.display_name(),
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+        })
+    }
+
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -370,7 +403,8 @@ impl Requester {
         &self,
         method: &http::Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<(&[u8], &str)>,
+        accept: &str,
     ) -> Result<Resp, SendError> {
         let mut attempt = 0u32;
         loop {
@@ -380,14 +414,17 @@ impl Requester {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(path)
-                .header(http::header::ACCEPT, "application/json");
-            if body.is_some() {
-                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                .header(http::header::ACCEPT, accept);
+            if let Some((_, content_type)) = body {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
             }
             let req = req
-                .body(Body::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+                .body(kube::client::Body::from(
+                    body.map(|(b, _)| b.to_vec()).unwrap_or_default(),
+                ))
                 .expect("valid request");
             let started = Instant::now();
+            let content_type = body.map_or("", |(_, ct)| ct);
             let result = tokio::time::timeout(self.retry.request_timeout, async {
                 let resp = self.client.send(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
@@ -416,12 +453,7 @@ impl Requester {
                 Ok(Ok((status, retry_after, body)))
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
                 {
-                    let hint = retry_after.or_else(|| {
-                        serde_json::from_slice::<Value>(&body)
-                            .ok()?
-                            .pointer("/details/retryAfterSeconds")?
-                            .as_u64()
-                    });
+                    let hint = retry_after.or_else(|| wire::status(&body).1);
                     (
                         format!(
                             "{method} {path}: {} {}",
@@ -432,7 +464,11 @@ impl Requester {
                     )
                 }
                 Ok(Ok((status, _, body))) => {
-                    tracing::trace!(%method, path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
+                    tracing::trace!(
+                        %method, path, status = status.as_u16(), %accept,
+                        %content_type, elapsed = ?started.elapsed(),
+                        "request"
+                    );
                     return Ok(Resp { status, body });
                 }
             };
@@ -459,7 +495,7 @@ impl Requester {
 struct WorkItem {
     target: usize,
     namespace: Arc<str>,
-    object: Value,
+    object: Body,
     /// Position in its cluster-wide listing (0, 1, 2, …); unused on the per-namespace path.
     seq: u64,
 }
@@ -515,6 +551,8 @@ enum Event {
         queued: u64,
         end: ClusterEnd,
     },
+    /// Something to tell the user once.
+    Notice(String),
 }
 
 fn object_name(o: &Value) -> &str {
@@ -523,47 +561,51 @@ fn object_name(o: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn object_namespace(o: &Value) -> &str {
-    o.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
-
-fn resource_version(o: &Value) -> Option<&str> {
-    o.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-}
-
 /// Sends one object back unchanged; on conflict re-reads it and sends the fresh object.
 async fn rewrite_one(
     req: &Requester,
     target: &Target,
+    t: usize,
     namespace: &str,
-    mut object: Value,
+    mut object: Body,
+    events: &mpsc::UnboundedSender<Event>,
 ) -> (String, Outcome, u32) {
-    let name = object_name(&object).to_string();
+    let name = object.meta().name;
     let path = target.object_path(namespace, &name);
+    let api_version = target.api_version();
     let mut conflicts = 0u32;
     loop {
-        // List items carry no apiVersion/kind; a PUT body names them (as `kubectl replace` does).
-        if let Some(m) = object.as_object_mut() {
-            m.entry("apiVersion")
-                .or_insert_with(|| Value::String(target.api_version()));
-            m.entry("kind")
-                .or_insert_with(|| Value::String(target.kind.clone()));
-        }
-        let sent_rv = resource_version(&object).map(str::to_string);
-        let body = serde_json::to_vec(&object).expect("JSON value serializes");
-        let resp = match req.send(&http::Method::PUT, &path, Some(&body)).await {
+        let sent_rv = object.meta().resource_version;
+        let protobuf = req.protobuf(t);
+        let (body, content_type) = match wire::put_body(
+            &mut object,
+            &api_version,
+            &target.kind,
+            protobuf,
+            req.wire == Wire::Protobuf,
+        ) {
+            Ok(b) => b,
+            Err(e) => return (name, Outcome::Failed(format!("PUT {path}: {e}")), conflicts),
+        };
+        let resp = match req
+            .send(
+                &http::Method::PUT,
+                &path,
+                Some((&body, content_type)),
+                req.accept(t),
+            )
+            .await
+        {
             Ok(r) => r,
             Err(SendError::Cancelled) => return (name, Outcome::Interrupted, conflicts),
             Err(SendError::Exhausted(e)) => return (name, Outcome::Failed(e), conflicts),
         };
+        drop(body);
         match resp.status {
             s if s.is_success() => {
-                let new_rv = serde_json::from_slice::<Value>(&resp.body)
+                let new_rv = wire::parse_object(&resp.body)
                     .ok()
-                    .and_then(|v| resource_version(&v).map(str::to_string));
+                    .and_then(|b| b.meta().resource_version);
                 let outcome = match (&sent_rv, &new_rv) {
                     (Some(a), Some(b)) if a == b => Outcome::Current,
                     (_, Some(_)) => Outcome::Rewritten,
@@ -573,6 +615,14 @@ async fn rewrite_one(
                     )),
                 };
                 return (name, outcome, conflicts);
+            }
+            s @ (StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::NOT_ACCEPTABLE)
+                if content_type == wire::PROTOBUF || req.protobuf(t) =>
+            {
+                // The server does not take protobuf: JSON from now on, this object again.
+                if let Some(note) = req.refuse_protobuf(t, target, s) {
+                    let _ = events.send(Event::Notice(note));
+                }
             }
             StatusCode::NOT_FOUND => return (name, Outcome::Gone, conflicts),
             StatusCode::CONFLICT => {
@@ -588,19 +638,16 @@ async fn rewrite_one(
                     );
                 }
                 // A concurrent writer won: read its object and send that back instead.
-                match req.send(&http::Method::GET, &path, None).await {
-                    Ok(r) if r.status.is_success() => {
-                        match serde_json::from_slice::<Value>(&r.body) {
-                            Ok(fresh) => object = fresh,
-                            Err(e) => {
-                                return (
-                                    name,
-                                    Outcome::Failed(format!("GET {path}: invalid JSON: {e}")),
-                                    conflicts,
-                                );
-                            }
+                match req
+                    .send(&http::Method::GET, &path, None, req.accept(t))
+                    .await
+                {
+                    Ok(r) if r.status.is_success() => match wire::parse_object(&r.body) {
+                        Ok(fresh) => object = fresh,
+                        Err(e) => {
+                            return (name, Outcome::Failed(format!("GET {path}: {e}")), conflicts);
                         }
-                    }
+                    },
                     Ok(r) if r.status == StatusCode::NOT_FOUND => {
                         return (name, Outcome::Gone, conflicts);
                     }
@@ -643,7 +690,7 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
         if let Some(c) = &cont {
             path.push_str(&format!("&continue={}", percent_encode(c)));
         }
-        let resp = match req.send(&http::Method::GET, &path, None).await {
+        let resp = match req.send(&http::Method::GET, &path, None, wire::JSON).await {
             Ok(r) => r,
             Err(SendError::Exhausted(e)) => return Err(ReencryptError::Namespaces(e)),
             Err(SendError::Cancelled) => {
@@ -692,7 +739,10 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
 /// An estimate of the number of objects from a one-item list (`remainingItemCount`).
 async fn count_hint(req: &Requester, target: &Target, namespace: Option<&str>) -> Option<u64> {
     let path = format!("{}?limit=1", target.collection_path(namespace));
-    let resp = req.send(&http::Method::GET, &path, None).await.ok()?;
+    let resp = req
+        .send(&http::Method::GET, &path, None, wire::JSON)
+        .await
+        .ok()?;
     if !resp.status.is_success() {
         return None;
     }
@@ -749,11 +799,20 @@ async fn list_namespace(
         if let Some(c) = &cont {
             path.push_str(&format!("&continue={}", percent_encode(c)));
         }
-        let resp = match req.send(&http::Method::GET, &path, None).await {
+        let resp = match req
+            .send(&http::Method::GET, &path, None, req.accept(t))
+            .await
+        {
             Ok(r) => r,
             Err(SendError::Cancelled) => return ListEnd::Cancelled(count),
             Err(SendError::Exhausted(e)) => return ListEnd::Failed(count, e),
         };
+        if resp.status == StatusCode::NOT_ACCEPTABLE && req.protobuf(t) {
+            if let Some(note) = req.refuse_protobuf(t, target, resp.status) {
+                tracing::warn!("{note}");
+            }
+            continue;
+        }
         if resp.status == StatusCode::GONE && cont.is_some() {
             tracing::info!(
                 resource = %target.display_name(), namespace = &**namespace, ?last_seen,
@@ -772,23 +831,14 @@ async fn list_namespace(
                 ),
             );
         }
-        let mut page: Value = match serde_json::from_slice(&resp.body) {
-            Ok(v) => v,
-            Err(e) => return ListEnd::Failed(count, format!("GET {path}: invalid JSON: {e}")),
+        let page = match wire::parse_page(&resp.body) {
+            Ok(p) => p,
+            Err(e) => return ListEnd::Failed(count, format!("GET {path}: {e}")),
         };
         drop(resp);
-        let next = page
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
-        let items = match page.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        drop(page);
-        for item in items {
-            let name = object_name(&item).to_string();
+        let next = page.cont;
+        for item in page.items {
+            let name = item.meta().name;
             if let Some(last) = &last_seen
                 && name.as_str() <= last.as_str()
             {
@@ -904,16 +954,23 @@ async fn list_cluster(
         "listing {} across all namespaces (GET {base}?limit={page_size}, page after page)",
         target.display_name()
     );
+    // The Accept header is chosen when the request goes out: after a 406, JSON.
+    let refetch = |path: &str| -> Fetch {
+        let req = req.clone();
+        let path = path.to_string();
+        tokio::spawn(async move {
+            let r = req
+                .send(&http::Method::GET, &path, None, req.accept(t))
+                .await;
+            (path, r)
+        })
+    };
     let fetch = |cont: Option<&str>| -> Fetch {
         let mut path = format!("{base}?limit={page_size}");
         if let Some(c) = cont {
             path.push_str(&format!("&continue={}", percent_encode(c)));
         }
-        let req = req.clone();
-        tokio::spawn(async move {
-            let r = req.send(&http::Method::GET, &path, None).await;
-            (path, r)
-        })
+        refetch(&path)
     };
     let mut queued = 0u64;
     // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
@@ -939,6 +996,13 @@ async fn list_cluster(
             Err(SendError::Cancelled) => break ClusterEnd::Cancelled,
             Err(SendError::Exhausted(e)) => break ClusterEnd::Failed(e),
         };
+        if resp.status == StatusCode::NOT_ACCEPTABLE && req.protobuf(t) {
+            if let Some(note) = req.refuse_protobuf(t, target, resp.status) {
+                let _ = events.send(Event::Notice(note));
+            }
+            next = Some(refetch(&path));
+            continue;
+        }
         if resp.status == StatusCode::GONE && continued {
             tracing::info!(
                 resource = %target.display_name(), ?last_key,
@@ -959,24 +1023,15 @@ async fn list_cluster(
             ));
         }
         first = false;
-        let mut page: Value = match serde_json::from_slice(&resp.body) {
-            Ok(v) => v,
-            Err(e) => break ClusterEnd::Failed(format!("GET {path}: invalid JSON: {e}")),
+        let page = match wire::parse_page(&resp.body) {
+            Ok(p) => p,
+            Err(e) => break ClusterEnd::Failed(format!("GET {path}: {e}")),
         };
         drop(resp);
-        let cont = page
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
         // Prefetch: the next page is on its way while this one is queued.
-        continued = cont.is_some();
-        next = cont.as_deref().map(|c| fetch(Some(c)));
-        let items = match page.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        drop(page);
+        continued = page.cont.is_some();
+        next = page.cont.as_deref().map(|c| fetch(Some(c)));
+        let items = page.items;
         let mut skipped = Tally::new();
         let mut listed = Tally::new();
         let mut emit_skipped = |ns: Arc<str>, count: u64| {
@@ -995,8 +1050,9 @@ async fn list_cluster(
         };
         let mut cancelled = false;
         for item in items {
-            let ns = object_namespace(&item);
-            let key = format!("{ns}/{}", object_name(&item));
+            let meta = item.meta();
+            let ns = meta.namespace.as_str();
+            let key = format!("{ns}/{}", meta.name);
             if last_key.as_deref().is_some_and(|l| key.as_str() <= l) {
                 continue;
             }
@@ -1140,6 +1196,8 @@ pub async fn run(
         limiter: options.qps.map(|q| RateLimiter::new(q, options.burst)),
         retry: options.retry.clone(),
         cancel: cancel.clone(),
+        wire: options.wire,
+        refused: targets.iter().map(|_| AtomicBool::new(false)).collect(),
     });
     let names: Vec<String> = targets.iter().map(Target::display_name).collect();
 
@@ -1240,13 +1298,17 @@ pub async fn run(
                     let item = { work_rx.lock().await.recv().await };
                     let Some(item) = item else { break };
                     let (name, outcome, conflicts) = if req.cancelled() {
-                        (
-                            object_name(&item.object).to_string(),
-                            Outcome::Interrupted,
-                            0,
-                        )
+                        (item.object.meta().name, Outcome::Interrupted, 0)
                     } else {
-                        rewrite_one(&req, &targets[item.target], &item.namespace, item.object).await
+                        rewrite_one(
+                            &req,
+                            &targets[item.target],
+                            item.target,
+                            &item.namespace,
+                            item.object,
+                            &ev_tx,
+                        )
+                        .await
                     };
                     let _ = ev_tx.send(Event::Object {
                         target: item.target,
@@ -1569,6 +1631,11 @@ pub async fn run(
                         );
                     }
                 }
+                continue;
+            }
+            Event::Notice(note) => {
+                observer.notice(&note);
+                notes.push(note);
                 continue;
             }
             Event::Fallback { target: t, note } => {

@@ -87,6 +87,11 @@ struct Cli {
     /// summed), wide (a row for every namespace) or json (everything).
     #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "wide", "json"])]
     output: String,
+    /// How objects travel: json; protobuf (built-in types as Kubernetes protobuf, which kube-apiserver decodes and
+    /// encodes far faster; custom resources, and servers that refuse it, get JSON); auto (protobuf only where the
+    /// server answers in protobuf).
+    #[arg(long, default_value = "json", value_parser = ["json", "protobuf", "auto"])]
+    wire: String,
     /// Progress display: auto (bar on a terminal, periodic lines otherwise), bar, lines, none.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
     progress: String,
@@ -128,6 +133,8 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs piped to a file or a test stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -311,6 +318,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         retry,
         dry_run: cli.dry_run,
         state,
+        wire: reencrypt::Wire::parse(&cli.wire).expect("clap checked the value"),
     };
 
     let show = match cli.progress.as_str() {

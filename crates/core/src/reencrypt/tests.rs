@@ -38,6 +38,8 @@ struct Faults {
     reject_name: Option<String>,
     /// The cluster-wide list answers 403 (a user allowed to list only some namespaces).
     forbid_cluster_list: bool,
+    /// Protobuf request bodies answer 415 (a server without protobuf).
+    refuse_protobuf_bodies: bool,
 }
 
 #[derive(Default)]
@@ -54,6 +56,12 @@ struct World {
     cluster_lists: u64,
     namespace_lists: u64,
     namespaces_lists: u64,
+    /// The server answers in protobuf when asked (as kube-apiserver does for built-in types).
+    speaks_protobuf: bool,
+    /// PUTs by body type, and protobuf responses sent.
+    json_puts: u64,
+    protobuf_puts: u64,
+    protobuf_answers: u64,
 }
 
 struct Server {
@@ -103,6 +111,75 @@ impl Server {
             requests: AtomicU64::new(0),
             delay: std::time::Duration::from_millis(2),
         })
+    }
+
+    /// Answers a request: status, body bytes, content type, Retry-After. In protobuf when the client accepts it
+    /// and the server speaks it (objects and lists; errors stay JSON).
+    fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        accept: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Vec<u8>, &'static str, Option<&'static str>) {
+        let protobuf_body = content_type.starts_with(wire::PROTOBUF);
+        let body: Vec<u8> = if protobuf_body {
+            let mut w = self.world.lock().unwrap();
+            if w.faults.refuse_protobuf_bodies {
+                let (c, v) = status(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format",
+                );
+                return (c, serde_json::to_vec(&v).unwrap(), "application/json", None);
+            }
+            w.protobuf_puts += 1;
+            serde_json::to_vec(&crate::storage::decode(body).unwrap()).unwrap()
+        } else {
+            if method == "PUT" {
+                self.world.lock().unwrap().json_puts += 1;
+            }
+            body.to_vec()
+        };
+        let (code, v, retry) = self.handle(method, path, query, &body);
+        let mut w = self.world.lock().unwrap();
+        if code == 200 && w.speaks_protobuf && accept.starts_with(wire::PROTOBUF) {
+            w.protobuf_answers += 1;
+            let typed = |mut o: Value| {
+                o["apiVersion"] = json!("v1");
+                o["kind"] = json!("Secret");
+                crate::storage::to_protobuf_message(&o).unwrap().raw
+            };
+            let raw = if let Some(items) = v.get("items").and_then(Value::as_array) {
+                let mut meta = Vec::new();
+                if let Some(c) = v.pointer("/metadata/continue").and_then(Value::as_str) {
+                    crate::storage::wire::put_len(&mut meta, 3, c.as_bytes());
+                }
+                let mut list = Vec::new();
+                crate::storage::wire::put_len(&mut list, 1, &meta);
+                for item in items {
+                    crate::storage::wire::put_len(&mut list, 2, &typed(item.clone()));
+                }
+                (list, "SecretList")
+            } else {
+                (typed(v), "Secret")
+            };
+            let env = crate::storage::StorageEnvelope {
+                api_version: "v1".into(),
+                kind: raw.1.into(),
+                raw: raw.0,
+                ..Default::default()
+            };
+            return (code, env.encode(), wire::PROTOBUF, retry);
+        }
+        (
+            code,
+            serde_json::to_vec(&v).unwrap(),
+            "application/json",
+            retry,
+        )
     }
 
     fn handle(
@@ -343,20 +420,25 @@ impl Server {
                             let method = req.method().to_string();
                             let path = req.uri().path().to_string();
                             let query = req.uri().query().unwrap_or("").to_string();
+                            let header = |h: &str| {
+                                req.headers()
+                                    .get(h)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let (accept, ctype) = (header("accept"), header("content-type"));
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             tokio::time::sleep(me.delay).await;
-                            let (code, v, retry_after) = me.handle(&method, &path, &query, &body);
+                            let (code, bytes, ct, retry_after) =
+                                me.respond(&method, &path, &query, &accept, &ctype, &body);
                             me.in_flight.fetch_sub(1, Ordering::SeqCst);
-                            let mut resp = Response::builder()
-                                .status(code)
-                                .header("content-type", "application/json");
+                            let mut resp =
+                                Response::builder().status(code).header("content-type", ct);
                             if let Some(r) = retry_after {
                                 resp = resp.header("retry-after", r);
                             }
-                            Ok::<_, Infallible>(
-                                resp.body(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())))
-                                    .unwrap(),
-                            )
+                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(bytes))).unwrap())
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -946,4 +1028,95 @@ async fn invalid_options_are_rejected() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("qps"), "{e}");
+}
+
+async fn wire_run(server: &Arc<Server>, wire: Wire) -> (Report, Vec<String>) {
+    struct Notes(std::sync::Mutex<Vec<String>>);
+    impl Observer for Notes {
+        fn notice(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+    let notes = Arc::new(Notes(std::sync::Mutex::new(Vec::new())));
+    let (url, task) = server.clone().serve().await;
+    let (_tx, rx) = watch::channel(false);
+    let r = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        Options { wire, ..opts() },
+        rx,
+        notes.clone(),
+    )
+    .await
+    .unwrap();
+    task.abort();
+    let said = notes.0.lock().unwrap().clone();
+    (r, said)
+}
+
+#[tokio::test]
+async fn protobuf_server_gets_its_own_bytes_back() {
+    for wire in [Wire::Auto, Wire::Protobuf] {
+        let server = Server::seed(&["a", "b"], 10, true);
+        server.world.lock().unwrap().speaks_protobuf = true;
+        let (r, notes) = wire_run(&server, wire).await;
+        assert_eq!(r.totals.rewritten, 20, "{wire:?} {:?}", r.failures);
+        assert!(notes.is_empty(), "{notes:?}");
+        {
+            let w = server.world.lock().unwrap();
+            assert_eq!((w.protobuf_puts, w.json_puts), (20, 0), "{wire:?}");
+            assert!(
+                w.protobuf_answers >= 20 + 3,
+                "lists and PUTs answered in protobuf"
+            );
+            assert!(
+                w.objects
+                    .values()
+                    .all(|o| !o.stale && o.value["metadata"]["labels"]["keep"] == "me"),
+                "nothing lost on the way"
+            );
+        }
+        // A second run: every object current (unchanged bytes are recognised as the same object).
+        let (r, _) = wire_run(&server, wire).await;
+        assert_eq!((r.totals.current, r.totals.rewritten), (20, 0), "{wire:?}");
+    }
+}
+
+#[tokio::test]
+async fn json_server_auto_sends_json_protobuf_encodes() {
+    let server = Server::seed(&["a"], 10, true);
+    let (r, _) = wire_run(&server, Wire::Auto).await;
+    assert_eq!(r.totals.rewritten, 10);
+    assert_eq!(server.world.lock().unwrap().protobuf_puts, 0);
+    let server = Server::seed(&["a"], 10, true);
+    let (r, _) = wire_run(&server, Wire::Protobuf).await;
+    assert_eq!(r.totals.rewritten, 10, "{:?}", r.failures);
+    assert_eq!(server.world.lock().unwrap().protobuf_puts, 10);
+    let server = Server::seed(&["a"], 10, true);
+    server.world.lock().unwrap().speaks_protobuf = true;
+    let (r, _) = wire_run(&server, Wire::Json).await;
+    assert_eq!(r.totals.rewritten, 10);
+    let w = server.world.lock().unwrap();
+    assert_eq!((w.protobuf_puts, w.protobuf_answers), (0, 0));
+}
+
+#[tokio::test]
+async fn refused_protobuf_falls_back_to_json_said_once() {
+    for speaks in [false, true] {
+        let server = Server::seed(&["a", "b"], 10, true);
+        {
+            let mut w = server.world.lock().unwrap();
+            w.faults.refuse_protobuf_bodies = true;
+            w.speaks_protobuf = speaks;
+        }
+        let (r, notes) = wire_run(&server, Wire::Protobuf).await;
+        assert_eq!(r.totals.rewritten, 20, "{:?}", r.failures);
+        assert_eq!(r.totals.failed, 0);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("refused protobuf") && notes[0].contains("415"),
+            "{notes:?}"
+        );
+        assert_eq!(server.world.lock().unwrap().json_puts, 20);
+    }
 }
