@@ -423,7 +423,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             render_table(&report, targets.len() > 1, cli.output == "wide")
         );
         if let Some(ver) = &verification {
-            verify::print(ver, targets.len() > 1);
+            verify::print(ver, targets.len() > 1, cli.output == "wide");
         }
     }
     for f in report.failures.iter().take(20) {
@@ -486,8 +486,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-/// Namespace rows the table shows before summing the rest (a screenful with the header and totals).
-const SCREEN_ROWS: usize = 20;
+/// Namespace rows the tables show before summing the rest (a screenful with the header and totals).
+pub(crate) const SCREEN_ROWS: usize = 20;
 
 fn status_text(s: &NamespaceStatus) -> &'static str {
     match s {
