@@ -265,6 +265,9 @@ impl Observer for NoProgress {}
 
 const MAX_FAILURES_KEPT: usize = 1000;
 
+/// Expired continue tokens in a row, without progress, before a cluster-wide listing gives up.
+const MAX_EXPIRED_IN_A_ROW: u32 = 5;
+
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
 pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -976,6 +979,9 @@ async fn list_cluster(
     // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
     let mut last_key: Option<String> = None;
     let mut continued = false;
+    // 410s in a row without a new key handled in between: a server whose tokens expire faster than a page is
+    // fetched would otherwise be listed from the start forever.
+    let mut expired_in_a_row = 0u32;
     let mut first = true;
     let mut next: Option<Fetch> = Some(fetch(None));
     let mut namespace: Arc<str> = Arc::from("");
@@ -1004,6 +1010,13 @@ async fn list_cluster(
             continue;
         }
         if resp.status == StatusCode::GONE && continued {
+            expired_in_a_row += 1;
+            if expired_in_a_row > MAX_EXPIRED_IN_A_ROW {
+                break ClusterEnd::Failed(format!(
+                    "GET {path}: the continue token expired (410 Gone) {expired_in_a_row} times in a row without \
+                     progress; run again with --resume to continue after the last object done"
+                ));
+            }
             tracing::info!(
                 resource = %target.display_name(), ?last_key,
                 "continue token expired (410 Gone); listing again after the last key handled"
@@ -1061,6 +1074,7 @@ async fn list_cluster(
             }
             let done_before = resume.covers(ns, &key);
             last_key = Some(key);
+            expired_in_a_row = 0;
             if done_before {
                 skipped.add(&namespace, &mut emit_skipped);
                 continue;

@@ -30,6 +30,8 @@ struct Faults {
     every_nth_put_500: u64,
     /// Continue tokens expire (410) once.
     expire_continue_once: bool,
+    /// Cluster-wide continue tokens always expire.
+    expire_continue_always: bool,
     /// Before answering the n-th PUT, a concurrent writer updates the object (a conflict for us).
     concurrent_write_on_put: u64,
     /// Delete the object before answering the n-th PUT.
@@ -225,7 +227,10 @@ impl Server {
                     .unwrap_or(usize::MAX);
                 // The continue token is the last key returned; keys sort as etcd's: `namespace/name`, bytewise.
                 let start = q.get("continue").map(|c| c.replace("%2F", "/"));
-                if start.is_some() && w.faults.expire_continue_once && !w.expired_once {
+                if start.is_some()
+                    && ((w.faults.expire_continue_once && !w.expired_once)
+                        || w.faults.expire_continue_always)
+                {
                     w.expired_once = true;
                     let (c, v) =
                         status(410, "Expired", "The provided continue parameter is too old");
@@ -681,6 +686,23 @@ async fn expired_continue_token_restarts_after_last_name() {
         assert!(w.expired_once);
         assert_eq!(w.puts, n, "no object sent twice");
     }
+}
+
+#[tokio::test]
+async fn continue_tokens_that_always_expire_fail_the_listing_instead_of_looping() {
+    let server = Server::seed(&["a"], 20, true);
+    server.world.lock().unwrap().faults.expire_continue_always = true;
+    let r = run_on(&server, opts()).await;
+    // The first page (7 objects) is done; the listing then fails with a clear error.
+    assert_eq!(r.totals.rewritten, 7);
+    assert_eq!(r.totals.failed, 1);
+    assert!(
+        r.failures[0]
+            .error
+            .contains("expired (410 Gone) 6 times in a row"),
+        "{}",
+        r.failures[0].error
+    );
 }
 
 #[tokio::test]
