@@ -28,7 +28,7 @@ struct Bed {
 }
 
 fn ns_name(i: usize) -> String {
-    format!("team-{i:02}")
+    format!("team-{i:03}")
 }
 
 fn secret_name(i: usize) -> String {
@@ -266,24 +266,42 @@ impl Bed {
         ]
     }
 
-    /// Namespaces the state file records as done: (all, test namespaces `team-*`).
-    fn done_namespaces(&self) -> (usize, usize) {
-        let Ok(text) = std::fs::read_to_string(self.state_file()) else {
-            return (0, 0);
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
-            return (0, 0);
-        };
-        let done = v
-            .pointer("/resources/secrets/done_namespaces")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let team = done
-            .iter()
-            .filter(|n| n.as_str().is_some_and(|n| n.starts_with("team-")))
-            .count();
-        (done.len(), team)
+    /// The key (`namespace/name`) through which the state file records every secret done (cluster-wide runs).
+    fn done_through(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.state_file()).ok()?;
+        let v = serde_json::from_str::<Value>(&text).ok()?;
+        v.pointer("/resources/secrets/done_through")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    /// Test secrets (`team-*`) at or before `key` in etcd's key order, and how many of them are in plaintext.
+    fn team_secrets_through(&self, key: &str) -> (usize, usize) {
+        self.rt.block_on(async {
+            let etcd = self.sb.etcd_client().await.unwrap();
+            let resp = etcd
+                .get(
+                    "/registry/secrets/team-",
+                    Some(GetOptions::new().with_prefix()),
+                )
+                .await
+                .unwrap();
+            let through: Vec<_> = resp
+                .kvs()
+                .iter()
+                .filter(|kv| {
+                    std::str::from_utf8(kv.key())
+                        .unwrap_or("")
+                        .strip_prefix("/registry/secrets/")
+                        .is_some_and(|k| k <= key)
+                })
+                .collect();
+            let plain = through
+                .iter()
+                .filter(|kv| !kv.value().starts_with(ENCRYPTED_PREFIX))
+                .count();
+            (through.len(), plain)
+        })
     }
 
     /// resourceVersion of every test secret.
@@ -435,7 +453,7 @@ fn rewrites_every_namespace_then_nothing_through_kubectl() {
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("NAMESPACE") && table.contains("REWRITTEN") && table.contains("team-03"),
+        table.contains("NAMESPACE") && table.contains("REWRITTEN") && table.contains("team-003"),
         "{table}"
     );
     let out = bed.plugin().args(["-o", "json"]).output().unwrap();
@@ -451,7 +469,7 @@ fn rewrites_every_namespace_then_nothing_through_kubectl() {
     // One namespace only.
     let out = bed
         .plugin()
-        .args(["secrets", "-n", "team-01", "-o", "json"])
+        .args(["secrets", "-n", &ns_name(1), "-o", "json"])
         .output()
         .unwrap();
     assert_exit(&out, 0);
@@ -541,7 +559,7 @@ fn concurrent_writer_always_wins() {
 }
 
 #[test]
-fn kill_9_then_resume_completes_without_redoing_done_namespaces() {
+fn kill_9_then_resume_continues_after_the_last_key_done() {
     let bed = bed(8, 40);
     let mut child = bed
         .plugin()
@@ -559,16 +577,25 @@ fn kill_9_then_resume_completes_without_redoing_done_namespaces() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The state records a key past the first two test namespaces (`team-002/…`).
     wait_until(
-        "two finished test namespaces in the state file",
-        Duration::from_secs(60),
-        || bed.done_namespaces().1 >= 2,
+        "progress past two test namespaces in the state file",
+        Duration::from_secs(90),
+        || {
+            bed.done_through()
+                .is_some_and(|k| k.as_str() >= "team-002/")
+        },
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let (done, team_done) = bed.done_namespaces();
-    assert!(team_done < 8, "killed before the end");
-    assert!(bed.storage().get("plaintext").copied().unwrap_or(0) > 0);
+    // A PUT the killed process sent may still be in the API server: let it land before looking at etcd.
+    std::thread::sleep(Duration::from_millis(500));
+    let through = bed.done_through().expect("progress saved");
+    let (done, plain_done) = bed.team_secrets_through(&through);
+    assert!((80..320).contains(&done), "killed mid-run: {through}");
+    assert_eq!(plain_done, 0, "everything up to {through} is rewritten");
+    let plain = bed.storage().get("plaintext").copied().unwrap_or(0);
+    assert!(plain > 0, "killed before the end");
 
     let out = bed
         .plugin()
@@ -577,17 +604,19 @@ fn kill_9_then_resume_completes_without_redoing_done_namespaces() {
         .unwrap();
     assert_exit(&out, 0);
     let r = report(&out);
-    let skipped = r["namespaces"]
+    // Everything up to the saved key (the test namespaces sort last) is skipped, not listed again.
+    assert!(totals(&r, "skipped") >= done as u64, "{r}");
+    let team_listed: u64 = r["namespaces"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["status"] == "skipped")
-        .count();
-    assert_eq!(skipped, done, "{r}");
-    assert!(
-        totals(&r, "listed") <= (320 - 40 * team_done) as u64,
-        "finished namespaces were not listed again: {r}"
-    );
+        .filter(|n| n["namespace"].as_str().unwrap_or("").starts_with("team-"))
+        .map(|n| n["listed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(team_listed, (320 - done) as u64, "{r}");
+    // Exactly what was still plaintext is rewritten; what the killed run did after the saved key is current.
+    assert_eq!(totals(&r, "rewritten"), plain as u64, "{r}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not sent again"));
     bed.assert_all_encrypted(320);
     // The state now says complete: resuming again does nothing.
     let out = bed
@@ -618,15 +647,21 @@ fn survives_an_api_server_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("a finished namespace", Duration::from_secs(60), || {
-        bed.done_namespaces().1 >= 1
-    });
+    wait_until(
+        "progress into the test namespaces",
+        Duration::from_secs(60),
+        || bed.done_through().is_some_and(|k| k.starts_with("team-")),
+    );
     bed.sb.restart_apiserver(Duration::from_secs(90)).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(totals(&r, "failed"), 0, "{r}");
-    assert!(bed.done_namespaces().1 >= 6);
+    assert!(
+        std::fs::read_to_string(bed.state_file())
+            .unwrap()
+            .contains("\"complete\": true")
+    );
     bed.assert_all_encrypted(240);
 }
 
@@ -680,4 +715,221 @@ fn objects_deleted_mid_run_are_gone_not_failed() {
     assert_eq!(totals(&r, "failed"), 0, "{r}");
     assert_eq!(totals(&r, "rewritten"), 100, "{r}");
     bed.assert_all_encrypted(100);
+}
+
+/// Shape B: many namespaces with one secret each, all rewritten with one cluster-wide listing (`-v` logs how each
+/// resource is listed), one row per namespace in `-o json`.
+#[test]
+fn many_namespaces_with_one_secret_each_in_one_listing() {
+    let bed = bed(120, 1);
+    let out = bed
+        .plugin()
+        .args(["-v", "--chunk-size", "50", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    let rows: Vec<&Value> = r["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["namespace"].as_str().unwrap_or("").starts_with("team-"))
+        .collect();
+    assert_eq!(rows.len(), 120);
+    assert!(
+        rows.iter()
+            .all(|n| n["status"] == "done" && n["rewritten"] == 1),
+        "{r}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("listing secrets across all namespaces").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("listing secrets in namespace"), "{err}");
+    bed.assert_all_encrypted(120);
+
+    // The table fits a screen: nothing conflicted or failed, so only the totals; -o wide has every namespace.
+    let out = bed.plugin().output().unwrap();
+    assert_exit(&out, 0);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().count() <= 5, "{table}");
+    assert!(!table.contains("team-"), "{table}");
+    assert!(
+        table.contains("namespaces)") && table.contains("TOTAL"),
+        "{table}"
+    );
+    let out = bed.plugin().args(["-o", "wide"]).output().unwrap();
+    assert_exit(&out, 0);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.matches("team-").count(), 120, "{table}");
+}
+
+/// An expired continue token (410 Gone, injected by the sandbox) mid-listing: the listing starts again after the
+/// last key handled; every secret is listed once and rewritten.
+#[test]
+fn expired_continue_token_lists_again_after_the_last_key() {
+    let bed = bed(3, 30);
+    let all_secrets = bed.rt.block_on(async {
+        let api: Api<Secret> = Api::all(bed.client.clone());
+        api.list(&ListParams::default()).await.unwrap().items.len()
+    });
+    bed.sb.faults().expire_continue_tokens(2);
+    let out = bed
+        .plugin()
+        .args(["--chunk-size", "7", "-o", "json"])
+        .output()
+        .unwrap();
+    let expired = bed.sb.faults().continue_tokens_expired();
+    bed.sb.faults().clear();
+    assert_exit(&out, 0);
+    assert_eq!(expired, 2, "the fault fired");
+    let r = report(&out);
+    assert_eq!(
+        totals(&r, "listed"),
+        all_secrets as u64,
+        "each listed once: {r}"
+    );
+    assert_eq!(totals(&r, "failed"), 0, "{r}");
+    bed.assert_all_encrypted(90);
+}
+
+/// A user who may list secrets only in some namespaces (the cluster-wide list is Forbidden) gets the
+/// namespace-by-namespace path, said once; the namespace it may write is rewritten, the others fail.
+#[test]
+fn namespace_only_rights_fall_back_to_namespace_by_namespace() {
+    let bed = bed(3, 10);
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", bed.sb.kubeconfig())
+            .env("HOME", bed.dir.path())
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+    };
+    kubectl(&[
+        "create",
+        "clusterrole",
+        "ns-lister",
+        "--verb=list",
+        "--resource=namespaces",
+    ]);
+    kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "jane-ns",
+        "--clusterrole=ns-lister",
+        "--user=jane",
+    ]);
+    let ns = ns_name(1);
+    kubectl(&[
+        "create",
+        "role",
+        "rewriter",
+        "-n",
+        &ns,
+        "--verb=get,list,update",
+        "--resource=secrets",
+    ]);
+    kubectl(&[
+        "create",
+        "rolebinding",
+        "jane",
+        "-n",
+        &ns,
+        "--role=rewriter",
+        "--user=jane",
+    ]);
+    let out = bed
+        .plugin()
+        .args(["--as", "jane", "-o", "json"])
+        .output()
+        .unwrap();
+    // Namespaces jane may not list fail: exit 2.
+    assert_exit(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("listing namespace by namespace").count(),
+        1,
+        "{err}"
+    );
+    let r = report(&out);
+    assert_eq!(r["notes"].as_array().unwrap().len(), 1, "{r}");
+    let row = |n: &str| {
+        r["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["namespace"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {n} in {r}"))
+    };
+    assert_eq!(row(&ns)["status"], "done");
+    assert_eq!(row(&ns)["rewritten"], 10);
+    assert_eq!(row(&ns_name(0))["status"], "failed");
+    assert!(err.contains("forbidden"), "{err}");
+    let s = bed.storage();
+    assert_eq!(s.get("aescbc:key1").copied(), Some(10), "{s:?}");
+    assert_eq!(s.get("plaintext").copied(), Some(20), "{s:?}");
+}
+
+/// Both wires against the sandbox: `--wire protobuf` sends every secret back as Kubernetes protobuf (atrest's API
+/// server answers lists in JSON and takes protobuf bodies, like kube-apiserver), and a second run finds every
+/// object current (the server recognises the unchanged object); `--wire auto` sends JSON to a server answering in
+/// JSON; `--wire json` is the default.
+#[test]
+fn protobuf_and_json_wires() {
+    let bed = bed(2, 20);
+    let protobuf_puts = |out: &Output| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| {
+                l.contains("method=PUT")
+                    && l.contains("content_type=application/vnd.kubernetes.protobuf")
+            })
+            .count()
+    };
+    let out = bed
+        .plugin()
+        .args(["--wire", "protobuf", "-vvv", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let r = report(&out);
+    assert_eq!(r["notes"].as_array().unwrap().len(), 0, "{r}");
+    assert!(totals(&r, "rewritten") >= 40, "{r}");
+    assert_eq!(
+        protobuf_puts(&out) as u64,
+        totals(&r, "listed"),
+        "every PUT in protobuf: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("PUT"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    bed.assert_all_encrypted(40);
+    let before = bed.resource_versions();
+    for wire in ["protobuf", "auto", "json"] {
+        let out = bed
+            .plugin()
+            .args(["--wire", wire, "-vvv", "-o", "json"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        let r = report(&out);
+        assert_eq!(totals(&r, "rewritten"), 0, "{wire}: {r}");
+        assert!(totals(&r, "current") >= 40, "{wire}: {r}");
+        let expected = if wire == "protobuf" {
+            totals(&r, "listed") as usize
+        } else {
+            0
+        };
+        assert_eq!(protobuf_puts(&out), expected, "{wire}");
+    }
+    assert_eq!(bed.resource_versions(), before, "nothing written again");
 }

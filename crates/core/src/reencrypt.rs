@@ -7,34 +7,43 @@
 //! rewritten object gets a new resourceVersion, a current one keeps it. This is what the upstream
 //! kube-storage-version-migrator does (`pkg/migrator/core.go`), with one worker; here:
 //!
-//! * paginated lists (`limit`/`continue`, per namespace); a `410 Gone` continue token restarts the listing after
-//!   the last name seen; never a whole-cluster list in memory;
-//! * a bounded worker pool PUTting each object back unchanged (JSON, all fields) with its resourceVersion;
+//! * over all namespaces, one cluster-wide paginated list per resource (`limit`/`continue`, as the storage version
+//!   migrator and `kubectl get -A` do), the next page fetched while the workers write the current one, so the cost
+//!   follows the objects, not the namespaces; with `-n`, or for a user who may not list across namespaces (403),
+//!   namespace after namespace; a `410 Gone` continue token restarts the listing after the last key handled
+//!   (`namespace/name`, etcd's key order); never a whole list in memory;
+//! * a bounded worker pool PUTting each object back unchanged (all fields) with its resourceVersion, in JSON or
+//!   in protobuf for built-in types ([`Wire`]; a server refusing protobuf, 406/415, gets JSON from then on);
 //! * `409 Conflict` → re-GET and retry with the fresh object (a concurrent writer always wins, stale data is never
 //!   written); `404` → gone; `429`/`5xx`/connection errors → backoff honouring `Retry-After` (survives an API
 //!   server restart); other errors → failed;
 //! * a client-side token bucket (`qps`/`burst`);
-//! * a [`StateFile`] recording finished namespaces, so an interrupted run resumes without redoing them;
+//! * a [`StateFile`] recording the last key before which every object is done (cluster-wide) or the finished
+//!   namespaces, so an interrupted run resumes after them;
 //! * cancellation: in-flight requests finish, queued objects are left for the next run, state is saved.
 
 mod discovery;
 mod state;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
 use kube::Client;
-use kube::client::Body;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 
 pub use discovery::{Discovered, Target, resolve};
 pub use state::{ResourceState, State, StateFile, kube_dir};
+pub use wire::Wire;
+
+use wire::Body;
 
 /// Errors that stop a run (per-object failures are reported in [`Report`] instead).
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +109,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Progress kept across runs; namespaces it marks done are skipped.
     pub state: Option<StateFile>,
+    /// JSON or protobuf on the wire.
+    pub wire: Wire,
 }
 
 impl Default for Options {
@@ -113,6 +124,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             dry_run: false,
             state: None,
+            wire: Wire::default(),
         }
     }
 }
@@ -148,6 +160,8 @@ pub struct Counts {
     pub conflicts: u64,
     /// Failed objects (and failed listings).
     pub failed: u64,
+    /// Objects a previous run already did (resumed from the state file), not sent again.
+    pub skipped: u64,
 }
 
 impl Counts {
@@ -158,6 +172,7 @@ impl Counts {
         self.gone += o.gone;
         self.conflicts += o.conflicts;
         self.failed += o.failed;
+        self.skipped += o.skipped;
     }
 }
 
@@ -219,6 +234,8 @@ pub struct Report {
     pub namespaces: Vec<NamespaceReport>,
     /// Failures (at most 1000 kept; `totals.failed` counts all).
     pub failures: Vec<Failure>,
+    /// Things the user should know about the run (e.g. listing namespace by namespace after a 403).
+    pub notes: Vec<String>,
     /// Where progress was saved, if anywhere.
     pub state_file: Option<String>,
 }
@@ -238,6 +255,8 @@ pub trait Observer: Send + Sync {
     fn object(&self, _resource: &str, _namespace: &str, _name: &str, _outcome: &Outcome) {}
     /// A namespace finished (or was skipped).
     fn namespace(&self, _report: &NamespaceReport) {}
+    /// A note for the user, said once (also kept in [`Report::notes`]).
+    fn notice(&self, _message: &str) {}
 }
 
 /// An [`Observer`] that ignores everything.
@@ -245,6 +264,9 @@ pub struct NoProgress;
 impl Observer for NoProgress {}
 
 const MAX_FAILURES_KEPT: usize = 1000;
+
+/// Expired continue tokens in a row, without progress, before a cluster-wide listing gives up.
+const MAX_EXPIRED_IN_A_ROW: u32 = 5;
 
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
 pub(crate) fn percent_encode(s: &str) -> String {
@@ -306,15 +328,11 @@ enum SendError {
     Cancelled,
 }
 
+/// The message of a `Status` body (JSON or protobuf), else the start of the body.
 fn status_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect()),
-        Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
-    }
+    wire::status(body)
+        .0
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
 /// The shared request machinery of a run.
@@ -323,9 +341,38 @@ struct Requester {
     limiter: Option<RateLimiter>,
     retry: RetryPolicy,
     cancel: watch::Receiver<bool>,
+    wire: Wire,
+    /// Per target: the server refused protobuf (406/415); JSON from then on.
+    refused: Vec<AtomicBool>,
 }
 
 impl Requester {
+    /// The Accept header for target `t`.
+    fn accept(&self, t: usize) -> &'static str {
+        if self.protobuf(t) {
+            wire::ACCEPT_PROTOBUF
+        } else {
+            wire::JSON
+        }
+    }
+
+    /// Whether target `t` may use protobuf.
+    fn protobuf(&self, t: usize) -> bool {
+        self.wire != Wire::Json && !self.refused[t].load(Ordering::Relaxed)
+    }
+
+    /// Records that the server refused protobuf for target `t`; returns the note to say, the first time only.
+    fn refuse_protobuf(&self, t: usize, target: &Target, status: StatusCode) -> Option<String> {
+        (!self.refused[t].swap(true, Ordering::Relaxed)).then(|| {
+            format!(
+                "the API server refused protobuf for {} ({} {}); using JSON",
+                target.display_name(),
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+        })
+    }
+
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -359,7 +406,8 @@ impl Requester {
         &self,
         method: &http::Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<(&[u8], &str)>,
+        accept: &str,
     ) -> Result<Resp, SendError> {
         let mut attempt = 0u32;
         loop {
@@ -369,14 +417,17 @@ impl Requester {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(path)
-                .header(http::header::ACCEPT, "application/json");
-            if body.is_some() {
-                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                .header(http::header::ACCEPT, accept);
+            if let Some((_, content_type)) = body {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
             }
             let req = req
-                .body(Body::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+                .body(kube::client::Body::from(
+                    body.map(|(b, _)| b.to_vec()).unwrap_or_default(),
+                ))
                 .expect("valid request");
             let started = Instant::now();
+            let content_type = body.map_or("", |(_, ct)| ct);
             let result = tokio::time::timeout(self.retry.request_timeout, async {
                 let resp = self.client.send(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
@@ -405,12 +456,7 @@ impl Requester {
                 Ok(Ok((status, retry_after, body)))
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
                 {
-                    let hint = retry_after.or_else(|| {
-                        serde_json::from_slice::<Value>(&body)
-                            .ok()?
-                            .pointer("/details/retryAfterSeconds")?
-                            .as_u64()
-                    });
+                    let hint = retry_after.or_else(|| wire::status(&body).1);
                     (
                         format!(
                             "{method} {path}: {} {}",
@@ -421,7 +467,11 @@ impl Requester {
                     )
                 }
                 Ok(Ok((status, _, body))) => {
-                    tracing::trace!(%method, path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
+                    tracing::trace!(
+                        %method, path, status = status.as_u16(), %accept,
+                        %content_type, elapsed = ?started.elapsed(),
+                        "request"
+                    );
                     return Ok(Resp { status, body });
                 }
             };
@@ -448,7 +498,9 @@ impl Requester {
 struct WorkItem {
     target: usize,
     namespace: Arc<str>,
-    object: Value,
+    object: Body,
+    /// Position in its cluster-wide listing (0, 1, 2, …); unused on the per-namespace path.
+    seq: u64,
 }
 
 /// Messages to the collecting task.
@@ -457,6 +509,7 @@ enum Event {
         target: usize,
         namespace: Arc<str>,
         name: String,
+        seq: u64,
         outcome: Outcome,
         conflicts: u32,
     },
@@ -479,6 +532,30 @@ enum Event {
         namespace: Arc<str>,
         count: u64,
     },
+    /// Per-namespace path: the state file marks this namespace done; it is not listed.
+    NamespaceSkipped { target: usize, namespace: String },
+    /// The cluster-wide list was forbidden: the target goes namespace by namespace (said once).
+    Fallback { target: usize, note: String },
+    /// Cluster-wide path: `count` objects of a namespace were done by a previous run (not sent again).
+    ObjectsSkipped {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+    /// Cluster-wide path, dry run: `count` objects of a namespace were listed.
+    ObjectsListed {
+        target: usize,
+        namespace: Arc<str>,
+        count: u64,
+    },
+    /// The cluster-wide listing of a target ended after queueing `queued` objects.
+    ClusterEnd {
+        target: usize,
+        queued: u64,
+        end: ClusterEnd,
+    },
+    /// Something to tell the user once.
+    Notice(String),
 }
 
 fn object_name(o: &Value) -> &str {
@@ -487,41 +564,51 @@ fn object_name(o: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn resource_version(o: &Value) -> Option<&str> {
-    o.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-}
-
 /// Sends one object back unchanged; on conflict re-reads it and sends the fresh object.
 async fn rewrite_one(
     req: &Requester,
     target: &Target,
+    t: usize,
     namespace: &str,
-    mut object: Value,
+    mut object: Body,
+    events: &mpsc::UnboundedSender<Event>,
 ) -> (String, Outcome, u32) {
-    let name = object_name(&object).to_string();
+    let name = object.meta().name;
     let path = target.object_path(namespace, &name);
+    let api_version = target.api_version();
     let mut conflicts = 0u32;
     loop {
-        // List items carry no apiVersion/kind; a PUT body names them (as `kubectl replace` does).
-        if let Some(m) = object.as_object_mut() {
-            m.entry("apiVersion")
-                .or_insert_with(|| Value::String(target.api_version()));
-            m.entry("kind")
-                .or_insert_with(|| Value::String(target.kind.clone()));
-        }
-        let sent_rv = resource_version(&object).map(str::to_string);
-        let body = serde_json::to_vec(&object).expect("JSON value serializes");
-        let resp = match req.send(&http::Method::PUT, &path, Some(&body)).await {
+        let sent_rv = object.meta().resource_version;
+        let protobuf = req.protobuf(t);
+        let (body, content_type) = match wire::put_body(
+            &mut object,
+            &api_version,
+            &target.kind,
+            protobuf,
+            req.wire == Wire::Protobuf,
+        ) {
+            Ok(b) => b,
+            Err(e) => return (name, Outcome::Failed(format!("PUT {path}: {e}")), conflicts),
+        };
+        let resp = match req
+            .send(
+                &http::Method::PUT,
+                &path,
+                Some((&body, content_type)),
+                req.accept(t),
+            )
+            .await
+        {
             Ok(r) => r,
             Err(SendError::Cancelled) => return (name, Outcome::Interrupted, conflicts),
             Err(SendError::Exhausted(e)) => return (name, Outcome::Failed(e), conflicts),
         };
+        drop(body);
         match resp.status {
             s if s.is_success() => {
-                let new_rv = serde_json::from_slice::<Value>(&resp.body)
+                let new_rv = wire::parse_object(&resp.body)
                     .ok()
-                    .and_then(|v| resource_version(&v).map(str::to_string));
+                    .and_then(|b| b.meta().resource_version);
                 let outcome = match (&sent_rv, &new_rv) {
                     (Some(a), Some(b)) if a == b => Outcome::Current,
                     (_, Some(_)) => Outcome::Rewritten,
@@ -531,6 +618,14 @@ async fn rewrite_one(
                     )),
                 };
                 return (name, outcome, conflicts);
+            }
+            s @ (StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::NOT_ACCEPTABLE)
+                if content_type == wire::PROTOBUF || req.protobuf(t) =>
+            {
+                // The server does not take protobuf: JSON from now on, this object again.
+                if let Some(note) = req.refuse_protobuf(t, target, s) {
+                    let _ = events.send(Event::Notice(note));
+                }
             }
             StatusCode::NOT_FOUND => return (name, Outcome::Gone, conflicts),
             StatusCode::CONFLICT => {
@@ -546,19 +641,16 @@ async fn rewrite_one(
                     );
                 }
                 // A concurrent writer won: read its object and send that back instead.
-                match req.send(&http::Method::GET, &path, None).await {
-                    Ok(r) if r.status.is_success() => {
-                        match serde_json::from_slice::<Value>(&r.body) {
-                            Ok(fresh) => object = fresh,
-                            Err(e) => {
-                                return (
-                                    name,
-                                    Outcome::Failed(format!("GET {path}: invalid JSON: {e}")),
-                                    conflicts,
-                                );
-                            }
+                match req
+                    .send(&http::Method::GET, &path, None, req.accept(t))
+                    .await
+                {
+                    Ok(r) if r.status.is_success() => match wire::parse_object(&r.body) {
+                        Ok(fresh) => object = fresh,
+                        Err(e) => {
+                            return (name, Outcome::Failed(format!("GET {path}: {e}")), conflicts);
                         }
-                    }
+                    },
                     Ok(r) if r.status == StatusCode::NOT_FOUND => {
                         return (name, Outcome::Gone, conflicts);
                     }
@@ -601,7 +693,7 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
         if let Some(c) = &cont {
             path.push_str(&format!("&continue={}", percent_encode(c)));
         }
-        let resp = match req.send(&http::Method::GET, &path, None).await {
+        let resp = match req.send(&http::Method::GET, &path, None, wire::JSON).await {
             Ok(r) => r,
             Err(SendError::Exhausted(e)) => return Err(ReencryptError::Namespaces(e)),
             Err(SendError::Cancelled) => {
@@ -650,7 +742,10 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
 /// An estimate of the number of objects from a one-item list (`remainingItemCount`).
 async fn count_hint(req: &Requester, target: &Target, namespace: Option<&str>) -> Option<u64> {
     let path = format!("{}?limit=1", target.collection_path(namespace));
-    let resp = req.send(&http::Method::GET, &path, None).await.ok()?;
+    let resp = req
+        .send(&http::Method::GET, &path, None, wire::JSON)
+        .await
+        .ok()?;
     if !resp.status.is_success() {
         return None;
     }
@@ -694,6 +789,11 @@ async fn list_namespace(
     } else {
         None
     };
+    tracing::info!(
+        "listing {} in namespace {}",
+        target.display_name(),
+        &**namespace
+    );
     loop {
         if req.cancelled() {
             return ListEnd::Cancelled(count);
@@ -702,11 +802,20 @@ async fn list_namespace(
         if let Some(c) = &cont {
             path.push_str(&format!("&continue={}", percent_encode(c)));
         }
-        let resp = match req.send(&http::Method::GET, &path, None).await {
+        let resp = match req
+            .send(&http::Method::GET, &path, None, req.accept(t))
+            .await
+        {
             Ok(r) => r,
             Err(SendError::Cancelled) => return ListEnd::Cancelled(count),
             Err(SendError::Exhausted(e)) => return ListEnd::Failed(count, e),
         };
+        if resp.status == StatusCode::NOT_ACCEPTABLE && req.protobuf(t) {
+            if let Some(note) = req.refuse_protobuf(t, target, resp.status) {
+                tracing::warn!("{note}");
+            }
+            continue;
+        }
         if resp.status == StatusCode::GONE && cont.is_some() {
             tracing::info!(
                 resource = %target.display_name(), namespace = &**namespace, ?last_seen,
@@ -725,23 +834,14 @@ async fn list_namespace(
                 ),
             );
         }
-        let mut page: Value = match serde_json::from_slice(&resp.body) {
-            Ok(v) => v,
-            Err(e) => return ListEnd::Failed(count, format!("GET {path}: invalid JSON: {e}")),
+        let page = match wire::parse_page(&resp.body) {
+            Ok(p) => p,
+            Err(e) => return ListEnd::Failed(count, format!("GET {path}: {e}")),
         };
         drop(resp);
-        let next = page
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
-        let items = match page.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        drop(page);
-        for item in items {
-            let name = object_name(&item).to_string();
+        let next = page.cont;
+        for item in page.items {
+            let name = item.meta().name;
             if let Some(last) = &last_seen
                 && name.as_str() <= last.as_str()
             {
@@ -754,6 +854,7 @@ async fn list_namespace(
                         target: t,
                         namespace: namespace.clone(),
                         object: item,
+                        seq: 0,
                     })
                     .await
                     .is_ok();
@@ -770,12 +871,308 @@ async fn list_namespace(
     }
 }
 
+/// How a cluster-wide listing ended.
+#[derive(Debug)]
+enum ClusterEnd {
+    /// Every page listed.
+    Done,
+    /// The first page was refused with 403: the caller may go namespace by namespace.
+    Forbidden(String),
+    /// A page failed after retries (or could not be read).
+    Failed(String),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// What a previous run of a target finished (from the state file).
+#[derive(Default)]
+struct Resume {
+    /// Every object whose key `namespace/name` sorts at or before this one is done.
+    done_through: Option<String>,
+    /// Namespaces a namespace-by-namespace run finished.
+    done_namespaces: std::collections::BTreeSet<String>,
+}
+
+impl Resume {
+    fn is_empty(&self) -> bool {
+        self.done_through.is_none() && self.done_namespaces.is_empty()
+    }
+
+    fn covers(&self, namespace: &str, key: &str) -> bool {
+        self.done_through.as_deref().is_some_and(|d| key <= d)
+            || self.done_namespaces.contains(namespace)
+    }
+}
+
+/// Counts objects per namespace for the events of one page (objects arrive sorted by namespace).
+struct Tally {
+    namespace: Option<Arc<str>>,
+    count: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            namespace: None,
+            count: 0,
+        }
+    }
+
+    /// Adds one object of `namespace`, flushing the previous namespace's count through `emit`.
+    fn add(&mut self, namespace: &Arc<str>, emit: &mut impl FnMut(Arc<str>, u64)) {
+        if self.namespace.as_ref() != Some(namespace) {
+            self.flush(emit);
+            self.namespace = Some(namespace.clone());
+        }
+        self.count += 1;
+    }
+
+    fn flush(&mut self, emit: &mut impl FnMut(Arc<str>, u64)) {
+        if let Some(ns) = self.namespace.take()
+            && self.count > 0
+        {
+            emit(ns, self.count);
+        }
+        self.count = 0;
+    }
+}
+
+/// Lists every object of `target` with one cluster-wide paginated list (`limit`/`continue`), fetching the next
+/// page while the current one is queued for the workers (or only counted, in a dry run). Objects `resume` covers
+/// are skipped. A `410 Gone` (expired continue token) lists again from the start and skips every key up to the
+/// last one already handled (keys come in etcd order, `namespace/name`). Returns the objects queued and how it
+/// ended.
+async fn list_cluster(
+    req: &Arc<Requester>,
+    target: &Target,
+    t: usize,
+    page_size: u32,
+    resume: &Resume,
+    work: Option<&mpsc::Sender<WorkItem>>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> (u64, ClusterEnd) {
+    type Fetch = tokio::task::JoinHandle<(String, Result<Resp, SendError>)>;
+    let base = target.collection_path(None);
+    tracing::info!(
+        "listing {} across all namespaces (GET {base}?limit={page_size}, page after page)",
+        target.display_name()
+    );
+    // The Accept header is chosen when the request goes out: after a 406, JSON.
+    let refetch = |path: &str| -> Fetch {
+        let req = req.clone();
+        let path = path.to_string();
+        tokio::spawn(async move {
+            let r = req
+                .send(&http::Method::GET, &path, None, req.accept(t))
+                .await;
+            (path, r)
+        })
+    };
+    let fetch = |cont: Option<&str>| -> Fetch {
+        let mut path = format!("{base}?limit={page_size}");
+        if let Some(c) = cont {
+            path.push_str(&format!("&continue={}", percent_encode(c)));
+        }
+        refetch(&path)
+    };
+    let mut queued = 0u64;
+    // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
+    let mut last_key: Option<String> = None;
+    let mut continued = false;
+    // 410s in a row without a new key handled in between: a server whose tokens expire faster than a page is
+    // fetched would otherwise be listed from the start forever.
+    let mut expired_in_a_row = 0u32;
+    let mut first = true;
+    let mut next: Option<Fetch> = Some(fetch(None));
+    let mut namespace: Arc<str> = Arc::from("");
+    let end = loop {
+        let Some(pending) = next.take() else {
+            break ClusterEnd::Done;
+        };
+        if req.cancelled() {
+            pending.abort();
+            break ClusterEnd::Cancelled;
+        }
+        let (path, result) = match pending.await {
+            Ok(r) => r,
+            Err(e) => break ClusterEnd::Failed(format!("listing task failed: {e}")),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(SendError::Cancelled) => break ClusterEnd::Cancelled,
+            Err(SendError::Exhausted(e)) => break ClusterEnd::Failed(e),
+        };
+        if resp.status == StatusCode::NOT_ACCEPTABLE && req.protobuf(t) {
+            if let Some(note) = req.refuse_protobuf(t, target, resp.status) {
+                let _ = events.send(Event::Notice(note));
+            }
+            next = Some(refetch(&path));
+            continue;
+        }
+        if resp.status == StatusCode::GONE && continued {
+            expired_in_a_row += 1;
+            if expired_in_a_row > MAX_EXPIRED_IN_A_ROW {
+                break ClusterEnd::Failed(format!(
+                    "GET {path}: the continue token expired (410 Gone) {expired_in_a_row} times in a row without \
+                     progress; run again with --resume to continue after the last object done"
+                ));
+            }
+            tracing::info!(
+                resource = %target.display_name(), ?last_key,
+                "continue token expired (410 Gone); listing again after the last key handled"
+            );
+            continued = false;
+            next = Some(fetch(None));
+            continue;
+        }
+        if resp.status == StatusCode::FORBIDDEN && first {
+            break ClusterEnd::Forbidden(status_message(&resp.body));
+        }
+        if !resp.status.is_success() {
+            break ClusterEnd::Failed(format!(
+                "GET {path}: {} {}",
+                resp.status.as_u16(),
+                status_message(&resp.body)
+            ));
+        }
+        first = false;
+        let page = match wire::parse_page(&resp.body) {
+            Ok(p) => p,
+            Err(e) => break ClusterEnd::Failed(format!("GET {path}: {e}")),
+        };
+        drop(resp);
+        // Prefetch: the next page is on its way while this one is queued.
+        continued = page.cont.is_some();
+        next = page.cont.as_deref().map(|c| fetch(Some(c)));
+        let items = page.items;
+        let mut skipped = Tally::new();
+        let mut listed = Tally::new();
+        let mut emit_skipped = |ns: Arc<str>, count: u64| {
+            let _ = events.send(Event::ObjectsSkipped {
+                target: t,
+                namespace: ns,
+                count,
+            });
+        };
+        let mut emit_listed = |ns: Arc<str>, count: u64| {
+            let _ = events.send(Event::ObjectsListed {
+                target: t,
+                namespace: ns,
+                count,
+            });
+        };
+        let mut cancelled = false;
+        for item in items {
+            let meta = item.meta();
+            let ns = meta.namespace.as_str();
+            let key = format!("{ns}/{}", meta.name);
+            if last_key.as_deref().is_some_and(|l| key.as_str() <= l) {
+                continue;
+            }
+            if &*namespace != ns {
+                namespace = Arc::from(ns);
+            }
+            let done_before = resume.covers(ns, &key);
+            last_key = Some(key);
+            expired_in_a_row = 0;
+            if done_before {
+                skipped.add(&namespace, &mut emit_skipped);
+                continue;
+            }
+            match work {
+                Some(work) => {
+                    let item = WorkItem {
+                        target: t,
+                        namespace: namespace.clone(),
+                        object: item,
+                        seq: queued,
+                    };
+                    if work.send(item).await.is_err() {
+                        cancelled = true;
+                        break;
+                    }
+                }
+                None => listed.add(&namespace, &mut emit_listed),
+            }
+            queued += 1;
+        }
+        skipped.flush(&mut emit_skipped);
+        listed.flush(&mut emit_listed);
+        if cancelled {
+            if let Some(n) = next.take() {
+                n.abort();
+            }
+            break ClusterEnd::Cancelled;
+        }
+    };
+    (queued, end)
+}
+
 #[derive(Default)]
 struct Track {
     listed: Option<u64>,
     finished: u64,
     broken: bool,
     interrupted: bool,
+}
+
+/// Cluster-wide progress of one target: which objects are finished, in listing order, so that the state file
+/// can record the last key before which everything is done.
+#[derive(Default)]
+struct Cursor {
+    /// Objects queued, once the listing ended.
+    queued: Option<u64>,
+    finished: u64,
+    /// The next position in listing order not yet known to be done.
+    next_seq: u64,
+    /// Finished objects beyond `next_seq`: their key if done (rewritten, current, gone), `None` if not.
+    ahead: BTreeMap<u64, Option<String>>,
+    /// Every object up to this key is done.
+    done_through: Option<String>,
+    /// An object failed or was interrupted: `done_through` stays before it for this run.
+    blocked: bool,
+    /// The listing failed or was cancelled.
+    list_incomplete: bool,
+    /// The last time `done_through` was saved.
+    saved_at: Option<Instant>,
+}
+
+impl Cursor {
+    /// Records a finished object; returns true when `done_through` moved.
+    fn finish(&mut self, seq: u64, key: Option<String>) -> bool {
+        self.finished += 1;
+        self.ahead.insert(seq, key);
+        let mut moved = false;
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() != self.next_seq {
+                break;
+            }
+            let key = entry.remove();
+            self.next_seq += 1;
+            match key {
+                Some(k) if !self.blocked => {
+                    self.done_through = Some(k);
+                    moved = true;
+                }
+                _ => self.blocked = true,
+            }
+        }
+        moved
+    }
+
+    fn ended(&self) -> bool {
+        self.queued.is_some_and(|q| self.finished >= q)
+    }
+}
+
+/// How a target is listed.
+enum Plan {
+    /// Namespace by namespace (`-n`, or cluster-scoped resources with `-n`): these namespaces.
+    Namespaces(Vec<String>),
+    /// One cluster-wide paginated list, skipping what `Resume` covers.
+    Cluster(Resume),
+    /// The state file says every object is done.
+    Complete,
 }
 
 /// Rewrites every object of `targets` (see the module documentation). `cancel` set to `true` stops the run:
@@ -813,59 +1210,76 @@ pub async fn run(
         limiter: options.qps.map(|q| RateLimiter::new(q, options.burst)),
         retry: options.retry.clone(),
         cancel: cancel.clone(),
+        wire: options.wire,
+        refused: targets.iter().map(|_| AtomicBool::new(false)).collect(),
     });
     let names: Vec<String> = targets.iter().map(Target::display_name).collect();
 
-    // Which namespaces to do, per target.
-    let mut all_namespaces: Option<Vec<String>> = None;
-    let mut plan: Vec<(usize, Vec<String>)> = Vec::new();
+    // How each target is listed: over all namespaces one cluster-wide list, with -n that namespace.
+    let mut plans: Vec<Plan> = Vec::new();
     let mut report_rows: BTreeMap<(String, String), NamespaceReport> = BTreeMap::new();
-    let mut any_skipped = false;
+    let mut notes: Vec<String> = Vec::new();
+    let mut any_resumed = false;
     for (t, target) in targets.iter().enumerate() {
-        let nss: Vec<String> = if !target.namespaced {
-            vec![String::new()]
-        } else if let Some(ns) = &options.namespace {
-            vec![ns.clone()]
-        } else {
-            if all_namespaces.is_none() {
-                all_namespaces = Some(list_namespaces(&req, options.page_size).await?);
-            }
-            all_namespaces.clone().unwrap_or_default()
-        };
-        let mut todo = Vec::new();
-        for ns in nss {
-            if options
-                .state
-                .as_ref()
-                .is_some_and(|s| s.is_done(&names[t], &ns))
-            {
-                any_skipped = true;
-                let row = NamespaceReport {
-                    resource: names[t].clone(),
-                    namespace: ns.clone(),
-                    status: NamespaceStatus::Skipped,
-                    counts: Counts::default(),
+        let state = options.state.as_ref();
+        let plan = match &options.namespace {
+            Some(ns) => {
+                let ns = if target.namespaced {
+                    ns.clone()
+                } else {
+                    String::new()
                 };
-                observer.namespace(&row);
-                report_rows.insert((names[t].clone(), ns), row);
-            } else {
-                todo.push(ns);
+                if state.is_some_and(|s| s.is_done(&names[t], &ns)) {
+                    any_resumed = true;
+                    let row = NamespaceReport {
+                        resource: names[t].clone(),
+                        namespace: ns.clone(),
+                        status: NamespaceStatus::Skipped,
+                        counts: Counts::default(),
+                    };
+                    observer.namespace(&row);
+                    report_rows.insert((names[t].clone(), ns), row);
+                    Plan::Namespaces(Vec::new())
+                } else {
+                    Plan::Namespaces(vec![ns])
+                }
             }
-        }
-        plan.push((t, todo));
+            None if state.is_some_and(|s| s.is_complete(&names[t])) => {
+                any_resumed = true;
+                let note = format!(
+                    "{}: every object was done by a previous run (state file); nothing to do",
+                    names[t]
+                );
+                observer.notice(&note);
+                notes.push(note);
+                Plan::Complete
+            }
+            None => {
+                let resume = Resume {
+                    done_through: state
+                        .and_then(|s| s.done_through(&names[t]))
+                        .map(str::to_string),
+                    done_namespaces: state
+                        .and_then(|s| s.done_namespaces(&names[t]))
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                any_resumed |= !resume.is_empty();
+                Plan::Cluster(resume)
+            }
+        };
+        plans.push(plan);
     }
 
     // A total for the progress bar, when it costs one request per target.
-    if !any_skipped {
+    if !any_resumed {
         let mut total = Some(0u64);
         for (t, target) in targets.iter().enumerate() {
-            if plan[t].1.is_empty() {
-                continue;
-            }
-            let ns = if target.namespaced {
-                options.namespace.as_deref()
-            } else {
-                None
+            let ns = match &plans[t] {
+                Plan::Complete => continue,
+                Plan::Namespaces(nss) if nss.is_empty() => continue,
+                Plan::Namespaces(nss) => Some(nss[0].as_str()),
+                Plan::Cluster(_) => None,
             };
             total = match (total, count_hint(&req, target, ns).await) {
                 (Some(a), Some(b)) => Some(a + b),
@@ -877,6 +1291,9 @@ pub async fn run(
         }
     }
 
+    let cluster_targets: Vec<usize> = (0..targets.len())
+        .filter(|t| matches!(plans[*t], Plan::Cluster(_)))
+        .collect();
     let (work_tx, work_rx) = mpsc::channel::<WorkItem>(options.concurrency * 4);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -895,18 +1312,23 @@ pub async fn run(
                     let item = { work_rx.lock().await.recv().await };
                     let Some(item) = item else { break };
                     let (name, outcome, conflicts) = if req.cancelled() {
-                        (
-                            object_name(&item.object).to_string(),
-                            Outcome::Interrupted,
-                            0,
-                        )
+                        (item.object.meta().name, Outcome::Interrupted, 0)
                     } else {
-                        rewrite_one(&req, &targets[item.target], &item.namespace, item.object).await
+                        rewrite_one(
+                            &req,
+                            &targets[item.target],
+                            item.target,
+                            &item.namespace,
+                            item.object,
+                            &ev_tx,
+                        )
+                        .await
                     };
                     let _ = ev_tx.send(Event::Object {
                         target: item.target,
                         namespace: item.namespace,
                         name,
+                        seq: item.seq,
                         outcome,
                         conflicts,
                     });
@@ -916,16 +1338,86 @@ pub async fn run(
     }
     drop(work_rx);
 
-    // The lister: namespace after namespace, page after page.
+    // The lister: target after target; cluster-wide page after page, or namespace after namespace.
     let lister = {
         let req = req.clone();
         let ev_tx = ev_tx.clone();
         let targets = targets_arc.clone();
         let page_size = options.page_size;
         let dry_run = options.dry_run;
+        let done_namespaces: Vec<std::collections::BTreeSet<String>> = names
+            .iter()
+            .map(|n| {
+                options
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.done_namespaces(n))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
         tokio::spawn(async move {
             let work = if dry_run { None } else { Some(work_tx) };
-            for (t, nss) in plan {
+            let mut all_namespaces: Option<Vec<String>> = None;
+            for (t, plan) in plans.into_iter().enumerate() {
+                let nss = match plan {
+                    Plan::Complete => continue,
+                    Plan::Namespaces(nss) => nss,
+                    Plan::Cluster(resume) => {
+                        let (queued, end) = list_cluster(
+                            &req,
+                            &targets[t],
+                            t,
+                            page_size,
+                            &resume,
+                            work.as_ref(),
+                            &ev_tx,
+                        )
+                        .await;
+                        let ClusterEnd::Forbidden(why) = end else {
+                            let _ = ev_tx.send(Event::ClusterEnd {
+                                target: t,
+                                queued,
+                                end,
+                            });
+                            continue;
+                        };
+                        // A user allowed to list only some namespaces: namespace by namespace, as before.
+                        let _ = ev_tx.send(Event::Fallback {
+                            target: t,
+                            note: format!(
+                                "cannot list {} across all namespaces ({why}); listing namespace by namespace",
+                                targets[t].display_name()
+                            ),
+                        });
+                        if all_namespaces.is_none() {
+                            match list_namespaces(&req, page_size).await {
+                                Ok(n) => all_namespaces = Some(n),
+                                Err(e) => {
+                                    let _ = ev_tx.send(Event::ListFailed {
+                                        target: t,
+                                        namespace: Arc::from(""),
+                                        count: 0,
+                                        error: e.to_string(),
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                        let mut todo = Vec::new();
+                        for ns in all_namespaces.clone().unwrap_or_default() {
+                            if done_namespaces[t].contains(&ns) {
+                                let _ = ev_tx.send(Event::NamespaceSkipped {
+                                    target: t,
+                                    namespace: ns,
+                                });
+                            } else {
+                                todo.push(ns);
+                            }
+                        }
+                        todo
+                    }
+                };
                 for ns in nss {
                     let ns: Arc<str> = Arc::from(ns);
                     if req.cancelled() {
@@ -965,6 +1457,12 @@ pub async fn run(
 
     // Collect.
     let mut tracks: HashMap<(usize, Arc<str>), Track> = HashMap::new();
+    let mut cursors: HashMap<usize, Cursor> = cluster_targets
+        .into_iter()
+        .map(|t| (t, Cursor::default()))
+        .collect();
+    // Targets whose every object is done (cluster-wide path), for the state file.
+    let mut complete: Vec<bool> = vec![false; targets.len()];
     let mut failures: Vec<Failure> = Vec::new();
     let mut state_error: Option<ReencryptError> = None;
     let mut interrupted = false;
@@ -987,6 +1485,7 @@ pub async fn run(
                 target: t,
                 namespace,
                 name,
+                seq,
                 outcome,
                 conflicts,
             } => {
@@ -995,10 +1494,23 @@ pub async fn run(
                 row.counts.conflicts += u64::from(conflicts);
                 let track = tracks.entry((t, namespace.clone())).or_default();
                 track.finished += 1;
-                match &outcome {
-                    Outcome::Rewritten => row.counts.rewritten += 1,
-                    Outcome::Current => row.counts.current += 1,
-                    Outcome::Gone => row.counts.gone += 1,
+                let cursor = cursors.get_mut(&t);
+                if cursor.is_some() {
+                    row.counts.listed += 1;
+                }
+                let done = match &outcome {
+                    Outcome::Rewritten => {
+                        row.counts.rewritten += 1;
+                        true
+                    }
+                    Outcome::Current => {
+                        row.counts.current += 1;
+                        true
+                    }
+                    Outcome::Gone => {
+                        row.counts.gone += 1;
+                        true
+                    }
                     Outcome::Failed(e) => {
                         row.counts.failed += 1;
                         track.broken = true;
@@ -1011,14 +1523,154 @@ pub async fn run(
                                 error: e.clone(),
                             });
                         }
+                        false
                     }
                     Outcome::Interrupted => {
                         track.interrupted = true;
                         interrupted = true;
+                        false
+                    }
+                };
+                observer.object(&names[t], &namespace, &name, &outcome);
+                if let Some(cursor) = cursor {
+                    let moved = cursor.finish(seq, done.then(|| format!("{namespace}/{name}")));
+                    // Progress is saved at most once a second: a killed run redoes at most that much.
+                    if moved
+                        && let Some(state) = options.state.as_mut()
+                        && cursor
+                            .saved_at
+                            .is_none_or(|s| s.elapsed() >= Duration::from_secs(1))
+                        && let Some(k) = &cursor.done_through
+                    {
+                        state.set_done_through(&names[t], k);
+                        save_state(state, &mut state_error);
+                        cursor.saved_at = Some(Instant::now());
+                    }
+                    if cursor.ended() {
+                        complete[t] = finish_cluster(
+                            t,
+                            cursor,
+                            &names[t],
+                            &mut tracks,
+                            &mut report_rows,
+                            options.dry_run,
+                            &*observer,
+                        );
+                        if let Some(state) = options.state.as_mut() {
+                            save_cluster_progress(
+                                state,
+                                &names[t],
+                                cursor,
+                                complete[t],
+                                &mut state_error,
+                            );
+                        }
+                    }
+                    continue;
+                }
+                (t, namespace)
+            }
+            Event::ObjectsSkipped {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows
+                    .get_mut(&key)
+                    .expect("row exists")
+                    .counts
+                    .skipped += count;
+                tracks.entry((t, namespace)).or_default();
+                continue;
+            }
+            Event::ObjectsListed {
+                target: t,
+                namespace,
+                count,
+            } => {
+                let key = row_of(&mut report_rows, t, &namespace);
+                report_rows.get_mut(&key).expect("row exists").counts.listed += count;
+                tracks.entry((t, namespace)).or_default();
+                continue;
+            }
+            Event::ClusterEnd {
+                target: t,
+                queued,
+                end,
+            } => {
+                let cursor = cursors.entry(t).or_default();
+                cursor.queued = Some(queued);
+                match end {
+                    ClusterEnd::Done => {}
+                    ClusterEnd::Cancelled => {
+                        cursor.list_incomplete = true;
+                        interrupted = true;
+                    }
+                    ClusterEnd::Failed(error) | ClusterEnd::Forbidden(error) => {
+                        cursor.list_incomplete = true;
+                        // The listing failed: reported on a row of its own (namespace "", all namespaces).
+                        let key = row_of(&mut report_rows, t, "");
+                        let row = report_rows.get_mut(&key).expect("row exists");
+                        row.counts.failed += 1;
+                        tracks.entry((t, Arc::from(""))).or_default().broken = true;
+                        tracing::warn!(resource = %names[t], %error, "listing failed");
+                        if failures.len() < MAX_FAILURES_KEPT {
+                            failures.push(Failure {
+                                resource: names[t].clone(),
+                                namespace: String::new(),
+                                name: String::new(),
+                                error: format!("listing failed: {error}"),
+                            });
+                        }
                     }
                 }
-                observer.object(&names[t], &namespace, &name, &outcome);
-                (t, namespace)
+                if options.dry_run || cursor.ended() {
+                    complete[t] = finish_cluster(
+                        t,
+                        cursor,
+                        &names[t],
+                        &mut tracks,
+                        &mut report_rows,
+                        options.dry_run,
+                        &*observer,
+                    );
+                    if let Some(state) = options.state.as_mut() {
+                        save_cluster_progress(
+                            state,
+                            &names[t],
+                            cursor,
+                            complete[t],
+                            &mut state_error,
+                        );
+                    }
+                }
+                continue;
+            }
+            Event::Notice(note) => {
+                observer.notice(&note);
+                notes.push(note);
+                continue;
+            }
+            Event::Fallback { target: t, note } => {
+                cursors.remove(&t);
+                observer.notice(&note);
+                notes.push(note);
+                continue;
+            }
+            Event::NamespaceSkipped {
+                target: t,
+                namespace,
+            } => {
+                let row = NamespaceReport {
+                    resource: names[t].clone(),
+                    namespace: namespace.clone(),
+                    status: NamespaceStatus::Skipped,
+                    counts: Counts::default(),
+                };
+                observer.namespace(&row);
+                report_rows.insert((names[t].clone(), namespace), row);
+                continue;
             }
             Event::Listed {
                 target: t,
@@ -1068,7 +1720,7 @@ pub async fn run(
                 (t, namespace)
             }
         };
-        // Is the namespace finished?
+        // Per-namespace path: is the namespace finished?
         let key = (t, ns.clone());
         let track = tracks.get(&key).expect("track exists");
         let Some(listed) = track.listed else { continue };
@@ -1093,10 +1745,7 @@ pub async fn run(
             && let Some(state) = options.state.as_mut()
         {
             state.mark_done(&names[t], &ns);
-            if let Err(e) = state.save() {
-                tracing::error!(error = %e, "cannot save progress");
-                state_error.get_or_insert(e);
-            }
+            save_state(state, &mut state_error);
         }
         observer.namespace(row);
     }
@@ -1110,23 +1759,28 @@ pub async fn run(
     for row in report_rows.values() {
         totals.add(&row.counts);
     }
-    // Mark resources complete when every namespace is done (a resumed run then has nothing to do).
+    // Namespace-by-namespace over all namespaces: the resource is complete when every namespace is done (a
+    // resumed run then has nothing to do).
     if let Some(state) = options.state.as_mut()
         && !options.dry_run
+        && options.namespace.is_none()
     {
         let mut changed = false;
-        for name in &names {
+        for (t, name) in names.iter().enumerate() {
+            if cursors.contains_key(&t) || complete[t] {
+                continue;
+            }
             let all_done = report_rows
                 .values()
                 .filter(|r| &r.resource == name)
                 .all(|r| matches!(r.status, NamespaceStatus::Done | NamespaceStatus::Skipped));
-            if all_done && options.namespace.is_none() {
+            if all_done && !state.is_complete(name) {
                 state.mark_complete(name);
                 changed = true;
             }
         }
-        if changed && let Err(e) = state.save() {
-            state_error.get_or_insert(e);
+        if changed {
+            save_state(state, &mut state_error);
         }
     }
     if let Some(e) = state_error {
@@ -1139,9 +1793,73 @@ pub async fn run(
         totals,
         namespaces: report_rows.into_values().collect(),
         failures,
+        notes,
         state_file: options
             .state
             .as_ref()
             .map(|s| s.path().display().to_string()),
     })
+}
+
+fn save_state(state: &mut StateFile, error: &mut Option<ReencryptError>) {
+    if let Err(e) = state.save() {
+        tracing::error!(error = %e, "cannot save progress");
+        error.get_or_insert(e);
+    }
+}
+
+/// Records a finished cluster-wide target in the state file: complete, or done through its last key.
+fn save_cluster_progress(
+    state: &mut StateFile,
+    name: &str,
+    cursor: &Cursor,
+    complete: bool,
+    error: &mut Option<ReencryptError>,
+) {
+    if complete {
+        state.mark_complete(name);
+    } else if let Some(k) = &cursor.done_through {
+        state.set_done_through(name, k);
+    } else {
+        return;
+    }
+    save_state(state, error);
+}
+
+/// Settles the rows of a target listed cluster-wide once its listing ended and every queued object finished;
+/// returns whether every object of the target is done.
+fn finish_cluster(
+    t: usize,
+    cursor: &Cursor,
+    name: &str,
+    tracks: &mut HashMap<(usize, Arc<str>), Track>,
+    rows: &mut BTreeMap<(String, String), NamespaceReport>,
+    dry_run: bool,
+    observer: &dyn Observer,
+) -> bool {
+    let mut keys: Vec<(usize, Arc<str>)> = tracks.keys().filter(|k| k.0 == t).cloned().collect();
+    keys.sort();
+    // A listing that stopped early may not have reached the end of its last namespace.
+    let last = keys.last().map(|k| k.1.clone());
+    for key in keys {
+        let track = tracks.remove(&key).expect("listed above");
+        let Some(row) = rows.get_mut(&(name.to_string(), key.1.to_string())) else {
+            continue;
+        };
+        row.status = if track.interrupted {
+            NamespaceStatus::Incomplete
+        } else if track.broken {
+            NamespaceStatus::Failed
+        } else if dry_run {
+            NamespaceStatus::Listed
+        } else if row.counts.listed == 0 && row.counts.skipped > 0 {
+            NamespaceStatus::Skipped
+        } else if cursor.list_incomplete && last.as_ref() == Some(&key.1) {
+            NamespaceStatus::Incomplete
+        } else {
+            NamespaceStatus::Done
+        };
+        observer.namespace(row);
+    }
+    !dry_run && !cursor.blocked && !cursor.list_incomplete
 }

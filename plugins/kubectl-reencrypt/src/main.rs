@@ -26,7 +26,9 @@ Every object is sent back to the API server unchanged, with its resourceVersion.
 
 --dry-run lists every object and counts what would be sent back. It cannot say which of them the server would rewrite: that depends on how each is stored in etcd, and a server-side dry-run PUT (?dryRun=All) never writes, so it tells nothing about staleness. With --verify and the etcd flags, --dry-run also reads etcd and counts the objects still in plaintext or on an old key: exactly those a real run rewrites.
 
-Progress is saved after every finished namespace in a state file (default ~/.kube/atrest/reencrypt/, keyed by cluster and resources). After an interruption (Ctrl-C, kill -9, lost connection) run again with --resume to skip the namespaces already done. Ctrl-C lets in-flight requests finish and saves the state; a second Ctrl-C quits at once.
+Over all namespaces (the default, or -A) each resource is read with one cluster-wide paginated list, as `kubectl get -A` does, so the time follows the number of objects, not of namespaces. With -n, or when the user may not list across namespaces (said once), namespace after namespace.
+
+Progress is saved in a state file (default ~/.kube/atrest/reencrypt/, keyed by cluster and resources): over all namespaces the last object before which every object is done (at most once a second), with -n each finished namespace. After an interruption (Ctrl-C, kill -9, lost connection) run again with --resume to continue after what is done. Ctrl-C lets in-flight requests finish and saves the state; a second Ctrl-C quits at once.
 
 Exit status: 0 nothing failed, 2 some objects (or listings) failed or --verify found objects not on the current key, 1 could not run, 130 interrupted.
 
@@ -72,7 +74,7 @@ struct Cli {
     /// Retries per request on 429, 5xx and connection errors (backoff honours Retry-After).
     #[arg(long, default_value_t = 10)]
     max_retries: u32,
-    /// Continue from the state file: skip namespaces a previous run finished.
+    /// Continue from the state file: skip the objects (or namespaces) a previous run finished.
     #[arg(long)]
     resume: bool,
     /// Where progress is kept (default under ~/.kube/atrest/reencrypt/, keyed by cluster and resources).
@@ -81,9 +83,15 @@ struct Cli {
     /// List and count what would be sent back; write nothing (see below).
     #[arg(long)]
     dry_run: bool,
-    /// Output format: table or json.
-    #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output format: table (fits a screen: over many namespaces only those with conflicts or failures, the rest
+    /// summed), wide (a row for every namespace) or json (everything).
+    #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "wide", "json"])]
     output: String,
+    /// How objects travel: json; protobuf (built-in types as Kubernetes protobuf, which kube-apiserver decodes and
+    /// encodes far faster; custom resources, and servers that refuse it, get JSON); auto (protobuf only where the
+    /// server answers in protobuf).
+    #[arg(long, default_value = "json", value_parser = ["json", "protobuf", "auto"])]
+    wire: String,
     /// Progress display: auto (bar on a terminal, periodic lines otherwise), bar, lines, none.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
     progress: String,
@@ -125,6 +133,8 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs piped to a file or a test stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -206,6 +216,13 @@ impl Observer for Progress {
     fn namespace(&self, row: &NamespaceReport) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{} {}", row.resource, display_ns(&row.namespace)));
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("note: {message}")),
+            None => eprintln!("note: {message}"),
         }
     }
 }
@@ -301,6 +318,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         retry,
         dry_run: cli.dry_run,
         state,
+        wire: reencrypt::Wire::parse(&cli.wire).expect("clap checked the value"),
     };
 
     let show = match cli.progress.as_str() {
@@ -400,9 +418,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print_table(&report, targets.len() > 1);
+        print!(
+            "{}",
+            render_table(&report, targets.len() > 1, cli.output == "wide")
+        );
         if let Some(ver) = &verification {
-            verify::print(ver, targets.len() > 1);
+            verify::print(ver, targets.len() > 1, cli.output == "wide");
         }
     }
     for f in report.failures.iter().take(20) {
@@ -422,6 +443,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         eprintln!(
             "... {} more failures (see -o json)",
             report.totals.failed - 20
+        );
+    }
+    if report.totals.skipped > 0 {
+        eprintln!(
+            "resumed: {} objects done by a previous run were not sent again",
+            report.totals.skipped
         );
     }
     if report.interrupted {
@@ -459,7 +486,61 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-fn print_table(report: &Report, with_resource: bool) {
+/// Namespace rows the tables show before summing the rest (a screenful with the header and totals).
+pub(crate) const SCREEN_ROWS: usize = 20;
+
+fn status_text(s: &NamespaceStatus) -> &'static str {
+    match s {
+        NamespaceStatus::Done => "done",
+        NamespaceStatus::Skipped => "skipped (resumed)",
+        NamespaceStatus::Failed => "failed",
+        NamespaceStatus::Incomplete => "incomplete",
+        NamespaceStatus::Listed => "listed (dry run)",
+    }
+}
+
+/// Rows worth a line of their own: something failed, conflicted or did not finish.
+fn needs_attention(row: &NamespaceReport) -> bool {
+    row.counts.failed > 0
+        || row.counts.conflicts > 0
+        || matches!(
+            row.status,
+            NamespaceStatus::Failed | NamespaceStatus::Incomplete
+        )
+}
+
+/// The status of several rows summed: the one status they share, else how many have each.
+fn summed_status<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> String {
+    let mut by: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for r in rows {
+        *by.entry(status_text(&r.status)).or_default() += 1;
+    }
+    if by.len() == 1 {
+        return by.into_keys().next().unwrap_or_default().to_string();
+    }
+    by.iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sum_counts<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> reencrypt::Counts {
+    let mut c = reencrypt::Counts::default();
+    for r in rows {
+        c.listed += r.counts.listed;
+        c.rewritten += r.counts.rewritten;
+        c.current += r.counts.current;
+        c.gone += r.counts.gone;
+        c.conflicts += r.counts.conflicts;
+        c.failed += r.counts.failed;
+        c.skipped += r.counts.skipped;
+    }
+    c
+}
+
+/// The table: every namespace when they fit a screen (or `wide`); otherwise, per resource, the namespaces with
+/// conflicts or failures (at most [`SCREEN_ROWS`], the rest of them summed in one line) and the resource's total.
+fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
     let mut table = Table::new();
     table.load_style(presets::NOTHING);
     let mut header = Vec::new();
@@ -478,21 +559,13 @@ fn print_table(report: &Report, with_resource: bool) {
     ]);
     table.set_header(header);
     let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
-    let status = |s: &NamespaceStatus| match s {
-        NamespaceStatus::Done => "done",
-        NamespaceStatus::Skipped => "skipped (resumed)",
-        NamespaceStatus::Failed => "failed",
-        NamespaceStatus::Incomplete => "incomplete",
-        NamespaceStatus::Listed => "listed (dry run)",
-    };
-    for row in &report.namespaces {
+    let mut add = |resource: &str, namespace: &str, status: &str, c: &reencrypt::Counts| {
         let mut cells = Vec::new();
         if with_resource {
-            cells.push(Cell::new(&row.resource));
+            cells.push(Cell::new(resource));
         }
-        cells.push(Cell::new(display_ns(&row.namespace)));
-        cells.push(Cell::new(status(&row.status)));
-        let c = &row.counts;
+        cells.push(Cell::new(namespace));
+        cells.push(Cell::new(status));
         cells.extend([
             num(c.listed),
             num(c.rewritten),
@@ -502,22 +575,177 @@ fn print_table(report: &Report, with_resource: bool) {
             num(c.failed),
         ]);
         table.add_row(cells);
+    };
+    let summarize = !wide && report.namespaces.len() > SCREEN_ROWS;
+    let mut footnote = None;
+    if !summarize {
+        for row in &report.namespaces {
+            add(
+                &row.resource,
+                display_ns(&row.namespace),
+                status_text(&row.status),
+                &row.counts,
+            );
+        }
+    } else {
+        let mut budget = SCREEN_ROWS;
+        let mut hidden = 0usize;
+        let mut resources: Vec<&str> = report
+            .namespaces
+            .iter()
+            .map(|r| r.resource.as_str())
+            .collect();
+        resources.dedup();
+        for resource in resources {
+            let rows: Vec<&NamespaceReport> = report
+                .namespaces
+                .iter()
+                .filter(|r| r.resource == resource)
+                .collect();
+            let attention: Vec<&NamespaceReport> = rows
+                .iter()
+                .copied()
+                .filter(|r| needs_attention(r))
+                .collect();
+            let shown = attention.len().min(budget);
+            budget -= shown;
+            for row in &attention[..shown] {
+                add(
+                    &row.resource,
+                    display_ns(&row.namespace),
+                    status_text(&row.status),
+                    &row.counts,
+                );
+            }
+            let rest = &attention[shown..];
+            if !rest.is_empty() {
+                add(
+                    resource,
+                    &format!("({} more with conflicts or failures)", rest.len()),
+                    &summed_status(rest.iter().copied()),
+                    &sum_counts(rest.iter().copied()),
+                );
+            }
+            hidden += rows.len() - shown;
+            add(
+                resource,
+                &format!("(all {} namespaces)", rows.len()),
+                &summed_status(rows.iter().copied()),
+                &sum_counts(rows.iter().copied()),
+            );
+        }
+        footnote = Some(format!(
+            "{} namespaces; rows without conflicts or failures are summed ({hidden} not shown): -o wide shows every namespace, -o json everything\n",
+            report.namespaces.len()
+        ));
     }
-    let t = &report.totals;
-    let mut cells = Vec::new();
-    if with_resource {
-        cells.push(Cell::new(""));
+    add(
+        "",
+        "TOTAL",
+        &format!("{:.1}s", report.elapsed_seconds),
+        &report.totals,
+    );
+    // `add` borrows the table mutably; render once it is done.
+    let mut out = format!("{table}\n");
+    if let Some(f) = footnote {
+        out.push_str(&f);
     }
-    cells.push(Cell::new("TOTAL"));
-    cells.push(Cell::new(format!("{:.1}s", report.elapsed_seconds)));
-    cells.extend([
-        num(t.listed),
-        num(t.rewritten),
-        num(t.current),
-        num(t.gone),
-        num(t.conflicts),
-        num(t.failed),
-    ]);
-    table.add_row(cells);
-    println!("{table}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reencrypt::Counts;
+
+    fn report(namespaces: usize, failing: &[usize], conflicting: &[usize]) -> Report {
+        let mut rows = Vec::new();
+        let mut totals = Counts::default();
+        for i in 0..namespaces {
+            let mut counts = Counts {
+                listed: 1,
+                rewritten: 1,
+                ..Counts::default()
+            };
+            let mut status = NamespaceStatus::Done;
+            if failing.contains(&i) {
+                counts.rewritten = 0;
+                counts.failed = 1;
+                status = NamespaceStatus::Failed;
+            }
+            if conflicting.contains(&i) {
+                counts.conflicts = 2;
+            }
+            totals.listed += counts.listed;
+            totals.rewritten += counts.rewritten;
+            totals.failed += counts.failed;
+            totals.conflicts += counts.conflicts;
+            rows.push(NamespaceReport {
+                resource: "secrets".into(),
+                namespace: format!("team-{i:04}"),
+                status,
+                counts,
+            });
+        }
+        Report {
+            dry_run: false,
+            interrupted: false,
+            elapsed_seconds: 1.0,
+            totals,
+            namespaces: rows,
+            failures: Vec::new(),
+            notes: Vec::new(),
+            state_file: None,
+        }
+    }
+
+    fn data_lines(table: &str) -> Vec<&str> {
+        table.lines().skip(1).collect()
+    }
+
+    #[test]
+    fn a_screenful_shows_every_namespace() {
+        let t = render_table(&report(20, &[], &[]), false, false);
+        assert_eq!(data_lines(&t).len(), 21, "{t}");
+        assert!(t.contains("team-0019"), "{t}");
+    }
+
+    #[test]
+    fn many_namespaces_show_only_conflicts_and_failures() {
+        let t = render_table(&report(2000, &[7, 1500], &[42]), false, false);
+        let lines = data_lines(&t);
+        // Three namespaces, the resource's total, TOTAL, the footnote.
+        assert_eq!(lines.len(), 6, "{t}");
+        for ns in ["team-0007", "team-0042", "team-1500"] {
+            assert!(t.contains(ns), "{t}");
+        }
+        assert!(!t.contains("team-0008"), "{t}");
+        let all = lines
+            .iter()
+            .find(|l| l.contains("(all 2000 namespaces)"))
+            .unwrap();
+        assert!(all.contains("1998 done, 2 failed"), "{all}");
+        assert!(t.contains("-o wide"), "{t}");
+    }
+
+    #[test]
+    fn more_problems_than_a_screen_are_summed_in_one_line() {
+        let failing: Vec<usize> = (0..100).map(|i| i * 10).collect();
+        let t = render_table(&report(2000, &failing, &[]), false, false);
+        let lines = data_lines(&t);
+        assert_eq!(lines.len(), SCREEN_ROWS + 4, "{t}");
+        let more = lines
+            .iter()
+            .find(|l| l.contains("(80 more with conflicts or failures)"))
+            .unwrap_or_else(|| panic!("{t}"));
+        // The 80 summed: each listed 1 and failed 1.
+        let nums: Vec<&str> = more.split_whitespace().rev().take(6).collect();
+        assert_eq!(nums, ["80", "0", "0", "0", "0", "80"], "{more}");
+    }
+
+    #[test]
+    fn wide_shows_every_namespace() {
+        let t = render_table(&report(2000, &[7], &[]), false, true);
+        assert_eq!(data_lines(&t).len(), 2001, "{}", t.len());
+    }
 }

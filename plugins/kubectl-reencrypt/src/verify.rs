@@ -143,7 +143,13 @@ pub async fn verify(
 }
 
 /// Prints the verification table.
-pub fn print(v: &Verification, with_resource: bool) {
+/// The etcd table: every namespace when they fit a screen (or `wide`); otherwise only the namespaces with objects
+/// not on the current key (at most a screenful, the rest of them summed in one line), the others summed.
+pub fn print(v: &Verification, with_resource: bool, wide: bool) {
+    print!("{}", render(v, with_resource, wide));
+}
+
+fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
     let mut table = Table::new();
     table.load_style(presets::NOTHING);
     let mut header = Vec::new();
@@ -160,7 +166,39 @@ pub fn print(v: &Verification, with_resource: bool) {
     ]);
     table.set_header(header);
     let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
-    for r in v.namespaces.iter().chain(std::iter::once(&v.totals)) {
+    let summed = |label: String, rows: &[&VerifyRow]| VerifyRow {
+        resource: rows.first().map(|r| r.resource.clone()).unwrap_or_default(),
+        namespace: label,
+        objects: rows.iter().map(|r| r.objects).sum(),
+        current: rows.iter().map(|r| r.current).sum(),
+        stale: rows.iter().map(|r| r.stale).sum(),
+        plaintext: rows.iter().map(|r| r.plaintext).sum(),
+        unreadable: rows.iter().map(|r| r.unreadable).sum(),
+    };
+    let mut shown: Vec<VerifyRow> = Vec::new();
+    if wide || v.namespaces.len() <= crate::SCREEN_ROWS {
+        shown.extend(v.namespaces.iter().cloned());
+    } else {
+        let (bad, good): (Vec<&VerifyRow>, Vec<&VerifyRow>) = v
+            .namespaces
+            .iter()
+            .partition(|r| r.stale + r.plaintext + r.unreadable > 0);
+        let n = bad.len().min(crate::SCREEN_ROWS);
+        shown.extend(bad[..n].iter().map(|r| (*r).clone()));
+        if bad.len() > n {
+            shown.push(summed(
+                format!("({} more not on the current key)", bad.len() - n),
+                &bad[n..],
+            ));
+        }
+        if !good.is_empty() {
+            shown.push(summed(
+                format!("({} namespaces all on the current key)", good.len()),
+                &good,
+            ));
+        }
+    }
+    for r in shown.iter().chain(std::iter::once(&v.totals)) {
         let mut cells = Vec::new();
         if with_resource {
             cells.push(Cell::new(&r.resource));
@@ -179,10 +217,57 @@ pub fn print(v: &Verification, with_resource: bool) {
         ]);
         table.add_row(cells);
     }
-    println!("\nin etcd (revision {}):\n{table}", v.revision);
+    let mut out = format!("\nin etcd (revision {}):\n{table}\n", v.revision);
     if !v.with_config {
-        println!(
-            "note: without --encryption-config only plaintext is told apart; encrypted values are counted as current"
+        out.push_str(
+            "note: without --encryption-config only plaintext is told apart; encrypted values are counted as current\n",
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_namespaces_show_only_those_not_on_the_current_key() {
+        let row = |i: usize, stale: u64| VerifyRow {
+            resource: "secrets".into(),
+            namespace: format!("team-{i:04}"),
+            objects: 1,
+            current: 1 - stale,
+            stale,
+            plaintext: stale,
+            unreadable: 0,
+        };
+        let v = Verification {
+            with_config: true,
+            revision: 7,
+            namespaces: (0..2000).map(|i| row(i, u64::from(i % 50 == 3))).collect(),
+            totals: VerifyRow {
+                namespace: "TOTAL".into(),
+                objects: 2000,
+                current: 1960,
+                stale: 40,
+                plaintext: 40,
+                ..VerifyRow::default()
+            },
+        };
+        let t = render(&v, false, false);
+        let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+        // Title, header, 20 stale namespaces, the other 20 summed, the current ones summed, TOTAL.
+        assert_eq!(lines.len(), 2 + 20 + 3, "{t}");
+        assert!(t.contains("team-0003") && !t.contains("team-0004"), "{t}");
+        assert!(t.contains("(20 more not on the current key)"), "{t}");
+        assert!(
+            t.contains("(1960 namespaces all on the current key)"),
+            "{t}"
+        );
+        assert_eq!(
+            render(&v, false, true).matches("team-").count(),
+            2000,
+            "wide"
         );
     }
 }

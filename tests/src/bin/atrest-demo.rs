@@ -17,7 +17,10 @@ use serde_json::Value;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(bad) = args.iter().find(|a| !["--keep", "--real"].contains(&a.as_str())) {
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !["--keep", "--real"].contains(&a.as_str()))
+    {
         eprintln!("atrest-demo: unknown argument {bad:?}; usage: atrest-demo [--keep] [--real]");
         return ExitCode::from(2);
     }

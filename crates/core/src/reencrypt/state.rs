@@ -1,4 +1,5 @@
-//! The resumable state file: which namespaces of which resources are finished, for one cluster.
+//! The resumable state file: how far each resource got, for one cluster: the last object done of a cluster-wide
+//! listing (its key `namespace/name`, in etcd key order), or the finished namespaces of a namespace-by-namespace run.
 //!
 //! Written atomically (temp file, fsync, rename) after every finished namespace, so a run killed at any moment
 //! (Ctrl-C, `kill -9`) leaves either the previous or the next state, never a torn file.
@@ -21,6 +22,10 @@ pub struct ResourceState {
     pub done_namespaces: BTreeSet<String>,
     /// Every namespace of the resource is done.
     pub complete: bool,
+    /// Cluster-wide listing: every object whose key `namespace/name` sorts (bytewise, as etcd orders keys) at or
+    /// before this one is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_through: Option<String>,
 }
 
 /// The content of a state file.
@@ -169,6 +174,39 @@ impl StateFile {
             .insert(namespace.to_string());
     }
 
+    /// The key (`namespace/name`) through which a cluster-wide listing of `resource` is done.
+    pub fn done_through(&self, resource: &str) -> Option<&str> {
+        self.state
+            .resources
+            .get(resource)
+            .and_then(|r| r.done_through.as_deref())
+    }
+
+    /// The namespaces of `resource` recorded as done (by a namespace-by-namespace run).
+    pub fn done_namespaces(&self, resource: &str) -> Option<&BTreeSet<String>> {
+        self.state
+            .resources
+            .get(resource)
+            .map(|r| &r.done_namespaces)
+    }
+
+    /// Whether every object of `resource` is done.
+    pub fn is_complete(&self, resource: &str) -> bool {
+        self.state
+            .resources
+            .get(resource)
+            .is_some_and(|r| r.complete)
+    }
+
+    /// Records that every object of `resource` up to and including `key` (`namespace/name`) is done.
+    pub fn set_done_through(&mut self, resource: &str, key: &str) {
+        self.state
+            .resources
+            .entry(resource.to_string())
+            .or_default()
+            .done_through = Some(key.to_string());
+    }
+
     /// Records a fully finished resource.
     pub fn mark_complete(&mut self, resource: &str) {
         self.state
@@ -200,8 +238,13 @@ mod tests {
         let mut s = StateFile::new(path.clone(), "https://127.0.0.1:6443");
         s.mark_done("secrets", "ns1");
         s.save().unwrap();
-        let loaded = StateFile::load(path.clone(), "https://127.0.0.1:6443").unwrap();
+        let mut loaded = StateFile::load(path.clone(), "https://127.0.0.1:6443").unwrap();
         assert!(loaded.is_done("secrets", "ns1"));
+        assert_eq!(loaded.done_through("secrets"), None);
+        loaded.set_done_through("secrets", "ns2/s1");
+        loaded.save().unwrap();
+        let loaded = StateFile::load(path.clone(), "https://127.0.0.1:6443").unwrap();
+        assert_eq!(loaded.done_through("secrets"), Some("ns2/s1"));
         assert!(!loaded.is_done("secrets", "ns2"));
         assert!(!loaded.is_done("configmaps", "ns1"));
         let err = StateFile::load(path.clone(), "https://10.0.0.1:6443")

@@ -30,12 +30,18 @@ struct Faults {
     every_nth_put_500: u64,
     /// Continue tokens expire (410) once.
     expire_continue_once: bool,
+    /// Cluster-wide continue tokens always expire.
+    expire_continue_always: bool,
     /// Before answering the n-th PUT, a concurrent writer updates the object (a conflict for us).
     concurrent_write_on_put: u64,
     /// Delete the object before answering the n-th PUT.
     delete_on_put: u64,
     /// PUTs to this name are rejected with 422.
     reject_name: Option<String>,
+    /// The cluster-wide list answers 403 (a user allowed to list only some namespaces).
+    forbid_cluster_list: bool,
+    /// Protobuf request bodies answer 415 (a server without protobuf).
+    refuse_protobuf_bodies: bool,
 }
 
 #[derive(Default)]
@@ -48,6 +54,16 @@ struct World {
     puts: u64,
     writes: u64,
     expired_once: bool,
+    /// List requests: cluster-wide, per namespace, of namespaces.
+    cluster_lists: u64,
+    namespace_lists: u64,
+    namespaces_lists: u64,
+    /// The server answers in protobuf when asked (as kube-apiserver does for built-in types).
+    speaks_protobuf: bool,
+    /// PUTs by body type, and protobuf responses sent.
+    json_puts: u64,
+    protobuf_puts: u64,
+    protobuf_answers: u64,
 }
 
 struct Server {
@@ -99,6 +115,75 @@ impl Server {
         })
     }
 
+    /// Answers a request: status, body bytes, content type, Retry-After. In protobuf when the client accepts it
+    /// and the server speaks it (objects and lists; errors stay JSON).
+    fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        accept: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Vec<u8>, &'static str, Option<&'static str>) {
+        let protobuf_body = content_type.starts_with(wire::PROTOBUF);
+        let body: Vec<u8> = if protobuf_body {
+            let mut w = self.world.lock().unwrap();
+            if w.faults.refuse_protobuf_bodies {
+                let (c, v) = status(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format",
+                );
+                return (c, serde_json::to_vec(&v).unwrap(), "application/json", None);
+            }
+            w.protobuf_puts += 1;
+            serde_json::to_vec(&crate::storage::decode(body).unwrap()).unwrap()
+        } else {
+            if method == "PUT" {
+                self.world.lock().unwrap().json_puts += 1;
+            }
+            body.to_vec()
+        };
+        let (code, v, retry) = self.handle(method, path, query, &body);
+        let mut w = self.world.lock().unwrap();
+        if code == 200 && w.speaks_protobuf && accept.starts_with(wire::PROTOBUF) {
+            w.protobuf_answers += 1;
+            let typed = |mut o: Value| {
+                o["apiVersion"] = json!("v1");
+                o["kind"] = json!("Secret");
+                crate::storage::to_protobuf_message(&o).unwrap().raw
+            };
+            let raw = if let Some(items) = v.get("items").and_then(Value::as_array) {
+                let mut meta = Vec::new();
+                if let Some(c) = v.pointer("/metadata/continue").and_then(Value::as_str) {
+                    crate::storage::wire::put_len(&mut meta, 3, c.as_bytes());
+                }
+                let mut list = Vec::new();
+                crate::storage::wire::put_len(&mut list, 1, &meta);
+                for item in items {
+                    crate::storage::wire::put_len(&mut list, 2, &typed(item.clone()));
+                }
+                (list, "SecretList")
+            } else {
+                (typed(v), "Secret")
+            };
+            let env = crate::storage::StorageEnvelope {
+                api_version: "v1".into(),
+                kind: raw.1.into(),
+                raw: raw.0,
+                ..Default::default()
+            };
+            return (code, env.encode(), wire::PROTOBUF, retry);
+        }
+        (
+            code,
+            serde_json::to_vec(&v).unwrap(),
+            "application/json",
+            retry,
+        )
+    }
+
     fn handle(
         &self,
         method: &str,
@@ -114,6 +199,7 @@ impl Server {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, parts.as_slice()) {
             ("GET", ["api", "v1", "namespaces"]) => {
+                w.namespaces_lists += 1;
                 let items: Vec<Value> = w
                     .namespaces
                     .iter()
@@ -126,22 +212,56 @@ impl Server {
                 )
             }
             ("GET", ["api", "v1", "secrets"]) => {
-                let n = w.objects.len();
-                let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(n);
-                let items: Vec<Value> = w
+                w.cluster_lists += 1;
+                if w.faults.forbid_cluster_list {
+                    let (c, v) = status(
+                        403,
+                        "Forbidden",
+                        "secrets is forbidden: User \"jane\" cannot list resource \"secrets\" in API group \"\" at the cluster scope",
+                    );
+                    return (c, v, None);
+                }
+                let limit: usize = q
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(usize::MAX);
+                // The continue token is the last key returned; keys sort as etcd's: `namespace/name`, bytewise.
+                let start = q.get("continue").map(|c| c.replace("%2F", "/"));
+                if start.is_some()
+                    && ((w.faults.expire_continue_once && !w.expired_once)
+                        || w.faults.expire_continue_always)
+                {
+                    w.expired_once = true;
+                    let (c, v) =
+                        status(410, "Expired", "The provided continue parameter is too old");
+                    return (c, v, None);
+                }
+                let mut all: Vec<(String, &Obj)> = w
                     .objects
-                    .values()
-                    .take(limit)
-                    .map(|o| o.value.clone())
+                    .iter()
+                    .map(|((ns, name), o)| (format!("{ns}/{name}"), o))
+                    .filter(|(k, _)| start.as_deref().is_none_or(|s| k.as_str() > s))
                     .collect();
-                let rest = n.saturating_sub(limit);
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                let page: Vec<Value> = all
+                    .iter()
+                    .take(limit)
+                    .map(|(_, o)| o.value.clone())
+                    .collect();
+                let rest = all.len().saturating_sub(limit);
+                let cont = if rest > 0 {
+                    all[limit - 1].0.clone()
+                } else {
+                    String::new()
+                };
                 (
                     200,
-                    json!({"metadata":{"remainingItemCount":rest,"continue":if rest>0 {"x"} else {""}},"items":items}),
+                    json!({"metadata":{"remainingItemCount":rest,"continue":cont},"items":page}),
                     None,
                 )
             }
             ("GET", ["api", "v1", "namespaces", ns, "secrets"]) => {
+                w.namespace_lists += 1;
                 let limit: usize = q
                     .get("limit")
                     .and_then(|l| l.parse().ok())
@@ -305,20 +425,25 @@ impl Server {
                             let method = req.method().to_string();
                             let path = req.uri().path().to_string();
                             let query = req.uri().query().unwrap_or("").to_string();
+                            let header = |h: &str| {
+                                req.headers()
+                                    .get(h)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let (accept, ctype) = (header("accept"), header("content-type"));
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             tokio::time::sleep(me.delay).await;
-                            let (code, v, retry_after) = me.handle(&method, &path, &query, &body);
+                            let (code, bytes, ct, retry_after) =
+                                me.respond(&method, &path, &query, &accept, &ctype, &body);
                             me.in_flight.fetch_sub(1, Ordering::SeqCst);
-                            let mut resp = Response::builder()
-                                .status(code)
-                                .header("content-type", "application/json");
+                            let mut resp =
+                                Response::builder().status(code).header("content-type", ct);
                             if let Some(r) = retry_after {
                                 resp = resp.header("retry-after", r);
                             }
-                            Ok::<_, Infallible>(
-                                resp.body(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())))
-                                    .unwrap(),
-                            )
+                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(bytes))).unwrap())
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -394,6 +519,9 @@ async fn rewrites_stale_objects_in_every_namespace_then_nothing() {
     {
         let w = server.world.lock().unwrap();
         assert_eq!(w.writes, 60);
+        // One cluster-wide listing (plus the one-item count for the progress total), no namespace by namespace.
+        assert_eq!((w.namespaces_lists, w.namespace_lists), (0, 0));
+        assert_eq!(w.cluster_lists, 1 + 60usize.div_ceil(7) as u64);
         // No field lost.
         assert!(
             w.objects
@@ -539,16 +667,178 @@ async fn deleted_objects_are_gone_and_rejections_fail() {
 
 #[tokio::test]
 async fn expired_continue_token_restarts_after_last_name() {
-    let server = Server::seed(&["a"], 30, true);
-    server.world.lock().unwrap().faults.expire_continue_once = true;
+    // Cluster-wide (keys `namespace/name`) and within one namespace (-n).
+    for namespace in [None, Some("b".to_string())] {
+        let server = Server::seed(&["a", "b", "c"], 10, true);
+        server.world.lock().unwrap().faults.expire_continue_once = true;
+        let r = run_on(
+            &server,
+            Options {
+                namespace: namespace.clone(),
+                ..opts()
+            },
+        )
+        .await;
+        let n = if namespace.is_some() { 10 } else { 30 };
+        assert_eq!(r.totals.listed, n, "{namespace:?}");
+        assert_eq!(r.totals.rewritten, n, "{namespace:?}");
+        let w = server.world.lock().unwrap();
+        assert!(w.expired_once);
+        assert_eq!(w.puts, n, "no object sent twice");
+    }
+}
+
+#[tokio::test]
+async fn continue_tokens_that_always_expire_fail_the_listing_instead_of_looping() {
+    let server = Server::seed(&["a"], 20, true);
+    server.world.lock().unwrap().faults.expire_continue_always = true;
     let r = run_on(&server, opts()).await;
-    assert_eq!(r.totals.listed, 30);
-    assert_eq!(r.totals.rewritten, 30);
-    assert_eq!(
-        server.world.lock().unwrap().puts,
-        30,
-        "no object sent twice"
+    // The first page (7 objects) is done; the listing then fails with a clear error.
+    assert_eq!(r.totals.rewritten, 7);
+    assert_eq!(r.totals.failed, 1);
+    assert!(
+        r.failures[0]
+            .error
+            .contains("expired (410 Gone) 6 times in a row"),
+        "{}",
+        r.failures[0].error
     );
+}
+
+#[tokio::test]
+async fn many_namespaces_one_object_each_take_one_listing() {
+    let names: Vec<String> = (0..300).map(|i| format!("ns-{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let server = Server::seed(&refs, 1, true);
+    let r = run_on(
+        &server,
+        Options {
+            page_size: 100,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.rewritten, 300);
+    assert_eq!(r.namespaces.len(), 300);
+    assert!(
+        r.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Done)
+    );
+    let w = server.world.lock().unwrap();
+    assert_eq!((w.cluster_lists, w.namespace_lists), (1 + 3, 0));
+}
+
+#[tokio::test]
+async fn forbidden_cluster_list_goes_namespace_by_namespace_said_once() {
+    let server = Server::seed(&["a", "b", "c"], 5, true);
+    server.world.lock().unwrap().faults.forbid_cluster_list = true;
+    struct Notes(std::sync::Mutex<Vec<String>>);
+    impl Observer for Notes {
+        fn notice(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+    let notes = Arc::new(Notes(std::sync::Mutex::new(Vec::new())));
+    let (url, task) = server.clone().serve().await;
+    let (_tx, rx) = watch::channel(false);
+    let r = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        opts(),
+        rx,
+        notes.clone(),
+    )
+    .await
+    .unwrap();
+    task.abort();
+    assert_eq!(r.totals.rewritten, 15);
+    assert_eq!(r.totals.failed, 0);
+    assert!(
+        r.namespaces
+            .iter()
+            .all(|n| n.status == NamespaceStatus::Done)
+    );
+    let said = notes.0.lock().unwrap().clone();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("listing namespace by namespace"),
+        "{said:?}"
+    );
+    assert_eq!(r.notes, said);
+    let w = server.world.lock().unwrap();
+    assert_eq!((w.namespaces_lists, w.namespace_lists), (1, 3));
+}
+
+#[tokio::test]
+async fn resume_after_cancel_starts_after_the_last_key_done() {
+    let server = Server::seed(&["a", "b", "c"], 20, true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let (url, task) = server.clone().serve().await;
+    let (tx, rx) = watch::channel(false);
+    struct CancelAfter(AtomicU64, watch::Sender<bool>);
+    impl Observer for CancelAfter {
+        fn object(&self, _: &str, _: &str, _: &str, _: &Outcome) {
+            if self.0.fetch_add(1, Ordering::SeqCst) + 1 == 25 {
+                let _ = self.1.send(true);
+            }
+        }
+    }
+    let first = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        Options {
+            concurrency: 3,
+            state: Some(StateFile::new(path.clone(), "c")),
+            ..opts()
+        },
+        rx,
+        Arc::new(CancelAfter(AtomicU64::new(0), tx)),
+    )
+    .await
+    .unwrap();
+    assert!(first.interrupted);
+    let saved = StateFile::load(path.clone(), "c").unwrap();
+    let through = saved.done_through("secrets").unwrap().to_string();
+    assert!(!saved.is_complete("secrets"));
+    // Everything up to the saved key was rewritten; the key is in `b` (25 done of a's 20 and b's 20).
+    assert!(through.starts_with("b/"), "{through}");
+    let done_before = {
+        let w = server.world.lock().unwrap();
+        w.objects
+            .iter()
+            .filter(|((ns, name), _)| format!("{ns}/{name}") <= through)
+            .inspect(|(_, o)| assert!(!o.stale))
+            .count() as u64
+    };
+    let puts_first = server.world.lock().unwrap().puts;
+    let (_tx, rx) = watch::channel(false);
+    let second = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        Options {
+            state: Some(saved),
+            ..opts()
+        },
+        rx,
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    task.abort();
+    assert_eq!(second.totals.skipped, done_before);
+    assert_eq!(second.totals.listed, 60 - done_before);
+    assert_eq!(second.totals.failed, 0);
+    let w = server.world.lock().unwrap();
+    assert_eq!(
+        w.puts - puts_first,
+        60 - done_before,
+        "nothing done is sent again"
+    );
+    assert_eq!(w.writes, 60, "every object rewritten exactly once");
+    assert!(w.objects.values().all(|o| !o.stale));
+    assert!(StateFile::load(path, "c").unwrap().is_complete("secrets"));
 }
 
 #[tokio::test]
@@ -588,11 +878,12 @@ async fn state_file_skips_finished_namespaces_on_resume() {
         },
     )
     .await;
+    // A namespace finished by a namespace-by-namespace run is skipped by the cluster-wide listing too.
     let a = r.namespaces.iter().find(|n| n.namespace == "a").unwrap();
     assert_eq!(a.status, NamespaceStatus::Skipped);
+    assert_eq!(a.counts.skipped, 4);
     assert_eq!(r.totals.rewritten, 8);
     let saved = StateFile::load(path.clone(), "cluster-1").unwrap();
-    assert!(saved.is_done("secrets", "b") && saved.is_done("secrets", "c"));
     assert!(saved.state().resources["secrets"].complete);
     // A resumed run of a complete state does nothing.
     let puts = server.world.lock().unwrap().puts;
@@ -604,11 +895,24 @@ async fn state_file_skips_finished_namespaces_on_resume() {
         },
     )
     .await;
-    assert!(
-        r.namespaces
-            .iter()
-            .all(|n| n.status == NamespaceStatus::Skipped)
-    );
+    assert!(r.namespaces.is_empty());
+    assert_eq!(r.totals.listed, 0);
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert_eq!(server.world.lock().unwrap().puts, puts);
+    // With -n, a namespace marked done is skipped.
+    let mut state = StateFile::new(dir.path().join("ns.json"), "cluster-1");
+    state.mark_done("secrets", "b");
+    let r = run_on(
+        &server,
+        Options {
+            namespace: Some("b".into()),
+            state: Some(state),
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.namespaces.len(), 1);
+    assert_eq!(r.namespaces[0].status, NamespaceStatus::Skipped);
     assert_eq!(server.world.lock().unwrap().puts, puts);
 }
 
@@ -746,4 +1050,95 @@ async fn invalid_options_are_rejected() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("qps"), "{e}");
+}
+
+async fn wire_run(server: &Arc<Server>, wire: Wire) -> (Report, Vec<String>) {
+    struct Notes(std::sync::Mutex<Vec<String>>);
+    impl Observer for Notes {
+        fn notice(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+    let notes = Arc::new(Notes(std::sync::Mutex::new(Vec::new())));
+    let (url, task) = server.clone().serve().await;
+    let (_tx, rx) = watch::channel(false);
+    let r = super::run(
+        &client(&url),
+        &[Target::secrets()],
+        Options { wire, ..opts() },
+        rx,
+        notes.clone(),
+    )
+    .await
+    .unwrap();
+    task.abort();
+    let said = notes.0.lock().unwrap().clone();
+    (r, said)
+}
+
+#[tokio::test]
+async fn protobuf_server_gets_its_own_bytes_back() {
+    for wire in [Wire::Auto, Wire::Protobuf] {
+        let server = Server::seed(&["a", "b"], 10, true);
+        server.world.lock().unwrap().speaks_protobuf = true;
+        let (r, notes) = wire_run(&server, wire).await;
+        assert_eq!(r.totals.rewritten, 20, "{wire:?} {:?}", r.failures);
+        assert!(notes.is_empty(), "{notes:?}");
+        {
+            let w = server.world.lock().unwrap();
+            assert_eq!((w.protobuf_puts, w.json_puts), (20, 0), "{wire:?}");
+            assert!(
+                w.protobuf_answers >= 20 + 3,
+                "lists and PUTs answered in protobuf"
+            );
+            assert!(
+                w.objects
+                    .values()
+                    .all(|o| !o.stale && o.value["metadata"]["labels"]["keep"] == "me"),
+                "nothing lost on the way"
+            );
+        }
+        // A second run: every object current (unchanged bytes are recognised as the same object).
+        let (r, _) = wire_run(&server, wire).await;
+        assert_eq!((r.totals.current, r.totals.rewritten), (20, 0), "{wire:?}");
+    }
+}
+
+#[tokio::test]
+async fn json_server_auto_sends_json_protobuf_encodes() {
+    let server = Server::seed(&["a"], 10, true);
+    let (r, _) = wire_run(&server, Wire::Auto).await;
+    assert_eq!(r.totals.rewritten, 10);
+    assert_eq!(server.world.lock().unwrap().protobuf_puts, 0);
+    let server = Server::seed(&["a"], 10, true);
+    let (r, _) = wire_run(&server, Wire::Protobuf).await;
+    assert_eq!(r.totals.rewritten, 10, "{:?}", r.failures);
+    assert_eq!(server.world.lock().unwrap().protobuf_puts, 10);
+    let server = Server::seed(&["a"], 10, true);
+    server.world.lock().unwrap().speaks_protobuf = true;
+    let (r, _) = wire_run(&server, Wire::Json).await;
+    assert_eq!(r.totals.rewritten, 10);
+    let w = server.world.lock().unwrap();
+    assert_eq!((w.protobuf_puts, w.protobuf_answers), (0, 0));
+}
+
+#[tokio::test]
+async fn refused_protobuf_falls_back_to_json_said_once() {
+    for speaks in [false, true] {
+        let server = Server::seed(&["a", "b"], 10, true);
+        {
+            let mut w = server.world.lock().unwrap();
+            w.faults.refuse_protobuf_bodies = true;
+            w.speaks_protobuf = speaks;
+        }
+        let (r, notes) = wire_run(&server, Wire::Protobuf).await;
+        assert_eq!(r.totals.rewritten, 20, "{:?}", r.failures);
+        assert_eq!(r.totals.failed, 0);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("refused protobuf") && notes[0].contains("415"),
+            "{notes:?}"
+        );
+        assert_eq!(server.world.lock().unwrap().json_puts, 20);
+    }
 }

@@ -1,5 +1,6 @@
-//! Runtime-adjustable fault injection: failed writes (429 with Retry-After, or 500), response delays, and
-//! SubjectAccessReviews answered from an authorizer cache that has not caught up yet.
+//! Runtime-adjustable fault injection: failed writes (429 with Retry-After, or 500), response delays, expired
+//! `continue` tokens (410 Gone, as after an etcd compaction), and SubjectAccessReviews answered from an
+//! authorizer cache that has not caught up yet.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,6 +21,10 @@ struct State {
     counter: u64,
     /// (reviews left, the answer they get).
     stale_reviews: Option<(u64, bool)>,
+    /// List requests with a `continue` token still to answer 410 Gone.
+    expire_continues: u64,
+    /// 410s answered so far.
+    continues_expired: u64,
 }
 
 /// Faults shared between the sandbox (which sets them) and the running API server (which applies them).
@@ -86,12 +91,35 @@ impl Faults {
         Some(allowed)
     }
 
+    /// Answer the next `count` list requests that carry a `continue` token with 410 Gone (`Expired`), as
+    /// kube-apiserver does once etcd compacted the revision the token points at.
+    pub fn expire_continue_tokens(&self, count: u64) {
+        self.lock().expire_continues = count;
+    }
+
+    /// How many list requests were answered 410 by [`Faults::expire_continue_tokens`] so far.
+    pub fn continue_tokens_expired(&self) -> u64 {
+        self.lock().continues_expired
+    }
+
     /// Remove every fault.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.write = None;
         s.delay = Duration::ZERO;
         s.stale_reviews = None;
+        s.expire_continues = 0;
+    }
+
+    /// Decide whether this list request with a continue token gets 410 Gone.
+    pub(crate) fn continue_expired(&self) -> bool {
+        let mut s = self.lock();
+        if s.expire_continues == 0 {
+            return false;
+        }
+        s.expire_continues -= 1;
+        s.continues_expired += 1;
+        true
     }
 
     /// The current response delay.
@@ -139,6 +167,9 @@ mod tests {
         assert_eq!(f.write_fault(), None);
         f.set_delay(Duration::from_millis(5));
         assert_eq!(f.delay(), Duration::from_millis(5));
+        f.expire_continue_tokens(2);
+        assert!(f.continue_expired() && f.continue_expired() && !f.continue_expired());
+        assert_eq!(f.continue_tokens_expired(), 2);
         f.clear();
         assert_eq!(f.delay(), Duration::ZERO);
         f.stale_access_reviews(2, false);

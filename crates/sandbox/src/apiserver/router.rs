@@ -216,6 +216,14 @@ async fn route_inner(
             WriteFault::InternalError => ApiError::internal("injected fault"),
         });
     }
+    if method == "GET"
+        && info.resource_request
+        && info.name.is_empty()
+        && query.get("continue").is_some_and(|c| !c.is_empty())
+        && server.faults.continue_expired()
+    {
+        return Err(ApiError::expired(super::store::EXPIRED_CONTINUE));
+    }
 
     let attrs = if info.resource_request {
         Attributes::resource(

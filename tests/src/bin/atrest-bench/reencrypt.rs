@@ -2,15 +2,19 @@
 //! (`kubectl get secrets --all-namespaces -o json | kubectl replace -f -`) on the same sandbox in the same run,
 //! with the ceiling: raw etcd puts of the same values at the same concurrency.
 //!
-//! Setup: the release `atrest-sandbox` (real etcd + our API server), N secrets of ~1 KiB in M namespaces
-//! written in plaintext, then encryption enabled (aescbc first) through the kube-apiserver manifest. Every run
-//! starts from the plaintext values (restored by raw etcd puts at the same concurrency: that restore is the
-//! ceiling sample), the tools alternate, each run is checked (every secret encrypted afterwards), and the
-//! medians of wall time and peak RSS (`wait4` of each process, in a process of its own: [`crate::rusage`]; for
-//! the pipeline the sum of its two kubectl processes, which run at the same time, and the larger one) are printed
-//! with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the pipeline, ≥ 70% of the
-//! ceiling. Each run also prints the CPU seconds of the tool, the sandbox API server and etcd, since on a small
-//! machine the three share the cores and the API server and etcd, not the tool, set the pace.
+//! Two shapes, each on a fresh sandbox (the release `atrest-sandbox`: real etcd + our API server): A, N secrets of
+//! ~1 KiB in one namespace; B, the same N secrets spread over M namespaces (`--namespaces M`). Each is written in
+//! plaintext, then encryption enabled (aescbc first) through the kube-apiserver manifest. Every run starts from
+//! the plaintext values (restored by raw etcd puts at the same concurrency: that restore is the ceiling sample),
+//! the tools alternate (reencrypt on each `--wire`, the pipeline), each run is checked (every secret encrypted
+//! afterwards), and the medians of wall time and peak RSS (`wait4` of each process, in a process of its own:
+//! [`crate::rusage`]; for the pipeline the sum of its two kubectl processes, which run at the same time, and the
+//! larger one) are printed with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the
+//! pipeline, ≥ 70% of the raw-put ceiling, shape B within 1.2× of shape A. Each run also prints the CPU seconds of
+//! the tool, the sandbox API server and etcd: on a small machine the three share the cores and the API server and
+//! etcd, not the tool, set the pace. The control-plane ceiling share is the CPU seconds of the API server and etcd
+//! divided by the cores, against the tool's wall time: 100% means the control plane was busy on every core for the
+//! whole run.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -31,10 +35,13 @@ const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:aescbc:v1:key1:";
 
 struct Args {
     secrets: usize,
+    /// Namespaces of shape B (shape A has one).
     namespaces: usize,
     runs: usize,
     concurrency: usize,
     skip_pipeline: bool,
+    /// `kubectl reencrypt --wire` values measured.
+    wires: Vec<String>,
     /// Use the binaries in this directory instead of building release ones (e.g. `target/debug` for a smoke run).
     bin_dir: Option<PathBuf>,
 }
@@ -42,10 +49,11 @@ struct Args {
 fn parse(args: &[String]) -> Result<Args> {
     let mut a = Args {
         secrets: 10_000,
-        namespaces: 50,
+        namespaces: 2_000,
         runs: 3,
         concurrency: 16,
         skip_pipeline: false,
+        wires: Vec::new(),
         bin_dir: None,
     };
     let mut it = args.iter().skip_while(|s| *s == "reencrypt");
@@ -62,12 +70,27 @@ fn parse(args: &[String]) -> Result<Args> {
             "--runs" => a.runs = num("--runs")?,
             "--concurrency" => a.concurrency = num("--concurrency")?,
             "--skip-pipeline" => a.skip_pipeline = true,
+            "--wire" => {
+                let w = it.next().context("--wire needs json or protobuf")?;
+                for w in w.split(',') {
+                    if !["json", "protobuf"].contains(&w) {
+                        bail!(
+                            "--wire takes json or protobuf (repeat it or use json,protobuf), not {w:?}"
+                        );
+                    }
+                    if !a.wires.iter().any(|x| x == w) {
+                        a.wires.push(w.to_string());
+                    }
+                }
+            }
             "--bin-dir" => {
                 a.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?))
             }
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 50] [--runs 3] [--concurrency 16] [--skip-pipeline] [--bin-dir DIR]"
+                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 2000] [--runs 3] [--concurrency 16] [--wire json|protobuf]... [--skip-pipeline] [--bin-dir DIR]\n\n\
+                     Shape A puts every secret in one namespace, shape B spreads them over --namespaces; each shape runs on a fresh\n\
+                     sandbox. --wire picks the reencrypt wires measured (default both)."
                 );
                 std::process::exit(0);
             }
@@ -76,6 +99,9 @@ fn parse(args: &[String]) -> Result<Args> {
     }
     if a.secrets == 0 || a.namespaces == 0 || a.runs == 0 || a.concurrency == 0 {
         bail!("--secrets, --namespaces, --runs and --concurrency must be at least 1");
+    }
+    if a.wires.is_empty() {
+        a.wires = vec!["json".into(), "protobuf".into()];
     }
     Ok(a)
 }
@@ -257,12 +283,29 @@ pub fn run(args: &[String]) -> Result<()> {
                 .join("release")
         }
     };
+    let mut shapes = vec![("A", 1)];
+    if args.namespaces > 1 {
+        shapes.push(("B", args.namespaces));
+    }
+    let mut results = Vec::new();
+    for (label, namespaces) in shapes {
+        results.push(run_shape(&args, label, namespaces, &bin_dir)?);
+    }
+    summary(&args, &results);
+    Ok(())
+}
+
+/// One shape on a fresh sandbox.
+fn run_shape(args: &Args, label: &str, namespaces: usize, bin_dir: &Path) -> Result<ShapeResult> {
     let dir = tempfile::Builder::new()
         .prefix("atrest-bench-reencrypt-")
         .tempdir()?;
     let node = dir.path().join("node");
 
-    eprintln!("bench: starting the sandbox under {}", node.display());
+    eprintln!(
+        "bench: shape {label}: starting the sandbox under {}",
+        node.display()
+    );
     let mut child = Command::new(bin_dir.join("atrest-sandbox"))
         .arg("up")
         .arg("--root")
@@ -300,11 +343,13 @@ pub fn run(args: &[String]) -> Result<()> {
         .enable_all()
         .build()?;
     let result = rt.block_on(bench(
-        &args,
+        args,
+        label,
+        namespaces,
         &sandbox,
         &env,
         &kubeconfig,
-        &bin_dir,
+        bin_dir,
         dir.path(),
     ));
     drop(sandbox);
@@ -415,26 +460,37 @@ async fn raw_puts(
     Ok(started.elapsed().as_secs_f64())
 }
 
-async fn seed(client: &kube::Client, args: &Args) -> Result<()> {
+fn ns_name(n: usize) -> String {
+    format!("bench-{n:04}")
+}
+
+/// `args.secrets` secrets spread round-robin over `namespaces` namespaces.
+async fn seed(client: &kube::Client, args: &Args, namespaces: usize) -> Result<()> {
     let nsapi: Api<Namespace> = Api::all(client.clone());
-    for n in 0..args.namespaces {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(format!("bench-{n:02}")),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        nsapi
-            .create(&PostParams::default(), &ns)
-            .await
-            .context("create namespace")?;
-    }
     let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = Vec::new();
+    for n in 0..namespaces {
+        let nsapi = nsapi.clone();
+        let permit = sem.clone().acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let ns = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns_name(n)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let r = nsapi.create(&PostParams::default(), &ns).await;
+            drop(permit);
+            r.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await?.context("create namespace")?;
+    }
+    let mut tasks = Vec::new();
     for i in 0..args.secrets {
-        let api: Api<Secret> =
-            Api::namespaced(client.clone(), &format!("bench-{:02}", i % args.namespaces));
+        let api: Api<Secret> = Api::namespaced(client.clone(), &ns_name(i % namespaces));
         let permit = sem.clone().acquire_owned().await?;
         tasks.push(tokio::spawn(async move {
             let mut value = format!("secret-{i:06}-").into_bytes();
@@ -541,21 +597,66 @@ async fn enable_encryption(client_kubeconfig: &Path, node: &Path, etcd: &EtcdCli
     unreachable!("the loop returns or bails")
 }
 
+/// The runs of one tool on one shape.
+struct ToolRuns {
+    tool: String,
+    runs: Vec<Measured>,
+    /// The control plane's CPU seconds (API server + etcd) during each run.
+    control_plane_cpu: Vec<f64>,
+}
+
+/// What one shape measured.
+struct ShapeResult {
+    label: String,
+    namespaces: usize,
+    tools: Vec<ToolRuns>,
+    /// Raw etcd put restores (the ceiling).
+    ceiling: Vec<f64>,
+}
+
+impl ShapeResult {
+    fn tool(&self, name: &str) -> Option<&ToolRuns> {
+        self.tools.iter().find(|t| t.tool == name)
+    }
+}
+
+fn med(v: &[Measured], f: fn(&Measured) -> f64) -> f64 {
+    median(v.iter().map(f).collect())
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+/// The control-plane ceiling share of a tool: median over runs of (control-plane CPU seconds / cores) / wall time.
+fn ceiling_share(t: &ToolRuns) -> f64 {
+    median(
+        t.runs
+            .iter()
+            .zip(&t.control_plane_cpu)
+            .map(|(m, cpu)| cpu / cores() / m.seconds)
+            .collect(),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn bench(
     args: &Args,
+    label: &str,
+    namespaces: usize,
     sandbox: &SandboxProc,
     env: &BTreeMap<String, String>,
     kubeconfig: &Path,
     bin_dir: &Path,
     scratch: &Path,
-) -> Result<()> {
+) -> Result<ShapeResult> {
     let client = kube_client(kubeconfig).await?;
     let etcd = etcd(env).await?;
     eprintln!(
-        "bench: creating {} secrets (~1 KiB) in {} namespaces",
-        args.secrets, args.namespaces
+        "bench: shape {label}: creating {} secrets (~1 KiB) in {namespaces} namespaces",
+        args.secrets
     );
-    seed(&client, args).await?;
+    seed(&client, args, namespaces).await?;
     let plaintext: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(bench_kvs(&etcd).await?);
     if plaintext.len() != args.secrets || plaintext.iter().any(|(_, v)| v.starts_with(b"k8s:enc:"))
     {
@@ -568,43 +669,57 @@ async fn bench(
     eprintln!("bench: enabling encryption (aescbc first) in the kube-apiserver manifest");
     enable_encryption(kubeconfig, &sandbox.root, &etcd).await?;
 
-    let mut ceiling = Vec::new();
-    let mut ours: Vec<Measured> = Vec::new();
-    let mut pipeline: Vec<Measured> = Vec::new();
-    let tools: &[&str] = if args.skip_pipeline {
-        &["reencrypt"]
-    } else {
-        &["reencrypt", "pipeline"]
+    let mut tools: Vec<String> = args
+        .wires
+        .iter()
+        .map(|w| format!("reencrypt-{w}"))
+        .collect();
+    if !args.skip_pipeline {
+        tools.push("pipeline".into());
+    }
+    let mut result = ShapeResult {
+        label: label.to_string(),
+        namespaces,
+        tools: tools
+            .iter()
+            .map(|t| ToolRuns {
+                tool: t.clone(),
+                runs: Vec::new(),
+                control_plane_cpu: Vec::new(),
+            })
+            .collect(),
+        ceiling: Vec::new(),
     };
     for run in 0..args.runs {
-        // Alternate which tool goes first.
-        let order: Vec<&str> = if run % 2 == 0 {
-            tools.to_vec()
-        } else {
-            tools.iter().rev().copied().collect()
-        };
-        for tool in order {
+        // Alternate the order of the tools.
+        let mut order: Vec<usize> = (0..tools.len()).collect();
+        if run % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let tool = tools[i].as_str();
             let pids = sandbox_pids(sandbox.child.id());
             let puts_before = sandbox_cpu(pids);
             let secs = raw_puts(&etcd, &plaintext, args.concurrency).await?;
             let puts_etcd_cpu = sandbox_cpu(pids).1 - puts_before.1;
-            ceiling.push(secs);
+            result.ceiling.push(secs);
             let (enc, _) = storage(&etcd).await?;
             if enc != 0 {
                 bail!("restoring plaintext left {enc} encrypted secrets");
             }
             let cpu_before = sandbox_cpu(pids);
-            let m = match tool {
-                "reencrypt" => {
+            let m = match tool.strip_prefix("reencrypt-") {
+                Some(wire) => {
                     let mut cmd = Command::new(bin_dir.join("kubectl-reencrypt"));
-                    cmd.args(["-A", "--progress", "none", "-o", "json", "--concurrency"])
+                    cmd.args(["-A", "--progress", "none", "-o", "json", "--wire", wire])
+                        .arg("--concurrency")
                         .arg(args.concurrency.to_string())
                         .arg("--state-file")
                         .arg(scratch.join("state.json"))
                         .env("KUBECONFIG", kubeconfig);
                     measure(&cmd)?
                 }
-                _ => measure_pipeline(kubeconfig, scratch)?,
+                None => measure_pipeline(kubeconfig, scratch)?,
             };
             let (enc, other) = storage(&etcd).await?;
             if m.status != 0 || enc != args.secrets {
@@ -614,59 +729,115 @@ async fn bench(
                 );
             }
             let cpu_after = sandbox_cpu(pids);
+            let (api_cpu, etcd_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
             eprintln!(
-                "bench: run {run} {tool:<9} {:>7.2} s  peak RSS {:>7} KiB   CPU s: tool {:.2}, API server {:.2}, etcd {:.2}   (raw etcd puts before it: {secs:.2} s, etcd CPU {puts_etcd_cpu:.2} s)",
-                m.seconds,
-                m.peak_rss_kib,
-                m.cpu,
-                cpu_after.0 - cpu_before.0,
-                cpu_after.1 - cpu_before.1,
+                "bench: shape {label} run {run} {tool:<18} {:>7.2} s  peak RSS {:>7} KiB   CPU s: tool {:.2}, API server {:.2}, etcd {:.2}   (raw etcd puts before it: {secs:.2} s, etcd CPU {puts_etcd_cpu:.2} s)",
+                m.seconds, m.peak_rss_kib, m.cpu, api_cpu, etcd_cpu,
             );
-            if tool == "reencrypt" {
-                ours.push(m)
-            } else {
-                pipeline.push(m)
-            }
+            result.tools[i].runs.push(m);
+            result.tools[i].control_plane_cpu.push(api_cpu + etcd_cpu);
         }
     }
 
-    let med = |v: &[Measured], f: fn(&Measured) -> f64| median(v.iter().map(f).collect());
-    let our_t = med(&ours, |m| m.seconds);
-    let our_rss = med(&ours, |m| m.peak_rss_kib as f64);
-    let ceil_t = median(ceiling);
+    let ceil_t = median(result.ceiling.clone());
     println!(
-        "\nkubectl reencrypt benchmark: {} secrets (~1 KiB) in {} namespaces, concurrency {}, {} runs (medians)",
-        args.secrets, args.namespaces, args.concurrency, args.runs
+        "\nshape {label}: {} secrets (~1 KiB) in {namespaces} namespace{}, concurrency {}, {} runs (medians), {} cores",
+        args.secrets,
+        if namespaces == 1 { "" } else { "s" },
+        args.concurrency,
+        args.runs,
+        cores()
     );
-    println!(
-        "  kubectl reencrypt -A       {our_t:>8.2} s   {:>8.0} obj/s   peak RSS {:>8.1} MiB",
-        args.secrets as f64 / our_t,
-        our_rss / 1024.0
-    );
-    println!(
-        "  raw etcd puts (ceiling)    {ceil_t:>8.2} s   {:>8.0} obj/s",
-        args.secrets as f64 / ceil_t
-    );
-    println!(
-        "  reencrypt / ceiling throughput: {:.0}% (target >= 70%)",
-        100.0 * ceil_t / our_t
-    );
-    if !pipeline.is_empty() {
-        let pipe_t = med(&pipeline, |m| m.seconds);
-        let pipe_rss = med(&pipeline, |m| m.peak_rss_kib as f64);
-        let pipe_larger = med(&pipeline, |m| m.larger_rss_kib as f64);
+    for t in &result.tools {
+        let secs = med(&t.runs, |m| m.seconds);
+        let name = match t.tool.strip_prefix("reencrypt-") {
+            Some(w) => format!("kubectl reencrypt -A --wire {w}"),
+            None => "get -A -o json | replace".to_string(),
+        };
+        let rss = if t.tool == "pipeline" {
+            format!(
+                "peak RSS {:>6.1} MiB (sum of both kubectl; larger one {:.1} MiB)",
+                med(&t.runs, |m| m.peak_rss_kib as f64) / 1024.0,
+                med(&t.runs, |m| m.larger_rss_kib as f64) / 1024.0
+            )
+        } else {
+            format!(
+                "peak RSS {:>6.1} MiB",
+                med(&t.runs, |m| m.peak_rss_kib as f64) / 1024.0
+            )
+        };
         println!(
-            "  get -A -o json | replace   {pipe_t:>8.2} s   {:>8.0} obj/s   peak RSS {:>8.1} MiB (sum of both kubectl; larger one {:.1} MiB)",
-            args.secrets as f64 / pipe_t,
-            pipe_rss / 1024.0,
-            pipe_larger / 1024.0
-        );
-        println!(
-            "  speed-up vs pipeline: {:.1}x (target >= 10x); memory: {:.3} of the pipeline's sum, {:.3} of its larger process (target <= 0.1)",
-            pipe_t / our_t,
-            our_rss / pipe_rss,
-            our_rss / pipe_larger
+            "  {name:<36} {secs:>7.2} s  {:>7.0} obj/s  {rss}  control plane at {:.0}% of its ceiling",
+            args.secrets as f64 / secs,
+            100.0 * ceiling_share(t)
         );
     }
-    Ok(())
+    println!(
+        "  {:<36} {ceil_t:>7.2} s  {:>7.0} obj/s",
+        "raw etcd puts (ceiling)",
+        args.secrets as f64 / ceil_t
+    );
+    let pipeline = result.tool("pipeline");
+    for w in &args.wires {
+        let Some(t) = result.tool(&format!("reencrypt-{w}")) else {
+            continue;
+        };
+        let our_t = med(&t.runs, |m| m.seconds);
+        let mut line = format!(
+            "  --wire {w}: {:.0}% of the raw-put throughput (target >= 70%)",
+            100.0 * ceil_t / our_t
+        );
+        if let Some(p) = pipeline {
+            let pipe_t = med(&p.runs, |m| m.seconds);
+            let our_rss = med(&t.runs, |m| m.peak_rss_kib as f64);
+            line.push_str(&format!(
+                "; {:.1}x faster than the pipeline (target >= 10x); memory {:.3} of the pipeline's sum, {:.3} of its larger process (target <= 0.1)",
+                pipe_t / our_t,
+                our_rss / med(&p.runs, |m| m.peak_rss_kib as f64),
+                our_rss / med(&p.runs, |m| m.larger_rss_kib as f64)
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(result)
+}
+
+/// Shape B against shape A, wire against wire.
+fn summary(args: &Args, shapes: &[ShapeResult]) {
+    let secs = |s: &ShapeResult, tool: &str| s.tool(tool).map(|t| med(&t.runs, |m| m.seconds));
+    println!();
+    if let [a, b] = shapes {
+        for w in &args.wires {
+            let tool = format!("reencrypt-{w}");
+            if let (Some(ta), Some(tb)) = (secs(a, &tool), secs(b, &tool)) {
+                println!(
+                    "shape {} / shape {} ({} namespaces vs {}), --wire {w}: {:.2}x (goal <= 1.2)",
+                    b.label,
+                    a.label,
+                    b.namespaces,
+                    a.namespaces,
+                    tb / ta
+                );
+            }
+        }
+        if let (Some(ta), Some(tb)) = (secs(a, "pipeline"), secs(b, "pipeline")) {
+            println!(
+                "shape {} / shape {}, the pipeline: {:.2}x",
+                b.label,
+                a.label,
+                tb / ta
+            );
+        }
+    }
+    if args.wires.len() == 2 {
+        for s in shapes {
+            if let (Some(j), Some(p)) = (secs(s, "reencrypt-json"), secs(s, "reencrypt-protobuf")) {
+                println!(
+                    "shape {}: --wire protobuf takes {:.2}x the time of --wire json",
+                    s.label,
+                    p / j
+                );
+            }
+        }
+    }
 }
