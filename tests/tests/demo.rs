@@ -5,8 +5,27 @@ use std::process::Command;
 
 #[test]
 fn the_demo_walks_the_whole_tutorial() {
+    demo_passes(&[]);
+}
+
+/// `cargo xtask demo --real`: the same walk-through on the real kube-apiserver, kube-controller-manager and etcd
+/// 3.6 (built by `cargo xtask k8s`, which `cargo xtask test` runs first).
+#[test]
+fn the_demo_walks_the_whole_tutorial_on_the_real_control_plane() {
+    let stdout = demo_passes(&["--real"]);
+    assert!(
+        stdout.contains("the real kube-apiserver, kube-controller-manager and etcd 3.6"),
+        "{stdout}"
+    );
+}
+
+/// Runs `atrest-demo ARGS`, checks every step's report, and returns its stdout.
+fn demo_passes(args: &[&str]) -> String {
     let demo = atrest_e2e::bins::binary("atrest-demo");
-    let out = Command::new(&demo).output().expect("run atrest-demo");
+    let out = Command::new(&demo)
+        .args(args)
+        .output()
+        .expect("run atrest-demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -27,6 +46,7 @@ fn the_demo_walks_the_whole_tutorial() {
     }
     assert!(stdout.contains("Demo complete"), "{stdout}");
     enable_step_reads_in_order(&stdout);
+    stdout.into_owned()
 }
 
 /// Step 3 (`kubectl encrypt`) shows its output in the order it happened, each fact once: the manifest edit and

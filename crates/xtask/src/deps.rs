@@ -1,6 +1,7 @@
 //! Installing the system packages the workspace needs, only when they are missing.
 //!
 //! Build: OpenSSL headers and pkg-config (the openssl crate); no protoc (crates/proto commits its generated code).
+//! Tests only: `protoc` (protobuf-compiler), to cross-check core's protobuf codec.
 //! Tests and demo: etcd (`etcd-server`), `etcdctl` (`etcd-client`), the `openssl` CLI, and `kubectl`.
 //!
 //! Each step checks what it needs and, when anything is missing, installs every package of the step by name
@@ -39,6 +40,21 @@ const RUNTIME: &[Need] = &[
         package: "openssl",
     },
 ];
+
+/// What only the tests run: `protoc --encode`, the independent cross-check of core's protobuf codec
+/// (crates/core/tests/storage_protoc.rs). The build never runs protoc.
+const TEST: &[Need] = &[Need {
+    command: "protoc",
+    package: "protobuf-compiler",
+}];
+
+/// What `cargo xtask test` needs besides [`ensure_all`].
+pub fn ensure_test() -> Result<()> {
+    if missing(TEST).is_empty() {
+        return Ok(());
+    }
+    apt_install(&all(TEST, &[]))
+}
 
 /// Everything: build, runtime and kubectl.
 pub fn ensure_all() -> Result<()> {

@@ -119,6 +119,7 @@ fn status(cmd: &mut Command) -> Result<()> {
 
 fn test(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_all()?;
+    deps::ensure_test()?;
     // The end-to-end tests run the plugin binaries, so build them first (same target dir, same profile).
     status(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
     // The real-control-plane tests find these in the cache; building them here (minutes when cold) keeps that
