@@ -1,0 +1,316 @@
+//! Issue 14 item 1: each verb's main paths on the real control plane (`ControlPlane::Real`: etcd 3.6,
+//! kube-apiserver and kube-controller-manager of the release `tests/k8s` pins, run by the stand-in kubelet from the
+//! manifests). Every value checked here was written by the real kube-apiserver: `kubectl etcdcheck` classifies
+//! secrets stored under identity, aescbc, aesgcm, secretbox and kms v2 (through the test KMS v2 plugin,
+//! `tests/k8s/cmd/kms-plugin`) with their key names and verifies them. Needs Go (see `atrest-sandbox k8s`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use atrest_e2e::bins;
+use atrest_e2e::run::{etcd_value, kubectl, ok, read_secret, text};
+use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
+use serde_json::Value;
+
+/// The real control plane: a cold build takes minutes, a start some seconds (more under load).
+const READY: Duration = Duration::from_secs(240);
+/// A restart of the real kube-apiserver after a manifest edit, on a loaded machine.
+const RESTART: Duration = Duration::from_secs(240);
+
+/// The EncryptionConfiguration's path on the node (under the `k8s-certs` hostPath kubeadm mounts, read-only).
+const CONFIG: &str = "/etc/kubernetes/pki/enc.yaml";
+/// The KMS v2 plugin's socket, under the same mount so that the API server's mount namespace sees it (connecting
+/// to a unix socket works on a read-only mount).
+const KMS_SOCKET: &str = "/etc/kubernetes/pki/kms/plugin.sock";
+const KMS_NAME: &str = "kms-test";
+
+fn real_sandbox(dir: &Path) -> Sandbox {
+    let mut opts = SandboxOptions::new(dir.join("node"));
+    opts.control_plane = ControlPlane::Real;
+    let sb = Sandbox::up(opts).unwrap_or_else(|e| panic!("real control plane: {e}"));
+    sb.wait_ready(READY).expect("real control plane ready");
+    sb
+}
+
+/// A plugin run from `dir` with sandbox.env's variables (the kubeadm admin's KUBECONFIG, `ETCDCTL_*`).
+fn plugin(sb: &Sandbox, dir: &Path, verb: &str, args: &[&str]) -> Output {
+    Command::new(bins::plugin(verb))
+        .args(args)
+        .current_dir(dir)
+        .envs(sb.env())
+        .env("HOME", dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Replace `path` the way an editor that saves atomically does.
+fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let tmp = path.with_file_name(".atrest-test.tmp");
+    std::fs::write(&tmp, f(text)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Edit the kube-apiserver manifest with `f` and wait until the kubelet has restarted the real server from it and
+/// it is ready.
+fn restart_through_manifest(sb: &Sandbox, f: impl FnOnce(String) -> String) {
+    let starts = sb.apiserver_starts();
+    let t0 = Instant::now();
+    edit(&sb.manifest("kube-apiserver"), f);
+    sb.nudge();
+    sb.wait_restarted(starts, RESTART)
+        .unwrap_or_else(|e| panic!("kube-apiserver after the manifest edit: {e}"));
+    eprintln!(
+        "manifest edit → real kube-apiserver restarted and ready: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Set the pod annotation `atrest.test/generation` to `generation`: a manifest change that makes the kubelet
+/// restart the pod, as the config-hash annotation `kubectl encrypt` maintains does.
+fn bump(manifest: String, generation: u32) -> String {
+    let kept: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.starts_with("    atrest.test/generation:"))
+        .collect();
+    let mut out = String::new();
+    for l in kept {
+        out.push_str(l);
+        out.push('\n');
+        if l == "  annotations:" {
+            out.push_str(&format!("    atrest.test/generation: \"{generation}\"\n"));
+        }
+    }
+    out
+}
+
+/// `--encryption-provider-config=CONFIG` (and any `extra` flags) right after `- kube-apiserver`.
+fn with_flags(manifest: String, flags: &[String]) -> String {
+    let mut lines = String::from("    - kube-apiserver\n");
+    for f in flags {
+        lines.push_str(&format!("    - {f}\n"));
+    }
+    assert!(manifest.contains("    - kube-apiserver\n"), "{manifest}");
+    manifest.replacen("    - kube-apiserver\n", &lines, 1)
+}
+
+/// A fresh base64 key of `len` random bytes.
+fn key(len: usize) -> String {
+    let mut k = vec![0u8; len];
+    openssl::rand::rand_bytes(&mut k).unwrap();
+    openssl::base64::encode_block(&k)
+}
+
+/// An EncryptionConfiguration for secrets with these providers, in order (the first one writes).
+fn config(providers: &[String]) -> String {
+    let mut s = String::from(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources:\n  - secrets\n  providers:\n",
+    );
+    for p in providers {
+        s.push_str(p);
+    }
+    s
+}
+
+fn aes_like(kind: &str, name: &str, secret: &str) -> String {
+    format!("  - {kind}:\n      keys:\n      - name: {name}\n        secret: {secret}\n")
+}
+
+fn kms_v2() -> String {
+    format!(
+        "  - kms:\n      apiVersion: v2\n      name: {KMS_NAME}\n      endpoint: unix://{KMS_SOCKET}\n      timeout: 10s\n"
+    )
+}
+
+/// Write the config 0600 as `kubectl encrypt` does.
+fn write_config(sb: &Sandbox, text: &str) {
+    let path = sb.layout().host(CONFIG);
+    atrest_core::fsutil::write_private(&path, text.as_bytes()).unwrap();
+}
+
+/// The test KMS v2 plugin on `<root>KMS_SOCKET` with a fresh raw 32-byte key (0600), stopped on drop.
+struct KmsPlugin(Child);
+
+impl KmsPlugin {
+    fn start(sb: &Sandbox) -> KmsPlugin {
+        let bin = k8s::ensure()
+            .expect("the KMS v2 test plugin (tests/k8s, needs Go)")
+            .path("kms-plugin");
+        let socket = sb.layout().host(KMS_SOCKET);
+        let dir = socket.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let key_file: PathBuf = dir.join("key");
+        let mut key = [0u8; 32];
+        openssl::rand::rand_bytes(&mut key).unwrap();
+        atrest_core::fsutil::write_private(&key_file, &key).unwrap();
+        let child = Command::new(bin)
+            .arg("--listen")
+            .arg(&socket)
+            .arg("--key-file")
+            .arg(&key_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kms-plugin");
+        let plugin = KmsPlugin(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "kms-plugin did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        plugin
+    }
+}
+
+impl Drop for KmsPlugin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kubectl etcdcheck -n default --root ROOT -o json ARGS`: the items by name.
+fn etcdcheck_items(sb: &Sandbox, home: &Path, args: &[&str]) -> (Output, Vec<Value>) {
+    let root = sb.root().display().to_string();
+    let mut all = vec!["-n", "default", "--root", &root, "-o", "json"];
+    all.extend_from_slice(args);
+    let out = plugin(sb, home, "etcdcheck", &all);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "etcdcheck output is not JSON ({e}): {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    (out, items)
+}
+
+fn item<'a>(items: &'a [Value], name: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {items:?}"))
+}
+
+fn create(sb: &Sandbox, home: &Path, name: &str, value: &str) {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                &format!("--from-literal=k={value}"),
+            ],
+        ),
+        &format!("create secret {name}"),
+    );
+}
+
+#[test]
+fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    let _kms = KmsPlugin::start(&sb);
+
+    // One provider more at a time: each new one writes, the earlier ones stay to read what they wrote.
+    let mut providers = vec!["  - identity: {}\n".to_string()];
+    let steps: Vec<(&str, Option<String>, String)> = vec![
+        ("identity", None, "k8s\0".into()),
+        (
+            "aescbc",
+            Some(aes_like("aescbc", "cbc1", &key(32))),
+            "k8s:enc:aescbc:v1:cbc1:".into(),
+        ),
+        (
+            "aesgcm",
+            Some(aes_like("aesgcm", "gcm1", &key(32))),
+            "k8s:enc:aesgcm:v1:gcm1:".into(),
+        ),
+        (
+            "secretbox",
+            Some(aes_like("secretbox", "sbox1", &key(32))),
+            "k8s:enc:secretbox:v1:sbox1:".into(),
+        ),
+        (
+            "kmsv2",
+            Some(kms_v2()),
+            format!("k8s:enc:kms:v2:{KMS_NAME}:"),
+        ),
+    ];
+    for (generation, (kind, provider, prefix)) in steps.into_iter().enumerate() {
+        if let Some(p) = provider {
+            providers.insert(0, p);
+        }
+        write_config(&sb, &config(&providers));
+        restart_through_manifest(&sb, |m| {
+            let m = if generation == 0 {
+                with_flags(m, &[format!("--encryption-provider-config={CONFIG}")])
+            } else {
+                m
+            };
+            bump(m, generation as u32)
+        });
+        let name = format!("s-{kind}");
+        create(&sb, &home, &name, &format!("value-{kind}"));
+        let stored = etcd_value(&sb, &name);
+        assert!(
+            stored.starts_with(prefix.as_bytes()),
+            "{name}: {:?}",
+            String::from_utf8_lossy(&stored[..stored.len().min(40)])
+        );
+        let plain = format!("value-{kind}");
+        assert_eq!(
+            stored.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            kind == "identity",
+            "{name}: the value in etcd"
+        );
+    }
+    // The real server reads each back through its own config.
+    for kind in ["identity", "aescbc", "aesgcm", "secretbox", "kmsv2"] {
+        assert_eq!(
+            read_secret(&sb, &home, &format!("s-{kind}")),
+            format!("value-{kind}")
+        );
+    }
+
+    // etcdcheck finds the config through the manifest and classifies each value with its key name; without
+    // --kms the kms v2 value is classified but not verified (the plugin is not called).
+    let expect = [
+        ("s-identity", "identity", None),
+        ("s-aescbc", "aescbc", Some("cbc1")),
+        ("s-aesgcm", "aesgcm", Some("gcm1")),
+        ("s-secretbox", "secretbox", Some("sbox1")),
+        ("s-kmsv2", "kmsv2", Some(KMS_NAME)),
+    ];
+    let (out, items) = etcdcheck_items(&sb, &home, &[]);
+    for (name, storage, key_name) in expect {
+        let i = item(&items, name);
+        assert_eq!(i["storage"], storage, "{i}\n{}", text(&out.stderr));
+        assert_eq!(i["keyName"].as_str(), key_name, "{i}");
+        if storage == "kmsv2" {
+            assert_ne!(i["verified"], true, "verified without --kms: {i}");
+        } else {
+            assert_eq!(i["verified"], true, "{i}");
+            assert!(i["error"].is_null(), "{i}");
+        }
+    }
+    // With --kms: every one verified, the kms v2 value through the plugin the real server used.
+    let (out, items) = etcdcheck_items(&sb, &home, &["--kms"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (name, storage, key_name) in expect {
+        let i = item(&items, name);
+        assert_eq!(i["storage"], storage, "{i}");
+        assert_eq!(i["keyName"].as_str(), key_name, "{i}");
+        assert_eq!(i["verified"], true, "{i}");
+        assert!(i["error"].is_null(), "{i}");
+    }
+    sb.shutdown();
+}
