@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use atrest_core::config;
+use atrest_core::manifest::Manifest;
 use atrest_e2e::bins;
-use atrest_e2e::run::{etcd_value, kubectl, ok, read_secret, text};
+use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
 use serde_json::Value;
 
@@ -312,5 +314,182 @@ fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
         assert_eq!(i["verified"], true, "{i}");
         assert!(i["error"].is_null(), "{i}");
     }
+    sb.shutdown();
+}
+
+fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    encrypt_on_node(sb.root(), home, args)
+}
+
+fn starts_with(v: &[u8], prefix: &str) -> bool {
+    v.starts_with(prefix.as_bytes())
+}
+
+/// The key names of the first provider of the config on the node.
+fn first_provider_keys(sb: &Sandbox) -> Vec<String> {
+    let cfg = config::load(&sb.layout().host(CONFIG)).unwrap();
+    cfg.resources[0].providers[0]
+        .keys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name.clone())
+        .collect()
+}
+
+/// `text` with a key `name: secret` put first in the first `keys:` list, indented as the keys there.
+fn with_first_key(text: &str, name: &str, secret: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_end().ends_with("keys:"))
+        .unwrap_or_else(|| panic!("no keys in {text}"))
+        + 1;
+    let indent = &lines[at][..lines[at].len() - lines[at].trim_start().len()];
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out.insert(
+        at,
+        format!("{indent}- name: {name}\n{indent}  secret: {secret}"),
+    );
+    out.join("\n") + "\n"
+}
+
+/// Without `--encryption-provider-config-automatic-reload` each step restarts the real kube-apiserver through the
+/// manifest: enable, `status`, a full `rotate` (add-key, promote, rewrite, remove-old), a config with a key of the
+/// wrong size refused before anything changes, `disable` (identity first); then an enable the real server never
+/// becomes ready with (a KMS v2 plugin that is not there: `/readyz` fails `kms-providers`) is rolled back, the
+/// manifest restored byte for byte and the server ready again.
+#[test]
+fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    create_secret(&sb, &home, "before", "v-before");
+
+    let starts = sb.apiserver_starts();
+    ok(encrypt(&sb, &home, &["--timeout", "240s"]), "enable");
+    assert!(sb.apiserver_starts() > starts, "restarted");
+    create_secret(&sb, &home, "after", "v-after");
+    assert!(starts_with(
+        &etcd_value(&sb, "after"),
+        "k8s:enc:secretbox:v1:key1:"
+    ));
+    let status: Value = serde_json::from_str(&ok(
+        encrypt(&sb, &home, &["status", "-o", "json"]),
+        "status",
+    ))
+    .unwrap();
+    let pods = status["mirrorPods"].as_array().expect("mirror pods listed");
+    assert!(
+        pods.iter()
+            .any(|p| p["encryptionProviderConfig"] == CONFIG && p["ready"] == true),
+        "{status:#}"
+    );
+    let count = |storage: &str, key: &str| -> u64 {
+        status["storage"]
+            .as_array()
+            .expect("etcd counts")
+            .iter()
+            .find(|r| r["storage"] == storage && r["key"].as_str().unwrap_or("-") == key)
+            .and_then(|r| r["count"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(count("identity", "-") >= 1, "{status:#}");
+    assert_eq!(count("secretbox", "key1"), 1, "{status:#}");
+
+    // A full rotation: three restarts and a rewrite; every secret ends on key2 and reads back.
+    let t0 = Instant::now();
+    let out = ok(
+        encrypt(&sb, &home, &["rotate", "--timeout", "240s"]),
+        "rotate",
+    );
+    eprintln!(
+        "rotate on the real server: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(out.contains("Rotate complete"), "{out}");
+    assert_eq!(first_provider_keys(&sb), ["key2"]);
+    for (name, value) in [("before", "v-before"), ("after", "v-after")] {
+        assert!(
+            starts_with(&etcd_value(&sb, name), "k8s:enc:secretbox:v1:key2:"),
+            "{name} on key2"
+        );
+        assert_eq!(read_secret(&sb, &home, name), value);
+    }
+
+    // A key of the wrong size put in the config by hand: rotate refuses up front with kube-apiserver's own
+    // validation message (apiserver `pkg/apis/apiserver/validation/validation_encryption.go`), naming the file,
+    // line and field, and changes nothing.
+    let config_path = sb.layout().host(CONFIG);
+    let good = std::fs::read(&config_path).unwrap();
+    let manifest_path = sb.manifest("kube-apiserver");
+    let manifest_before = std::fs::read(&manifest_path).unwrap();
+    let bad = with_first_key(&String::from_utf8(good.clone()).unwrap(), "short", &key(20));
+    atrest_core::fsutil::write_private(&config_path, bad.as_bytes()).unwrap();
+    let starts = sb.apiserver_starts();
+    let o = encrypt(&sb, &home, &["rotate", "--timeout", "240s"]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("enc.yaml:")
+            && stderr.contains("secretbox.keys[0].secret")
+            && stderr.contains("got 20, expected one of"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&config_path).unwrap(), bad.as_bytes());
+    assert_eq!(std::fs::read(&manifest_path).unwrap(), manifest_before);
+    assert_eq!(sb.apiserver_starts(), starts, "nothing restarted");
+    atrest_core::fsutil::write_private(&config_path, &good).unwrap();
+
+    // Disable: identity first, rewrite, then the flag goes.
+    let out = ok(
+        encrypt(&sb, &home, &["disable", "--timeout", "240s"]),
+        "disable",
+    );
+    assert!(out.contains("Disable complete"), "{out}");
+    let m = Manifest::load(&manifest_path).unwrap();
+    assert_eq!(m.encryption_provider_config(), None);
+    for (name, value) in [("before", "v-before"), ("after", "v-after")] {
+        assert!(starts_with(&etcd_value(&sb, name), "k8s\0"), "{name}");
+        assert_eq!(read_secret(&sb, &home, name), value);
+    }
+
+    // The real server never becomes ready with a KMS v2 plugin that is not there: rolled back byte for byte.
+    let original = std::fs::read(&manifest_path).unwrap();
+    let starts = sb.apiserver_starts();
+    let out = encrypt(
+        &sb,
+        &home,
+        &[
+            "--provider",
+            "kms",
+            "--kms-name",
+            "x",
+            "--kms-endpoint",
+            "unix:///nonexistent.sock",
+            // disable leaves the identity-first config in place; this one goes beside it.
+            "--config",
+            "/etc/kubernetes/pki/enc-kms.yaml",
+            "--timeout",
+            "45s",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("kube-apiserver was not ready with the change after 45s")
+            && stderr.contains("kms-providers")
+            && stderr.contains("restored the previous manifest from")
+            && stderr.contains("is ready again"),
+        "{stderr}"
+    );
+    assert!(
+        sb.apiserver_starts() >= starts + 2,
+        "the server ran with the change and again after the restore"
+    );
+    assert_eq!(std::fs::read(&manifest_path).unwrap(), original);
+    sb.wait_ready(READY).expect("ready again");
+    create_secret(&sb, &home, "still-plain", "v");
+    assert!(starts_with(&etcd_value(&sb, "still-plain"), "k8s\0"));
     sb.shutdown();
 }
