@@ -493,3 +493,82 @@ fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
     assert!(starts_with(&etcd_value(&sb, "still-plain"), "k8s\0"));
     sb.shutdown();
 }
+
+/// With `--encryption-provider-config-automatic-reload` the real kube-apiserver polls the config file (once a
+/// minute: apiserver `encryptionconfig/controller`, `EncryptionConfigFileChangePollDuration`): `rotate`'s phases
+/// write the file and wait for the server's reload metric instead of restarting it; the promoted key writes.
+#[test]
+fn rotate_with_automatic_reload_on_the_real_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    ok(
+        encrypt(&sb, &home, &["--automatic-reload", "--timeout", "240s"]),
+        "enable --automatic-reload",
+    );
+    assert!(
+        Manifest::load(&sb.manifest("kube-apiserver"))
+            .unwrap()
+            .automatic_reload()
+    );
+    create_secret(&sb, &home, "a", "v-a");
+    assert!(starts_with(
+        &etcd_value(&sb, "a"),
+        "k8s:enc:secretbox:v1:key1:"
+    ));
+
+    let starts = sb.apiserver_starts();
+    for (phase, writer) in [("add-key", "key1"), ("promote", "key2")] {
+        let t0 = Instant::now();
+        let o = encrypt(
+            &sb,
+            &home,
+            &["rotate", "--phase", phase, "--timeout", "180s"],
+        );
+        let stderr = text(&o.stderr);
+        ok(o, &format!("rotate --phase {phase}"));
+        eprintln!(
+            "rotate --phase {phase} (reload, no restart): {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        assert!(
+            stderr.contains("reload the file (no restart)")
+                && stderr.contains("kube-apiserver reloaded sha256:"),
+            "{stderr}"
+        );
+        let name = format!("w-{phase}");
+        create_secret(&sb, &home, &name, "v");
+        assert!(
+            starts_with(
+                &etcd_value(&sb, &name),
+                &format!("k8s:enc:secretbox:v1:{writer}:")
+            ),
+            "{name} written with {writer}"
+        );
+    }
+    assert_eq!(
+        sb.apiserver_starts(),
+        starts,
+        "no restart during the rotation"
+    );
+    assert_eq!(read_secret(&sb, &home, "a"), "v-a");
+    // The real server's own count of the two reloads.
+    let metrics = ok(
+        kubectl(&sb, &home, &["get", "--raw", "/metrics"]),
+        "metrics",
+    );
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("apiserver_encryption_config_controller_automatic_reloads_total{")
+            && l.contains("status=\"success\"")
+            && l.ends_with(" 2")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("encryption_config"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    sb.shutdown();
+}
