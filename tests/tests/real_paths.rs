@@ -572,3 +572,250 @@ fn rotate_with_automatic_reload_on_the_real_server() {
     );
     sb.shutdown();
 }
+
+/// `openssl x509 -checkend SECONDS`: whether `crt` is still valid `seconds` from now.
+fn valid_in(crt: &Path, seconds: u64) -> bool {
+    Command::new("openssl")
+        .args(["x509", "-noout", "-checkend", &seconds.to_string(), "-in"])
+        .arg(crt)
+        .output()
+        .expect("openssl on PATH")
+        .status
+        .success()
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    ok(
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl on PATH"),
+        &format!("openssl {args:?}"),
+    )
+}
+
+/// `kubectl onboard` on the real server: a certificate from kube-controller-manager's signer with the asked
+/// `--ttl` (`expirationSeconds`), the issuance record in `--list`, `--signer local` with the cluster CA, and the
+/// preflight refusal of a user who may not approve CSRs (the real server's SelfSubjectAccessReviews), nothing
+/// created.
+#[test]
+fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    ok(
+        kubectl(&sb, &home, &["create", "ns", "marketing"]),
+        "create ns",
+    );
+    ok(
+        kubectl(
+            &sb,
+            &home,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "m1",
+                "-n",
+                "marketing",
+                "--from-literal=k=v",
+            ],
+        ),
+        "create secret",
+    );
+
+    // --ttl 2h through the real CSR signer: notAfter is two hours away (give or take the signer's backdating).
+    let out = ok(
+        plugin(
+            &sb,
+            &home,
+            "onboard",
+            &["john", "-n", "marketing", "--ttl", "2h"],
+        ),
+        "onboard john --ttl 2h",
+    );
+    assert!(
+        out.contains("whoami with the new kubeconfig: john"),
+        "{out}"
+    );
+    let crt = home.join("john.crt");
+    assert!(valid_in(&crt, 100 * 60), "valid for 100 minutes");
+    assert!(!valid_in(&crt, 130 * 60), "expires within 130 minutes");
+    let ca = sb.ca_cert().display().to_string();
+    assert_eq!(
+        openssl(&home, &["verify", "-CAfile", &ca, "john.crt"]).trim(),
+        "john.crt: OK"
+    );
+    let serial = openssl(&home, &["x509", "-in", "john.crt", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_uppercase();
+
+    // --list: the record of the real signer's certificate.
+    let list: Value = serde_json::from_str(&ok(
+        plugin(&sb, &home, "onboard", &["--list", "-o", "json"]),
+        "onboard --list",
+    ))
+    .unwrap();
+    let records = list.as_array().expect("a list");
+    assert_eq!(records.len(), 1, "{list}");
+    assert_eq!(records[0]["user"], "john", "{list}");
+    assert_eq!(
+        records[0]["serial"]
+            .as_str()
+            .unwrap_or_default()
+            .to_uppercase(),
+        serial,
+        "{list}"
+    );
+    let table = ok(plugin(&sb, &home, "onboard", &["--list"]), "onboard --list");
+    assert!(table.contains("john") && table.contains("valid"), "{table}");
+
+    // --signer local with the cluster CA: the real server authenticates the certificate.
+    let ca_key = sb.ca_key().display().to_string();
+    let out = ok(
+        plugin(
+            &sb,
+            &home,
+            "onboard",
+            &[
+                "bob",
+                "-n",
+                "marketing",
+                "--signer",
+                "local",
+                "--ca-cert",
+                &ca,
+                "--ca-key",
+                &ca_key,
+                "--clusterrole",
+                "view",
+                "--resources",
+                "pods,configmaps,secrets",
+                "--verbs",
+                "get,list",
+            ],
+        ),
+        "onboard bob --signer local",
+    );
+    assert!(out.contains("signed locally"), "{out}");
+    assert!(out.contains("whoami with the new kubeconfig: bob"), "{out}");
+    let bob = home.join("bob.kubeconfig").display().to_string();
+    assert!(
+        kubectl(
+            &sb,
+            &home,
+            &["--kubeconfig", &bob, "get", "pods", "-n", "marketing"]
+        )
+        .status
+        .success()
+    );
+    let denied = kubectl(
+        &sb,
+        &home,
+        &["--kubeconfig", &bob, "get", "secrets", "-n", "marketing"],
+    );
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("User \"bob\" cannot list resource \"secrets\""),
+        "{}",
+        text(&denied.stderr)
+    );
+
+    // bob may not approve CSRs: preflight refuses before anything is created.
+    let csrs = || text(&kubectl(&sb, &home, &["get", "csr", "-o", "name"]).stdout);
+    let before = csrs();
+    let out = plugin(
+        &sb,
+        &home,
+        "onboard",
+        &[
+            "--kubeconfig",
+            &bob,
+            "mallory",
+            "-n",
+            "marketing",
+            "--out",
+            "mallory.kubeconfig",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "preflight: you (bob) are missing permissions this run needs; nothing was changed"
+        ) && stderr.contains("approve"),
+        "{stderr}"
+    );
+    assert_eq!(csrs(), before, "no CSR was created");
+    assert!(
+        !kubectl(
+            &sb,
+            &home,
+            &["get", "role", "mallory-marketing", "-n", "marketing"]
+        )
+        .status
+        .success()
+    );
+    assert!(!home.join("mallory.kubeconfig").exists() && !home.join("mallory.key").exists());
+    sb.shutdown();
+}
+
+/// `kubectl etcdcheck posture --root` on the real node after `kubectl encrypt`: the real etcd's and
+/// kube-apiserver's flags from the manifests, the files, and live probes of the real etcd 3.6.
+#[test]
+fn posture_on_the_real_node_after_encrypt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    ok(encrypt(&sb, &home, &["--timeout", "240s"]), "enable");
+    let root = sb.root().display().to_string();
+    let out = plugin(
+        &sb,
+        &home,
+        "etcdcheck",
+        &["posture", "--root", &root, "-o", "json"],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "posture output is not JSON ({e}): {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{}", text(&out.stderr));
+    let checks = v["checks"].as_array().expect("checks");
+    let not_pass: Vec<&Value> = checks.iter().filter(|c| c["result"] != "PASS").collect();
+    assert!(
+        not_pass.is_empty(),
+        "every row PASS on the real node: {not_pass:#?}"
+    );
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
+    for want in [
+        "etcd-client-cert-auth",
+        "apiserver-encryption-provider-config",
+        "apiserver-encryption-providers",
+        "encryption-config-mode",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    // Each of the real etcd's listeners (client and peer) is probed live: plain HTTP, no client certificate and a
+    // foreign CA refused, the serving certificate chains to the etcd CA.
+    for probe in [
+        "probe-plain-http",
+        "probe-no-client-cert",
+        "probe-foreign-ca",
+        "probe-serving-cert",
+    ] {
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| n.starts_with(&format!("{probe} ")))
+                .count(),
+            2,
+            "{probe} on both listeners: {names:?}"
+        );
+    }
+    sb.shutdown();
+}
