@@ -819,3 +819,275 @@ fn posture_on_the_real_node_after_encrypt() {
     }
     sb.shutdown();
 }
+
+const TEAMS: usize = 4;
+const PER_TEAM: usize = 25;
+
+/// Every test object (TEAMS namespaces × PER_TEAM secrets and configmaps) with `value`, as one YAML stream.
+fn team_objects(value: &str, with_namespaces: bool) -> String {
+    let mut y = String::new();
+    for t in 0..TEAMS {
+        if with_namespaces {
+            y.push_str(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{t}\n---\n"
+            ));
+        }
+        for i in 0..PER_TEAM {
+            y.push_str(&format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s-{i}\n  namespace: team-{t}\nstringData:\n  v: {value}\n---\n\
+                 apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c-{i}\n  namespace: team-{t}\ndata:\n  v: {value}\n---\n"
+            ));
+        }
+    }
+    y
+}
+
+/// Namespaces `reencrypt` finished for `resource`, from its state file.
+fn done_namespaces(state: &Path, resource: &str) -> Vec<String> {
+    std::fs::read_to_string(state)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| {
+            v.pointer(&format!("/resources/{resource}/done_namespaces"))
+                .and_then(Value::as_array)
+                .cloned()
+        })
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
+}
+
+/// `kubectl reencrypt secrets configmaps` on the real server after `kubectl encrypt --resources
+/// secrets,configmaps`: a run killed (SIGKILL) after its first namespaces, then `--resume` (at `--qps 20`) while a writer replaces every test object twice (`kubectl replace`): the resumed run skips what was done, nothing fails, no update of the writer is lost,
+/// and etcdcheck finds every secret and configmap (the cluster's own included) on the new key and verified.
+#[test]
+fn reencrypt_with_concurrent_writers_and_resume_on_the_real_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sb = real_sandbox(tmp.path());
+    for (file, value, with_ns) in [
+        ("round-0.yaml", "round-0", true),
+        ("round-1.yaml", "round-1", false),
+        ("round-2.yaml", "round-2", false),
+    ] {
+        std::fs::write(home.join(file), team_objects(value, with_ns)).unwrap();
+    }
+    let f = home.join("round-0.yaml").display().to_string();
+    ok(
+        kubectl(&sb, &home, &["create", "-f", &f]),
+        "create the test objects",
+    );
+    ok(
+        encrypt(
+            &sb,
+            &home,
+            &[
+                "--provider",
+                "aesgcm",
+                "--resources",
+                "secrets,configmaps",
+                "--timeout",
+                "240s",
+            ],
+        ),
+        "encrypt secrets and configmaps",
+    );
+    let key_name = first_provider_keys(&sb)[0].clone();
+
+    // A slow run, killed once it has finished a test namespace.
+    let state = home.join("reencrypt-state.json");
+    let state_s = state.display().to_string();
+    let mut child = Command::new(bins::plugin("reencrypt"))
+        .args([
+            "secrets",
+            "configmaps",
+            "--concurrency",
+            "1",
+            "--qps",
+            "20",
+            "--burst",
+            "1",
+            "--state-file",
+            &state_s,
+            "-o",
+            "json",
+        ])
+        .envs(sb.env())
+        .env("HOME", &home)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !done_namespaces(&state, "secrets")
+        .iter()
+        .any(|n| n.starts_with("team-"))
+    {
+        assert!(Instant::now() < deadline, "no test namespace finished");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = done_namespaces(&state, "secrets");
+    assert!(
+        done.iter().filter(|n| n.starts_with("team-")).count() < TEAMS,
+        "killed before the end: {done:?}"
+    );
+
+    // The writer replaces every test object twice while the resumed run goes on.
+    let writer = {
+        let (sb_kubeconfig, home) = (sb.kubeconfig(), home.clone());
+        let program = atrest_e2e::run::kubectl_program(&sb);
+        std::thread::spawn(move || {
+            for round in ["round-1.yaml", "round-2.yaml"] {
+                let out = Command::new(&program)
+                    .arg("--kubeconfig")
+                    .arg(&sb_kubeconfig)
+                    .arg("--cache-dir")
+                    .arg(home.join("writer-cache"))
+                    .args(["replace", "-f"])
+                    .arg(home.join(round))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "writer {round}: {}",
+                    text(&out.stderr)
+                );
+            }
+            Instant::now()
+        })
+    };
+    let run_started = Instant::now();
+    let out = plugin(
+        &sb,
+        &home,
+        "reencrypt",
+        &[
+            "secrets",
+            "configmaps",
+            "--resume",
+            "--qps",
+            "20",
+            "--state-file",
+            &state_s,
+            "-o",
+            "json",
+        ],
+    );
+    let run_ended = Instant::now();
+    let writer_ended = writer.join().expect("the writer");
+    // Both started together; each rewrite of the run raced the writer's replaces until the first of them ended.
+    eprintln!(
+        "resumed run and writer overlapped for {:.1} s",
+        run_ended
+            .min(writer_ended)
+            .duration_since(run_started)
+            .as_secs_f64()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped: Vec<&str> = r["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter(|n| n["status"] == "skipped" && n["resource"] == "secrets")
+        .filter_map(|n| n["namespace"].as_str())
+        .collect();
+    for d in &done {
+        assert!(
+            skipped.contains(&d.as_str()),
+            "{d} skipped on resume: {r:#}"
+        );
+    }
+    assert_eq!(r["totals"]["failed"], 0, "{r:#}");
+    eprintln!(
+        "conflicts met by the resumed run: {}",
+        r["totals"]["conflicts"]
+    );
+
+    // No lost update: every test object holds the writer's last value.
+    let all: Value = serde_json::from_str(&ok(
+        kubectl(
+            &sb,
+            &home,
+            &["get", "secrets,configmaps", "-A", "-o", "json"],
+        ),
+        "list",
+    ))
+    .unwrap();
+    let mut seen = 0;
+    for o in all["items"].as_array().unwrap() {
+        if !o["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("team-")
+            || o["metadata"]["name"] == "kube-root-ca.crt"
+        {
+            continue;
+        }
+        seen += 1;
+        let v = match o["kind"].as_str() {
+            Some("Secret") => String::from_utf8(
+                openssl::base64::decode_block(o["data"]["v"].as_str().unwrap()).unwrap(),
+            )
+            .unwrap(),
+            _ => o["data"]["v"].as_str().unwrap().to_string(),
+        };
+        assert_eq!(v, "round-2", "{}: the writer's last write", o["metadata"]);
+    }
+    assert_eq!(seen, 2 * TEAMS * PER_TEAM);
+
+    // etcd: every secret and configmap, the cluster's own included, on the new key and verified.
+    let root = sb.root().display().to_string();
+    for resource in ["secrets", "configmaps"] {
+        let out = plugin(
+            &sb,
+            &home,
+            "etcdcheck",
+            &[
+                "-A",
+                "--resource",
+                resource,
+                "--root",
+                &root,
+                "--fail-on-plaintext",
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let items = v["items"].as_array().unwrap();
+        assert!(
+            items.len() >= TEAMS * PER_TEAM,
+            "{resource}: {}",
+            items.len()
+        );
+        for i in items {
+            assert_eq!(i["storage"], "aesgcm", "{i}");
+            assert_eq!(i["keyName"].as_str(), Some(key_name.as_str()), "{i}");
+            assert_eq!(i["verified"], true, "{i}");
+        }
+    }
+    sb.shutdown();
+}
