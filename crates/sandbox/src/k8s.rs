@@ -442,7 +442,7 @@ mod tests {
         let b = ensure_in(module.path(), cache.path()).unwrap();
         assert_eq!(b.dir(), cache.path().join(&key));
         assert_eq!(b.path("krew"), cache.path().join(&key).join("kubectl-krew"));
-        assert_eq!(b.all().len(), 5);
+        assert_eq!(b.all().len(), BINARIES.len());
     }
 
     #[test]
