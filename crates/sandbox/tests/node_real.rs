@@ -295,6 +295,7 @@ fn the_cli_builds_lists_and_runs_the_real_control_plane() {
             "kube-controller-manager",
             "etcd",
             "krew",
+            "validate-krew-manifest",
             "kms-plugin"
         ]
     );
