@@ -2,7 +2,7 @@
 //! whole output in the failure message, secrets through a sandbox's API server and straight from its etcd, and
 //! sealing values the way a configured kube-apiserver would.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use atrest_sandbox::Sandbox;
@@ -52,10 +52,40 @@ pub fn seal(kind: &str, key_name: &str, secret: &str, key: &str, plain: &[u8]) -
         .unwrap()
 }
 
+/// The machine's `kubectl` may be a dispatcher (Google Cloud SDK's) that runs `kubectl.1.<minor>` from its own
+/// directory for the server's minor and falls back to its built-in client otherwise (1.32 there, outside the
+/// supported skew of the real control plane's 1.34); kubectl supports a server one minor away. The newest
+/// versioned client beside the `kubectl` on PATH within that skew of `server_minor`, if there is one.
+pub fn kubectl_within_skew(server_minor: u32) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let kubectl = std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())?
+        .canonicalize()
+        .ok()?;
+    let sdk_bin = kubectl.parent()?;
+    [server_minor, server_minor.saturating_sub(1)]
+        .iter()
+        .map(|m| sdk_bin.join(format!("kubectl.1.{m}")))
+        .find(|p| p.is_file())
+}
+
+/// The kubectl program for talking to `sb`: a versioned client within the skew of its server's release
+/// ([`kubectl_within_skew`]), else `kubectl` from PATH. Every test that runs kubectl against a sandbox starts it
+/// with this, so the real control plane (`ATREST_CONTROL_PLANE=real`) gets a supported client.
+pub fn kubectl_program(sb: &Sandbox) -> PathBuf {
+    kubectl_within_skew(sb.kube_version().minor).unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
+/// A `kubectl` command ([`kubectl_program`]) for `sb`, with nothing set yet.
+pub fn kubectl_command(sb: &Sandbox) -> Command {
+    Command::new(kubectl_program(sb))
+}
+
 /// Runs the real `kubectl` against `sb`'s API server with its admin kubeconfig. Each node's server gets its own
 /// discovery cache under `home` (HA tests talk to several servers).
 pub fn kubectl(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
+    kubectl_command(sb)
         .arg("--kubeconfig")
         .arg(sb.kubeconfig())
         .arg("--cache-dir")

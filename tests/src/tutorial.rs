@@ -18,36 +18,21 @@ pub struct Kubectl<'a> {
     /// Working directory of the walk (keys, CSRs, kubeconfigs) and HOME of every kubectl.
     pub tmp: &'a Path,
     n: std::cell::Cell<u32>,
-    /// Put first on PATH, so that `kubectl` is the one in this directory.
-    path_first: Option<PathBuf>,
 }
 
 impl<'a> Kubectl<'a> {
-    /// `kubectl` from PATH.
+    /// The kubectl within the skew of `sb`'s server ([`crate::run::kubectl_program`]).
     pub fn new(sb: &'a Sandbox, tmp: &'a Path) -> Self {
         Kubectl {
             sb,
             tmp,
             n: Default::default(),
-            path_first: None,
         }
     }
 
-    /// `kubectl` from `dir` (e.g. a link to a versioned kubectl), then PATH.
-    pub fn with_path_first(mut self, dir: PathBuf) -> Self {
-        self.path_first = Some(dir);
-        self
-    }
-
-    /// A `kubectl` command with this walk's PATH and HOME, nothing else set.
+    /// A `kubectl` command with this walk's HOME and no KUBECONFIG.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new("kubectl");
-        if let Some(dir) = &self.path_first {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs = vec![dir.clone()];
-            dirs.extend(std::env::split_paths(&path));
-            cmd.env("PATH", std::env::join_paths(dirs).expect("PATH entries"));
-        }
+        let mut cmd = crate::run::kubectl_command(self.sb);
         cmd.env_remove("KUBECONFIG").env("HOME", self.tmp);
         cmd
     }

@@ -33,7 +33,7 @@ impl Env {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
+        atrest_e2e::run::kubectl_command(&self.sb)
             .arg("--kubeconfig")
             .arg(self.sb.kubeconfig())
             .arg("--cache-dir")
@@ -225,7 +225,7 @@ fn etcdcheck_via_the_etcd_pod() {
         text(&out.stderr)
     );
     // stdin reaches the command, and its end (v5's close signal) ends `cat`.
-    let mut child = Command::new("kubectl")
+    let mut child = atrest_e2e::run::kubectl_command(&env.sb)
         .arg("--kubeconfig")
         .arg(env.sb.kubeconfig())
         .arg("--cache-dir")
@@ -492,7 +492,7 @@ fn spdy_clients_get_a_clear_refusal() {
         "{}",
         text(&out.stderr)
     );
-    let out = Command::new("kubectl")
+    let out = atrest_e2e::run::kubectl_command(&env.sb)
         .arg("--kubeconfig")
         .arg(env.sb.kubeconfig())
         .arg("--cache-dir")

@@ -97,7 +97,7 @@ subjects:
     fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let cache = self.work().join(format!("cache-{n}"));
-        Command::new("kubectl")
+        atrest_e2e::run::kubectl_command(&self.sb)
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .arg("--cache-dir")

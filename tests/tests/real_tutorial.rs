@@ -4,7 +4,6 @@
 //! is issued by the real CSR signer; the Forbidden message is the real server's. Needs Go (the binaries are built
 //! into the cache on first use; see `atrest-sandbox k8s`).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use atrest_e2e::tutorial::{Kubectl, tutorial_steps};
@@ -12,26 +11,6 @@ use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
 
 /// The real control plane: a cold build takes minutes, a start some seconds (more under load).
 const READY: Duration = Duration::from_secs(240);
-
-/// The machine's `kubectl` may be a dispatcher (Google Cloud SDK's) that runs `kubectl.1.<minor>` from its own
-/// directory for the server's minor and falls back to its built-in client otherwise; kubectl supports a server one
-/// minor away. A directory whose `kubectl` is the newest versioned client within that skew, if there is one.
-fn kubectl_within_skew(server_minor: u32, dir: &Path) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let kubectl = std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())?
-        .canonicalize()
-        .ok()?;
-    let sdk_bin = kubectl.parent()?;
-    let versioned = [server_minor, server_minor - 1]
-        .iter()
-        .map(|m| sdk_bin.join(format!("kubectl.1.{m}")))
-        .find(|p| p.is_file())?;
-    std::fs::create_dir_all(dir).ok()?;
-    std::os::unix::fs::symlink(&versioned, dir.join("kubectl")).ok()?;
-    Some(dir.to_path_buf())
-}
 
 #[test]
 fn tutorial_on_the_real_control_plane() {
@@ -48,10 +27,7 @@ fn tutorial_on_the_real_control_plane() {
     let release = k8s::ensure().unwrap().kubernetes_version; // cached by `up`
     let server_minor: u32 = release.split('.').nth(1).unwrap().parse().unwrap();
 
-    let mut k = Kubectl::new(&sb, tmp.path());
-    if let Some(dir) = kubectl_within_skew(server_minor, &tmp.path().join("kubectl-bin")) {
-        k = k.with_path_first(dir);
-    }
+    let k = Kubectl::new(&sb, tmp.path());
     let v: serde_json::Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(v["serverVersion"]["gitVersion"], release.as_str(), "{v}");
     assert_eq!(v["serverVersion"]["minor"], server_minor.to_string(), "{v}");

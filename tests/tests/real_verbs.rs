@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use atrest_e2e::bins;
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
+use atrest_e2e::run::{
+    create_secret, encrypt_on_node, etcd_value, kubectl, kubectl_command, ok, read_secret, text,
+};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 
 const READY: Duration = Duration::from_secs(240);
@@ -29,8 +31,8 @@ fn plugin(sb: &Sandbox, dir: &Path, verb: &str, args: &[&str]) -> Output {
 }
 
 /// `kubectl` with john's kubeconfig.
-fn as_john(dir: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
+fn as_john(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    kubectl_command(sb)
         .arg("--kubeconfig")
         .arg(dir.join("john.kubeconfig"))
         .arg("--cache-dir")
@@ -165,11 +167,11 @@ fn the_verbs_on_the_real_control_plane() {
         "{out}"
     );
     let listed = ok(
-        as_john(&home, &["get", "secrets", "-n", "marketing"]),
+        as_john(&sb, &home, &["get", "secrets", "-n", "marketing"]),
         "john lists marketing's secrets",
     );
     assert!(listed.contains("\nm1 "), "{listed}");
-    let denied = as_john(&home, &["get", "secrets", "-n", "default"]);
+    let denied = as_john(&sb, &home, &["get", "secrets", "-n", "default"]);
     assert_eq!(denied.status.code(), Some(1));
     assert_eq!(
         text(&denied.stderr),
@@ -191,7 +193,7 @@ fn the_verbs_on_the_real_control_plane() {
         ),
         "kubectl onboard john --remove",
     );
-    let after = as_john(&home, &["get", "secrets", "-n", "marketing"]);
+    let after = as_john(&sb, &home, &["get", "secrets", "-n", "marketing"]);
     assert_eq!(after.status.code(), Some(1), "{}", text(&after.stdout));
     assert!(
         text(&after.stderr).contains("User \"john\" cannot list resource \"secrets\""),

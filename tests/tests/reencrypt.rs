@@ -402,7 +402,7 @@ fn rewrites_every_namespace_then_nothing_through_kubectl() {
     assert_eq!(bed.storage().get("plaintext").copied(), Some(100));
 
     // The real kubectl finds and runs the plugin; default: secrets in all namespaces.
-    let out = Command::new("kubectl")
+    let out = atrest_e2e::run::kubectl_command(&bed.sb)
         .args([
             "reencrypt",
             "-o",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 fn kubectl(sb: &Sandbox, cache: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
-    let mut cmd = Command::new("kubectl");
+    let mut cmd = atrest_e2e::run::kubectl_command(sb);
     cmd.arg("--kubeconfig")
         .arg(sb.kubeconfig())
         .arg("--cache-dir")
@@ -184,7 +184,7 @@ fn secretbox_through_the_manifest_and_the_replace_pipeline() {
     let pod = format!("kube-apiserver-{}", sb.node_name());
     let flags = (0..100)
         .find_map(|i| {
-            let out = Command::new("kubectl")
+            let out = atrest_e2e::run::kubectl_command(&sb)
                 .arg("--kubeconfig")
                 .arg(sb.kubeconfig())
                 .arg("--cache-dir")

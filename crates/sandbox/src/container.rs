@@ -19,8 +19,13 @@
 //! be shadowed (a `mountPath` under a missing top-level directory is refused with an error naming it).
 //! Directories missing inside a bind mount from the sandbox root are created there (they belong to the sandbox).
 //!
+//! The process also gets a UTS namespace of its own whose hostname is the node's (`<root>/etc/hostname`, the node
+//! name): a static pod shares its node's UTS namespace, so a real kube-apiserver derives its identity (the
+//! `apiserver_id_hash` of its metrics, apiserver `pkg/server/config.go` `NewConfig`) from the node's name, not from
+//! the machine the sandbox runs on.
+//!
 //! Every path and message is prepared before `fork`; the child between `fork` and `exec` only makes system calls
-//! (`unshare(CLONE_NEWNS)`, `mount(2)` with `MS_PRIVATE` propagation first so nothing leaks back to the host,
+//! (`unshare(CLONE_NEWNS | CLONE_NEWUTS)`, `sethostname`, `mount(2)` with `MS_PRIVATE` propagation first so nothing leaks back to the host,
 //! `mkdir`, `open`, `symlink`, `chdir`, `prctl(PR_SET_PDEATHSIG)`), and on a failure writes which step failed to
 //! the container's log before the spawn fails.
 
@@ -121,16 +126,18 @@ impl PodProcess {
     }
 
     /// Start `binary` with the static pod's command line (after its first word, which names the binary) and
-    /// environment, in a mount namespace with the pod's volumes at their mount paths (see the module doc). The
-    /// kubelet's hostPath type checks and creations ([`crate::pod::MountTable::prepare`]) run first.
+    /// environment, in a mount namespace with the pod's volumes at their mount paths and a UTS namespace named
+    /// `hostname` (the node's; see the module doc). The kubelet's hostPath type checks and creations
+    /// ([`crate::pod::MountTable::prepare`]) run first.
     pub fn start_in_pod(
         pod: &StaticPod,
         binary: &Path,
+        hostname: &str,
         log: PathBuf,
     ) -> Result<PodProcess, String> {
         pod.mounts.prepare()?;
         let plan = MountPlan::new(&pod.mounts.mounts)?;
-        let setup = plan.setup()?;
+        let setup = plan.setup(hostname)?;
         let mut cmd = Command::new(binary);
         cmd.arg0(
             pod.command
@@ -426,7 +433,7 @@ impl MountPlan {
     }
 
     /// The steps as system-call arguments, with a message for each.
-    fn setup(&self) -> Result<NamespaceSetup, String> {
+    fn setup(&self, hostname: &str) -> Result<NamespaceSetup, String> {
         let mut calls = Vec::with_capacity(self.steps.len());
         for s in &self.steps {
             let (call, what) = match s {
@@ -457,7 +464,14 @@ impl MountPlan {
             root: c"/".to_owned(),
             tmpfs: c"tmpfs".to_owned(),
             tmpfs_opts: c"mode=755".to_owned(),
-            unshare_failed: b"atrest-sandbox: unshare(CLONE_NEWNS) failed (needs root)\n".to_vec(),
+            unshare_failed:
+                b"atrest-sandbox: unshare(CLONE_NEWNS | CLONE_NEWUTS) failed (needs root)\n"
+                    .to_vec(),
+            hostname: hostname.as_bytes().to_vec(),
+            sethostname_failed: format!(
+                "atrest-sandbox: container UTS namespace: sethostname({hostname}) failed\n"
+            )
+            .into_bytes(),
         })
     }
 }
@@ -479,6 +493,9 @@ struct NamespaceSetup {
     tmpfs: CString,
     tmpfs_opts: CString,
     unshare_failed: Vec<u8>,
+    /// The node's hostname, set in the container's UTS namespace.
+    hostname: Vec<u8>,
+    sethostname_failed: Vec<u8>,
 }
 
 impl NamespaceSetup {
@@ -495,8 +512,11 @@ impl NamespaceSetup {
         let null = std::ptr::null::<libc::c_char>();
         // SAFETY: unshare/mount/mkdir/open/close/symlink with NUL-terminated strings prepared before the fork.
         unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
                 return fail(&self.unshare_failed);
+            }
+            if libc::sethostname(self.hostname.as_ptr().cast(), self.hostname.len()) != 0 {
+                return fail(&self.sethostname_failed);
             }
             if libc::mount(
                 null,
@@ -664,18 +684,26 @@ mod tests {
         fs::write(pki.join("ca.crt"), "CA").unwrap();
         let conf = root.path().join("cm.conf");
         fs::write(&conf, "CONF").unwrap();
-        let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - sh\n    - -c\n    - cat /etc/kubernetes/pki/ca.crt /etc/kubernetes/c.conf; test -e /etc/passwd && echo host-etc; touch /etc/kubernetes/pki/x 2>/dev/null || echo read-only; echo $FOO\n    env:\n    - name: FOO\n      value: bar\n    image: x\n    name: t\n    volumeMounts:\n    - mountPath: /etc/kubernetes/pki\n      name: pki\n      readOnly: true\n    - mountPath: /etc/kubernetes/c.conf\n      name: conf\n  volumes:\n  - hostPath:\n      path: /pki\n    name: pki\n  - hostPath:\n      path: /cm.conf\n      type: FileOrCreate\n    name: conf\n";
+        let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - sh\n    - -c\n    - cat /etc/kubernetes/pki/ca.crt /etc/kubernetes/c.conf; test -e /etc/passwd && echo host-etc; touch /etc/kubernetes/pki/x 2>/dev/null || echo read-only; echo $FOO; cat /proc/sys/kernel/hostname\n    env:\n    - name: FOO\n      value: bar\n    image: x\n    name: t\n    volumeMounts:\n    - mountPath: /etc/kubernetes/pki\n      name: pki\n      readOnly: true\n    - mountPath: /etc/kubernetes/c.conf\n      name: conf\n  volumes:\n  - hostPath:\n      path: /pki\n    name: pki\n  - hostPath:\n      path: /cm.conf\n      type: FileOrCreate\n    name: conf\n";
         let layout = crate::layout::NodeLayout::new(root.path());
         let sp = crate::pod::parse(Path::new("t.yaml"), manifest.as_bytes(), &layout).unwrap();
         let log = root.path().join("t.log");
-        let mut p = PodProcess::start_in_pod(&sp, Path::new("/bin/sh"), log.clone()).unwrap();
+        let mut p =
+            PodProcess::start_in_pod(&sp, Path::new("/bin/sh"), "podnode", log.clone()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while p.is_running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(
             fs::read_to_string(&log).unwrap(),
-            "CACONFhost-etc\nread-only\nbar\n"
+            "CACONFhost-etc\nread-only\nbar\npodnode\n"
+        );
+        assert_ne!(
+            fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim(),
+            "podnode",
+            "the host's hostname is untouched"
         );
         assert!(!Path::new("/etc/kubernetes/c.conf").exists());
     }

@@ -70,8 +70,13 @@ impl EtcdProcess {
     }
 
     /// Start etcd `binary` (the real control plane's) with the pod's command line verbatim in its mount namespace.
-    pub fn start_in_pod(pod: &StaticPod, binary: &Path, log: PathBuf) -> Result<Self, String> {
-        let process = PodProcess::start_in_pod(pod, binary, log)?;
+    pub fn start_in_pod(
+        pod: &StaticPod,
+        binary: &Path,
+        hostname: &str,
+        log: PathBuf,
+    ) -> Result<Self, String> {
+        let process = PodProcess::start_in_pod(pod, binary, hostname, log)?;
         tracing::info!(pid = process.pid(), binary = %binary.display(), "started etcd");
         Ok(Self::watching(process, pod))
     }

@@ -574,9 +574,10 @@ async fn start_etcd(shared: &Arc<Shared>, sp: &StaticPod) -> Result<Container, S
     let log = container_log(shared, sp);
     let sp = sp.clone();
     let real = shared.binaries.as_ref().map(|b| b.path("etcd"));
+    let node = shared.node.clone();
     tokio::task::spawn_blocking(move || {
         let mut e = match real {
-            Some(bin) => EtcdProcess::start_in_pod(&sp, &bin, log)?,
+            Some(bin) => EtcdProcess::start_in_pod(&sp, &bin, &node, log)?,
             None => EtcdProcess::start(&sp, log)?,
         };
         e.wait_healthy(Duration::from_secs(20))?;
@@ -637,9 +638,11 @@ async fn start_process(
         });
     let log = container_log(shared, sp);
     let sp = sp.clone();
-    let process = tokio::task::spawn_blocking(move || PodProcess::start_in_pod(&sp, &binary, log))
-        .await
-        .map_err(|e| format!("{name} start task: {e}"))??;
+    let node = shared.node.clone();
+    let process =
+        tokio::task::spawn_blocking(move || PodProcess::start_in_pod(&sp, &binary, &node, log))
+            .await
+            .map_err(|e| format!("{name} start task: {e}"))??;
     tracing::info!(pid = process.pid(), port, "started {name}");
     Ok(Container::Process { process, port })
 }

@@ -321,6 +321,20 @@ impl Sandbox {
         self.shared.lock().csr_signer_enabled = enabled;
     }
 
+    /// What runs this node's control plane.
+    pub fn control_plane(&self) -> ControlPlane {
+        if self.shared.binaries.is_some() {
+            ControlPlane::Real
+        } else {
+            ControlPlane::Atrest
+        }
+    }
+
+    /// The Kubernetes release the node's API server reports (the real one's on [`ControlPlane::Real`]).
+    pub fn kube_version(&self) -> &KubeVersion {
+        &self.shared.default_version
+    }
+
     /// The node layout (paths of every kubeadm file).
     pub fn layout(&self) -> &NodeLayout {
         &self.layout
