@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use atrest_e2e::bins;
 use atrest_e2e::run::{kubectl, ok, text};
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 
 const APISERVICE: &str = r#"apiVersion: apiregistration.k8s.io/v1
 kind: APIService
@@ -53,10 +53,22 @@ fn encryption_config(dir: &Path, name: &str, resources: &str) -> String {
 
 #[test]
 fn an_unavailable_aggregated_api_is_skipped_with_a_warning() {
+    unavailable_aggregated_api_is_skipped(ControlPlane::Atrest);
+}
+
+/// The same on the real kube-apiserver, whose kube-aggregator answers for the APIService.
+#[test]
+fn an_unavailable_aggregated_api_is_skipped_on_the_real_control_plane() {
+    unavailable_aggregated_api_is_skipped(ControlPlane::Real);
+}
+
+fn unavailable_aggregated_api_is_skipped(control_plane: ControlPlane) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let mut opts = SandboxOptions::new(dir.path().join("node"));
+    opts.control_plane = control_plane;
+    let sb = Sandbox::up(opts).unwrap();
+    sb.wait_ready(Duration::from_secs(240)).unwrap();
     std::fs::write(dir.path().join("apiservice.yaml"), APISERVICE).unwrap();
     let apiservice = dir.path().join("apiservice.yaml");
     ok(
@@ -71,14 +83,22 @@ fn an_unavailable_aggregated_api_is_skipped_with_a_warning() {
         ),
         "create a configmap",
     );
-    // The API server answers for the group as kube-aggregator does for an APIService without its service.
-    let raw = kubectl(&sb, &home, &["get", "--raw", &format!("/apis/{FAILED_GV}")]);
-    assert!(!raw.status.success());
-    assert!(
-        text(&raw.stderr).contains("the server is currently unable to handle the request"),
-        "{}",
-        text(&raw.stderr)
-    );
+    // The API server answers for the group as kube-aggregator does for an APIService without its service (the
+    // real aggregator registers the handler a moment after the object is created).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let raw = kubectl(&sb, &home, &["get", "--raw", &format!("/apis/{FAILED_GV}")]);
+        assert!(!raw.status.success());
+        let err = text(&raw.stderr);
+        if err.contains("the server is currently unable to handle the request") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 503 for {FAILED_GV}: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let groups = ok(kubectl(&sb, &home, &["get", "--raw", "/apis"]), "GET /apis");
     assert!(groups.contains(FAILED_GV), "{groups}");
 
