@@ -42,6 +42,8 @@ struct Faults {
     forbid_cluster_list: bool,
     /// Protobuf request bodies answer 415 (a server without protobuf).
     refuse_protobuf_bodies: bool,
+    /// On the n-th PUT, before answering it, cancel the run (as Ctrl-C while requests are in flight).
+    cancel_on_put: Option<(u64, watch::Sender<bool>)>,
 }
 
 #[derive(Default)]
@@ -314,6 +316,11 @@ impl Server {
             ("PUT", ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 w.puts += 1;
                 let n = w.puts;
+                if let Some((at, cancel)) = &w.faults.cancel_on_put
+                    && *at == n
+                {
+                    let _ = cancel.send(true);
+                }
                 let key = (ns.to_string(), name.to_string());
                 if w.faults.every_nth_put_429 > 0 && n.is_multiple_of(w.faults.every_nth_put_429) {
                     let (c, v) = status(
@@ -921,17 +928,16 @@ async fn cancel_finishes_in_flight_and_leaves_the_rest() {
     let server = Server::seed(&["a", "b"], 40, true);
     let (url, task) = server.clone().serve().await;
     let (tx, rx) = watch::channel(false);
-    struct CancelAfter(AtomicU64, watch::Sender<bool>);
-    impl Observer for CancelAfter {
-        fn object(&self, _: &str, _: &str, _: &str, _: &Outcome) {
-            if self.0.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
-                let _ = self.1.send(true);
-            }
-        }
+    // Cancelled when the 10th PUT reaches the server: that one and the other worker's (two workers) may finish,
+    // nothing new starts, whatever the machine's load (an observer-side cancel lags behind the workers).
+    server.world.lock().unwrap().faults.cancel_on_put = Some((10, tx));
+    struct Quiet;
+    impl Observer for Quiet {
+        fn object(&self, _: &str, _: &str, _: &str, _: &Outcome) {}
     }
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::new(dir.path().join("s.json"), "c");
-    let obs = Arc::new(CancelAfter(AtomicU64::new(0), tx));
+    let obs = Arc::new(Quiet);
     let r = super::run(
         &client(&url),
         &[Target::secrets()],
