@@ -11,6 +11,9 @@ use atrest_e2e::bins;
 use atrest_e2e::run::{kubectl, ok, text};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 
+/// The APIService of a metrics-server that is not installed. Its `insecureSkipTLSVerify` is only there because an
+/// APIService must have either that or a `caBundle`: the aggregator never connects (there is no service), and the
+/// test checks the 503 it answers instead.
 const APISERVICE: &str = r#"apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata:

@@ -764,6 +764,7 @@ fn kube_config(
     // RetryPolicy does that. kube-rs's default retry layer would retry every 503 up to 15 times with delays up to
     // 1000 s, so one unavailable aggregated API (503 without Retry-After) would stall discovery for minutes.
     config.default_retry = false;
+    // Only when the user's kubeconfig says `insecure-skip-tls-verify: true` for this cluster, as kubectl does.
     config.accept_invalid_certs = cluster.insecure_skip_tls_verify.unwrap_or(false);
     config.disable_compression = cluster.disable_compression.unwrap_or(false);
     config.tls_server_name = cluster.tls_server_name.clone();

@@ -414,12 +414,12 @@ async fn sync_once(shared: &Arc<Shared>, pods: &mut BTreeMap<PathBuf, PodRuntime
             Err(e) => p.crashed(e),
         }
     }
-    probe_readiness(pods).await;
+    probe_readiness(&shared.layout.ca_cert(), pods).await;
     publish_state(shared, pods, held, apiserver_started);
 }
 
 /// kube-apiserver's readinessProbe (kubeadm: `/readyz`, periodSeconds 1, failureThreshold 3) for the real binary.
-async fn probe_readiness(pods: &mut BTreeMap<PathBuf, PodRuntime>) {
+async fn probe_readiness(ca: &Path, pods: &mut BTreeMap<PathBuf, PodRuntime>) {
     for p in pods.values_mut() {
         let Some(Container::Process { port, .. }) = &p.container else {
             continue;
@@ -429,7 +429,8 @@ async fn probe_readiness(pods: &mut BTreeMap<PathBuf, PodRuntime>) {
         }
         let port = *port;
         p.next_probe = Instant::now() + Duration::from_secs(1);
-        let ok = tokio::task::spawn_blocking(move || https_ok(port, "/readyz"))
+        let ca = ca.to_path_buf();
+        let ok = tokio::task::spawn_blocking(move || https_ok(&ca, port, "/readyz"))
             .await
             .unwrap_or(false);
         if ok {
@@ -444,8 +445,9 @@ async fn probe_readiness(pods: &mut BTreeMap<PathBuf, PodRuntime>) {
     }
 }
 
-/// `GET https://127.0.0.1:<port><path>` answers 200 (certificate not verified, as the kubelet's HTTPS probes).
-fn https_ok(port: u16, path: &str) -> bool {
+/// `GET https://127.0.0.1:<port><path>` answers 200. The kubelet's HTTPS probes skip certificate checks; this one
+/// verifies the serving certificate against the cluster CA (`ca`) and its IP SAN, which a sandbox node always has.
+fn https_ok(ca: &Path, port: u16, path: &str) -> bool {
     use std::io::{Read, Write};
     let Ok(tcp) = std::net::TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -459,12 +461,13 @@ fn https_ok(port: u16, path: &str) -> bool {
     else {
         return false;
     };
-    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    if b.set_ca_file(ca).is_err() {
+        return false;
+    }
     let Ok(cfg) = b.build().configure() else {
         return false;
     };
     let Ok(mut tls) = cfg
-        .verify_hostname(false)
         .use_server_name_indication(false)
         .connect("127.0.0.1", tcp)
     else {
