@@ -1,7 +1,7 @@
 //! Installing the system packages the workspace needs, only when they are missing.
 //!
 //! Build: OpenSSL headers and pkg-config (the openssl crate); no protoc (crates/proto commits its generated code).
-//! Tests only: `protoc` (protobuf-compiler), to cross-check core's protobuf codec.
+//! Tests only: `protoc` (protobuf-compiler), to cross-check core's protobuf codec; `git`; `curl`.
 //! Tests and demo: etcd (`etcd-server`), `etcdctl` (`etcd-client`), the `openssl` CLI, and `kubectl`.
 //!
 //! Each step checks what it needs and, when anything is missing, installs every package of the step by name
@@ -42,11 +42,22 @@ const RUNTIME: &[Need] = &[
 ];
 
 /// What only the tests run: `protoc --encode`, the independent cross-check of core's protobuf codec
-/// (crates/core/tests/storage_protoc.rs). The build never runs protoc.
-const TEST: &[Need] = &[Need {
-    command: "protoc",
-    package: "protobuf-compiler",
-}];
+/// (crates/core/tests/storage_protoc.rs; the build never runs protoc); `git`, krew's offline index
+/// (tests/tests/krew_archive.rs); `curl`, a client other than ours (crates/sandbox/tests/apiserver_rbac.rs).
+const TEST: &[Need] = &[
+    Need {
+        command: "protoc",
+        package: "protobuf-compiler",
+    },
+    Need {
+        command: "git",
+        package: "git",
+    },
+    Need {
+        command: "curl",
+        package: "curl",
+    },
+];
 
 /// What `cargo xtask test` needs besides [`ensure_all`].
 pub fn ensure_test() -> Result<()> {
