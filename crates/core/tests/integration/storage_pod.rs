@@ -3,19 +3,17 @@
 use atrest_core::storage::{MediaType, StorageError, decode, decode_with_media, encode, normalize};
 use serde_json::{Value, json};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/storage");
+use crate::support::{fixture_files, fixtures, ld, vf};
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+    std::fs::read(fixtures("storage").join(name)).unwrap()
 }
 
 fn manifests() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".yaml"))
+    let names: Vec<String> = fixture_files("storage", Some("yaml"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
         .collect();
-    names.sort();
     assert!(names.len() >= 10, "{names:?}");
     names
 }
@@ -142,27 +140,6 @@ fn placeholder_port_is_an_int_or_string_string() {
     ]
     .concat();
     assert!(proto.windows(needle.len()).any(|w| w == needle));
-}
-
-fn ld(num: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3 | 2));
-    varint(&mut v, body.len() as u64);
-    v.extend_from_slice(body);
-    v
-}
-fn vf(num: u32, val: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3));
-    varint(&mut v, val);
-    v
-}
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 #[test]

@@ -1,22 +1,16 @@
 //! EncryptionConfiguration parsing and validation against our fixtures (tests/fixtures/encryption-config).
 
 use atrest_core::config::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::support::{fixture_files, fixtures};
 
 fn dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/encryption-config")
-        .join(sub)
+    fixtures("encryption-config").join(sub)
 }
 
 fn files(sub: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir(sub))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty());
-    v
+    fixture_files(&format!("encryption-config/{sub}"), None)
 }
 
 /// Every file in invalid/ fails with the message and path named in its header, at the marked line.
