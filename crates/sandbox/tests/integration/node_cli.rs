@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::etcd_pids;
+
 fn up(root: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrest-sandbox"))
         .args(["up", "--root"])
@@ -64,18 +66,6 @@ fn terminate(mut child: Child) {
     }
 }
 
-fn etcd_running_under(root: &Path) -> bool {
-    let needle = root.display().to_string();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| {
-                let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                c.starts_with("/usr/bin/etcd ") && c.contains(&needle)
-            })
-            .unwrap_or(false)
-    })
-}
-
 #[test]
 fn up_ready_env_sigterm_and_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -116,7 +106,7 @@ fn up_ready_env_sigterm_and_restart() {
     );
     terminate(child);
     assert!(
-        !etcd_running_under(&root),
+        etcd_pids(&root).is_empty(),
         "etcd left running after SIGTERM"
     );
 
@@ -129,5 +119,5 @@ fn up_ready_env_sigterm_and_restart() {
         .contains("namespace/keep")
     );
     terminate(child);
-    assert!(!etcd_running_under(&root));
+    assert!(etcd_pids(&root).is_empty());
 }

@@ -1,11 +1,18 @@
 //! RBAC through the real kubectl: escalation prevention on roles and bindings (`escalate`/`bind`),
 //! impersonation checks, CSR admission and approval, rules reviews, whoami, anonymous access.
 
-#[path = "apiserver_support.rs"]
-mod support;
+use crate::support::{Cluster, Pki, kubectl};
 
-use base64::Engine;
-use support::{Cluster, Pki, kubectl};
+/// alice binds the `admin` ClusterRole to bob in team.
+const BIND_ADMIN_TO_BOB: &[&str] = &[
+    "create",
+    "rolebinding",
+    "b1",
+    "-n",
+    "team",
+    "--clusterrole=admin",
+    "--user=bob",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_impersonation_and_reviews() {
@@ -74,36 +81,10 @@ async fn escalation_impersonation_and_reviews() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "roles.rbac.authorization.k8s.io \"lister\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("roles.rbac.authorization.k8s.io \"lister\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}");
     // Binding a role she does not hold: refused; with `bind` on it: allowed.
-    let out = kubectl(
-        &alice,
-        &[
-            "create",
-            "rolebinding",
-            "b1",
-            "-n",
-            "team",
-            "--clusterrole=admin",
-            "--user=bob",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("rolebindings.rbac.authorization.k8s.io \"b1\" is forbidden: user \"alice\""),
-        "{}",
-        out.stderr
-    );
+    let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
+    out.fails_with("rolebindings.rbac.authorization.k8s.io \"b1\" is forbidden: user \"alice\"");
     kubectl(
         &admin,
         &[
@@ -135,20 +116,7 @@ async fn escalation_impersonation_and_reviews() {
     )
     .await
     .ok();
-    let out = kubectl(
-        &alice,
-        &[
-            "create",
-            "rolebinding",
-            "b1",
-            "-n",
-            "team",
-            "--clusterrole=admin",
-            "--user=bob",
-        ],
-        None,
-    )
-    .await;
+    let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
     assert_eq!(
         out.ok().trim(),
         "rolebinding.rbac.authorization.k8s.io/b1 created"
@@ -233,24 +201,6 @@ async fn escalation_impersonation_and_reviews() {
     );
 }
 
-fn csr_json(name: &str, cn: &str, orgs: &[&str], expiration: Option<i64>) -> String {
-    let pem = Pki::csr_pem(cn, orgs);
-    let mut v = serde_json::json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"name": name},
-        "spec": {
-            "request": base64::engine::general_purpose::STANDARD.encode(pem),
-            "signerName": "kubernetes.io/kube-apiserver-client",
-            "usages": ["client auth"],
-        }
-    });
-    if let Some(e) = expiration {
-        v["spec"]["expirationSeconds"] = serde_json::json!(e);
-    }
-    v.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_signing_requests() {
     let c = Cluster::start("1.32", &[]).await;
@@ -258,7 +208,7 @@ async fn certificate_signing_requests() {
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("john", "john", &["marketing"], Some(86400))),
+        Some(&Pki::csr_json("john", "john", &["marketing"], Some(86400))),
     )
     .await;
     assert_eq!(
@@ -320,12 +270,7 @@ async fn certificate_signing_requests() {
     .ok();
     let approver = c.kubeconfig("approver", &[]);
     let out = kubectl(&approver, &["certificate", "approve", "john"], None).await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\""),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\"");
     let out = kubectl(&admin, &["certificate", "approve", "john"], None).await;
     assert_eq!(
         out.ok().trim(),
@@ -352,14 +297,14 @@ async fn certificate_signing_requests() {
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("root", "root", &["system:masters"], None)),
+        Some(&Pki::csr_json("root", "root", &["system:masters"], None)),
     )
     .await;
     assert!(out.stderr.contains("use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"), "{}", out.stderr);
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("short", "short", &[], Some(300))),
+        Some(&Pki::csr_json("short", "short", &[], Some(300))),
     )
     .await;
     assert!(

@@ -3,50 +3,17 @@
 //! crash-looping until fixed, stop/start hold it down, state survives a restart on the same root, and nothing
 //! keeps running after shutdown.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atrest_sandbox::{ApiServerState, Sandbox, SandboxOptions};
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{edit, etcd_pids, wait_for};
 
 fn running(sb: &Sandbox) -> Option<u16> {
     match sb.apiserver_state() {
         ApiServerState::Running { port } => Some(port),
         _ => None,
     }
-}
-
-/// etcd processes whose command line mentions `root`.
-fn etcd_pids(root: &Path) -> Vec<u32> {
-    let needle = root.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.starts_with("/usr/bin/etcd ") && cmd.contains(&needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn edit(path: &Path, f: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let tmp = path.with_file_name(".edit.tmp");
-    std::fs::write(&tmp, f(text)).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 #[test]

@@ -2,10 +2,7 @@
 //! EncryptionConfiguration transformers (first provider writes, all read), GuaranteedUpdate's stale-read
 //! rewrite, optimistic concurrency (409), pagination and expired continue tokens (410).
 
-#[path = "apiserver_support.rs"]
-mod support;
-
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl};
 
 const SECRETBOX_KEY1: &str = "c2VjcmV0LWtleS1vbmUtdGhpcnR5LXR3by1ieXRlcyE=";
 const SECRETBOX_KEY2: &str = "c2VjcmV0LWtleS10d28tdGhpcnR5LXR3by1ieXRlcyE=";
@@ -257,12 +254,7 @@ async fn json_storage_conflict_and_pagination() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("Error from server (Expired): The provided continue parameter is too old to display a consistent list result."),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("Error from server (Expired): The provided continue parameter is too old to display a consistent list result.");
 
     // Optimistic concurrency: replace with a stale resourceVersion.
     let stale = kubectl(&admin, &["get", "secret", "b", "-o", "yaml"], None).await;

@@ -1,10 +1,7 @@
 //! The seed tutorial's kubectl commands, verbatim, with the real kubectl against the sandbox API server on a
 //! real etcd, plus the storage bytes in etcd and the exact Forbidden text.
 
-#[path = "apiserver_support.rs"]
-mod support;
-
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl, tutorial};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tutorial_commands() {
@@ -15,15 +12,7 @@ async fn tutorial_commands() {
         async move { kubectl(&admin, args, None).await }
     };
 
-    let out = k(&[
-        "create",
-        "secret",
-        "generic",
-        "demo",
-        "--from-literal=username=myapp",
-        "--from-literal=password=123456",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_SECRET).await;
     assert_eq!(out.ok().trim(), "secret/demo created");
     let y = k(&["get", "secret", "demo", "-o", "yaml"]).await;
     let y = y.ok();
@@ -43,30 +32,12 @@ async fn tutorial_commands() {
         k(&["create", "ns", "marketing"]).await.ok().trim(),
         "namespace/marketing created"
     );
-    let out = k(&[
-        "create",
-        "role",
-        "john-marketing",
-        "--verb=get,list,watch",
-        "--resource=pods,secrets",
-        "--namespace",
-        "marketing",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_ROLE).await;
     assert_eq!(
         out.ok().trim(),
         "role.rbac.authorization.k8s.io/john-marketing created"
     );
-    let out = k(&[
-        "create",
-        "rolebinding",
-        "john-marketing",
-        "--role=john-marketing",
-        "--user=john",
-        "--namespace",
-        "marketing",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_ROLEBINDING).await;
     assert_eq!(
         out.ok().trim(),
         "rolebinding.rbac.authorization.k8s.io/john-marketing created"
@@ -129,10 +100,7 @@ async fn tutorial_commands() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = kubectl(&john, &["get", "secrets", "-n", "default"], None).await;
     assert_eq!(out.code, 1);
-    assert_eq!(
-        out.stderr.trim(),
-        "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
-    );
+    assert_eq!(out.stderr.trim(), tutorial::JOHN_FORBIDDEN_IN_DEFAULT);
 
     // replace pipeline: unchanged objects keep their resourceVersion.
     let before = c
@@ -211,12 +179,7 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
         .ok();
     let changed = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"imm"},"immutable":true,"data":{"k":"dzI="}}"#;
     let out = kubectl(&admin, &["replace", "-f", "-"], Some(changed)).await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
 
     // dryRun=All writes nothing.
     let out = kubectl(

@@ -1,9 +1,6 @@
 //! Mirror pods as the kubelet publishes them (Node authorizer identity), their `/status`, and the pods Table.
 
-#[path = "apiserver_support.rs"]
-mod support;
-
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl};
 
 const MIRROR: &str = r#"{
   "apiVersion": "v1", "kind": "Pod",
@@ -93,13 +90,7 @@ async fn kubelet_publishes_mirror_pods() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("User \"system:node:node1\" cannot list resource \"clusterroles\""),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("User \"system:node:node1\" cannot list resource \"clusterroles\"");
     // Namespaces get their default ServiceAccount.
     kubectl(&admin, &["create", "ns", "apps"], None).await.ok();
     assert_eq!(
