@@ -617,6 +617,27 @@ async fn allowed(ctx: &Ctx<'_>, a: &Attributes) -> Result<bool, ApiError> {
     Ok(ctx.server.authz.authorize(a).await?.0 == Decision::Allow)
 }
 
+/// `certauthorization.IsAuthorizedForSignerName` (pkg/certauthorization): `verb` on `signers` named the signer
+/// exactly, or else its domain wildcard `<domain>/*`.
+async fn authorized_for_signer(ctx: &Ctx<'_>, verb: &str, signer: &str) -> Result<bool, ApiError> {
+    let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
+    for name in [signer, domain.as_str()] {
+        let a = Attributes::resource(
+            &ctx.user,
+            verb,
+            "certificates.k8s.io",
+            "signers",
+            "",
+            "",
+            name,
+        );
+        if allowed(ctx, &a).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Admission and the RBAC storage's escalation checks.
 pub(crate) async fn admit(
     ctx: &Ctx<'_>,
@@ -708,27 +729,8 @@ pub(crate) async fn admit(
                 && let Some(old) = old
             {
                 // CertificateApproval admission: `approve` on signers/<signerName> or <domain>/*, old signer.
-                let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(
-                    user,
-                    "approve",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &signer,
-                );
-                let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(
-                    user,
-                    "approve",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &domain,
-                );
-                if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
+                let signer = old["spec"]["signerName"].as_str().unwrap_or("");
+                if !authorized_for_signer(ctx, "approve", signer).await? {
                     return Err(ApiError::forbidden(
                         def.group,
                         def.resource,
@@ -744,27 +746,8 @@ pub(crate) async fn admit(
                 && obj["status"]["certificate"] != old["status"]["certificate"]
             {
                 // CertificateSigning admission: `sign` on signers.
-                let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(
-                    user,
-                    "sign",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &signer,
-                );
-                let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(
-                    user,
-                    "sign",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &domain,
-                );
-                if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
+                let signer = old["spec"]["signerName"].as_str().unwrap_or("");
+                if !authorized_for_signer(ctx, "sign", signer).await? {
                     return Err(ApiError::forbidden(
                         def.group,
                         def.resource,
