@@ -58,6 +58,11 @@ fn every_static_pod_manifest_round_trips_through_protobuf_and_json_storage() {
     }
 }
 
+/// An object's keys in order.
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
 #[test]
 fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
     let json = decode(&fixture("cppntn-kubernetes-1.29.0.yaml")).unwrap();
@@ -77,9 +82,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
     // creationTimestamp: null and status: {} are kept, as Go writes them.
     assert_eq!(json["metadata"]["creationTimestamp"], Value::Null);
     assert_eq!(json["status"], json!({}));
-    let keys: Vec<_> = c.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(c),
         [
             "name",
             "image",
@@ -92,14 +96,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
             "imagePullPolicy"
         ]
     );
-    let spec_keys: Vec<_> = json["spec"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        spec_keys,
+        keys(&json["spec"]),
         [
             "volumes",
             "containers",
@@ -109,14 +107,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
             "priority"
         ]
     );
-    let probe_keys: Vec<_> = c["livenessProbe"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        probe_keys,
+        keys(&c["livenessProbe"]),
         [
             "httpGet",
             "initialDelaySeconds",
