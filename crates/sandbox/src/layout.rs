@@ -245,6 +245,18 @@ impl NodeLayout {
 
     /// `etc/hostname`: the machine's name is the node name (a sandbox node stands for a machine; its static pods
     /// share the node's UTS namespace, so kube-apiserver's identity derives from it).
+    /// The node's directories every control-plane node has: pki/etcd, manifests, logs.
+    fn create_dirs(&self) -> Result<(), LayoutError> {
+        for d in [
+            self.pki_dir().join("etcd"),
+            self.manifests_dir(),
+            self.log_dir(),
+        ] {
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        Ok(())
+    }
+
     fn write_hostname(&self, node: &str) -> Result<(), LayoutError> {
         let p = self.host("/etc/hostname");
         fs::write(&p, format!("{node}\n")).map_err(io_err(&p))
@@ -270,13 +282,7 @@ impl NodeLayout {
         ports: Ports,
         control_plane: ControlPlane,
     ) -> Result<(), LayoutError> {
-        for d in [
-            self.pki_dir().join("etcd"),
-            self.manifests_dir(),
-            self.log_dir(),
-        ] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
+        self.create_dirs()?;
         let data = self.etcd_data_dir();
         fs::create_dir_all(&data).map_err(io_err(&data))?;
         set_mode(&data, 0o700)?;
@@ -298,13 +304,7 @@ impl NodeLayout {
         version: &KubeVersion,
         apiserver_port: u16,
     ) -> Result<(), LayoutError> {
-        for d in [
-            self.pki_dir().join("etcd"),
-            self.manifests_dir(),
-            self.log_dir(),
-        ] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
+        self.create_dirs()?;
         self.write_hostname(node)?;
         for sub in ["", "etcd"] {
             let from = primary.pki_dir().join(sub);
@@ -882,6 +882,14 @@ fn controller_manager_manifest(v: &KubeVersion, p: Ports, control_plane: Control
 mod tests {
     use super::*;
 
+    const TEST_PORTS: Ports = Ports {
+        apiserver: 16443,
+        etcd_client: 12379,
+        etcd_peer: 12380,
+        etcd_metrics: 12381,
+        controller_manager: 12382,
+    };
+
     #[test]
     fn version_parsing_and_defaults() {
         assert_eq!(KubeVersion::parse("1.32").unwrap().git_version, "v1.32.4");
@@ -902,13 +910,7 @@ mod tests {
     fn real_control_plane_manifests_carry_kubeadm_1_34_flags() {
         let dir = tempfile::tempdir().unwrap();
         let l = NodeLayout::new(dir.path());
-        let ports = Ports {
-            apiserver: 16443,
-            etcd_client: 12379,
-            etcd_peer: 12380,
-            etcd_metrics: 12381,
-            controller_manager: 12382,
-        };
+        let ports = TEST_PORTS;
         let v = KubeVersion::release("v1.34.4", "v3.6.4").unwrap();
         assert_eq!((v.minor, v.git_version.as_str()), (34, "v1.34.4"));
         l.init_for("n", &v, ports, ControlPlane::Real).unwrap();
@@ -942,13 +944,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let l = NodeLayout::new(dir.path());
-        let ports = Ports {
-            apiserver: 16443,
-            etcd_client: 12379,
-            etcd_peer: 12380,
-            etcd_metrics: 12381,
-            controller_manager: 12382,
-        };
+        let ports = TEST_PORTS;
         l.init("node1", &KubeVersion::parse("1.32").unwrap(), ports)
             .unwrap();
         for f in [

@@ -80,7 +80,8 @@ pub(crate) struct PolicyRule {
     pub non_resource_urls: Vec<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (anything else: none).
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

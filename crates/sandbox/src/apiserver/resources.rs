@@ -43,7 +43,7 @@ impl ResourceDef {
     }
 }
 
-const CRUD: &[&str] = &[
+pub(crate) const CRUD: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -80,17 +80,14 @@ const fn crud(
     }
 }
 
-/// A create-only v1 review kind, never stored.
-const fn review(
-    group: &'static str,
-    resource: &'static str,
-    kind: &'static str,
-    namespaced: bool,
-) -> ResourceDef {
-    ResourceDef {
-        verbs: CREATE_ONLY,
-        stored: false,
-        ..crud(group, resource, kind, namespaced)
+impl ResourceDef {
+    /// This resource as a create-only review kind, never stored.
+    const fn create_only(self) -> ResourceDef {
+        ResourceDef {
+            verbs: CREATE_ONLY,
+            stored: false,
+            ..self
+        }
     }
 }
 
@@ -135,31 +132,35 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         short_names: &["sa"],
         ..crud("", "serviceaccounts", "ServiceAccount", NAMESPACED)
     },
-    review(AUTHN, "selfsubjectreviews", "SelfSubjectReview", CLUSTER),
-    review(
+    crud(AUTHN, "selfsubjectreviews", "SelfSubjectReview", CLUSTER).create_only(),
+    crud(
         AUTHZ,
         "localsubjectaccessreviews",
         "LocalSubjectAccessReview",
         NAMESPACED,
-    ),
-    review(
+    )
+    .create_only(),
+    crud(
         AUTHZ,
         "selfsubjectaccessreviews",
         "SelfSubjectAccessReview",
         CLUSTER,
-    ),
-    review(
+    )
+    .create_only(),
+    crud(
         AUTHZ,
         "selfsubjectrulesreviews",
         "SelfSubjectRulesReview",
         CLUSTER,
-    ),
-    review(
+    )
+    .create_only(),
+    crud(
         AUTHZ,
         "subjectaccessreviews",
         "SubjectAccessReview",
         CLUSTER,
-    ),
+    )
+    .create_only(),
     ResourceDef {
         short_names: &["csr"],
         subresources: &[("approval", STATUS), ("status", STATUS)],
