@@ -3,8 +3,19 @@
 
 use std::sync::Arc;
 
-use crate::support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl, kubectl_ok};
 use atrest_sandbox::apiserver::{ApiServer, Faults, HostPaths};
+
+/// Why a second server with the cluster's command line plus `flag` does not start.
+async fn start_error(c: &Cluster, flag: &str) -> String {
+    let mut cmd = c.command();
+    cmd.push(flag.into());
+    let err = ApiServer::start(&cmd, Arc::new(HostPaths), Arc::new(Faults::new()), "1.32")
+        .await
+        .err()
+        .expect("the server refuses to start");
+    err.to_string()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_health_and_flag_errors() {
@@ -12,7 +23,7 @@ async fn version_health_and_flag_errors() {
     let admin = c.admin();
     // The dispatcher execs the 1.30 client because /version says minor 30.
     let out = kubectl(&admin, &["version", "-o", "json"], None).await;
-    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let v = out.json();
     assert_eq!(v["serverVersion"]["minor"], "30");
     assert_eq!(v["serverVersion"]["gitVersion"], "v1.30.0");
     assert!(
@@ -23,26 +34,14 @@ async fn version_health_and_flag_errors() {
         "{v}"
     );
     for p in ["/readyz", "/livez", "/healthz"] {
-        assert_eq!(kubectl(&admin, &["get", "--raw", p], None).await.ok(), "ok");
+        assert_eq!(kubectl_ok(&admin, &["get", "--raw", p]).await, "ok");
     }
 
     // Unknown flag: the real server's pflag message.
-    let mut cmd = c.command();
-    cmd.push("--foo=bar".into());
-    let err = ApiServer::start(&cmd, Arc::new(HostPaths), Arc::new(Faults::new()), "1.32")
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(err.to_string(), "unknown flag: --foo");
+    assert_eq!(start_error(&c, "--foo=bar").await, "unknown flag: --foo");
     // A client CA that is not there.
-    let mut cmd = c.command();
-    cmd.push("--client-ca-file=/nonexistent/ca.crt".into());
-    let err = ApiServer::start(&cmd, Arc::new(HostPaths), Arc::new(Faults::new()), "1.32")
-        .await
-        .err()
-        .unwrap();
     assert_eq!(
-        err.to_string(),
+        start_error(&c, "--client-ca-file=/nonexistent/ca.crt").await,
         "--client-ca-file: open /nonexistent/ca.crt: no such file or directory"
     );
 }

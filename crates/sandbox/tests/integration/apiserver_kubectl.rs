@@ -1,7 +1,7 @@
 //! The seed tutorial's kubectl commands, verbatim, with the real kubectl against the sandbox API server on a
 //! real etcd, plus the storage bytes in etcd and the exact Forbidden text.
 
-use crate::support::{Cluster, kubectl, tutorial};
+use crate::support::{Cluster, kubectl, kubectl_ok, tutorial};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tutorial_commands() {
@@ -68,31 +68,25 @@ async fn tutorial_commands() {
     );
 
     // can-i via impersonation.
-    let out = k(&[
-        "auth",
-        "can-i",
-        "list",
-        "secrets",
-        "--namespace",
-        "marketing",
-        "--as",
-        "john",
-    ])
-    .await;
-    assert_eq!(out.ok().trim(), "yes");
-    let out = k(&[
-        "auth",
-        "can-i",
-        "list",
-        "secrets",
-        "--namespace",
-        "default",
-        "--as",
-        "john",
-    ])
-    .await;
-    assert_eq!(out.code, 1);
-    assert_eq!(out.stdout.trim(), "no");
+    for (ns, code, answer) in [("marketing", 0, "yes"), ("default", 1, "no")] {
+        let args = [
+            "auth",
+            "can-i",
+            "list",
+            "secrets",
+            "--namespace",
+            ns,
+            "--as",
+            "john",
+        ];
+        let out = kubectl(&admin, &args, None).await;
+        assert_eq!(
+            (out.code, out.stdout.trim()),
+            (code, answer),
+            "{}",
+            out.stderr
+        );
+    }
 
     // john's own certificate.
     let john = c.kubeconfig("john", &["marketing"]);
@@ -139,25 +133,20 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
         "{name}"
     );
     // stringData was merged into data and never stored.
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", &name, "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", &name, "-o", "json"], None)
+        .await
+        .json();
     assert_eq!(v["data"]["a"], "Yg==");
     assert!(v.get("stringData").is_none());
     assert_eq!(v["type"], "Opaque");
     assert!(v["metadata"]["uid"].as_str().unwrap().len() == 36);
 
     // managedFields as kubectl create leaves them (shown with --show-managed-fields).
-    kubectl(
+    kubectl_ok(
         &admin,
         &["create", "secret", "generic", "mf", "--from-literal=k=v"],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let y = kubectl(
         &admin,
         &["get", "secret", "mf", "-o", "yaml", "--show-managed-fields"],

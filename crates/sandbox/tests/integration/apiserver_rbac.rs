@@ -1,7 +1,7 @@
 //! RBAC through the real kubectl: escalation prevention on roles and bindings (`escalate`/`bind`),
 //! impersonation checks, CSR admission and approval, rules reviews, whoami, anonymous access.
 
-use crate::support::{Cluster, Pki, kubectl};
+use crate::support::{Cluster, Pki, kubectl, kubectl_ok};
 
 /// alice binds the `admin` ClusterRole to bob in team.
 const BIND_ADMIN_TO_BOB: &[&str] = &[
@@ -18,8 +18,8 @@ const BIND_ADMIN_TO_BOB: &[&str] = &[
 async fn escalation_impersonation_and_reviews() {
     let c = Cluster::start("1.32", &[]).await;
     let admin = c.admin();
-    kubectl(&admin, &["create", "ns", "team"], None).await.ok();
-    kubectl(
+    kubectl_ok(&admin, &["create", "ns", "team"]).await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -30,11 +30,9 @@ async fn escalation_impersonation_and_reviews() {
             "--verb=create,get,list",
             "--resource=roles,rolebindings,secrets",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -45,14 +43,12 @@ async fn escalation_impersonation_and_reviews() {
             "--role=role-admin",
             "--user=alice",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let alice = c.kubeconfig("alice", &[]);
 
     // A role within alice's own rights is fine; one granting more is refused.
-    kubectl(
+    kubectl_ok(
         &alice,
         &[
             "create",
@@ -63,10 +59,8 @@ async fn escalation_impersonation_and_reviews() {
             "--verb=get",
             "--resource=secrets",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let out = kubectl(
         &alice,
         &[
@@ -85,7 +79,7 @@ async fn escalation_impersonation_and_reviews() {
     // Binding a role she does not hold: refused; with `bind` on it: allowed.
     let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
     out.fails_with("rolebindings.rbac.authorization.k8s.io \"b1\" is forbidden: user \"alice\"");
-    kubectl(
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -97,11 +91,9 @@ async fn escalation_impersonation_and_reviews() {
             "--resource=clusterroles",
             "--resource-name=admin",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -112,10 +104,8 @@ async fn escalation_impersonation_and_reviews() {
             "--role=binder",
             "--user=alice",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
     assert_eq!(
         out.ok().trim(),
@@ -175,7 +165,7 @@ async fn escalation_impersonation_and_reviews() {
     );
     let john = c.kubeconfig("john", &["marketing", "dev"]);
     let out = kubectl(&john, &["auth", "whoami", "-o", "json"], None).await;
-    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let v = out.json();
     assert_eq!(v["status"]["userInfo"]["username"], "john");
     assert_eq!(
         v["status"]["userInfo"]["groups"],
@@ -215,12 +205,9 @@ async fn certificate_signing_requests() {
         out.ok().trim(),
         "certificatesigningrequest.certificates.k8s.io/john created"
     );
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
+        .await
+        .json();
     assert_eq!(v["spec"]["username"], "admin", "requester filled in");
     assert_eq!(
         v["spec"]["groups"],
@@ -242,7 +229,7 @@ async fn certificate_signing_requests() {
     );
 
     // An approver with update on approval but no `approve` on the signer is refused by admission.
-    kubectl(
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -251,11 +238,9 @@ async fn certificate_signing_requests() {
             "--verb=get,list,update",
             "--resource=certificatesigningrequests,certificatesigningrequests/approval",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -264,10 +249,8 @@ async fn certificate_signing_requests() {
             "--clusterrole=csr-updater",
             "--user=approver",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let approver = c.kubeconfig("approver", &[]);
     let out = kubectl(&approver, &["certificate", "approve", "john"], None).await;
     out.fails_with("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\"");
@@ -276,12 +259,9 @@ async fn certificate_signing_requests() {
         out.ok().trim(),
         "certificatesigningrequest.certificates.k8s.io/john approved"
     );
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
+        .await
+        .json();
     let cond = &v["status"]["conditions"][0];
     assert_eq!(cond["type"], "Approved");
     assert_eq!(cond["reason"], "KubectlApprove");

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Pki, kubectl, tutorial};
+use crate::support::{Cluster, Pki, kubectl, kubectl_ok, tutorial};
 
 async fn tutorial(version: &str) {
     let c = Cluster::start(version, &[]).await;
     let admin = c.admin();
     let out = kubectl(&admin, &["version", "-o", "json"], None).await;
-    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let v = out.json();
     let minor = version.split('.').nth(1).unwrap();
     assert!(
         v["clientVersion"]["gitVersion"]
@@ -114,7 +114,7 @@ async fn faults() {
         "Error from server (InternalError): Internal error occurred: injected fault"
     );
     // Reads are unaffected.
-    kubectl(&admin, &["get", "ns"], None).await.ok();
+    kubectl_ok(&admin, &["get", "ns"]).await;
     // Half of the writes get 429 + Retry-After: client-go retries them and succeeds.
     c.faults.fail_writes_too_many_requests(0.5, 1);
     for n in ["a", "b"] {
@@ -124,12 +124,7 @@ async fn faults() {
     c.faults.clear_write_faults();
     c.faults.set_delay(Duration::from_millis(400));
     let t = Instant::now();
-    assert_eq!(
-        kubectl(&admin, &["get", "--raw", "/readyz"], None)
-            .await
-            .ok(),
-        "ok"
-    );
+    assert_eq!(kubectl_ok(&admin, &["get", "--raw", "/readyz"]).await, "ok");
     assert!(
         t.elapsed() >= Duration::from_millis(800),
         "dispatcher /version + /readyz both delayed"

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::etcd_pids;
+use crate::support::{etcd_pids, run_ok};
 
 fn up(root: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrest-sandbox"))
@@ -32,19 +32,13 @@ fn up(root: &Path) -> Child {
 }
 
 fn sh(root: &Path, script: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(". {}/sandbox.env && {script}", root.display()))
-        .env_remove("KUBECONFIG")
-        .env("HOME", root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}/sandbox.env && {script}", root.display()))
+            .env_remove("KUBECONFIG")
+            .env("HOME", root),
+    )
 }
 
 fn terminate(mut child: Child) {

@@ -7,13 +7,22 @@ use std::time::Duration;
 
 use atrest_sandbox::{ApiServerState, Sandbox, SandboxOptions};
 
-use crate::support::{edit, etcd_pids, wait_for};
+use crate::support::{edit, etcd_pids, run_ok, wait_for};
 
 fn running(sb: &Sandbox) -> Option<u16> {
     match sb.apiserver_state() {
         ApiServerState::Running { port } => Some(port),
         _ => None,
     }
+}
+
+/// Wait until the API server crash-loops with `needle` in its last error.
+fn crash_looping_with(sb: &Sandbox, what: &str, needle: &str) {
+    wait_for(
+        what,
+        Duration::from_secs(30),
+        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains(needle)),
+    );
 }
 
 #[test]
@@ -47,16 +56,11 @@ fn static_pods_follow_their_manifests() {
             "{k} missing from {env}"
         );
     }
-    let out = std::process::Command::new("etcdctl")
-        .envs(sb.env())
-        .args(["put", "/sandbox-test/k", "v"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl put: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(std::process::Command::new("etcdctl").envs(sb.env()).args([
+        "put",
+        "/sandbox-test/k",
+        "v",
+    ]));
     let out = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .args([
@@ -116,11 +120,7 @@ fn static_pods_follow_their_manifests() {
         t.replace("spec:\n", "spec: [\n")
     });
     sb.nudge();
-    wait_for(
-        "the parse error",
-        Duration::from_secs(30),
-        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains("invalid pod manifest")),
-    );
+    crash_looping_with(&sb, "the parse error", "invalid pod manifest");
     edit(&sb.manifest("kube-apiserver"), |t| {
         t.replace("spec: [\n", "spec:\n").replace(
             "    - --no-such-flag=1\n",
@@ -146,11 +146,7 @@ fn static_pods_follow_their_manifests() {
         )
     });
     sb.nudge();
-    wait_for(
-        "the invisible file",
-        Duration::from_secs(30),
-        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains("/etc/kubernetes/tls/apiserver.")),
-    );
+    crash_looping_with(&sb, "the invisible file", "/etc/kubernetes/tls/apiserver.");
     // ... and visible once mounted, the way the encrypt-data docs add a volume.
     edit(&sb.manifest("kube-apiserver"), |t| {
         t.replace("    volumeMounts:\n", "    volumeMounts:\n    - mountPath: /etc/kubernetes/tls\n      name: tls\n      readOnly: true\n")

@@ -399,6 +399,14 @@ impl Out {
         &self.stdout
     }
 
+    /// stdout of a successful run, parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(out)
+            .unwrap_or_else(|e| panic!("kubectl's output is not JSON ({e}): {out}"))
+    }
+
     /// kubectl exited 1 with `needle` in its stderr.
     #[track_caller]
     pub fn fails_with(&self, needle: &str) {
@@ -408,6 +416,24 @@ impl Out {
             self.stdout, self.stderr
         );
         assert!(self.stderr.contains(needle), "{}", self.stderr);
+    }
+}
+
+/// [`kubectl`] without stdin that must succeed: its stdout.
+#[track_caller]
+pub fn kubectl_ok<'a>(
+    kubeconfig: &'a Path,
+    args: &'a [&'a str],
+) -> impl std::future::Future<Output = String> + 'a {
+    let caller = std::panic::Location::caller();
+    async move {
+        let out = kubectl(kubeconfig, args, None).await;
+        assert_eq!(
+            out.code, 0,
+            "kubectl failed (called at {caller}): stdout={} stderr={}",
+            out.stdout, out.stderr
+        );
+        out.stdout
     }
 }
 
@@ -445,6 +471,18 @@ pub async fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> O
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Run `cmd` to its end; its stdout, or a panic with its stderr when it fails.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Poll `f` until it holds; panic naming `what` after `timeout`.
