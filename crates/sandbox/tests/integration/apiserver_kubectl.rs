@@ -1,7 +1,9 @@
 //! The seed tutorial's kubectl commands, verbatim, with the real kubectl against the sandbox API server on a
 //! real etcd, plus the storage bytes in etcd and the exact Forbidden text.
 
-use crate::support::{Cluster, kubectl, kubectl_ok, tutorial};
+use atrest_sandbox::tutorial;
+
+use crate::support::{Cluster, kubectl, kubectl_ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tutorial_commands() {
@@ -29,7 +31,7 @@ async fn tutorial_commands() {
     );
 
     assert_eq!(
-        k(&["create", "ns", "marketing"]).await.ok().trim(),
+        k(tutorial::CREATE_NAMESPACE).await.ok().trim(),
         "namespace/marketing created"
     );
     let out = k(tutorial::CREATE_ROLE).await;
@@ -171,20 +173,22 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
     out.fails_with("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
 
     // dryRun=All writes nothing.
-    let out = kubectl(
-        &admin,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "dry",
-            "--from-literal=a=b",
-            "--dry-run=server",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok().trim(), "secret/dry created (server dry run)");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "dry",
+                "--from-literal=a=b",
+                "--dry-run=server"
+            ]
+        )
+        .await
+        .trim(),
+        "secret/dry created (server dry run)"
+    );
     assert!(c.etcd.keys("/registry/secrets/default/dry").is_empty());
     // Invalid names.
     let out = kubectl(&admin, &["create", "ns", "Bad_NS"], None).await;

@@ -112,15 +112,17 @@ async fn escalation_impersonation_and_reviews() {
         "rolebinding.rbac.authorization.k8s.io/b1 created"
     );
     // bob now has the aggregated admin role in team (edit + view rules are aggregated in).
-    let out = kubectl(
-        &admin,
-        &[
-            "auth", "can-i", "delete", "secrets", "-n", "team", "--as", "bob",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok().trim(), "yes");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &[
+                "auth", "can-i", "delete", "secrets", "-n", "team", "--as", "bob"
+            ]
+        )
+        .await
+        .trim(),
+        "yes"
+    );
     let out = kubectl(
         &admin,
         &["auth", "can-i", "list", "namespaces", "--as", "bob"],
@@ -254,9 +256,10 @@ async fn certificate_signing_requests() {
     let approver = c.kubeconfig("approver", &[]);
     let out = kubectl(&approver, &["certificate", "approve", "john"], None).await;
     out.fails_with("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\"");
-    let out = kubectl(&admin, &["certificate", "approve", "john"], None).await;
     assert_eq!(
-        out.ok().trim(),
+        kubectl_ok(&admin, &["certificate", "approve", "john"])
+            .await
+            .trim(),
         "certificatesigningrequest.certificates.k8s.io/john approved"
     );
     let v = kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)

@@ -57,13 +57,14 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
         String::from_utf8_lossy(&raw[..30])
     );
     // The old secret still reads (identity provider), and is stale.
-    let y = kubectl(
-        &admin,
-        &["get", "secret", "old", "-o", "jsonpath={.data.k}"],
-        None,
-    )
-    .await;
-    assert_eq!(y.ok(), "djE=");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &["get", "secret", "old", "-o", "jsonpath={.data.k}"]
+        )
+        .await,
+        "djE="
+    );
 
     let old_rev = c
         .etcd
@@ -214,13 +215,10 @@ async fn json_storage_conflict_and_pagination() {
     );
 
     // Pages of one: kubectl follows continue tokens.
-    let out = kubectl(
-        &admin,
-        &["get", "secrets", "--chunk-size=1", "-o", "name"],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok(), "secret/a\nsecret/b\nsecret/c\n");
+    assert_eq!(
+        kubectl_ok(&admin, &["get", "secrets", "--chunk-size=1", "-o", "name"]).await,
+        "secret/a\nsecret/b\nsecret/c\n"
+    );
     let page = kubectl(
         &admin,
         &["get", "--raw", "/api/v1/namespaces/default/secrets?limit=1"],
@@ -302,8 +300,10 @@ async fn json_storage_conflict_and_pagination() {
         ],
     )
     .await;
-    let out = kubectl(&admin, &["delete", "ns", "tmp"], None).await;
-    assert_eq!(out.ok().trim(), "namespace \"tmp\" deleted");
+    assert_eq!(
+        kubectl_ok(&admin, &["delete", "ns", "tmp"]).await.trim(),
+        "namespace \"tmp\" deleted"
+    );
     assert!(c.etcd.keys("/custom/secrets/tmp/").is_empty());
     assert!(c.etcd.keys("/custom/namespaces/tmp").is_empty());
 }

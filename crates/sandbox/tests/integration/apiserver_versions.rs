@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Pki, kubectl, kubectl_ok, tutorial};
+use atrest_sandbox::tutorial;
+
+use crate::support::{Cluster, Pki, kubectl, kubectl_ok};
 
 async fn tutorial(version: &str) {
     let c = Cluster::start(version, &[]).await;
@@ -34,7 +36,7 @@ async fn tutorial(version: &str) {
             .contains("password: MTIzNDU2")
     );
     assert_eq!(
-        run(&["create", "ns", "marketing"]).await.ok().trim(),
+        run(tutorial::CREATE_NAMESPACE).await.ok().trim(),
         "namespace/marketing created"
     );
     run(tutorial::CREATE_ROLE).await.ok();
@@ -118,8 +120,10 @@ async fn faults() {
     // Half of the writes get 429 + Retry-After: client-go retries them and succeeds.
     c.faults.fail_writes_too_many_requests(0.5, 1);
     for n in ["a", "b"] {
-        let out = kubectl(&admin, &["create", "ns", n], None).await;
-        assert_eq!(out.ok().trim(), format!("namespace/{n} created"));
+        assert_eq!(
+            kubectl_ok(&admin, &["create", "ns", n]).await.trim(),
+            format!("namespace/{n} created")
+        );
     }
     c.faults.clear_write_faults();
     c.faults.set_delay(Duration::from_millis(400));
