@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{etcd_pids, run_ok};
+use crate::support::{etcd_pids, run_ok, terminate};
 
 fn up(root: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrest-sandbox"))
@@ -39,25 +39,6 @@ fn sh(root: &Path, script: &str) -> String {
             .env_remove("KUBECONFIG")
             .env("HOME", root),
     )
-}
-
-fn terminate(mut child: Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "atrest-sandbox exited with {st}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "atrest-sandbox did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

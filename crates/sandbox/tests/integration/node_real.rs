@@ -11,7 +11,7 @@ use atrest_sandbox::k8s_openapi::api::core::v1::{Node, Pod};
 use atrest_sandbox::kube::api::{Api, ListParams};
 use atrest_sandbox::{ApiServerState, ControlPlane, Sandbox, SandboxOptions};
 
-use crate::support::{edit, pids, wait_for};
+use crate::support::{edit, pids, terminate, wait_for};
 
 const READY: Duration = Duration::from_secs(240);
 
@@ -327,10 +327,7 @@ fn the_cli_builds_lists_and_runs_the_real_control_plane() {
     );
     assert!(stdout.ends_with(release), "{stdout}");
 
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let st = child.wait().unwrap();
-    assert!(st.success(), "atrest-sandbox exited with {st}");
+    terminate(child);
     let port = std::fs::read_to_string(root.join("etc/kubernetes/admin.conf"))
         .unwrap()
         .lines()

@@ -354,15 +354,14 @@ impl Cluster {
         self.write_kubeconfig(&file, &cert, &key)
     }
 
+    /// Write `<file>.kubeconfig` for a client certificate (the sandbox's kubeadm-style kubeconfig) and return its path.
     pub fn write_kubeconfig(&self, file: &str, cert: &[u8], key: &[u8]) -> PathBuf {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: c\n  context:\n    cluster: sandbox\n    user: u\n    namespace: default\ncurrent-context: c\n",
-            port = self.port,
-            ca = b64(&self.pki.ca_pem()),
-            cert = b64(cert),
-            key = b64(key),
+        let text = atrest_sandbox::layout::kubeconfig_yaml(
+            &format!("https://127.0.0.1:{}", self.port),
+            &self.pki.ca_pem(),
+            "user",
+            cert,
+            key,
         );
         let path = self.pki.path(&format!("{file}.kubeconfig"));
         std::fs::write(&path, text).unwrap();
@@ -485,6 +484,14 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// SIGTERM an `atrest-sandbox` process: it must exit successfully within two minutes.
+pub fn terminate(mut child: Child) {
+    match atrest_sandbox::container::terminate(&mut child, Duration::from_secs(120)) {
+        Some(st) => assert!(st.success(), "atrest-sandbox exited with {st}"),
+        None => panic!("atrest-sandbox did not stop on SIGTERM"),
+    }
+}
+
 /// Poll `f` until it holds; panic naming `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -528,39 +535,4 @@ pub fn edit(path: &Path, f: impl FnOnce(String) -> String) {
     let tmp = path.with_file_name(".edit.tmp");
     std::fs::write(&tmp, f(text)).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-/// The seed tutorial's kubectl commands, verbatim.
-pub mod tutorial {
-    /// `kubectl create secret generic demo ...`.
-    pub const CREATE_SECRET: &[&str] = &[
-        "create",
-        "secret",
-        "generic",
-        "demo",
-        "--from-literal=username=myapp",
-        "--from-literal=password=123456",
-    ];
-    /// `kubectl create role john-marketing ...`.
-    pub const CREATE_ROLE: &[&str] = &[
-        "create",
-        "role",
-        "john-marketing",
-        "--verb=get,list,watch",
-        "--resource=pods,secrets",
-        "--namespace",
-        "marketing",
-    ];
-    /// `kubectl create rolebinding john-marketing ...`.
-    pub const CREATE_ROLEBINDING: &[&str] = &[
-        "create",
-        "rolebinding",
-        "john-marketing",
-        "--role=john-marketing",
-        "--user=john",
-        "--namespace",
-        "marketing",
-    ];
-    /// What john sees listing secrets in default.
-    pub const JOHN_FORBIDDEN_IN_DEFAULT: &str = "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"";
 }
