@@ -269,22 +269,15 @@ fn lookup_follows_transformer_from_overrides() {
         cfg.providers_for(&GroupResource::core("events"))[0].kind(),
         ProviderKind::Identity
     );
-    assert_eq!(
-        first_key(GroupResource::core("secrets")).as_deref(),
-        Some("key1")
-    );
-    assert_eq!(
-        first_key(GroupResource::parse("deployments.apps")).as_deref(),
-        Some("key2")
-    );
-    assert_eq!(
-        first_key(GroupResource::core("configmaps")).as_deref(),
-        Some("key3")
-    );
-    assert_eq!(
-        first_key(GroupResource::parse("pandas.awesome.bears.example")).as_deref(),
-        Some("key4")
-    );
+    for (gr, key) in [
+        (GroupResource::core("secrets"), "key1"),
+        (GroupResource::parse("deployments.apps"), "key2"),
+        (GroupResource::core("configmaps"), "key3"),
+        (GroupResource::parse("pandas.awesome.bears.example"), "key4"),
+    ] {
+        let what = format!("{gr:?}");
+        assert_eq!(first_key(gr).as_deref(), Some(key), "{what}");
+    }
 
     let twice = load(&dir("valid/same-resource-twice.yaml")).unwrap();
     let kinds: Vec<ProviderKind> = twice
