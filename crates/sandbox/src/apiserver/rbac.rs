@@ -402,14 +402,7 @@ impl Authorizer {
         }
         let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
             .ok_or_else(|| ApiError::internal("rbac"))?;
-        let items: Vec<Value> = self
-            .store
-            .list(def, ns, 0, None)
-            .await?
-            .items
-            .into_iter()
-            .map(|s| s.obj)
-            .collect();
+        let items = self.store.list_all(def, ns).await?;
         let items = Arc::new(items);
         self.cache
             .lock()

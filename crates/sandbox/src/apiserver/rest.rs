@@ -97,9 +97,8 @@ async fn get(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError>
     let s = ctx
         .server
         .store
-        .get(def, ns, &ctx.info.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+        .get_existing(def, ns, &ctx.info.name)
+        .await?;
     if ctx.wants_table() {
         return Ok(json_response(
             200,
@@ -639,9 +638,8 @@ async fn patch(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErro
     let cur = ctx
         .server
         .store
-        .get(def, ns, &ctx.info.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+        .get_existing(def, ns, &ctx.info.name)
+        .await?;
     let mut merged = merge_patch(&cur.obj, &p);
     if p["metadata"]["resourceVersion"].is_null()
         && let Some(m) = merged.get_mut("metadata").and_then(|m| m.as_object_mut())
