@@ -395,12 +395,7 @@ impl NodeLayout {
             &ca_key,
         )?;
         leaf(
-            CertSpec {
-                common_name: "kube-apiserver-kubelet-client".into(),
-                organizations: vec!["kubeadm:cluster-admins".into()],
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"]),
             "apiserver-kubelet-client",
             &ca,
             &ca_key,
@@ -408,11 +403,7 @@ impl NodeLayout {
         let (fp_ca, fp_key) = pki::new_ca("front-proxy-ca")?;
         self.write_pair("front-proxy-ca", &fp_ca, &fp_key)?;
         leaf(
-            CertSpec {
-                common_name: "front-proxy-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("front-proxy-client", &[]),
             "front-proxy-client",
             &fp_ca,
             &fp_key,
@@ -430,21 +421,13 @@ impl NodeLayout {
         leaf(etcd_names.clone(), "etcd/server", &etcd_ca, &etcd_key)?;
         leaf(etcd_names, "etcd/peer", &etcd_ca, &etcd_key)?;
         leaf(
-            CertSpec {
-                common_name: "kube-etcd-healthcheck-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-etcd-healthcheck-client", &[]),
             "etcd/healthcheck-client",
             &etcd_ca,
             &etcd_key,
         )?;
         leaf(
-            CertSpec {
-                common_name: "kube-apiserver-etcd-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-apiserver-etcd-client", &[]),
             "apiserver-etcd-client",
             &etcd_ca,
             &etcd_key,
@@ -496,10 +479,8 @@ impl NodeLayout {
         ];
         for (user, cn, orgs, path) in users {
             let spec = CertSpec {
-                common_name: cn.into(),
                 organizations: orgs,
-                client_auth: true,
-                ..Default::default()
+                ..CertSpec::client(cn, &[])
             };
             let (cert, key) = pki::new_leaf(&spec, &ca.0, &ca.1)?;
             let text = kubeconfig_yaml(
