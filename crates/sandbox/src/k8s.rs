@@ -405,12 +405,7 @@ mod tests {
 
     #[test]
     fn the_key_names_the_release_and_changes_with_any_source_file() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(
-            d.path().join("go.mod"),
-            "module x\nrequire k8s.io/kubernetes v1.34.4\n",
-        )
-        .unwrap();
+        let d = go_module();
         fs::create_dir_all(d.path().join("cmd/p")).unwrap();
         fs::write(d.path().join("cmd/p/main.go"), "package main\n").unwrap();
         fs::write(d.path().join("README"), "not hashed").unwrap();
@@ -428,16 +423,28 @@ mod tests {
         assert!(matches!(cache_key(d.path()), Err(K8sError::NoVersion(_))));
     }
 
-    #[test]
-    fn a_cached_build_is_found_without_go() {
+    /// A Go module requiring kubernetes v1.34.4.
+    fn go_module() -> tempfile::TempDir {
         let module = tempfile::tempdir().unwrap();
         fs::write(
             module.path().join("go.mod"),
             "module x\nrequire k8s.io/kubernetes v1.34.4\n",
         )
         .unwrap();
+        module
+    }
+
+    /// A Go module requiring kubernetes v1.34.4, an empty build cache, and the module's cache key.
+    fn module_and_cache() -> (tempfile::TempDir, tempfile::TempDir, String) {
+        let module = go_module();
         let cache = tempfile::tempdir().unwrap();
         let (key, _, _) = cache_key(module.path()).unwrap();
+        (module, cache, key)
+    }
+
+    #[test]
+    fn a_cached_build_is_found_without_go() {
+        let (module, cache, key) = module_and_cache();
         fs::create_dir_all(cache.path().join(&key)).unwrap();
         let b = ensure_in(module.path(), cache.path()).unwrap();
         assert_eq!(b.dir(), cache.path().join(&key));
@@ -447,14 +454,7 @@ mod tests {
 
     #[test]
     fn a_process_waiting_for_the_lock_takes_the_build_it_waited_for() {
-        let module = tempfile::tempdir().unwrap();
-        fs::write(
-            module.path().join("go.mod"),
-            "module x\nrequire k8s.io/kubernetes v1.34.4\n",
-        )
-        .unwrap();
-        let cache = tempfile::tempdir().unwrap();
-        let (key, _, _) = cache_key(module.path()).unwrap();
+        let (module, cache, key) = module_and_cache();
         // Another process is building: it holds the lock.
         let lock = File::create(cache.path().join(".lock")).unwrap();
         // SAFETY: flock(2) on a descriptor this test owns.
@@ -476,13 +476,7 @@ mod tests {
 
     #[test]
     fn without_go_the_error_says_what_to_install_and_nothing_is_left_behind() {
-        let module = tempfile::tempdir().unwrap();
-        fs::write(
-            module.path().join("go.mod"),
-            "module x\nrequire k8s.io/kubernetes v1.34.4\n",
-        )
-        .unwrap();
-        let cache = tempfile::tempdir().unwrap();
+        let (module, cache, _) = module_and_cache();
         let e = ensure_with(module.path(), cache.path(), "/nonexistent/go").unwrap_err();
         assert!(matches!(e, K8sError::NoGo(_)), "{e:?}");
         assert!(e.to_string().contains("install Go 1.24+"), "{e}");

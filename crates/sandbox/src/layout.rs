@@ -245,6 +245,18 @@ impl NodeLayout {
 
     /// `etc/hostname`: the machine's name is the node name (a sandbox node stands for a machine; its static pods
     /// share the node's UTS namespace, so kube-apiserver's identity derives from it).
+    /// The node's directories every control-plane node has: pki/etcd, manifests, logs.
+    fn create_dirs(&self) -> Result<(), LayoutError> {
+        for d in [
+            self.pki_dir().join("etcd"),
+            self.manifests_dir(),
+            self.log_dir(),
+        ] {
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        Ok(())
+    }
+
     fn write_hostname(&self, node: &str) -> Result<(), LayoutError> {
         let p = self.host("/etc/hostname");
         fs::write(&p, format!("{node}\n")).map_err(io_err(&p))
@@ -270,13 +282,7 @@ impl NodeLayout {
         ports: Ports,
         control_plane: ControlPlane,
     ) -> Result<(), LayoutError> {
-        for d in [
-            self.pki_dir().join("etcd"),
-            self.manifests_dir(),
-            self.log_dir(),
-        ] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
+        self.create_dirs()?;
         let data = self.etcd_data_dir();
         fs::create_dir_all(&data).map_err(io_err(&data))?;
         set_mode(&data, 0o700)?;
@@ -298,13 +304,7 @@ impl NodeLayout {
         version: &KubeVersion,
         apiserver_port: u16,
     ) -> Result<(), LayoutError> {
-        for d in [
-            self.pki_dir().join("etcd"),
-            self.manifests_dir(),
-            self.log_dir(),
-        ] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
+        self.create_dirs()?;
         self.write_hostname(node)?;
         for sub in ["", "etcd"] {
             let from = primary.pki_dir().join(sub);
@@ -395,12 +395,7 @@ impl NodeLayout {
             &ca_key,
         )?;
         leaf(
-            CertSpec {
-                common_name: "kube-apiserver-kubelet-client".into(),
-                organizations: vec!["kubeadm:cluster-admins".into()],
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"]),
             "apiserver-kubelet-client",
             &ca,
             &ca_key,
@@ -408,11 +403,7 @@ impl NodeLayout {
         let (fp_ca, fp_key) = pki::new_ca("front-proxy-ca")?;
         self.write_pair("front-proxy-ca", &fp_ca, &fp_key)?;
         leaf(
-            CertSpec {
-                common_name: "front-proxy-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("front-proxy-client", &[]),
             "front-proxy-client",
             &fp_ca,
             &fp_key,
@@ -430,21 +421,13 @@ impl NodeLayout {
         leaf(etcd_names.clone(), "etcd/server", &etcd_ca, &etcd_key)?;
         leaf(etcd_names, "etcd/peer", &etcd_ca, &etcd_key)?;
         leaf(
-            CertSpec {
-                common_name: "kube-etcd-healthcheck-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-etcd-healthcheck-client", &[]),
             "etcd/healthcheck-client",
             &etcd_ca,
             &etcd_key,
         )?;
         leaf(
-            CertSpec {
-                common_name: "kube-apiserver-etcd-client".into(),
-                client_auth: true,
-                ..Default::default()
-            },
+            CertSpec::client("kube-apiserver-etcd-client", &[]),
             "apiserver-etcd-client",
             &etcd_ca,
             &etcd_key,
@@ -496,10 +479,8 @@ impl NodeLayout {
         ];
         for (user, cn, orgs, path) in users {
             let spec = CertSpec {
-                common_name: cn.into(),
                 organizations: orgs,
-                client_auth: true,
-                ..Default::default()
+                ..CertSpec::client(cn, &[])
             };
             let (cert, key) = pki::new_leaf(&spec, &ca.0, &ca.1)?;
             let text = kubeconfig_yaml(
@@ -567,27 +548,22 @@ pub fn kubeconfig_yaml(
     )
 }
 
-/// A container probe as kubeadm writes it (`cmd/kubeadm/app/util/staticpod/utils.go` `createHTTPProbe`).
-struct Probe<'a> {
-    kind: &'a str,
-    path: &'a str,
-    port: u16,
-    scheme: &'a str,
-    initial_delay: bool,
-    failures: u32,
-    period: u32,
+/// A container probe as kubeadm writes it (`cmd/kubeadm/app/util/staticpod/utils.go` `createHTTPProbe`, host
+/// 127.0.0.1, timeout 15 s), with the numbers of its `LivenessProbe`, `ReadinessProbe` and `StartupProbe` (the
+/// startup failure threshold is the 4-minute control-plane timeout over the 10 s period).
+#[derive(Clone, Copy)]
+enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
 }
 
-fn probe(p: Probe<'_>) -> String {
-    let Probe {
-        kind,
-        path,
-        port,
-        scheme,
-        initial_delay,
-        failures,
-        period,
-    } = p;
+fn probe(kind: ProbeKind, path: &str, port: u16, scheme: &str) -> String {
+    let (name, initial_delay, failures, period) = match kind {
+        ProbeKind::Liveness => ("livenessProbe", true, 8, 10),
+        ProbeKind::Readiness => ("readinessProbe", false, 3, 1),
+        ProbeKind::Startup => ("startupProbe", true, 24, 10),
+    };
     let (indent, host) = ("    ", "127.0.0.1");
     let initial = if initial_delay {
         format!("{indent}  initialDelaySeconds: 10\n")
@@ -595,14 +571,47 @@ fn probe(p: Probe<'_>) -> String {
         String::new()
     };
     format!(
-        "{indent}{kind}:\n{indent}  failureThreshold: {failures}\n{indent}  httpGet:\n{indent}    host: {host}\n\
+        "{indent}{name}:\n{indent}  failureThreshold: {failures}\n{indent}  httpGet:\n{indent}    host: {host}\n\
          {indent}    path: {path}\n{indent}    port: {port}\n{indent}    scheme: {scheme}\n{initial}\
          {indent}  periodSeconds: {period}\n{indent}  timeoutSeconds: 15\n"
     )
 }
 
-fn volumes(list: &[(&str, &str, &str, bool)]) -> (String, String) {
-    // (name, path, hostPath type, readOnly); kubeadm sorts mounts by mountPath and volumes by name.
+/// A hostPath volume and its mount: (name, path, hostPath type, readOnly).
+type Volume<'a> = (&'a str, &'a str, &'a str, bool);
+
+/// The CA certificate directories and the cluster PKI, mounted read-only into kube-apiserver and
+/// kube-controller-manager (`cmd/kubeadm/app/phases/controlplane/volumes.go` `getHostPathVolumesForTheControlPlane`).
+const CERT_VOLUMES: &[Volume<'static>] = &[
+    ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
+    (
+        "etc-ca-certificates",
+        "/etc/ca-certificates",
+        "DirectoryOrCreate",
+        true,
+    ),
+    (
+        "k8s-certs",
+        "/etc/kubernetes/pki",
+        "DirectoryOrCreate",
+        true,
+    ),
+    (
+        "usr-local-share-ca-certificates",
+        "/usr/local/share/ca-certificates",
+        "DirectoryOrCreate",
+        true,
+    ),
+    (
+        "usr-share-ca-certificates",
+        "/usr/share/ca-certificates",
+        "DirectoryOrCreate",
+        true,
+    ),
+];
+
+/// `volumeMounts` (sorted by mountPath) and `volumes` (sorted by name), as kubeadm sorts them.
+fn volumes(list: &[Volume<'_>]) -> (String, String) {
     let mut mounts: Vec<_> = list.to_vec();
     mounts.sort_by(|a, b| a.1.cmp(b.1));
     let mut m = String::from("    volumeMounts:\n");
@@ -624,6 +633,59 @@ fn volumes(list: &[(&str, &str, &str, bool)]) -> (String, String) {
 }
 
 const POD_TAIL: &str = "  hostNetwork: true\n  priority: 2000001000\n  priorityClassName: system-node-critical\n  securityContext:\n    seccompProfile:\n      type: RuntimeDefault\n";
+
+/// One static pod manifest of kubeadm's (`staticpod.ComponentPod`), its fields in the order kubeadm's YAML has them.
+struct StaticPod<'a> {
+    component: &'a str,
+    /// kubeadm's endpoint annotation (name below `kubeadm.kubernetes.io/`, value), if the component has one.
+    annotation: Option<(&'a str, String)>,
+    flags: &'a [String],
+    image: String,
+    /// Probes in field order: livenessProbe, then (after `name`) readinessProbe if any, then startupProbe.
+    liveness: String,
+    readiness: Option<String>,
+    startup: String,
+    /// The `resources:` block.
+    resources: &'a str,
+    volumes: &'a [Volume<'a>],
+}
+
+impl StaticPod<'_> {
+    fn render(&self) -> String {
+        let component = self.component;
+        let annotations = match &self.annotation {
+            Some((name, value)) => {
+                format!("  annotations:\n    kubeadm.kubernetes.io/{name}: {value}\n")
+            }
+            None => String::new(),
+        };
+        let mut s = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n{annotations}  creationTimestamp: null\n  labels:\n    component: {component}\n\
+             \x20   tier: control-plane\n  name: {component}\n  namespace: kube-system\n\
+             spec:\n  containers:\n  - command:\n    - {component}\n"
+        );
+        for f in self.flags {
+            s.push_str(&format!("    - {f}\n"));
+        }
+        s.push_str(&format!(
+            "    image: {}\n    imagePullPolicy: IfNotPresent\n",
+            self.image
+        ));
+        s.push_str(&self.liveness);
+        s.push_str(&format!("    name: {component}\n"));
+        if let Some(r) = &self.readiness {
+            s.push_str(r);
+        }
+        s.push_str(self.resources);
+        s.push_str(&self.startup);
+        let (mounts, vols) = volumes(self.volumes);
+        s.push_str(&mounts);
+        s.push_str(POD_TAIL);
+        s.push_str(&vols);
+        s.push_str("status: {}\n");
+        s
+    }
+}
 
 fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
     let client = format!("https://127.0.0.1:{}", p.etcd_client);
@@ -656,53 +718,32 @@ fn etcd_manifest(node: &str, v: &KubeVersion, p: Ports) -> String {
         flags.push("--experimental-watch-progress-notify-interval=5s".into());
     }
     flags.sort();
-    let (mounts, vols) = volumes(&[
-        (
-            "etcd-certs",
-            "/etc/kubernetes/pki/etcd",
-            "DirectoryOrCreate",
-            false,
-        ),
-        ("etcd-data", "/var/lib/etcd", "DirectoryOrCreate", false),
-    ]);
-    let mut s = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kubeadm.kubernetes.io/etcd.advertise-client-urls: {client}\n\
-         \x20 creationTimestamp: null\n  labels:\n    component: etcd\n    tier: control-plane\n  name: etcd\n  namespace: kube-system\n\
-         spec:\n  containers:\n  - command:\n    - etcd\n"
-    );
-    for f in &flags {
-        s.push_str(&format!("    - {f}\n"));
-    }
-    s.push_str(&format!(
-        "    image: registry.k8s.io/etcd:{}\n    imagePullPolicy: IfNotPresent\n",
-        v.etcd_image_tag()
-    ));
     let m = p.etcd_metrics;
-    s.push_str(&probe(Probe {
-        kind: "livenessProbe",
-        path: "/health?exclude=NOSPACE&serializable=true",
-        port: m,
-        scheme: "HTTP",
-        initial_delay: true,
-        failures: 8,
-        period: 10,
-    }));
-    s.push_str("    name: etcd\n");
-    s.push_str("    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n");
-    s.push_str(&probe(Probe {
-        kind: "startupProbe",
-        path: "/health?serializable=false",
-        port: m,
-        scheme: "HTTP",
-        initial_delay: true,
-        failures: 24,
-        period: 10,
-    }));
-    s.push_str(&mounts);
-    s.push_str(POD_TAIL);
-    s.push_str(&vols);
-    s.push_str("status: {}\n");
-    s
+    StaticPod {
+        component: "etcd",
+        annotation: Some(("etcd.advertise-client-urls", client)),
+        flags: &flags,
+        image: format!("registry.k8s.io/etcd:{}", v.etcd_image_tag()),
+        liveness: probe(
+            ProbeKind::Liveness,
+            "/health?exclude=NOSPACE&serializable=true",
+            m,
+            "HTTP",
+        ),
+        readiness: None,
+        startup: probe(ProbeKind::Startup, "/health?serializable=false", m, "HTTP"),
+        resources: "    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n",
+        volumes: &[
+            (
+                "etcd-certs",
+                "/etc/kubernetes/pki/etcd",
+                "DirectoryOrCreate",
+                false,
+            ),
+            ("etcd-data", "/var/lib/etcd", "DirectoryOrCreate", false),
+        ],
+    }
+    .render()
 }
 
 fn apiserver_manifest(v: &KubeVersion, p: Ports, control_plane: ControlPlane) -> String {
@@ -741,79 +782,21 @@ fn apiserver_manifest(v: &KubeVersion, p: Ports, control_plane: ControlPlane) ->
         flags.push("--bind-address=127.0.0.1".into());
         flags.sort();
     }
-    let (mounts, vols) = volumes(&[
-        ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
-        (
-            "etc-ca-certificates",
-            "/etc/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "k8s-certs",
-            "/etc/kubernetes/pki",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "usr-local-share-ca-certificates",
-            "/usr/local/share/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "usr-share-ca-certificates",
-            "/usr/share/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-    ]);
-    let mut s = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: 127.0.0.1:{port}\n\
-         \x20 creationTimestamp: null\n  labels:\n    component: kube-apiserver\n    tier: control-plane\n  name: kube-apiserver\n  namespace: kube-system\n\
-         spec:\n  containers:\n  - command:\n    - kube-apiserver\n"
-    );
-    for f in &flags {
-        s.push_str(&format!("    - {f}\n"));
+    StaticPod {
+        component: "kube-apiserver",
+        annotation: Some((
+            "kube-apiserver.advertise-address.endpoint",
+            format!("127.0.0.1:{port}"),
+        )),
+        flags: &flags,
+        image: format!("registry.k8s.io/kube-apiserver:{}", v.git_version),
+        liveness: probe(ProbeKind::Liveness, "/livez", port, "HTTPS"),
+        readiness: Some(probe(ProbeKind::Readiness, "/readyz", port, "HTTPS")),
+        startup: probe(ProbeKind::Startup, "/livez", port, "HTTPS"),
+        resources: "    resources:\n      requests:\n        cpu: 250m\n",
+        volumes: CERT_VOLUMES,
     }
-    s.push_str(&format!(
-        "    image: registry.k8s.io/kube-apiserver:{}\n    imagePullPolicy: IfNotPresent\n",
-        v.git_version
-    ));
-    s.push_str(&probe(Probe {
-        kind: "livenessProbe",
-        path: "/livez",
-        port,
-        scheme: "HTTPS",
-        initial_delay: true,
-        failures: 8,
-        period: 10,
-    }));
-    s.push_str("    name: kube-apiserver\n");
-    s.push_str(&probe(Probe {
-        kind: "readinessProbe",
-        path: "/readyz",
-        port,
-        scheme: "HTTPS",
-        initial_delay: false,
-        failures: 3,
-        period: 1,
-    }));
-    s.push_str("    resources:\n      requests:\n        cpu: 250m\n");
-    s.push_str(&probe(Probe {
-        kind: "startupProbe",
-        path: "/livez",
-        port,
-        scheme: "HTTPS",
-        initial_delay: true,
-        failures: 24,
-        period: 10,
-    }));
-    s.push_str(&mounts);
-    s.push_str(POD_TAIL);
-    s.push_str(&vols);
-    s.push_str("status: {}\n");
-    s
+    .render()
 }
 
 fn controller_manager_manifest(v: &KubeVersion, p: Ports, control_plane: ControlPlane) -> String {
@@ -844,88 +827,49 @@ fn controller_manager_manifest(v: &KubeVersion, p: Ports, control_plane: Control
         flags.push(format!("--secure-port={health_port}"));
         flags.sort();
     }
-    let (mounts, vols) = volumes(&[
-        ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
-        (
-            "etc-ca-certificates",
-            "/etc/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "flexvolume-dir",
-            "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
-            "DirectoryOrCreate",
-            false,
-        ),
-        (
-            "k8s-certs",
-            "/etc/kubernetes/pki",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "kubeconfig",
-            "/etc/kubernetes/controller-manager.conf",
-            "FileOrCreate",
-            true,
-        ),
-        (
-            "usr-local-share-ca-certificates",
-            "/usr/local/share/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-        (
-            "usr-share-ca-certificates",
-            "/usr/share/ca-certificates",
-            "DirectoryOrCreate",
-            true,
-        ),
-    ]);
-    let mut s = String::from(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: null\n  labels:\n    component: kube-controller-manager\n\
-         \x20   tier: control-plane\n  name: kube-controller-manager\n  namespace: kube-system\n\
-         spec:\n  containers:\n  - command:\n    - kube-controller-manager\n",
-    );
-    for f in &flags {
-        s.push_str(&format!("    - {f}\n"));
+    let volumes = [
+        CERT_VOLUMES,
+        &[
+            (
+                "flexvolume-dir",
+                "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+                "DirectoryOrCreate",
+                false,
+            ),
+            (
+                "kubeconfig",
+                "/etc/kubernetes/controller-manager.conf",
+                "FileOrCreate",
+                true,
+            ),
+        ],
+    ]
+    .concat();
+    StaticPod {
+        component: "kube-controller-manager",
+        annotation: None,
+        flags: &flags,
+        image: format!("registry.k8s.io/kube-controller-manager:{}", v.git_version),
+        liveness: probe(ProbeKind::Liveness, "/healthz", health_port, "HTTPS"),
+        readiness: None,
+        startup: probe(ProbeKind::Startup, "/healthz", health_port, "HTTPS"),
+        resources: "    resources:\n      requests:\n        cpu: 200m\n",
+        volumes: &volumes,
     }
-    s.push_str(&format!(
-        "    image: registry.k8s.io/kube-controller-manager:{}\n    imagePullPolicy: IfNotPresent\n",
-        v.git_version
-    ));
-    s.push_str(&probe(Probe {
-        kind: "livenessProbe",
-        path: "/healthz",
-        port: health_port,
-        scheme: "HTTPS",
-        initial_delay: true,
-        failures: 8,
-        period: 10,
-    }));
-    s.push_str(
-        "    name: kube-controller-manager\n    resources:\n      requests:\n        cpu: 200m\n",
-    );
-    s.push_str(&probe(Probe {
-        kind: "startupProbe",
-        path: "/healthz",
-        port: health_port,
-        scheme: "HTTPS",
-        initial_delay: true,
-        failures: 24,
-        period: 10,
-    }));
-    s.push_str(&mounts);
-    s.push_str(POD_TAIL);
-    s.push_str(&vols);
-    s.push_str("status: {}\n");
-    s
+    .render()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEST_PORTS: Ports = Ports {
+        apiserver: 16443,
+        etcd_client: 12379,
+        etcd_peer: 12380,
+        etcd_metrics: 12381,
+        controller_manager: 12382,
+    };
 
     #[test]
     fn version_parsing_and_defaults() {
@@ -947,13 +891,7 @@ mod tests {
     fn real_control_plane_manifests_carry_kubeadm_1_34_flags() {
         let dir = tempfile::tempdir().unwrap();
         let l = NodeLayout::new(dir.path());
-        let ports = Ports {
-            apiserver: 16443,
-            etcd_client: 12379,
-            etcd_peer: 12380,
-            etcd_metrics: 12381,
-            controller_manager: 12382,
-        };
+        let ports = TEST_PORTS;
         let v = KubeVersion::release("v1.34.4", "v3.6.4").unwrap();
         assert_eq!((v.minor, v.git_version.as_str()), (34, "v1.34.4"));
         l.init_for("n", &v, ports, ControlPlane::Real).unwrap();
@@ -987,13 +925,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let l = NodeLayout::new(dir.path());
-        let ports = Ports {
-            apiserver: 16443,
-            etcd_client: 12379,
-            etcd_peer: 12380,
-            etcd_metrics: 12381,
-            controller_manager: 12382,
-        };
+        let ports = TEST_PORTS;
         l.init("node1", &KubeVersion::parse("1.32").unwrap(), ports)
             .unwrap();
         for f in [

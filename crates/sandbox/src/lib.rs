@@ -21,6 +21,7 @@ pub mod layout;
 pub mod pki;
 pub mod pod;
 mod sandbox;
+pub mod tutorial;
 
 use std::path::Path;
 

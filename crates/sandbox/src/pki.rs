@@ -14,12 +14,12 @@ use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private, Public};
+use openssl::pkey::{HasPublic, PKey, PKeyRef, Private, Public};
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::{X509, X509Builder, X509NameBuilder, X509NameRef};
 
 /// Errors from key and certificate operations.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,18 @@ pub struct CertSpec {
     pub client_auth: bool,
 }
 
+impl CertSpec {
+    /// A client certificate (clientAuth) for CN `common_name`, O `organizations`.
+    pub fn client(common_name: &str, organizations: &[&str]) -> CertSpec {
+        CertSpec {
+            common_name: common_name.into(),
+            organizations: organizations.iter().map(|o| o.to_string()).collect(),
+            client_auth: true,
+            ..Default::default()
+        }
+    }
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,24 +93,33 @@ fn random_serial() -> Result<Asn1Integer, PkiError> {
     Ok(bn.to_asn1_integer()?)
 }
 
+/// An X.509 v3 certificate under construction: a random serial, subject, issuer, public key and validity window.
+fn builder<T: HasPublic>(
+    subject: &X509NameRef,
+    issuer: &X509NameRef,
+    key: &PKeyRef<T>,
+    not_before: i64,
+    not_after: i64,
+) -> Result<X509Builder, PkiError> {
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*random_serial()?)?;
+    b.set_subject_name(subject)?;
+    b.set_issuer_name(issuer)?;
+    b.set_pubkey(key)?;
+    b.set_not_before(&*Asn1Time::from_unix(not_before)?)?;
+    b.set_not_after(&*Asn1Time::from_unix(not_after)?)?;
+    Ok(b)
+}
+
 /// A self-signed CA like kubeadm's (`CN=kubernetes`, `etcd-ca`, `front-proxy-ca`), valid 10 years.
 pub fn new_ca(common_name: &str) -> Result<(X509, PKey<Private>), PkiError> {
     let key = new_key()?;
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    let serial = random_serial()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
     let now = unix_now();
-    let nb = Asn1Time::from_unix(now)?;
-    b.set_not_before(&nb)?;
-    let na = Asn1Time::from_unix(now + CA_VALIDITY.as_secs() as i64)?;
-    b.set_not_after(&na)?;
+    let mut b = builder(&name, &name, &key, now, now + CA_VALIDITY.as_secs() as i64)?;
     b.append_extension(
         KeyUsage::new()
             .critical()
@@ -160,17 +181,7 @@ fn build_leaf(
     }
     name.append_entry_by_nid(Nid::COMMONNAME, &spec.common_name)?;
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    let serial = random_serial()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(ca.subject_name())?;
-    b.set_pubkey(pubkey)?;
-    let nb = Asn1Time::from_unix(not_before)?;
-    b.set_not_before(&nb)?;
-    let na = Asn1Time::from_unix(not_after)?;
-    b.set_not_after(&na)?;
+    let mut b = builder(&name, ca.subject_name(), pubkey, not_before, not_after)?;
     if !key_usages.is_empty() {
         let mut ku = KeyUsage::new();
         ku.critical();

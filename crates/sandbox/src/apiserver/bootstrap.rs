@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::codec::{new_uid, now_rfc3339};
-use super::resources;
+use super::resources::{self, CRUD};
 use super::status::ApiError;
 use super::store::Store;
 use super::strategy::reaggregate;
@@ -104,16 +104,7 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 rule(
                     &["rbac.authorization.k8s.io"],
                     &["rolebindings", "roles"],
-                    &[
-                        "create",
-                        "delete",
-                        "deletecollection",
-                        "get",
-                        "list",
-                        "patch",
-                        "update",
-                        "watch",
-                    ],
+                    CRUD,
                 ),
             ],
         ),

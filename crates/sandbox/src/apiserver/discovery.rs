@@ -33,19 +33,24 @@ fn accepts_aggregated(ctx: &Ctx<'_>) -> Option<&'static str> {
 fn resource_entry(r: &ResourceDef) -> Value {
     let mut e = json!({
         "name": r.resource,
-        "singularName": r.singular,
+        "singularName": r.singular(),
         "namespaced": r.namespaced,
         "kind": r.kind,
         "verbs": r.verbs,
     });
+    short_names_and_categories(&mut e, r);
+    e["storageVersionHash"] = json!(storage_version_hash(r));
+    e
+}
+
+/// `shortNames` and `categories`, each only when it has entries (both are `omitempty` in both discovery formats).
+fn short_names_and_categories(e: &mut Value, r: &ResourceDef) {
     if !r.short_names.is_empty() {
         e["shortNames"] = json!(r.short_names);
     }
     if !r.categories.is_empty() {
         e["categories"] = json!(r.categories);
     }
-    e["storageVersionHash"] = json!(storage_version_hash(r));
-    e
 }
 
 /// `discovery.StorageVersionHash`: base64 of the first 8 bytes of sha256("<group>/<version>/<kind>").
@@ -84,15 +89,10 @@ fn aggregated_group(group: &str) -> Value {
                 "resource": r.resource,
                 "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
                 "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
-                "singularResource": r.singular,
+                "singularResource": r.singular(),
                 "verbs": r.verbs,
             });
-            if !r.short_names.is_empty() {
-                e["shortNames"] = json!(r.short_names);
-            }
-            if !r.categories.is_empty() {
-                e["categories"] = json!(r.categories);
-            }
+            short_names_and_categories(&mut e, r);
             if !r.subresources.is_empty() {
                 e["subresources"] = json!(r
                     .subresources

@@ -49,19 +49,15 @@ pub(crate) async fn impersonate(
         return Ok(caller);
     }
     let user = users[0].clone();
+    // `impersonate` on one requested attribute (impersonation.go: one check per user, group, uid and extra value).
+    let check = |group: &str, resource: &str, sub: &str, ns: &str, name: &str| {
+        Attributes::resource(&caller, "impersonate", group, resource, sub, ns, name)
+    };
     let mut checks: Vec<Attributes> = Vec::new();
     let mut new_groups = groups.clone();
     if let Some(rest) = user.strip_prefix("system:serviceaccount:") {
         let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
-        checks.push(Attributes::resource(
-            &caller,
-            "impersonate",
-            "",
-            "serviceaccounts",
-            "",
-            ns,
-            name,
-        ));
+        checks.push(check("", "serviceaccounts", "", ns, name));
         if groups.is_empty() {
             new_groups = vec![
                 "system:serviceaccounts".into(),
@@ -69,49 +65,17 @@ pub(crate) async fn impersonate(
             ];
         }
     } else {
-        checks.push(Attributes::resource(
-            &caller,
-            "impersonate",
-            "",
-            "users",
-            "",
-            "",
-            &user,
-        ));
+        checks.push(check("", "users", "", "", &user));
     }
     for g in &groups {
-        checks.push(Attributes::resource(
-            &caller,
-            "impersonate",
-            "",
-            "groups",
-            "",
-            "",
-            g,
-        ));
+        checks.push(check("", "groups", "", "", g));
     }
     for u in &uids {
-        checks.push(Attributes::resource(
-            &caller,
-            "impersonate",
-            "authentication.k8s.io",
-            "uids",
-            "",
-            "",
-            u,
-        ));
+        checks.push(check("authentication.k8s.io", "uids", "", "", u));
     }
     for (k, vs) in &extra {
         for v in vs {
-            checks.push(Attributes::resource(
-                &caller,
-                "impersonate",
-                "authentication.k8s.io",
-                "userextras",
-                k,
-                "",
-                v,
-            ));
+            checks.push(check("authentication.k8s.io", "userextras", k, "", v));
         }
     }
     for a in &checks {

@@ -80,7 +80,8 @@ pub(crate) struct PolicyRule {
     pub non_resource_urls: Vec<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (anything else: none).
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -401,14 +402,7 @@ impl Authorizer {
         }
         let def = resources::lookup("rbac.authorization.k8s.io", "v1", resource)
             .ok_or_else(|| ApiError::internal("rbac"))?;
-        let items: Vec<Value> = self
-            .store
-            .list(def, ns, 0, None)
-            .await?
-            .items
-            .into_iter()
-            .map(|s| s.obj)
-            .collect();
+        let items = self.store.list_all(def, ns).await?;
         let items = Arc::new(items);
         self.cache
             .lock()

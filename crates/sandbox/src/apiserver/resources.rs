@@ -11,7 +11,6 @@ pub(crate) struct ResourceDef {
     pub version: &'static str,
     pub resource: &'static str,
     pub kind: &'static str,
-    pub singular: &'static str,
     pub namespaced: bool,
     pub verbs: &'static [&'static str],
     pub short_names: &'static [&'static str],
@@ -33,13 +32,18 @@ impl ResourceDef {
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
+    /// The singular name in discovery: every kind served here is named by its kind in lower case (as each of
+    /// kube-apiserver's registries sets its `SingularQualifiedResource`).
+    pub fn singular(&self) -> String {
+        self.kind.to_ascii_lowercase()
+    }
     /// The etcd key prefix segment, as kube-apiserver's storage factory picks it.
     pub fn etcd_segment(&self) -> String {
         atrest_core::scan::StoredResource::new(self.group, self.resource).etcd_segment()
     }
 }
 
-const CRUD: &[&str] = &[
+pub(crate) const CRUD: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -55,226 +59,130 @@ const NS_VERBS: &[&str] = &[
 const CREATE_ONLY: &[&str] = &["create"];
 const STATUS: &[&str] = &["get", "patch", "update"];
 
+/// A stored v1 resource with every verb (`CRUD`), no short names, categories or subresources.
+const fn crud(
+    group: &'static str,
+    resource: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version: "v1",
+        resource,
+        kind,
+        namespaced,
+        verbs: CRUD,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        stored: true,
+    }
+}
+
+impl ResourceDef {
+    /// This resource as a create-only review kind, never stored.
+    const fn create_only(self) -> ResourceDef {
+        ResourceDef {
+            verbs: CREATE_ONLY,
+            stored: false,
+            ..self
+        }
+    }
+}
+
+const NAMESPACED: bool = true;
+const CLUSTER: bool = false;
+const AUTHN: &str = "authentication.k8s.io";
+const AUTHZ: &str = "authorization.k8s.io";
+const RBAC: &str = "rbac.authorization.k8s.io";
+
 pub(crate) static RESOURCES: &[ResourceDef] = &[
     // The aggregator's APIServices. A non-local one (spec.service set) makes its group version appear in
     // discovery, answered 503 while its service is unavailable, which it always is here: the sandbox serves no
     // Services (discovery.rs).
     ResourceDef {
-        group: "apiregistration.k8s.io",
-        version: "v1",
-        resource: "apiservices",
-        kind: "APIService",
-        singular: "apiservice",
-        namespaced: false,
-        verbs: CRUD,
-        short_names: &[],
         categories: &["api-extensions"],
         subresources: &[("status", STATUS)],
-        stored: true,
+        ..crud(
+            "apiregistration.k8s.io",
+            "apiservices",
+            "APIService",
+            CLUSTER,
+        )
     },
     ResourceDef {
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        kind: "ConfigMap",
-        singular: "configmap",
-        namespaced: true,
-        verbs: CRUD,
         short_names: &["cm"],
-        categories: &[],
-        subresources: &[],
-        stored: true,
+        ..crud("", "configmaps", "ConfigMap", NAMESPACED)
     },
     ResourceDef {
-        group: "",
-        version: "v1",
-        resource: "namespaces",
-        kind: "Namespace",
-        singular: "namespace",
-        namespaced: false,
         verbs: NS_VERBS,
         short_names: &["ns"],
-        categories: &[],
         subresources: &[("finalize", &["update"]), ("status", STATUS)],
-        stored: true,
+        ..crud("", "namespaces", "Namespace", CLUSTER)
     },
     ResourceDef {
-        group: "",
-        version: "v1",
-        resource: "pods",
-        kind: "Pod",
-        singular: "pod",
-        namespaced: true,
-        verbs: CRUD,
         short_names: &["po"],
         categories: &["all"],
         subresources: &[("status", STATUS)],
-        stored: true,
+        ..crud("", "pods", "Pod", NAMESPACED)
     },
+    crud("", "secrets", "Secret", NAMESPACED),
     ResourceDef {
-        group: "",
-        version: "v1",
-        resource: "secrets",
-        kind: "Secret",
-        singular: "secret",
-        namespaced: true,
-        verbs: CRUD,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: true,
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        resource: "serviceaccounts",
-        kind: "ServiceAccount",
-        singular: "serviceaccount",
-        namespaced: true,
-        verbs: CRUD,
         short_names: &["sa"],
-        categories: &[],
-        subresources: &[],
-        stored: true,
+        ..crud("", "serviceaccounts", "ServiceAccount", NAMESPACED)
     },
+    crud(AUTHN, "selfsubjectreviews", "SelfSubjectReview", CLUSTER).create_only(),
+    crud(
+        AUTHZ,
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        NAMESPACED,
+    )
+    .create_only(),
+    crud(
+        AUTHZ,
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        CLUSTER,
+    )
+    .create_only(),
+    crud(
+        AUTHZ,
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        CLUSTER,
+    )
+    .create_only(),
+    crud(
+        AUTHZ,
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        CLUSTER,
+    )
+    .create_only(),
     ResourceDef {
-        group: "authentication.k8s.io",
-        version: "v1",
-        resource: "selfsubjectreviews",
-        kind: "SelfSubjectReview",
-        singular: "selfsubjectreview",
-        namespaced: false,
-        verbs: CREATE_ONLY,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: false,
-    },
-    ResourceDef {
-        group: "authorization.k8s.io",
-        version: "v1",
-        resource: "localsubjectaccessreviews",
-        kind: "LocalSubjectAccessReview",
-        singular: "localsubjectaccessreview",
-        namespaced: true,
-        verbs: CREATE_ONLY,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: false,
-    },
-    ResourceDef {
-        group: "authorization.k8s.io",
-        version: "v1",
-        resource: "selfsubjectaccessreviews",
-        kind: "SelfSubjectAccessReview",
-        singular: "selfsubjectaccessreview",
-        namespaced: false,
-        verbs: CREATE_ONLY,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: false,
-    },
-    ResourceDef {
-        group: "authorization.k8s.io",
-        version: "v1",
-        resource: "selfsubjectrulesreviews",
-        kind: "SelfSubjectRulesReview",
-        singular: "selfsubjectrulesreview",
-        namespaced: false,
-        verbs: CREATE_ONLY,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: false,
-    },
-    ResourceDef {
-        group: "authorization.k8s.io",
-        version: "v1",
-        resource: "subjectaccessreviews",
-        kind: "SubjectAccessReview",
-        singular: "subjectaccessreview",
-        namespaced: false,
-        verbs: CREATE_ONLY,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: false,
-    },
-    ResourceDef {
-        group: "certificates.k8s.io",
-        version: "v1",
-        resource: "certificatesigningrequests",
-        kind: "CertificateSigningRequest",
-        singular: "certificatesigningrequest",
-        namespaced: false,
-        verbs: CRUD,
         short_names: &["csr"],
-        categories: &[],
         subresources: &[("approval", STATUS), ("status", STATUS)],
-        stored: true,
+        ..crud(
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+            "CertificateSigningRequest",
+            CLUSTER,
+        )
     },
-    ResourceDef {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        resource: "clusterrolebindings",
-        kind: "ClusterRoleBinding",
-        singular: "clusterrolebinding",
-        namespaced: false,
-        verbs: CRUD,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: true,
-    },
-    ResourceDef {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        resource: "clusterroles",
-        kind: "ClusterRole",
-        singular: "clusterrole",
-        namespaced: false,
-        verbs: CRUD,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: true,
-    },
-    ResourceDef {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        resource: "rolebindings",
-        kind: "RoleBinding",
-        singular: "rolebinding",
-        namespaced: true,
-        verbs: CRUD,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: true,
-    },
-    ResourceDef {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        resource: "roles",
-        kind: "Role",
-        singular: "role",
-        namespaced: true,
-        verbs: CRUD,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        stored: true,
-    },
+    crud(RBAC, "clusterrolebindings", "ClusterRoleBinding", CLUSTER),
+    crud(RBAC, "clusterroles", "ClusterRole", CLUSTER),
+    crud(RBAC, "rolebindings", "RoleBinding", NAMESPACED),
+    crud(RBAC, "roles", "Role", NAMESPACED),
 ];
 
 /// The API groups in discovery order (`/apis`), each with its single version v1.
 pub(crate) const GROUPS: &[&str] = &[
     "apiregistration.k8s.io",
-    "rbac.authorization.k8s.io",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
+    RBAC,
+    AUTHN,
+    AUTHZ,
     "certificates.k8s.io",
 ];
 

@@ -97,9 +97,8 @@ async fn get(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError>
     let s = ctx
         .server
         .store
-        .get(def, ns, &ctx.info.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+        .get_existing(def, ns, &ctx.info.name)
+        .await?;
     if ctx.wants_table() {
         return Ok(json_response(
             200,
@@ -218,15 +217,29 @@ pub(crate) fn field_matches(
     Ok(true)
 }
 
+/// The namespace a collection request (list, deletecollection) is scoped to; None for all namespaces or a
+/// cluster-scoped resource.
+fn collection_namespace<'a>(ctx: &'a Ctx<'_>, def: &ResourceDef) -> Option<&'a str> {
+    (def.namespaced && !ctx.info.namespace.is_empty()).then_some(ctx.info.namespace.as_str())
+}
+
+/// Whether `obj` passes the request's `labelSelector` and `fieldSelector` (an empty or absent one passes all).
+fn selected(ctx: &Ctx<'_>, def: &ResourceDef, obj: &Value) -> Result<bool, ApiError> {
+    if let Some(sel) = ctx.q("labelSelector").filter(|s| !s.is_empty())
+        && !label_matches(sel, &obj["metadata"]["labels"])?
+    {
+        return Ok(false);
+    }
+    match ctx.q("fieldSelector").filter(|s| !s.is_empty()) {
+        Some(sel) => field_matches(def, sel, obj),
+        None => Ok(true),
+    }
+}
+
 async fn list(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
-    let ns = if def.namespaced && !ctx.info.namespace.is_empty() {
-        Some(ctx.info.namespace.as_str())
-    } else {
-        None
-    };
-    let label_sel = ctx.q("labelSelector").unwrap_or("").to_string();
-    let field_sel = ctx.q("fieldSelector").unwrap_or("").to_string();
-    let filtered = !label_sel.is_empty() || !field_sel.is_empty();
+    let ns = collection_namespace(ctx, def);
+    let filtered = ctx.q("labelSelector").is_some_and(|s| !s.is_empty())
+        || ctx.q("fieldSelector").is_some_and(|s| !s.is_empty());
     let limit: i64 = ctx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     // With selectors the page is filled from the whole range (the predicate runs before paging).
     let page = ctx
@@ -236,10 +249,7 @@ async fn list(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError
         .await?;
     let mut items = Vec::new();
     for s in page.items {
-        if !label_sel.is_empty() && !label_matches(&label_sel, &s.obj["metadata"]["labels"])? {
-            continue;
-        }
-        if !field_sel.is_empty() && !field_matches(def, &field_sel, &s.obj)? {
+        if !selected(ctx, def, &s.obj)? {
             continue;
         }
         let mut o = s.obj;
@@ -628,9 +638,8 @@ async fn patch(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiErro
     let cur = ctx
         .server
         .store
-        .get(def, ns, &ctx.info.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &ctx.info.name))?;
+        .get_existing(def, ns, &ctx.info.name)
+        .await?;
     let mut merged = merge_patch(&cur.obj, &p);
     if p["metadata"]["resourceVersion"].is_null()
         && let Some(m) = merged.get_mut("metadata").and_then(|m| m.as_object_mut())
@@ -730,20 +739,11 @@ async fn delete_namespace(
 }
 
 async fn delete_collection(ctx: &Ctx<'_>, def: &'static ResourceDef) -> Result<Resp, ApiError> {
-    let ns = if def.namespaced && !ctx.info.namespace.is_empty() {
-        Some(ctx.info.namespace.as_str())
-    } else {
-        None
-    };
-    let label_sel = ctx.q("labelSelector").unwrap_or("").to_string();
-    let field_sel = ctx.q("fieldSelector").unwrap_or("").to_string();
+    let ns = collection_namespace(ctx, def);
     let page = ctx.server.store.list(def, ns, 0, None).await?;
     let mut items = Vec::new();
     for s in page.items {
-        if !label_sel.is_empty() && !label_matches(&label_sel, &s.obj["metadata"]["labels"])? {
-            continue;
-        }
-        if !field_sel.is_empty() && !field_matches(def, &field_sel, &s.obj)? {
+        if !selected(ctx, def, &s.obj)? {
             continue;
         }
         let n = s.obj["metadata"]["name"].as_str().unwrap_or("").to_string();

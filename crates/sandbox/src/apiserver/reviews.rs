@@ -8,21 +8,11 @@ use serde_json::{Map, Value, json};
 use super::authn::UserInfo;
 use super::codec::decode_body;
 use super::http::{Resp, json_response};
-use super::rbac::{Attributes, Decision};
+use super::rbac::{Attributes, Decision, strings};
 use super::resources::ResourceDef;
 use super::rest::with_type;
 use super::router::Ctx;
 use super::status::{ApiError, FieldError};
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn attributes_from_spec(
     def: &ResourceDef,

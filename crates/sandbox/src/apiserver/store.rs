@@ -226,6 +226,21 @@ impl Store {
         }
     }
 
+    /// Every object of a resource (in one namespace, or all), read in one unpaged list.
+    pub async fn list_all(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        Ok(self
+            .list(def, ns, 0, None)
+            .await?
+            .items
+            .into_iter()
+            .map(|s| s.obj)
+            .collect())
+    }
+
     /// List with `limit`/`continue` (token format of apiserver `pkg/storage/continue.go`).
     pub async fn list(
         &self,

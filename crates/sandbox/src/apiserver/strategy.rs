@@ -617,6 +617,39 @@ async fn allowed(ctx: &Ctx<'_>, a: &Attributes) -> Result<bool, ApiError> {
     Ok(ctx.server.authz.authorize(a).await?.0 == Decision::Allow)
 }
 
+/// `certauthorization.IsAuthorizedForSignerName` (pkg/certauthorization) as the CertificateApproval and
+/// CertificateSigning admission plugins use it: `verb` on `signers` named the signer exactly, or else its domain
+/// wildcard `<domain>/*`; Forbidden with the plugins' message otherwise.
+async fn require_signer_permission(
+    ctx: &Ctx<'_>,
+    def: &ResourceDef,
+    name: &str,
+    verb: &str,
+    signer: &str,
+) -> Result<(), ApiError> {
+    let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
+    for signer_name in [signer, domain.as_str()] {
+        let a = Attributes::resource(
+            &ctx.user,
+            verb,
+            "certificates.k8s.io",
+            "signers",
+            "",
+            "",
+            signer_name,
+        );
+        if allowed(ctx, &a).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::forbidden(
+        def.group,
+        def.resource,
+        name,
+        &format!("user not permitted to {verb} requests with signerName \"{signer}\""),
+    ))
+}
+
 /// Admission and the RBAC storage's escalation checks.
 pub(crate) async fn admit(
     ctx: &Ctx<'_>,
@@ -708,72 +741,16 @@ pub(crate) async fn admit(
                 && let Some(old) = old
             {
                 // CertificateApproval admission: `approve` on signers/<signerName> or <domain>/*, old signer.
-                let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(
-                    user,
-                    "approve",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &signer,
-                );
-                let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(
-                    user,
-                    "approve",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &domain,
-                );
-                if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
-                    return Err(ApiError::forbidden(
-                        def.group,
-                        def.resource,
-                        name,
-                        &format!(
-                            "user not permitted to approve requests with signerName \"{signer}\""
-                        ),
-                    ));
-                }
+                let signer = old["spec"]["signerName"].as_str().unwrap_or("");
+                require_signer_permission(ctx, def, name, "approve", signer).await?;
             }
             if ctx.info.subresource == "status"
                 && let Some(old) = old
                 && obj["status"]["certificate"] != old["status"]["certificate"]
             {
                 // CertificateSigning admission: `sign` on signers.
-                let signer = old["spec"]["signerName"].as_str().unwrap_or("").to_string();
-                let exact = Attributes::resource(
-                    user,
-                    "sign",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &signer,
-                );
-                let domain = format!("{}/*", signer.split('/').next().unwrap_or(""));
-                let wild = Attributes::resource(
-                    user,
-                    "sign",
-                    "certificates.k8s.io",
-                    "signers",
-                    "",
-                    "",
-                    &domain,
-                );
-                if !allowed(ctx, &exact).await? && !allowed(ctx, &wild).await? {
-                    return Err(ApiError::forbidden(
-                        def.group,
-                        def.resource,
-                        name,
-                        &format!(
-                            "user not permitted to sign requests with signerName \"{signer}\""
-                        ),
-                    ));
-                }
+                let signer = old["spec"]["signerName"].as_str().unwrap_or("");
+                require_signer_permission(ctx, def, name, "sign", signer).await?;
             }
             Ok(())
         }
@@ -827,13 +804,7 @@ pub(crate) async fn reaggregate(store: &super::store::Store) -> Result<(), ApiEr
 async fn reaggregate_pass(store: &super::store::Store) -> Result<bool, ApiError> {
     let def =
         resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
-    let all: Vec<Value> = store
-        .list(def, None, 0, None)
-        .await?
-        .items
-        .into_iter()
-        .map(|s| s.obj)
-        .collect();
+    let all = store.list_all(def, None).await?;
     let mut changed = false;
     for role in all
         .iter()

@@ -20,6 +20,8 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::x509::{X509, X509NameBuilder, X509ReqBuilder};
 
+use crate::support::edit;
+
 fn csr_pem(cn: &str, org: &str) -> Vec<u8> {
     let key = PKey::from_ec_key(
         EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
@@ -229,12 +231,12 @@ async fn csr_signer_like_kube_controller_manager() {
 
     // --cluster-signing-duration comes from the controller-manager's manifest (the kubelet restarts it).
     let m = sb.manifest("kube-controller-manager");
-    let text = std::fs::read_to_string(&m).unwrap().replace(
+    edit(&m, |t| {
+        t.replace(
         "    - --cluster-signing-key-file=/etc/kubernetes/pki/ca.key\n",
         "    - --cluster-signing-duration=1h\n    - --cluster-signing-key-file=/etc/kubernetes/pki/ca.key\n",
-    );
-    std::fs::write(m.with_file_name(".kcm.tmp"), text).unwrap();
-    std::fs::rename(m.with_file_name(".kcm.tmp"), &m).unwrap();
+    )
+    });
     sb.nudge();
     tokio::time::sleep(Duration::from_millis(500)).await;
     create_and_approve(&api, "capped", &["client auth"], Some(86400)).await;
@@ -245,18 +247,16 @@ async fn csr_signer_like_kube_controller_manager() {
     assert_eq!(na - nb, 3600 + 300, "1h (< 8h) TTL + 5m backdate");
 
     // Without the signing flags the signer does not run: approved forever, never issued.
-    let text = std::fs::read_to_string(&m)
-        .unwrap()
-        .replace(
+    edit(&m, |t| {
+        t.replace(
             "    - --cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt\n",
             "",
         )
         .replace(
             "    - --cluster-signing-key-file=/etc/kubernetes/pki/ca.key\n",
             "",
-        );
-    std::fs::write(m.with_file_name(".kcm.tmp"), text).unwrap();
-    std::fs::rename(m.with_file_name(".kcm.tmp"), &m).unwrap();
+        )
+    });
     sb.nudge();
     tokio::time::sleep(Duration::from_millis(500)).await;
     create_and_approve(&api, "orphan", &["client auth"], None).await;
@@ -268,12 +268,12 @@ async fn csr_signer_like_kube_controller_manager() {
 
     // A controller-manager that cannot start (its kubeconfig is not mounted) crash-loops, and its mirror pod
     // says so: CrashLoopBackOff, restartCount, the last termination message, not Ready.
-    let text = std::fs::read_to_string(&m).unwrap().replace(
-        "--kubeconfig=/etc/kubernetes/controller-manager.conf",
-        "--kubeconfig=/etc/kubernetes/nowhere.conf",
-    );
-    std::fs::write(m.with_file_name(".kcm.tmp"), text).unwrap();
-    std::fs::rename(m.with_file_name(".kcm.tmp"), &m).unwrap();
+    edit(&m, |t| {
+        t.replace(
+            "--kubeconfig=/etc/kubernetes/controller-manager.conf",
+            "--kubeconfig=/etc/kubernetes/nowhere.conf",
+        )
+    });
     sb.nudge();
     let pods: Api<Pod> = Api::namespaced(
         sb.kube_client(&sb.kubeconfig()).await.unwrap(),

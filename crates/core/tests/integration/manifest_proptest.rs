@@ -5,7 +5,7 @@
 use atrest_core::manifest::Manifest;
 use proptest::prelude::*;
 
-const BASE: &str = include_str!("fixtures/manifests/kubeadm-1.29.yaml");
+const BASE: &str = include_str!("../fixtures/manifests/kubeadm-1.29.yaml");
 
 #[derive(Clone, Debug)]
 enum Variation {

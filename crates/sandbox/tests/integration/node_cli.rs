@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{etcd_pids, run_ok, terminate};
+
 fn up(root: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrest-sandbox"))
         .args(["up", "--root"])
@@ -30,50 +32,13 @@ fn up(root: &Path) -> Child {
 }
 
 fn sh(root: &Path, script: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(". {}/sandbox.env && {script}", root.display()))
-        .env_remove("KUBECONFIG")
-        .env("HOME", root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn terminate(mut child: Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "atrest-sandbox exited with {st}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "atrest-sandbox did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn etcd_running_under(root: &Path) -> bool {
-    let needle = root.display().to_string();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| {
-                let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                c.starts_with("/usr/bin/etcd ") && c.contains(&needle)
-            })
-            .unwrap_or(false)
-    })
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}/sandbox.env && {script}", root.display()))
+            .env_remove("KUBECONFIG")
+            .env("HOME", root),
+    )
 }
 
 #[test]
@@ -116,7 +81,7 @@ fn up_ready_env_sigterm_and_restart() {
     );
     terminate(child);
     assert!(
-        !etcd_running_under(&root),
+        etcd_pids(&root).is_empty(),
         "etcd left running after SIGTERM"
     );
 
@@ -129,5 +94,5 @@ fn up_ready_env_sigterm_and_restart() {
         .contains("namespace/keep")
     );
     terminate(child);
-    assert!(!etcd_running_under(&root));
+    assert!(etcd_pids(&root).is_empty());
 }

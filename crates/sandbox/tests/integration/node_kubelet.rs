@@ -3,18 +3,11 @@
 //! crash-looping until fixed, stop/start hold it down, state survives a restart on the same root, and nothing
 //! keeps running after shutdown.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atrest_sandbox::{ApiServerState, Sandbox, SandboxOptions};
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{edit, etcd_pids, run_ok, wait_for};
 
 fn running(sb: &Sandbox) -> Option<u16> {
     match sb.apiserver_state() {
@@ -23,30 +16,13 @@ fn running(sb: &Sandbox) -> Option<u16> {
     }
 }
 
-/// etcd processes whose command line mentions `root`.
-fn etcd_pids(root: &Path) -> Vec<u32> {
-    let needle = root.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.starts_with("/usr/bin/etcd ") && cmd.contains(&needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn edit(path: &Path, f: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let tmp = path.with_file_name(".edit.tmp");
-    std::fs::write(&tmp, f(text)).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+/// Wait until the API server crash-loops with `needle` in its last error.
+fn crash_looping_with(sb: &Sandbox, what: &str, needle: &str) {
+    wait_for(
+        what,
+        Duration::from_secs(30),
+        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains(needle)),
+    );
 }
 
 #[test]
@@ -80,16 +56,11 @@ fn static_pods_follow_their_manifests() {
             "{k} missing from {env}"
         );
     }
-    let out = std::process::Command::new("etcdctl")
-        .envs(sb.env())
-        .args(["put", "/sandbox-test/k", "v"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl put: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(std::process::Command::new("etcdctl").envs(sb.env()).args([
+        "put",
+        "/sandbox-test/k",
+        "v",
+    ]));
     let out = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .args([
@@ -149,11 +120,7 @@ fn static_pods_follow_their_manifests() {
         t.replace("spec:\n", "spec: [\n")
     });
     sb.nudge();
-    wait_for(
-        "the parse error",
-        Duration::from_secs(30),
-        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains("invalid pod manifest")),
-    );
+    crash_looping_with(&sb, "the parse error", "invalid pod manifest");
     edit(&sb.manifest("kube-apiserver"), |t| {
         t.replace("spec: [\n", "spec:\n").replace(
             "    - --no-such-flag=1\n",
@@ -179,11 +146,7 @@ fn static_pods_follow_their_manifests() {
         )
     });
     sb.nudge();
-    wait_for(
-        "the invisible file",
-        Duration::from_secs(30),
-        || matches!(sb.apiserver_state(), ApiServerState::CrashLooping { last_error, .. } if last_error.contains("/etc/kubernetes/tls/apiserver.")),
-    );
+    crash_looping_with(&sb, "the invisible file", "/etc/kubernetes/tls/apiserver.");
     // ... and visible once mounted, the way the encrypt-data docs add a volume.
     edit(&sb.manifest("kube-apiserver"), |t| {
         t.replace("    volumeMounts:\n", "    volumeMounts:\n    - mountPath: /etc/kubernetes/tls\n      name: tls\n      readOnly: true\n")

@@ -1,18 +1,25 @@
 //! RBAC through the real kubectl: escalation prevention on roles and bindings (`escalate`/`bind`),
 //! impersonation checks, CSR admission and approval, rules reviews, whoami, anonymous access.
 
-#[path = "apiserver_support.rs"]
-mod support;
+use crate::support::{Cluster, Pki, kubectl, kubectl_ok};
 
-use base64::Engine;
-use support::{Cluster, Pki, kubectl};
+/// alice binds the `admin` ClusterRole to bob in team.
+const BIND_ADMIN_TO_BOB: &[&str] = &[
+    "create",
+    "rolebinding",
+    "b1",
+    "-n",
+    "team",
+    "--clusterrole=admin",
+    "--user=bob",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_impersonation_and_reviews() {
     let c = Cluster::start("1.32", &[]).await;
     let admin = c.admin();
-    kubectl(&admin, &["create", "ns", "team"], None).await.ok();
-    kubectl(
+    kubectl_ok(&admin, &["create", "ns", "team"]).await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -23,11 +30,9 @@ async fn escalation_impersonation_and_reviews() {
             "--verb=create,get,list",
             "--resource=roles,rolebindings,secrets",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -38,14 +43,12 @@ async fn escalation_impersonation_and_reviews() {
             "--role=role-admin",
             "--user=alice",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let alice = c.kubeconfig("alice", &[]);
 
     // A role within alice's own rights is fine; one granting more is refused.
-    kubectl(
+    kubectl_ok(
         &alice,
         &[
             "create",
@@ -56,10 +59,8 @@ async fn escalation_impersonation_and_reviews() {
             "--verb=get",
             "--resource=secrets",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let out = kubectl(
         &alice,
         &[
@@ -74,37 +75,11 @@ async fn escalation_impersonation_and_reviews() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "roles.rbac.authorization.k8s.io \"lister\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("roles.rbac.authorization.k8s.io \"lister\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"watch\" \"delete\"]}");
     // Binding a role she does not hold: refused; with `bind` on it: allowed.
-    let out = kubectl(
-        &alice,
-        &[
-            "create",
-            "rolebinding",
-            "b1",
-            "-n",
-            "team",
-            "--clusterrole=admin",
-            "--user=bob",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("rolebindings.rbac.authorization.k8s.io \"b1\" is forbidden: user \"alice\""),
-        "{}",
-        out.stderr
-    );
-    kubectl(
+    let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
+    out.fails_with("rolebindings.rbac.authorization.k8s.io \"b1\" is forbidden: user \"alice\"");
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -116,11 +91,9 @@ async fn escalation_impersonation_and_reviews() {
             "--resource=clusterroles",
             "--resource-name=admin",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -131,38 +104,25 @@ async fn escalation_impersonation_and_reviews() {
             "--role=binder",
             "--user=alice",
         ],
-        None,
-    )
-    .await
-    .ok();
-    let out = kubectl(
-        &alice,
-        &[
-            "create",
-            "rolebinding",
-            "b1",
-            "-n",
-            "team",
-            "--clusterrole=admin",
-            "--user=bob",
-        ],
-        None,
     )
     .await;
+    let out = kubectl(&alice, BIND_ADMIN_TO_BOB, None).await;
     assert_eq!(
         out.ok().trim(),
         "rolebinding.rbac.authorization.k8s.io/b1 created"
     );
     // bob now has the aggregated admin role in team (edit + view rules are aggregated in).
-    let out = kubectl(
-        &admin,
-        &[
-            "auth", "can-i", "delete", "secrets", "-n", "team", "--as", "bob",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok().trim(), "yes");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &[
+                "auth", "can-i", "delete", "secrets", "-n", "team", "--as", "bob"
+            ]
+        )
+        .await
+        .trim(),
+        "yes"
+    );
     let out = kubectl(
         &admin,
         &["auth", "can-i", "list", "namespaces", "--as", "bob"],
@@ -207,7 +167,7 @@ async fn escalation_impersonation_and_reviews() {
     );
     let john = c.kubeconfig("john", &["marketing", "dev"]);
     let out = kubectl(&john, &["auth", "whoami", "-o", "json"], None).await;
-    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let v = out.json();
     assert_eq!(v["status"]["userInfo"]["username"], "john");
     assert_eq!(
         v["status"]["userInfo"]["groups"],
@@ -233,24 +193,6 @@ async fn escalation_impersonation_and_reviews() {
     );
 }
 
-fn csr_json(name: &str, cn: &str, orgs: &[&str], expiration: Option<i64>) -> String {
-    let pem = Pki::csr_pem(cn, orgs);
-    let mut v = serde_json::json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"name": name},
-        "spec": {
-            "request": base64::engine::general_purpose::STANDARD.encode(pem),
-            "signerName": "kubernetes.io/kube-apiserver-client",
-            "usages": ["client auth"],
-        }
-    });
-    if let Some(e) = expiration {
-        v["spec"]["expirationSeconds"] = serde_json::json!(e);
-    }
-    v.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_signing_requests() {
     let c = Cluster::start("1.32", &[]).await;
@@ -258,19 +200,16 @@ async fn certificate_signing_requests() {
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("john", "john", &["marketing"], Some(86400))),
+        Some(&Pki::csr_json("john", "john", &["marketing"], Some(86400))),
     )
     .await;
     assert_eq!(
         out.ok().trim(),
         "certificatesigningrequest.certificates.k8s.io/john created"
     );
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
+        .await
+        .json();
     assert_eq!(v["spec"]["username"], "admin", "requester filled in");
     assert_eq!(
         v["spec"]["groups"],
@@ -292,7 +231,7 @@ async fn certificate_signing_requests() {
     );
 
     // An approver with update on approval but no `approve` on the signer is refused by admission.
-    kubectl(
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -301,11 +240,9 @@ async fn certificate_signing_requests() {
             "--verb=get,list,update",
             "--resource=certificatesigningrequests,certificatesigningrequests/approval",
         ],
-        None,
     )
-    .await
-    .ok();
-    kubectl(
+    .await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -314,29 +251,20 @@ async fn certificate_signing_requests() {
             "--clusterrole=csr-updater",
             "--user=approver",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let approver = c.kubeconfig("approver", &[]);
     let out = kubectl(&approver, &["certificate", "approve", "john"], None).await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\""),
-        "{}",
-        out.stderr
-    );
-    let out = kubectl(&admin, &["certificate", "approve", "john"], None).await;
+    out.fails_with("certificatesigningrequests.certificates.k8s.io \"john\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\"");
     assert_eq!(
-        out.ok().trim(),
+        kubectl_ok(&admin, &["certificate", "approve", "john"])
+            .await
+            .trim(),
         "certificatesigningrequest.certificates.k8s.io/john approved"
     );
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", "csr", "john", "-o", "json"], None)
+        .await
+        .json();
     let cond = &v["status"]["conditions"][0];
     assert_eq!(cond["type"], "Approved");
     assert_eq!(cond["reason"], "KubectlApprove");
@@ -352,14 +280,14 @@ async fn certificate_signing_requests() {
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("root", "root", &["system:masters"], None)),
+        Some(&Pki::csr_json("root", "root", &["system:masters"], None)),
     )
     .await;
     assert!(out.stderr.contains("use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"), "{}", out.stderr);
     let out = kubectl(
         &admin,
         &["create", "-f", "-"],
-        Some(&csr_json("short", "short", &[], Some(300))),
+        Some(&Pki::csr_json("short", "short", &[], Some(300))),
     )
     .await;
     assert!(

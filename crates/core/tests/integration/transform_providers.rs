@@ -32,33 +32,27 @@ fn set(providers: Vec<ProviderConfiguration>) -> PrefixTransformers {
         .clone()
 }
 
-fn all_key_providers() -> Vec<(ProviderConfiguration, &'static str)> {
-    vec![
-        (
-            ProviderConfiguration::Aesgcm(keys(vec![key("g1", 1, 32)])),
-            "k8s:enc:aesgcm:v1:g1:",
-        ),
-        (
-            ProviderConfiguration::Aesgcm(keys(vec![key("g16", 2, 16)])),
-            "k8s:enc:aesgcm:v1:g16:",
-        ),
-        (
-            ProviderConfiguration::Aesgcm(keys(vec![key("g24", 3, 24)])),
-            "k8s:enc:aesgcm:v1:g24:",
-        ),
-        (
-            ProviderConfiguration::Aescbc(keys(vec![key("c1", 4, 32)])),
-            "k8s:enc:aescbc:v1:c1:",
-        ),
-        (
-            ProviderConfiguration::Aescbc(keys(vec![key("c16", 5, 16)])),
-            "k8s:enc:aescbc:v1:c16:",
-        ),
-        (
-            ProviderConfiguration::Secretbox(keys(vec![key("s1", 6, 32)])),
-            "k8s:enc:secretbox:v1:s1:",
-        ),
+/// One single-key set per key provider and key size, with the prefix its writes must carry.
+fn all_key_providers() -> Vec<(ProviderConfiguration, String)> {
+    [
+        ("aesgcm", "g1", 1, 32),
+        ("aesgcm", "g16", 2, 16),
+        ("aesgcm", "g24", 3, 24),
+        ("aescbc", "c1", 4, 32),
+        ("aescbc", "c16", 5, 16),
+        ("secretbox", "s1", 6, 32),
     ]
+    .into_iter()
+    .map(|(provider, name, byte, len)| {
+        let k = keys(vec![key(name, byte, len)]);
+        let p = match provider {
+            "aesgcm" => ProviderConfiguration::Aesgcm(k),
+            "aescbc" => ProviderConfiguration::Aescbc(k),
+            _ => ProviderConfiguration::Secretbox(k),
+        };
+        (p, format!("k8s:enc:{provider}:v1:{name}:"))
+    })
+    .collect()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use atrest_core::config::*;
 use proptest::prelude::*;
 
-const CONFIG: &str = include_str!("fixtures/encryption-config/valid/all-providers.yaml");
+const CONFIG: &str = include_str!("../fixtures/encryption-config/valid/all-providers.yaml");
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]

@@ -3,7 +3,7 @@
 //! round trips back to the original bytes, only intended lines touched, and broken manifests
 //! refused with line-numbered reasons.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use atrest_core::manifest::{Manifest, ManifestError};
 
@@ -25,7 +25,7 @@ const PKI_CONFIG: &str = "/etc/kubernetes/pki/enc.yaml";
 const ENC_DIR_CONFIG: &str = "/etc/kubernetes/enc/enc.yaml";
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests")
+    crate::support::fixtures("manifests")
 }
 
 fn read(name: &str) -> String {

@@ -6,6 +6,8 @@ use atrest_core::storage::{
 use base64::Engine as _;
 use serde_json::json;
 
+use crate::support::ld;
+
 /// `oldSecret` from kubernetes/kubernetes
 /// `test/integration/controlplane/transformation/transformation_test.go`: a Secret stored by a
 /// 2019 kube-apiserver, including the since-removed ObjectMeta field 15 (`clusterName`, empty).
@@ -17,14 +19,6 @@ fn old_secret() -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(OLD_SECRET_B64)
         .unwrap()
-}
-
-/// Length-delimited field, written independently of the codec.
-fn ld(num: u8, body: &[u8]) -> Vec<u8> {
-    assert!(body.len() < 128);
-    let mut v = vec![(num << 3) | 2, body.len() as u8];
-    v.extend_from_slice(body);
-    v
 }
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {

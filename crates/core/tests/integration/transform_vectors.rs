@@ -253,11 +253,8 @@ fn hexs(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// aescbc against the `openssl` command-line tool, both directions, through the configured prefix set.
-#[test]
-fn aescbc_against_openssl_cli() {
-    use std::process::Command;
-    let key = [0x42u8; 32];
+/// Transformers for secrets with one provider (`aescbc`, `secretbox`, ...) holding one key.
+fn one_key_for_secrets(provider: &str, name: &str, key: &[u8]) -> EncryptionTransformers {
     let secret = base64::engine::general_purpose::STANDARD.encode(key);
     let cfg = EncryptionConfiguration::from_text(
         &format!(
@@ -266,13 +263,37 @@ kind: EncryptionConfiguration
 resources:
   - resources: [secrets]
     providers:
-      - aescbc: {{keys: [{{name: cli, secret: '{secret}'}}]}}
+      - {provider}: {{keys: [{{name: {name}, secret: '{secret}'}}]}}
 "
         ),
-        "cli.yaml",
+        &format!("{name}.yaml"),
     )
     .unwrap();
-    let t = EncryptionTransformers::from_config(&cfg).unwrap();
+    EncryptionTransformers::from_config(&cfg).unwrap()
+}
+
+/// `openssl enc -aes-256-cbc [extra] -K key -iv iv -in input`: its stdout, or a panic with its stderr.
+fn openssl_aes_256_cbc(extra: &[&str], key: &[u8], iv: &[u8], input: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(["enc"])
+        .args(extra)
+        .args(["-aes-256-cbc", "-K", &hexs(key), "-iv", &hexs(iv), "-in"])
+        .arg(input)
+        .output()
+        .expect("openssl CLI on PATH");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// aescbc against the `openssl` command-line tool, both directions, through the configured prefix set.
+#[test]
+fn aescbc_against_openssl_cli() {
+    let key = [0x42u8; 32];
+    let t = one_key_for_secrets("aescbc", "cli", &key);
     let s = t.for_resource(&GroupResource::core("secrets"));
     let ad = b"/registry/secrets/default/cli";
     let tmp = tempfile::tempdir().unwrap();
@@ -283,52 +304,17 @@ resources:
     let body = &stored[b"k8s:enc:aescbc:v1:cli:".len()..];
     let ct_path = tmp.path().join("ct.bin");
     std::fs::write(&ct_path, &body[16..]).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "enc",
-            "-d",
-            "-aes-256-cbc",
-            "-K",
-            &hexs(&key),
-            "-iv",
-            &hexs(&body[..16]),
-            "-in",
-        ])
-        .arg(&ct_path)
-        .output()
-        .expect("openssl CLI on PATH");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, plain);
+    let out = openssl_aes_256_cbc(&["-d"], &key, &body[..16], &ct_path);
+    assert_eq!(out, plain);
 
     // openssl enc -> ours
     let pt_path = tmp.path().join("pt.bin");
     std::fs::write(&pt_path, &plain).unwrap();
     let iv = [0x17u8; 16];
-    let out = Command::new("openssl")
-        .args([
-            "enc",
-            "-aes-256-cbc",
-            "-K",
-            &hexs(&key),
-            "-iv",
-            &hexs(&iv),
-            "-in",
-        ])
-        .arg(&pt_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = openssl_aes_256_cbc(&[], &key, &iv, &pt_path);
     let mut value = b"k8s:enc:aescbc:v1:cli:".to_vec();
     value.extend_from_slice(&iv);
-    value.extend_from_slice(&out.stdout);
+    value.extend_from_slice(&out);
     let read = s.read(&value, ad).unwrap();
     assert_eq!(read.plaintext, plain);
     assert_eq!((read.key_name.as_deref(), read.stale), (Some("cli"), false));
@@ -353,21 +339,7 @@ fn secretbox_nacl_known_answer() {
         "b48eeee314a7cc8ab932164548e526ae90224368517acfeabd6bb3732bc0e9da99832b61ca01b6de",
         "56244a9e88d5f9b37973f622a43d14a6599b1f654cb45a74e355a5"
     ));
-    let secret = base64::engine::general_purpose::STANDARD.encode(&key);
-    let cfg = EncryptionConfiguration::from_text(
-        &format!(
-            "apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources: [secrets]
-    providers:
-      - secretbox: {{keys: [{{name: nacl, secret: '{secret}'}}]}}
-"
-        ),
-        "nacl.yaml",
-    )
-    .unwrap();
-    let t = EncryptionTransformers::from_config(&cfg).unwrap();
+    let t = one_key_for_secrets("secretbox", "nacl", &key);
     let mut value = b"k8s:enc:secretbox:v1:nacl:".to_vec();
     value.extend_from_slice(&nonce);
     value.extend_from_slice(&boxed);

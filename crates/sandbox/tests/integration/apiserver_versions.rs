@@ -1,18 +1,17 @@
 //! The tutorial's commands with the oldest and newest kubectl the dispatcher offers (picked through
 //! `/version`), and fault injection (500, 429 + Retry-After, delays).
 
-#[path = "apiserver_support.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Cluster, Pki, kubectl};
+use atrest_sandbox::tutorial;
+
+use crate::support::{Cluster, Pki, kubectl, kubectl_ok};
 
 async fn tutorial(version: &str) {
     let c = Cluster::start(version, &[]).await;
     let admin = c.admin();
     let out = kubectl(&admin, &["version", "-o", "json"], None).await;
-    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let v = out.json();
     let minor = version.split('.').nth(1).unwrap();
     assert!(
         v["clientVersion"]["gitVersion"]
@@ -22,57 +21,27 @@ async fn tutorial(version: &str) {
         "{v}"
     );
 
-    let run = |args: Vec<&'static str>| {
+    let run = |args: &'static [&'static str]| {
         let admin = admin.clone();
-        async move { kubectl(&admin, &args, None).await }
+        async move { kubectl(&admin, args, None).await }
     };
     assert_eq!(
-        run(vec![
-            "create",
-            "secret",
-            "generic",
-            "demo",
-            "--from-literal=username=myapp",
-            "--from-literal=password=123456"
-        ])
-        .await
-        .ok()
-        .trim(),
+        run(tutorial::CREATE_SECRET).await.ok().trim(),
         "secret/demo created"
     );
     assert!(
-        run(vec!["get", "secret", "demo", "-o", "yaml"])
+        run(&["get", "secret", "demo", "-o", "yaml"])
             .await
             .ok()
             .contains("password: MTIzNDU2")
     );
     assert_eq!(
-        run(vec!["create", "ns", "marketing"]).await.ok().trim(),
+        run(tutorial::CREATE_NAMESPACE).await.ok().trim(),
         "namespace/marketing created"
     );
-    run(vec![
-        "create",
-        "role",
-        "john-marketing",
-        "--verb=get,list,watch",
-        "--resource=pods,secrets",
-        "--namespace",
-        "marketing",
-    ])
-    .await
-    .ok();
-    run(vec![
-        "create",
-        "rolebinding",
-        "john-marketing",
-        "--role=john-marketing",
-        "--user=john",
-        "--namespace",
-        "marketing",
-    ])
-    .await
-    .ok();
-    let out = run(vec!["get", "role,rolebinding", "-n", "marketing"]).await;
+    run(tutorial::CREATE_ROLE).await.ok();
+    run(tutorial::CREATE_ROLEBINDING).await.ok();
+    let out = run(&["get", "role,rolebinding", "-n", "marketing"]).await;
     let t = out.ok();
     assert!(
         t.contains("role.rbac.authorization.k8s.io/john-marketing"),
@@ -83,7 +52,7 @@ async fn tutorial(version: &str) {
         "{t}"
     );
     assert_eq!(
-        run(vec![
+        run(&[
             "auth",
             "can-i",
             "get",
@@ -98,25 +67,22 @@ async fn tutorial(version: &str) {
         .trim(),
         "yes"
     );
-    let json = run(vec!["get", "secrets", "-A", "-o", "json"]).await;
+    let json = run(&["get", "secrets", "-A", "-o", "json"]).await;
     let out = kubectl(&admin, &["replace", "-f", "-"], Some(json.ok())).await;
     assert!(out.ok().contains("secret/demo replaced"));
 
-    let csr = serde_json::json!({
-        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "john"},
-        "spec": {"request": base64_pem(&Pki::csr_pem("john", &["marketing"])), "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"]}
-    });
-    kubectl(&admin, &["create", "-f", "-"], Some(&csr.to_string()))
-        .await
-        .ok();
+    kubectl(
+        &admin,
+        &["create", "-f", "-"],
+        Some(&Pki::csr_json("john", "john", &["marketing"], None)),
+    )
+    .await
+    .ok();
     assert_eq!(
-        run(vec!["certificate", "approve", "john"])
-            .await
-            .ok()
-            .trim(),
+        run(&["certificate", "approve", "john"]).await.ok().trim(),
         "certificatesigningrequest.certificates.k8s.io/john approved"
     );
-    let out = run(vec!["get", "pods", "-n", "kube-system"]).await;
+    let out = run(&["get", "pods", "-n", "kube-system"]).await;
     assert!(
         out.stderr
             .contains("No resources found in kube-system namespace."),
@@ -126,15 +92,7 @@ async fn tutorial(version: &str) {
 
     let john = c.kubeconfig("john", &["marketing"]);
     let out = kubectl(&john, &["get", "secrets"], None).await;
-    assert_eq!(
-        out.stderr.trim(),
-        "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
-    );
-}
-
-fn base64_pem(pem: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(pem)
+    assert_eq!(out.stderr.trim(), tutorial::JOHN_FORBIDDEN_IN_DEFAULT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,22 +116,19 @@ async fn faults() {
         "Error from server (InternalError): Internal error occurred: injected fault"
     );
     // Reads are unaffected.
-    kubectl(&admin, &["get", "ns"], None).await.ok();
+    kubectl_ok(&admin, &["get", "ns"]).await;
     // Half of the writes get 429 + Retry-After: client-go retries them and succeeds.
     c.faults.fail_writes_too_many_requests(0.5, 1);
     for n in ["a", "b"] {
-        let out = kubectl(&admin, &["create", "ns", n], None).await;
-        assert_eq!(out.ok().trim(), format!("namespace/{n} created"));
+        assert_eq!(
+            kubectl_ok(&admin, &["create", "ns", n]).await.trim(),
+            format!("namespace/{n} created")
+        );
     }
     c.faults.clear_write_faults();
     c.faults.set_delay(Duration::from_millis(400));
     let t = Instant::now();
-    assert_eq!(
-        kubectl(&admin, &["get", "--raw", "/readyz"], None)
-            .await
-            .ok(),
-        "ok"
-    );
+    assert_eq!(kubectl_ok(&admin, &["get", "--raw", "/readyz"]).await, "ok");
     assert!(
         t.elapsed() >= Duration::from_millis(800),
         "dispatcher /version + /readyz both delayed"

@@ -1,10 +1,9 @@
 //! The seed tutorial's kubectl commands, verbatim, with the real kubectl against the sandbox API server on a
 //! real etcd, plus the storage bytes in etcd and the exact Forbidden text.
 
-#[path = "apiserver_support.rs"]
-mod support;
+use atrest_sandbox::tutorial;
 
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl, kubectl_ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tutorial_commands() {
@@ -15,15 +14,7 @@ async fn tutorial_commands() {
         async move { kubectl(&admin, args, None).await }
     };
 
-    let out = k(&[
-        "create",
-        "secret",
-        "generic",
-        "demo",
-        "--from-literal=username=myapp",
-        "--from-literal=password=123456",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_SECRET).await;
     assert_eq!(out.ok().trim(), "secret/demo created");
     let y = k(&["get", "secret", "demo", "-o", "yaml"]).await;
     let y = y.ok();
@@ -40,33 +31,15 @@ async fn tutorial_commands() {
     );
 
     assert_eq!(
-        k(&["create", "ns", "marketing"]).await.ok().trim(),
+        k(tutorial::CREATE_NAMESPACE).await.ok().trim(),
         "namespace/marketing created"
     );
-    let out = k(&[
-        "create",
-        "role",
-        "john-marketing",
-        "--verb=get,list,watch",
-        "--resource=pods,secrets",
-        "--namespace",
-        "marketing",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_ROLE).await;
     assert_eq!(
         out.ok().trim(),
         "role.rbac.authorization.k8s.io/john-marketing created"
     );
-    let out = k(&[
-        "create",
-        "rolebinding",
-        "john-marketing",
-        "--role=john-marketing",
-        "--user=john",
-        "--namespace",
-        "marketing",
-    ])
-    .await;
+    let out = k(tutorial::CREATE_ROLEBINDING).await;
     assert_eq!(
         out.ok().trim(),
         "rolebinding.rbac.authorization.k8s.io/john-marketing created"
@@ -97,31 +70,25 @@ async fn tutorial_commands() {
     );
 
     // can-i via impersonation.
-    let out = k(&[
-        "auth",
-        "can-i",
-        "list",
-        "secrets",
-        "--namespace",
-        "marketing",
-        "--as",
-        "john",
-    ])
-    .await;
-    assert_eq!(out.ok().trim(), "yes");
-    let out = k(&[
-        "auth",
-        "can-i",
-        "list",
-        "secrets",
-        "--namespace",
-        "default",
-        "--as",
-        "john",
-    ])
-    .await;
-    assert_eq!(out.code, 1);
-    assert_eq!(out.stdout.trim(), "no");
+    for (ns, code, answer) in [("marketing", 0, "yes"), ("default", 1, "no")] {
+        let args = [
+            "auth",
+            "can-i",
+            "list",
+            "secrets",
+            "--namespace",
+            ns,
+            "--as",
+            "john",
+        ];
+        let out = kubectl(&admin, &args, None).await;
+        assert_eq!(
+            (out.code, out.stdout.trim()),
+            (code, answer),
+            "{}",
+            out.stderr
+        );
+    }
 
     // john's own certificate.
     let john = c.kubeconfig("john", &["marketing"]);
@@ -129,10 +96,7 @@ async fn tutorial_commands() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = kubectl(&john, &["get", "secrets", "-n", "default"], None).await;
     assert_eq!(out.code, 1);
-    assert_eq!(
-        out.stderr.trim(),
-        "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
-    );
+    assert_eq!(out.stderr.trim(), tutorial::JOHN_FORBIDDEN_IN_DEFAULT);
 
     // replace pipeline: unchanged objects keep their resourceVersion.
     let before = c
@@ -171,25 +135,20 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
         "{name}"
     );
     // stringData was merged into data and never stored.
-    let v: serde_json::Value = serde_json::from_str(
-        kubectl(&admin, &["get", &name, "-o", "json"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let v = kubectl(&admin, &["get", &name, "-o", "json"], None)
+        .await
+        .json();
     assert_eq!(v["data"]["a"], "Yg==");
     assert!(v.get("stringData").is_none());
     assert_eq!(v["type"], "Opaque");
     assert!(v["metadata"]["uid"].as_str().unwrap().len() == 36);
 
     // managedFields as kubectl create leaves them (shown with --show-managed-fields).
-    kubectl(
+    kubectl_ok(
         &admin,
         &["create", "secret", "generic", "mf", "--from-literal=k=v"],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let y = kubectl(
         &admin,
         &["get", "secret", "mf", "-o", "yaml", "--show-managed-fields"],
@@ -211,28 +170,25 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
         .ok();
     let changed = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"imm"},"immutable":true,"data":{"k":"dzI="}}"#;
     let out = kubectl(&admin, &["replace", "-f", "-"], Some(changed)).await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
 
     // dryRun=All writes nothing.
-    let out = kubectl(
-        &admin,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "dry",
-            "--from-literal=a=b",
-            "--dry-run=server",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok().trim(), "secret/dry created (server dry run)");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "dry",
+                "--from-literal=a=b",
+                "--dry-run=server"
+            ]
+        )
+        .await
+        .trim(),
+        "secret/dry created (server dry run)"
+    );
     assert!(c.etcd.keys("/registry/secrets/default/dry").is_empty());
     // Invalid names.
     let out = kubectl(&admin, &["create", "ns", "Bad_NS"], None).await;

@@ -5,51 +5,15 @@
 //! restarted and its mirror pod shows the restart; nothing keeps running after shutdown. Needs Go and root.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atrest_sandbox::k8s_openapi::api::core::v1::{Node, Pod};
 use atrest_sandbox::kube::api::{Api, ListParams};
 use atrest_sandbox::{ApiServerState, ControlPlane, Sandbox, SandboxOptions};
 
+use crate::support::{edit, pids, terminate, wait_for};
+
 const READY: Duration = Duration::from_secs(240);
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Pids of the processes started as `argv0` whose command line mentions `needle`.
-fn pids(argv0: &str, needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().map(String::as_str) == Some(argv0)
-            && args.iter().any(|a| a.contains(needle))
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn edit(path: &Path, f: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let tmp = path.with_file_name(".edit.tmp");
-    std::fs::write(&tmp, f(text)).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn mirror_pods(sb: &Sandbox, rt: &tokio::runtime::Runtime) -> Vec<Pod> {
     rt.block_on(async {
@@ -363,10 +327,7 @@ fn the_cli_builds_lists_and_runs_the_real_control_plane() {
     );
     assert!(stdout.ends_with(release), "{stdout}");
 
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let st = child.wait().unwrap();
-    assert!(st.success(), "atrest-sandbox exited with {st}");
+    terminate(child);
     let port = std::fs::read_to_string(root.join("etc/kubernetes/admin.conf"))
         .unwrap()
         .lines()

@@ -3,19 +3,17 @@
 use atrest_core::storage::{MediaType, StorageError, decode, decode_with_media, encode, normalize};
 use serde_json::{Value, json};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/storage");
+use crate::support::{fixture_files, fixtures, ld, vf};
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+    std::fs::read(fixtures("storage").join(name)).unwrap()
 }
 
 fn manifests() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".yaml"))
+    let names: Vec<String> = fixture_files("storage", Some("yaml"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
         .collect();
-    names.sort();
     assert!(names.len() >= 10, "{names:?}");
     names
 }
@@ -60,6 +58,11 @@ fn every_static_pod_manifest_round_trips_through_protobuf_and_json_storage() {
     }
 }
 
+/// An object's keys in order.
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
 #[test]
 fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
     let json = decode(&fixture("cppntn-kubernetes-1.29.0.yaml")).unwrap();
@@ -79,9 +82,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
     // creationTimestamp: null and status: {} are kept, as Go writes them.
     assert_eq!(json["metadata"]["creationTimestamp"], Value::Null);
     assert_eq!(json["status"], json!({}));
-    let keys: Vec<_> = c.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(c),
         [
             "name",
             "image",
@@ -94,14 +96,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
             "imagePullPolicy"
         ]
     );
-    let spec_keys: Vec<_> = json["spec"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        spec_keys,
+        keys(&json["spec"]),
         [
             "volumes",
             "containers",
@@ -111,14 +107,8 @@ fn kubeadm_1_29_manifest_decodes_with_go_field_order_and_defaults() {
             "priority"
         ]
     );
-    let probe_keys: Vec<_> = c["livenessProbe"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        probe_keys,
+        keys(&c["livenessProbe"]),
         [
             "httpGet",
             "initialDelaySeconds",
@@ -142,27 +132,6 @@ fn placeholder_port_is_an_int_or_string_string() {
     ]
     .concat();
     assert!(proto.windows(needle.len()).any(|w| w == needle));
-}
-
-fn ld(num: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3 | 2));
-    varint(&mut v, body.len() as u64);
-    v.extend_from_slice(body);
-    v
-}
-fn vf(num: u32, val: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3));
-    varint(&mut v, val);
-    v
-}
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 #[test]

@@ -1,9 +1,6 @@
 //! Mirror pods as the kubelet publishes them (Node authorizer identity), their `/status`, and the pods Table.
 
-#[path = "apiserver_support.rs"]
-mod support;
-
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl, kubectl_ok};
 
 const MIRROR: &str = r#"{
   "apiVersion": "v1", "kind": "Pod",
@@ -35,7 +32,7 @@ async fn kubelet_publishes_mirror_pods() {
         None,
     )
     .await;
-    let mut pod: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    let mut pod = out.json();
     assert_eq!(pod["status"]["phase"], "Pending");
     pod["status"] = serde_json::json!({
         "phase": "Running",
@@ -93,19 +90,12 @@ async fn kubelet_publishes_mirror_pods() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("User \"system:node:node1\" cannot list resource \"clusterroles\""),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("User \"system:node:node1\" cannot list resource \"clusterroles\"");
     // Namespaces get their default ServiceAccount.
-    kubectl(&admin, &["create", "ns", "apps"], None).await.ok();
+    kubectl_ok(&admin, &["create", "ns", "apps"]).await;
     assert_eq!(
-        kubectl(&admin, &["get", "sa", "-n", "apps", "-o", "name"], None)
+        kubectl_ok(&admin, &["get", "sa", "-n", "apps", "-o", "name"])
             .await
-            .ok()
             .trim(),
         "serviceaccount/default"
     );

@@ -1,22 +1,16 @@
 //! EncryptionConfiguration parsing and validation against our fixtures (tests/fixtures/encryption-config).
 
 use atrest_core::config::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::support::{fixture_files, fixtures};
 
 fn dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/encryption-config")
-        .join(sub)
+    fixtures("encryption-config").join(sub)
 }
 
 fn files(sub: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir(sub))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty());
-    v
+    fixture_files(&format!("encryption-config/{sub}"), None)
 }
 
 /// Every file in invalid/ fails with the message and path named in its header, at the marked line.
@@ -275,22 +269,15 @@ fn lookup_follows_transformer_from_overrides() {
         cfg.providers_for(&GroupResource::core("events"))[0].kind(),
         ProviderKind::Identity
     );
-    assert_eq!(
-        first_key(GroupResource::core("secrets")).as_deref(),
-        Some("key1")
-    );
-    assert_eq!(
-        first_key(GroupResource::parse("deployments.apps")).as_deref(),
-        Some("key2")
-    );
-    assert_eq!(
-        first_key(GroupResource::core("configmaps")).as_deref(),
-        Some("key3")
-    );
-    assert_eq!(
-        first_key(GroupResource::parse("pandas.awesome.bears.example")).as_deref(),
-        Some("key4")
-    );
+    for (gr, key) in [
+        (GroupResource::core("secrets"), "key1"),
+        (GroupResource::parse("deployments.apps"), "key2"),
+        (GroupResource::core("configmaps"), "key3"),
+        (GroupResource::parse("pandas.awesome.bears.example"), "key4"),
+    ] {
+        let what = format!("{gr:?}");
+        assert_eq!(first_key(gr).as_deref(), Some(key), "{what}");
+    }
 
     let twice = load(&dir("valid/same-resource-twice.yaml")).unwrap();
     let kinds: Vec<ProviderKind> = twice

@@ -1,7 +1,6 @@
-//! Shared helpers for the `apiserver_*` tests: a real etcd process, a throwaway PKI (openssl), the sandbox
+//! Helpers shared by the sandbox's integration tests: a real etcd process, a throwaway PKI (openssl), the sandbox
 //! API server started from a kube-apiserver command line, and the real kubectl / etcdctl.
-//! Included by the test files with `#[path = "apiserver_support.rs"] mod support;`.
-#![allow(dead_code, clippy::new_without_default)]
+#![allow(clippy::new_without_default)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -63,38 +62,25 @@ impl Etcd {
             endpoint: client,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &etcd.endpoint, "endpoint", "health"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "etcd did not become healthy");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for("etcd to become healthy", Duration::from_secs(60), || {
+            etcd.etcdctl(&["endpoint", "health"]).status.success()
+        });
         etcd
+    }
+
+    /// `etcdctl --endpoints <this etcd> ARGS` (API v3).
+    pub fn etcdctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `etcdctl get KEY --print-value-only` raw bytes (trailing newline removed).
     pub fn get_raw(&self, key: &str) -> Vec<u8> {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.endpoint,
-                "get",
-                key,
-                "--print-value-only",
-            ])
-            .output()
-            .unwrap();
+        let out = self.etcdctl(&["get", key, "--print-value-only"]);
         assert!(
             out.status.success(),
             "etcdctl get: {}",
@@ -109,11 +95,7 @@ impl Etcd {
 
     /// `etcdctl get KEY -w json` mod_revision, or None when absent.
     pub fn mod_revision(&self, key: &str) -> Option<i64> {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint, "get", key, "-w", "json"])
-            .output()
-            .unwrap();
+        let out = self.etcdctl(&["get", key, "-w", "json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["kvs"]
             .get(0)
@@ -122,18 +104,7 @@ impl Etcd {
 
     /// Keys under a prefix.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.endpoint,
-                "get",
-                prefix,
-                "--prefix",
-                "--keys-only",
-            ])
-            .output()
-            .unwrap();
+        let out = self.etcdctl(&["get", prefix, "--prefix", "--keys-only"]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.is_empty())
@@ -143,25 +114,10 @@ impl Etcd {
 
     /// Compact etcd to its current revision (expires continue tokens).
     pub fn compact(&self) {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.endpoint,
-                "endpoint",
-                "status",
-                "-w",
-                "json",
-            ])
-            .output()
-            .unwrap();
+        let out = self.etcdctl(&["endpoint", "status", "-w", "json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rev = v[0]["Status"]["header"]["revision"].as_i64().unwrap();
-        let st = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint, "compact", &rev.to_string()])
-            .output()
-            .unwrap();
+        let st = self.etcdctl(&["compact", &rev.to_string()]);
         assert!(st.status.success());
     }
 }
@@ -290,6 +246,26 @@ impl Pki {
         (cert, key)
     }
 
+    /// A CertificateSigningRequest (JSON) named `name` for CN/O, for kube-apiserver-client with client auth.
+    pub fn csr_json(name: &str, cn: &str, orgs: &[&str], expiration: Option<i64>) -> String {
+        use base64::Engine;
+        let pem = Pki::csr_pem(cn, orgs);
+        let mut v = serde_json::json!({
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "metadata": {"name": name},
+            "spec": {
+                "request": base64::engine::general_purpose::STANDARD.encode(pem),
+                "signerName": "kubernetes.io/kube-apiserver-client",
+                "usages": ["client auth"],
+            }
+        });
+        if let Some(e) = expiration {
+            v["spec"]["expirationSeconds"] = serde_json::json!(e);
+        }
+        v.to_string()
+    }
+
     /// A PEM CSR for CN/O with a fresh key.
     pub fn csr_pem(cn: &str, orgs: &[&str]) -> Vec<u8> {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
@@ -378,15 +354,14 @@ impl Cluster {
         self.write_kubeconfig(&file, &cert, &key)
     }
 
+    /// Write `<file>.kubeconfig` for a client certificate (the sandbox's kubeadm-style kubeconfig) and return its path.
     pub fn write_kubeconfig(&self, file: &str, cert: &[u8], key: &[u8]) -> PathBuf {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: c\n  context:\n    cluster: sandbox\n    user: u\n    namespace: default\ncurrent-context: c\n",
-            port = self.port,
-            ca = b64(&self.pki.ca_pem()),
-            cert = b64(cert),
-            key = b64(key),
+        let text = atrest_sandbox::layout::kubeconfig_yaml(
+            &format!("https://127.0.0.1:{}", self.port),
+            &self.pki.ca_pem(),
+            "user",
+            cert,
+            key,
         );
         let path = self.pki.path(&format!("{file}.kubeconfig"));
         std::fs::write(&path, text).unwrap();
@@ -421,6 +396,43 @@ impl Out {
             self.stdout, self.stderr
         );
         &self.stdout
+    }
+
+    /// stdout of a successful run, parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(out)
+            .unwrap_or_else(|e| panic!("kubectl's output is not JSON ({e}): {out}"))
+    }
+
+    /// kubectl exited 1 with `needle` in its stderr.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) {
+        assert_eq!(
+            self.code, 1,
+            "stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
+    }
+}
+
+/// [`kubectl`] without stdin that must succeed: its stdout.
+#[track_caller]
+pub fn kubectl_ok<'a>(
+    kubeconfig: &'a Path,
+    args: &'a [&'a str],
+) -> impl std::future::Future<Output = String> + 'a {
+    let caller = std::panic::Location::caller();
+    async move {
+        let out = kubectl(kubeconfig, args, None).await;
+        assert_eq!(
+            out.code, 0,
+            "kubectl failed (called at {caller}): stdout={} stderr={}",
+            out.stdout, out.stderr
+        );
+        out.stdout
     }
 }
 
@@ -458,4 +470,69 @@ pub async fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> O
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Run `cmd` to its end; its stdout, or a panic with its stderr when it fails.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// SIGTERM an `atrest-sandbox` process: it must exit successfully within two minutes.
+pub fn terminate(mut child: Child) {
+    match atrest_sandbox::container::terminate(&mut child, Duration::from_secs(120)) {
+        Some(st) => assert!(st.success(), "atrest-sandbox exited with {st}"),
+        None => panic!("atrest-sandbox did not stop on SIGTERM"),
+    }
+}
+
+/// Poll `f` until it holds; panic naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pids of the processes started as `argv0` with an argument that mentions `needle`.
+pub fn pids(argv0: &str, needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().map(String::as_str) == Some(argv0)
+            && args.iter().any(|a| a.contains(needle))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The etcd processes whose command line mentions the node root `root`.
+pub fn etcd_pids(root: &Path) -> Vec<u32> {
+    pids("/usr/bin/etcd", &root.display().to_string())
+}
+
+/// Rewrite a file through `f`, replacing it atomically (a manifest edit as an editor or kubeadm makes it).
+pub fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let tmp = path.with_file_name(".edit.tmp");
+    std::fs::write(&tmp, f(text)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }

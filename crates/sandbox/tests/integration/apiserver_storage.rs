@@ -2,10 +2,7 @@
 //! EncryptionConfiguration transformers (first provider writes, all read), GuaranteedUpdate's stale-read
 //! rewrite, optimistic concurrency (409), pagination and expired continue tokens (410).
 
-#[path = "apiserver_support.rs"]
-mod support;
-
-use support::{Cluster, kubectl};
+use crate::support::{Cluster, kubectl, kubectl_ok};
 
 const SECRETBOX_KEY1: &str = "c2VjcmV0LWtleS1vbmUtdGhpcnR5LXR3by1ieXRlcyE=";
 const SECRETBOX_KEY2: &str = "c2VjcmV0LWtleS10d28tdGhpcnR5LXR3by1ieXRlcyE=";
@@ -48,13 +45,11 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
         "--encryption-provider-config-automatic-reload=true".into(),
     ];
     c.start_server().await.unwrap();
-    kubectl(
+    kubectl_ok(
         &admin,
         &["create", "secret", "generic", "new", "--from-literal=k=v2"],
-        None,
     )
-    .await
-    .ok();
+    .await;
     let raw = c.etcd.get_raw("/registry/secrets/default/new");
     assert!(
         raw.starts_with(b"k8s:enc:secretbox:v1:key1:"),
@@ -62,13 +57,14 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
         String::from_utf8_lossy(&raw[..30])
     );
     // The old secret still reads (identity provider), and is stale.
-    let y = kubectl(
-        &admin,
-        &["get", "secret", "old", "-o", "jsonpath={.data.k}"],
-        None,
-    )
-    .await;
-    assert_eq!(y.ok(), "djE=");
+    assert_eq!(
+        kubectl_ok(
+            &admin,
+            &["get", "secret", "old", "-o", "jsonpath={.data.k}"]
+        )
+        .await,
+        "djE="
+    );
 
     let old_rev = c
         .etcd
@@ -130,13 +126,11 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
     loop {
         n += 1;
         let name = format!("probe{n}");
-        kubectl(
+        kubectl_ok(
             &admin,
             &["create", "secret", "generic", &name, "--from-literal=k=v"],
-            None,
         )
-        .await
-        .ok();
+        .await;
         if c.etcd
             .get_raw(&format!("/registry/secrets/default/{name}"))
             .starts_with(b"k8s:enc:secretbox:v1:key2:")
@@ -163,7 +157,7 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
     )
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    kubectl(
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -172,10 +166,8 @@ async fn protobuf_then_secretbox_and_stale_rewrite() {
             "after-bad",
             "--from-literal=k=v",
         ],
-        None,
     )
-    .await
-    .ok();
+    .await;
     assert!(
         c.etcd
             .get_raw("/registry/secrets/default/after-bad")
@@ -203,13 +195,11 @@ async fn json_storage_conflict_and_pagination() {
     .await;
     let admin = c.admin();
     for n in ["a", "b", "c"] {
-        kubectl(
+        kubectl_ok(
             &admin,
             &["create", "secret", "generic", n, "--from-literal=k=v"],
-            None,
         )
-        .await
-        .ok();
+        .await;
     }
     let raw = c.etcd.get_raw("/custom/secrets/default/a");
     let v: serde_json::Value = serde_json::from_slice(&raw).expect("JSON storage");
@@ -225,27 +215,22 @@ async fn json_storage_conflict_and_pagination() {
     );
 
     // Pages of one: kubectl follows continue tokens.
-    let out = kubectl(
-        &admin,
-        &["get", "secrets", "--chunk-size=1", "-o", "name"],
-        None,
-    )
-    .await;
-    assert_eq!(out.ok(), "secret/a\nsecret/b\nsecret/c\n");
+    assert_eq!(
+        kubectl_ok(&admin, &["get", "secrets", "--chunk-size=1", "-o", "name"]).await,
+        "secret/a\nsecret/b\nsecret/c\n"
+    );
     let page = kubectl(
         &admin,
         &["get", "--raw", "/api/v1/namespaces/default/secrets?limit=1"],
         None,
     )
     .await;
-    let page: serde_json::Value = serde_json::from_str(page.ok()).unwrap();
+    let page = page.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["metadata"]["remainingItemCount"], 2);
     let tok = page["metadata"]["continue"].as_str().unwrap().to_string();
     // Touch a key so compaction removes the listed revision, then the token has expired.
-    kubectl(&admin, &["label", "secret", "a", "x=y"], None)
-        .await
-        .ok();
+    kubectl_ok(&admin, &["label", "secret", "a", "x=y"]).await;
     c.etcd.compact();
     let out = kubectl(
         &admin,
@@ -257,19 +242,12 @@ async fn json_storage_conflict_and_pagination() {
         None,
     )
     .await;
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("Error from server (Expired): The provided continue parameter is too old to display a consistent list result."),
-        "{}",
-        out.stderr
-    );
+    out.fails_with("Error from server (Expired): The provided continue parameter is too old to display a consistent list result.");
 
     // Optimistic concurrency: replace with a stale resourceVersion.
     let stale = kubectl(&admin, &["get", "secret", "b", "-o", "yaml"], None).await;
     let stale = stale.ok().to_string();
-    kubectl(&admin, &["label", "secret", "b", "x=y"], None)
-        .await
-        .ok();
+    kubectl_ok(&admin, &["label", "secret", "b", "x=y"]).await;
     let out = kubectl(&admin, &["replace", "-f", "-"], Some(&stale)).await;
     assert_eq!(out.code, 1);
     assert_eq!(
@@ -308,8 +286,8 @@ async fn json_storage_conflict_and_pagination() {
     );
 
     // Namespace deletion removes its contents.
-    kubectl(&admin, &["create", "ns", "tmp"], None).await.ok();
-    kubectl(
+    kubectl_ok(&admin, &["create", "ns", "tmp"]).await;
+    kubectl_ok(
         &admin,
         &[
             "create",
@@ -320,12 +298,12 @@ async fn json_storage_conflict_and_pagination() {
             "tmp",
             "--from-literal=a=b",
         ],
-        None,
     )
-    .await
-    .ok();
-    let out = kubectl(&admin, &["delete", "ns", "tmp"], None).await;
-    assert_eq!(out.ok().trim(), "namespace \"tmp\" deleted");
+    .await;
+    assert_eq!(
+        kubectl_ok(&admin, &["delete", "ns", "tmp"]).await.trim(),
+        "namespace \"tmp\" deleted"
+    );
     assert!(c.etcd.keys("/custom/secrets/tmp/").is_empty());
     assert!(c.etcd.keys("/custom/namespaces/tmp").is_empty());
 }

@@ -5,28 +5,8 @@
 use atrest_core::storage::{MediaType, decode, encode, normalize};
 use serde_json::{Value, json};
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-/// Length-delimited field.
-fn ld(num: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3 | 2));
-    varint(&mut v, body.len() as u64);
-    v.extend_from_slice(body);
-    v
-}
-/// Varint field.
-fn vf(num: u32, val: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    varint(&mut v, u64::from(num << 3));
-    varint(&mut v, val);
-    v
-}
+use crate::support::{ld, vf};
+
 fn st(num: u32, s: &str) -> Vec<u8> {
     ld(num, s.as_bytes())
 }
