@@ -39,7 +39,54 @@ pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// key to the range end on every limited range (`mvcc/kvstore_txn.go` `rangeKeys` collects every
 /// revision, then truncates to the limit), so paging costs grow with the number of pages: 2000
 /// keys (a few MiB per page) measured 1.6x faster than 500 on 100,000 secrets.
-pub const DEFAULT_PAGE_SIZE: i64 = 2000;
+pub const DEFAULT_PAGE_SIZE: PageSize = PageSize(2000);
+
+/// Keys per range request (etcd's `limit`; `--page-size`): at least 1, [`DEFAULT_PAGE_SIZE`] by default. Every
+/// paged read of etcd takes one, directly ([`EtcdReader::pages`]) or through the etcd pod
+/// ([`crate::podexec::EtcdctlPager`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageSize(i64);
+
+impl PageSize {
+    /// `n` keys per request; `None` below 1.
+    pub const fn new(n: i64) -> Option<Self> {
+        if n >= 1 { Some(PageSize(n)) } else { None }
+    }
+
+    /// The number of keys.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// Half as many keys, at least 1 (a response too large for one message is read again with half).
+    pub fn halved(self) -> Self {
+        PageSize((self.0 / 2).max(1))
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        DEFAULT_PAGE_SIZE
+    }
+}
+
+impl std::fmt::Display for PageSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for PageSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let n: i64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number of keys"))?;
+        PageSize::new(n).ok_or_else(|| "must be at least 1".to_string())
+    }
+}
 /// HTTP/2 stream window: large enough that etcd can send a whole page without waiting for us.
 const H2_WINDOW: u32 = 16 * 1024 * 1024;
 /// Largest gRPC response [`EtcdReader`] accepts (etcd's own request limit is 1.5 MiB per value); a larger page
@@ -688,12 +735,12 @@ impl EtcdReader {
 
     /// Page through every key in `[start, end)` at one revision (the first page's), `page_size`
     /// keys per request. For a prefix use [`prefix_range_end`].
-    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: i64) -> RangePager {
+    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: PageSize) -> RangePager {
         RangePager {
             client: self.client.clone(),
             next: Some(start),
             end,
-            limit: page_size.max(1),
+            limit: page_size,
             revision: 0,
             round_trips: 0,
         }
@@ -715,7 +762,7 @@ pub struct RangePager {
     client: EtcdClient,
     next: Option<Vec<u8>>,
     end: Vec<u8>,
-    limit: i64,
+    limit: PageSize,
     revision: i64,
     round_trips: u64,
 }
@@ -730,7 +777,7 @@ impl RangePager {
         loop {
             let opts = GetOptions::new()
                 .with_range(self.end.clone())
-                .with_limit(self.limit)
+                .with_limit(self.limit.get())
                 .with_revision(self.revision);
             let started = Instant::now();
             match self.client.get(start.clone(), Some(opts)).await {
@@ -742,7 +789,7 @@ impl RangePager {
                     let kvs = resp.take_kvs();
                     tracing::debug!(
                         from = %String::from_utf8_lossy(&start),
-                        limit = self.limit,
+                        limit = self.limit.get(),
                         returned = kvs.len(),
                         more = resp.more(),
                         revision = self.revision,
@@ -757,10 +804,10 @@ impl RangePager {
                     }
                     return Ok(Some(kvs));
                 }
-                Err(e) if self.limit > 1 && e.is_too_large() => {
-                    self.limit = (self.limit / 2).max(1);
+                Err(e) if self.limit.get() > 1 && e.is_too_large() => {
+                    self.limit = self.limit.halved();
                     tracing::debug!(
-                        limit = self.limit,
+                        limit = self.limit.get(),
                         "etcd range response too large; halving the page size"
                     );
                 }

@@ -18,8 +18,10 @@ use kube::api::{Api, AttachParams, ListParams};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
-use crate::etcd::prefix_range_end;
-use crate::scan::{Checker, PageChecker, ScanItem, ScanRequest, ScanSummary};
+use crate::etcd::{PageSize, prefix_range_end};
+use crate::scan::{
+    Checker, PageChecker, PageError, Pages, ScanItem, ScanRequest, ScanSummary, each_page,
+};
 
 /// kubeadm's labels on its etcd static pod (kubeadm `app/util/staticpod/utils.go` `ComponentPod`).
 pub const ETCD_POD_SELECTOR: &str = "component=etcd,tier=control-plane";
@@ -412,7 +414,7 @@ pub struct EtcdctlPager<'a> {
     pod: &'a EtcdPod,
     start: String,
     end: Option<String>,
-    limit: i64,
+    limit: PageSize,
     revision: i64,
     skip_first: bool,
     done: bool,
@@ -427,14 +429,14 @@ impl<'a> EtcdctlPager<'a> {
         pod: &'a EtcdPod,
         start: String,
         end: Option<String>,
-        limit: i64,
+        limit: PageSize,
     ) -> Self {
         EtcdctlPager {
             client,
             pod,
             start,
             end,
-            limit: limit.max(1),
+            limit,
             revision: 0,
             skip_first: false,
             done: false,
@@ -467,7 +469,7 @@ impl<'a> EtcdctlPager<'a> {
         let mut args = vec!["get".to_string(), self.start.clone()];
         if let Some(end) = &self.end {
             args.push(end.clone());
-            let limit = self.limit + i64::from(self.skip_first);
+            let limit = self.limit.get() + i64::from(self.skip_first);
             args.push(format!("--limit={limit}"));
         }
         if self.revision > 0 {
@@ -517,6 +519,25 @@ impl<'a> EtcdctlPager<'a> {
     }
 }
 
+impl Pages for EtcdctlPager<'_> {
+    type Kv = KeyValue;
+    type Error = PodExecError;
+    fn next_page(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<KeyValue>>, PodExecError>> {
+        EtcdctlPager::next_page(self)
+    }
+}
+
+impl From<PageError<PodExecError>> for ScanViaPodError {
+    fn from(e: PageError<PodExecError>) -> Self {
+        match e {
+            PageError::Read(e) => ScanViaPodError::Exec(e),
+            PageError::Output(e) => ScanViaPodError::Output(e),
+        }
+    }
+}
+
 /// Decode `etcdctl get -w json` output into (key, value) pairs.
 fn parse_range_json(stdout: &[u8]) -> Result<RangeDecoded, String> {
     let r: RangeJson = serde_json::from_slice(stdout)
@@ -556,7 +577,7 @@ pub async fn scan_via_pod(
     pod: &EtcdPod,
     req: &ScanRequest,
     checker: &Checker,
-    page_size: i64,
+    page_size: PageSize,
     sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
 ) -> Result<ScanSummary, ScanViaPodError> {
     let mut pc = PageChecker::new(req, checker, sink);
@@ -574,14 +595,7 @@ pub async fn scan_via_pod(
             EtcdctlPager::new(client, pod, start, Some(end), page_size)
         }
     };
-    let mut page = pager.next_page().await?;
-    while let Some(kvs) = page.take() {
-        // Run the next etcdctl while this page is checked.
-        let (next, checked) = tokio::join!(pager.next_page(), async { pc.page(&kvs) });
-        checked?;
-        drop(kvs);
-        page = next?;
-    }
+    each_page(&mut pager, |kvs| pc.page(kvs)).await?;
     // A single object reports its mod revision, a range the revision it was read at (as `scan`).
     let revision = if single {
         pager.last_mod_revision()
