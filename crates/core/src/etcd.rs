@@ -580,13 +580,25 @@ impl EtcdClient {
         &self.endpoints
     }
 
-    fn rpc_error(&self, op: &str, key: &[u8], status: tonic::Status) -> EtcdError {
-        EtcdError::Rpc {
-            endpoints: self.endpoints.to_string(),
-            op: format!("{op} {}", String::from_utf8_lossy(key)),
-            code: status.code(),
-            message: describe(&status),
-        }
+    /// One KV call: `call` on a clone of the client (cheap: one shared channel); a failure names `op` and `key`.
+    async fn rpc<T, F>(
+        &self,
+        op: &str,
+        key: &[u8],
+        call: impl FnOnce(KvClient<tonic::transport::Channel>) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        call(self.kv.clone())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| EtcdError::Rpc {
+                endpoints: self.endpoints.to_string(),
+                op: format!("{op} {}", String::from_utf8_lossy(key)),
+                code: status.code(),
+                message: describe(&status),
+            })
     }
 
     /// Range read of `key` (one key unless `opts` says a range or prefix).
@@ -597,12 +609,8 @@ impl EtcdClient {
     ) -> Result<RangeResponse> {
         let req = opts.unwrap_or_default().request(key.into());
         let key = req.key.clone();
-        self.kv
-            .clone()
-            .range(req)
+        self.rpc("range", &key, |mut kv| async move { kv.range(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("range", &key, s))
     }
 
     /// Write `value` at `key`.
@@ -611,17 +619,13 @@ impl EtcdClient {
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
     ) -> Result<PutResponse> {
+        let key = key.into();
         let req = pb::PutRequest {
-            key: key.into(),
+            key: key.clone(),
             value: value.into(),
         };
-        let key = req.key.clone();
-        self.kv
-            .clone()
-            .put(req)
+        self.rpc("put", &key, |mut kv| async move { kv.put(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("put", &key, s))
     }
 
     /// Delete `key` (or a range or prefix).
@@ -632,15 +636,13 @@ impl EtcdClient {
     ) -> Result<DeleteRangeResponse> {
         let req = opts.unwrap_or_default().request(key.into());
         let key = req.key.clone();
-        self.kv
-            .clone()
-            .delete_range(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("delete", &key, s))
+        self.rpc("delete", &key, |mut kv| async move {
+            kv.delete_range(req).await
+        })
+        .await
     }
 
-    /// Run a transaction.
+    /// Run a transaction (a failure names the key of its first compare).
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let key = txn
             .0
@@ -648,12 +650,8 @@ impl EtcdClient {
             .first()
             .map(|c| c.key.clone())
             .unwrap_or_default();
-        self.kv
-            .clone()
-            .txn(txn.0)
+        self.rpc("txn on", &key, |mut kv| async move { kv.txn(txn.0).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("txn on", &key, s))
     }
 }
 
@@ -860,10 +858,11 @@ async fn dial_client(
     if let Some(t) = request_timeout {
         endpoint = endpoint.timeout(t);
     }
-    let connector = Dialer {
+    let dialer = Dialer {
         targets: Arc::new(targets),
         tls,
     };
+    let connector = tower::service_fn(move |_: http::Uri| dialer.clone().dial());
     let channel = endpoint
         .connect_with_connector(connector)
         .await
@@ -1078,23 +1077,6 @@ impl Dialer {
             .await
             .map_err(|e| std::io::Error::other(format!("TLS handshake with {}: {e}", t.host)))?;
         Ok(EtcdStream::Tls(stream))
-    }
-}
-
-impl tower_service::Service<http::Uri> for Dialer {
-    type Response = hyper_util::rt::TokioIo<EtcdStream>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        Box::pin(self.clone().dial())
     }
 }
 
