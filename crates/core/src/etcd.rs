@@ -64,6 +64,13 @@ impl PageSize {
     }
 }
 
+/// `n` keys, 1 when `n` is below 1 (etcd would read a limit of 0 as no limit).
+impl From<i64> for PageSize {
+    fn from(n: i64) -> Self {
+        PageSize(n.max(1))
+    }
+}
+
 impl Default for PageSize {
     fn default() -> Self {
         DEFAULT_PAGE_SIZE
@@ -733,12 +740,17 @@ impl EtcdReader {
 
     /// Page through every key in `[start, end)` at one revision (the first page's), `page_size`
     /// keys per request. For a prefix use [`prefix_range_end`].
-    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: PageSize) -> RangePager {
+    pub fn pages(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        page_size: impl Into<PageSize>,
+    ) -> RangePager {
         RangePager {
             client: self.client.clone(),
             next: Some(start),
             end,
-            limit: page_size,
+            limit: page_size.into(),
             revision: 0,
             round_trips: 0,
         }
