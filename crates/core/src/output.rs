@@ -79,38 +79,11 @@ impl Table {
     }
 }
 
-/// Streams `{"items":[ ... ],"summary":{...}}`: one item per line, the summary pretty-printed at the end.
-pub struct JsonList<'a, W: Write> {
+/// Streams a list of items, then a summary: as JSON `{"items":[ ... ],"summary":{...}}` (one item per line, the
+/// summary pretty-printed) or as YAML `items:` (a sequence, one entry per item) and `summary:`.
+pub struct List<'a, W: Write> {
     out: &'a mut W,
-    first: bool,
-}
-
-impl<'a, W: Write> JsonList<'a, W> {
-    /// Write the opening.
-    pub fn new(out: &'a mut W) -> io::Result<Self> {
-        out.write_all(b"{\"items\":[")?;
-        Ok(Self { out, first: true })
-    }
-
-    /// Write one item.
-    pub fn item(&mut self, item: &impl Serialize) -> io::Result<()> {
-        self.out
-            .write_all(if self.first { b"\n" } else { b",\n" })?;
-        self.first = false;
-        serde_json::to_writer(&mut *self.out, item).map_err(io::Error::other)
-    }
-
-    /// Close the list and write the summary.
-    pub fn finish(self, summary: &impl Serialize) -> io::Result<()> {
-        self.out.write_all(b"\n],\"summary\":")?;
-        serde_json::to_writer_pretty(&mut *self.out, summary).map_err(io::Error::other)?;
-        self.out.write_all(b"}\n")
-    }
-}
-
-/// Streams `items:` (a YAML sequence, one entry per item) and then `summary:`.
-pub struct YamlList<'a, W: Write> {
-    out: &'a mut W,
+    yaml: bool,
     any: bool,
 }
 
@@ -119,16 +92,35 @@ pub fn yaml_of(v: &impl Serialize) -> io::Result<String> {
     serde_saphyr::to_string(v).map_err(|e| io::Error::other(e.to_string()))
 }
 
-impl<'a, W: Write> YamlList<'a, W> {
-    /// Write the opening.
-    pub fn new(out: &'a mut W) -> io::Result<Self> {
-        out.write_all(b"items:\n")?;
-        Ok(Self { out, any: false })
+impl<'a, W: Write> List<'a, W> {
+    /// A JSON list: write the opening.
+    pub fn json(out: &'a mut W) -> io::Result<Self> {
+        out.write_all(b"{\"items\":[")?;
+        Ok(Self {
+            out,
+            yaml: false,
+            any: false,
+        })
     }
 
-    /// Write one item as a sequence entry.
+    /// A YAML list: write the opening.
+    pub fn yaml(out: &'a mut W) -> io::Result<Self> {
+        out.write_all(b"items:\n")?;
+        Ok(Self {
+            out,
+            yaml: true,
+            any: false,
+        })
+    }
+
+    /// Write one item.
     pub fn item(&mut self, item: &impl Serialize) -> io::Result<()> {
+        let first = !self.any;
         self.any = true;
+        if !self.yaml {
+            self.out.write_all(if first { b"\n" } else { b",\n" })?;
+            return serde_json::to_writer(&mut *self.out, item).map_err(io::Error::other);
+        }
         for (i, line) in yaml_of(item)?.lines().enumerate() {
             self.out.write_all(if i == 0 { b"- " } else { b"  " })?;
             self.out.write_all(line.as_bytes())?;
@@ -139,6 +131,11 @@ impl<'a, W: Write> YamlList<'a, W> {
 
     /// Close the list and write the summary.
     pub fn finish(self, summary: &impl Serialize) -> io::Result<()> {
+        if !self.yaml {
+            self.out.write_all(b"\n],\"summary\":")?;
+            serde_json::to_writer_pretty(&mut *self.out, summary).map_err(io::Error::other)?;
+            return self.out.write_all(b"}\n");
+        }
         if !self.any {
             // `items:` alone would be null; make it an empty list.
             self.out.write_all(b"  []\n")?;
@@ -182,7 +179,7 @@ mod tests {
     #[test]
     fn lists_stream_items_then_the_summary() {
         let json = text(|o| {
-            let mut l = JsonList::new(o)?;
+            let mut l = List::json(o)?;
             l.item(&serde_json::json!({"a": 1}))?;
             l.item(&serde_json::json!({"a": 2}))?;
             l.finish(&serde_json::json!({"total": 2}))
@@ -195,12 +192,12 @@ mod tests {
         assert_eq!(v["items"][1]["a"], 2);
 
         let yaml = text(|o| {
-            let mut l = YamlList::new(o)?;
+            let mut l = List::yaml(o)?;
             l.item(&serde_json::json!({"a": 1, "b": "x"}))?;
             l.finish(&serde_json::json!({"total": 1}))
         });
         assert_eq!(yaml, "items:\n- a: 1\n  b: x\nsummary:\n  total: 1\n");
-        let empty = text(|o| YamlList::new(o)?.finish(&serde_json::json!({"total": 0})));
+        let empty = text(|o| List::yaml(o)?.finish(&serde_json::json!({"total": 0})));
         assert_eq!(empty, "items:\n  []\nsummary:\n  total: 0\n");
     }
 }

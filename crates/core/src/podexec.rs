@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::etcd::{PageSize, prefix_range_end};
 use crate::scan::{
-    Checker, PageChecker, PageError, Pages, ScanItem, ScanRequest, ScanSummary, each_page,
+    Checker, PageChecker, Pages, ScanError, ScanItem, ScanRequest, ScanSummary, each_page,
 };
 
 /// kubeadm's labels on its etcd static pod (kubeadm `app/util/staticpod/utils.go` `ComponentPod`).
@@ -460,9 +460,14 @@ impl<'a> EtcdctlPager<'a> {
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
+}
+
+impl Pages for EtcdctlPager<'_> {
+    type Kv = KeyValue;
+    type Error = PodExecError;
 
     /// The next page, `None` after the last.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, PodExecError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, PodExecError> {
         if self.done {
             return Ok(None);
         }
@@ -519,25 +524,6 @@ impl<'a> EtcdctlPager<'a> {
     }
 }
 
-impl Pages for EtcdctlPager<'_> {
-    type Kv = KeyValue;
-    type Error = PodExecError;
-    fn next_page(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Option<Vec<KeyValue>>, PodExecError>> {
-        EtcdctlPager::next_page(self)
-    }
-}
-
-impl From<PageError<PodExecError>> for ScanViaPodError {
-    fn from(e: PageError<PodExecError>) -> Self {
-        match e {
-            PageError::Read(e) => ScanViaPodError::Exec(e),
-            PageError::Output(e) => ScanViaPodError::Output(e),
-        }
-    }
-}
-
 /// Decode `etcdctl get -w json` output into (key, value) pairs.
 fn parse_range_json(stdout: &[u8]) -> Result<RangeDecoded, String> {
     let r: RangeJson = serde_json::from_slice(stdout)
@@ -579,7 +565,7 @@ pub async fn scan_via_pod(
     checker: &Checker,
     page_size: PageSize,
     sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
-) -> Result<ScanSummary, ScanViaPodError> {
+) -> Result<ScanSummary, ScanError> {
     let mut pc = PageChecker::new(req, checker, sink);
     let single = req.single_key().is_some();
     let mut pager = match req.single_key() {
@@ -603,17 +589,6 @@ pub async fn scan_via_pod(
         pager.revision()
     };
     Ok(pc.finish(revision))
-}
-
-/// A scan through the pod could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanViaPodError {
-    /// Reading through the pod failed.
-    #[error(transparent)]
-    Exec(#[from] PodExecError),
-    /// The sink failed (e.g. stdout closed).
-    #[error("writing results: {0}")]
-    Output(#[from] std::io::Error),
 }
 
 #[cfg(test)]

@@ -183,6 +183,9 @@ pub enum ScanError {
     /// Talking to etcd failed.
     #[error(transparent)]
     Etcd(#[from] EtcdError),
+    /// Reading etcd through its pod failed.
+    #[error(transparent)]
+    ViaPod(#[from] crate::podexec::PodExecError),
     /// The sink failed (e.g. stdout closed).
     #[error("writing results: {0}")]
     Output(#[from] std::io::Error),
@@ -348,40 +351,23 @@ impl Pages for RangePager {
     }
 }
 
-/// Why [`each_page`] stopped: a page could not be read, or the handler failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PageError<E> {
-    /// Reading a page failed.
-    #[error(transparent)]
-    Read(E),
-    /// The handler failed (e.g. stdout closed).
-    #[error("writing results: {0}")]
-    Output(#[source] std::io::Error),
-}
-
 /// Hand every page of `pages` to `handle`, in order. The next page is requested before the current one is
 /// handled, so reading and checking overlap and at most two pages are held.
 pub async fn each_page<P: Pages>(
     pages: &mut P,
     mut handle: impl FnMut(&[P::Kv]) -> std::io::Result<()>,
-) -> Result<(), PageError<P::Error>> {
-    let mut page = pages.next_page().await.map_err(PageError::Read)?;
+) -> Result<(), ScanError>
+where
+    ScanError: From<P::Error>,
+{
+    let mut page = pages.next_page().await?;
     while let Some(kvs) = page.take() {
         let (next, handled) = tokio::join!(pages.next_page(), async { handle(&kvs) });
-        handled.map_err(PageError::Output)?;
+        handled?;
         drop(kvs);
-        page = next.map_err(PageError::Read)?;
+        page = next?;
     }
     Ok(())
-}
-
-impl From<PageError<EtcdError>> for ScanError {
-    fn from(e: PageError<EtcdError>) -> Self {
-        match e {
-            PageError::Read(e) => ScanError::Etcd(e),
-            PageError::Output(e) => ScanError::Output(e),
-        }
-    }
 }
 
 /// Read every key `req` selects from etcd (one revision, `page_size` keys per request), check each

@@ -71,8 +71,8 @@ async fn for_each(
     })
     .await
     .map_err(|e| match e {
-        crate::scan::PageError::Read(e) => EncryptError::from(e),
-        crate::scan::PageError::Output(e) => EncryptError::Phase(e.to_string()),
+        crate::scan::ScanError::Etcd(e) => EncryptError::from(e),
+        other => EncryptError::Phase(other.to_string()),
     })
 }
 

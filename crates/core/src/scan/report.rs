@@ -5,9 +5,9 @@
 use std::io::{self, Write};
 
 use super::source::{Source, SourceError};
-use super::{Checker, ScanItem, ScanRequest, ScanSummary, Scope};
+use super::{Checker, ScanError, ScanItem, ScanRequest, ScanSummary, Scope};
 use crate::etcd::PageSize;
-use crate::output::{Format, JsonList, Table, YamlList};
+use crate::output::{Format, List, Table};
 
 /// Scan `req` from `source` and write the report to `out` in `format`; returns the counts.
 pub async fn write_report(
@@ -19,20 +19,16 @@ pub async fn write_report(
     format: Format,
 ) -> Result<ScanSummary, SourceError> {
     let summary = match format {
-        Format::Json => {
-            let mut list = JsonList::new(out).map_err(super::ScanError::Output)?;
+        Format::Json | Format::Yaml => {
+            let mut list = match format {
+                Format::Yaml => List::yaml(out),
+                _ => List::json(out),
+            }
+            .map_err(ScanError::Output)?;
             let s = source
                 .scan(req, checker, page_size, |i| list.item(i))
                 .await?;
-            list.finish(&s).map_err(super::ScanError::Output)?;
-            s
-        }
-        Format::Yaml => {
-            let mut list = YamlList::new(out).map_err(super::ScanError::Output)?;
-            let s = source
-                .scan(req, checker, page_size, |i| list.item(i))
-                .await?;
-            list.finish(&s).map_err(super::ScanError::Output)?;
+            list.finish(&s).map_err(ScanError::Output)?;
             s
         }
         Format::Table => {
@@ -44,7 +40,7 @@ pub async fn write_report(
                 })
                 .await?;
             write_tables(out, &objects, &s, matches!(req.scope, Scope::AllNamespaces))
-                .map_err(super::ScanError::Output)?;
+                .map_err(ScanError::Output)?;
             s
         }
     };

@@ -10,7 +10,7 @@ use clap::Arg;
 use super::{Checker, ScanItem, ScanRequest, ScanSummary};
 use crate::client::{ClientError, ConfigFlags};
 use crate::etcd::{EtcdArgs, EtcdError, EtcdReader, PageSize};
-use crate::podexec::{self, CONTROL_PLANE_NAMESPACE, EtcdPod, PodExecError, ScanViaPodError};
+use crate::podexec::{self, CONTROL_PLANE_NAMESPACE, EtcdPod, PodExecError};
 
 /// `--via-pod [POD]`, `--pod-namespace`, and kubectl's connection flags ([`ConfigFlags`]) for the API server the
 /// pod is reached through. `-n` is not the pod's namespace (that is `--pod-namespace`) but the objects to check
@@ -92,10 +92,7 @@ pub enum SourceError {
         #[source]
         source: PodExecError,
     },
-    /// The scan through the etcd pod failed.
-    #[error(transparent)]
-    ViaPod(#[from] ScanViaPodError),
-    /// The scan of etcd failed.
+    /// The scan failed.
     #[error(transparent)]
     Scan(#[from] super::ScanError),
 }
