@@ -291,3 +291,106 @@ fn apiserver_manifest(root: &Path) -> Option<Manifest> {
         .inspect_err(|e| tracing::warn!("{e}"))
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kubeadm-like kube-apiserver manifest: the configuration flag and, optionally, a hostPath mount of its
+    /// directory from `/srv/keys`.
+    fn node(config_flag: &str, prefix_flag: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let manifests = root.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&manifests).unwrap();
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --advertise-address=10.0.0.1\n    - \"--encryption-provider-config={config_flag}\"\n{prefix_flag}    - --etcd-servers=https://127.0.0.1:2379\n    name: kube-apiserver\n    volumeMounts:\n    - mountPath: /etc/kubernetes/enc\n      name: enc\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /srv/keys\n      type: DirectoryOrCreate\n    name: enc\n"
+        );
+        std::fs::write(manifests.join("kube-apiserver.yaml"), text).unwrap();
+        root
+    }
+
+    const CONFIG: &str = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aesgcm:\n      keys:\n      - name: k1\n        secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
+
+    fn options(root: &Path) -> ScanOptions {
+        ScanOptions {
+            resource: "secrets".into(),
+            root: root.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_manifest_gives_the_prefix_and_the_keys_through_its_mounts() {
+        let root = node(
+            "/etc/kubernetes/enc/enc.yaml",
+            "    - --etcd-prefix=/kubernetes.io\n",
+        );
+        // The flag names the container path; the node's file is behind the hostPath mount.
+        let keys = root.path().join("srv/keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("enc.yaml"), CONFIG).unwrap();
+        let plan = options(root.path()).plan().unwrap();
+        assert_eq!(plan.request.prefix, "/kubernetes.io");
+        assert_eq!(
+            plan.request.range_start(),
+            "/kubernetes.io/secrets/default/"
+        );
+        assert!(plan.checker.has_keys());
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+
+        // The file missing on the node: a warning, and no keys.
+        std::fs::remove_file(keys.join("enc.yaml")).unwrap();
+        let plan = options(root.path()).plan().unwrap();
+        assert!(!plan.checker.has_keys());
+        assert!(
+            plan.warnings[0].contains("srv/keys/enc.yaml is not readable"),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn a_config_outside_every_mount_is_a_warning_and_the_default_prefix_applies() {
+        let root = node("/opt/enc.yaml", "");
+        let plan = options(root.path()).plan().unwrap();
+        assert_eq!(plan.request.prefix, DEFAULT_ETCD_PREFIX);
+        assert!(!plan.checker.has_keys());
+        assert!(
+            plan.warnings[0].contains(
+                "names --encryption-provider-config=/opt/enc.yaml but no hostPath volume"
+            ),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn the_named_config_wins_and_bad_arguments_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("enc.yaml");
+        std::fs::write(&file, CONFIG).unwrap();
+        let mut o = options(&dir.path().join("no-node"));
+        o.encryption_config = Some(file);
+        o.name = Some("demo".into());
+        o.namespace = Some("prod".into());
+        let plan = o.plan().unwrap();
+        assert!(plan.checker.has_keys());
+        assert_eq!(
+            plan.request.single_key().unwrap(),
+            "/registry/secrets/prod/demo"
+        );
+
+        o.all_namespaces = true;
+        assert!(matches!(o.plan(), Err(SetupError::NameAcrossNamespaces)));
+        let mut o = options(&dir.path().join("no-node"));
+        o.kms = true;
+        let e = o.plan().err().unwrap().to_string();
+        assert!(
+            e.starts_with("--kms needs the encryption configuration"),
+            "{e}"
+        );
+        o.encryption_config = Some(dir.path().join("missing.yaml"));
+        let e = o.plan().err().unwrap();
+        assert!(matches!(e, SetupError::Load { .. }), "{e}");
+    }
+}
