@@ -418,11 +418,16 @@ impl GetOptions {
         self
     }
 
+    /// The end of the keys covered from `key`: none (one key), the given end, or the prefix's end.
+    fn range_end(&self, key: &[u8]) -> Vec<u8> {
+        match (self.prefix, &self.range_end) {
+            (true, _) => prefix_range_end(key),
+            (false, end) => end.clone().unwrap_or_default(),
+        }
+    }
+
     fn request(self, key: Vec<u8>) -> pb::RangeRequest {
-        let range_end = match (self.prefix, self.range_end) {
-            (true, _) => prefix_range_end(&key),
-            (false, end) => end.unwrap_or_default(),
-        };
+        let range_end = self.range_end(&key);
         pb::RangeRequest {
             key,
             range_end,
@@ -435,12 +440,9 @@ impl GetOptions {
     }
 }
 
-/// Options of a delete: one key by default.
+/// Options of a delete: one key by default; the keys covered as [`GetOptions`] covers them.
 #[derive(Clone, Debug, Default)]
-pub struct DeleteOptions {
-    range_end: Option<Vec<u8>>,
-    prefix: bool,
-}
+pub struct DeleteOptions(GetOptions);
 
 impl DeleteOptions {
     /// Delete one key.
@@ -448,21 +450,16 @@ impl DeleteOptions {
         Self::default()
     }
     /// Delete `[key, end)`.
-    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range_end = Some(end.into());
-        self
+    pub fn with_range(self, end: impl Into<Vec<u8>>) -> Self {
+        Self(self.0.with_range(end))
     }
     /// Delete every key starting with the key.
-    pub fn with_prefix(mut self) -> Self {
-        self.prefix = true;
-        self
+    pub fn with_prefix(self) -> Self {
+        Self(self.0.with_prefix())
     }
 
     fn request(self, key: Vec<u8>) -> pb::DeleteRangeRequest {
-        let range_end = match (self.prefix, self.range_end) {
-            (true, _) => prefix_range_end(&key),
-            (false, end) => end.unwrap_or_default(),
-        };
+        let range_end = self.0.range_end(&key);
         pb::DeleteRangeRequest { key, range_end }
     }
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use clap::Arg;
 
-use super::{Checker, ScanItem, ScanRequest, ScanSummary};
+use super::{Checker, PageChecker, ScanError, ScanItem, ScanRequest, ScanSummary, each_page};
 use crate::client::{ClientError, ConfigFlags};
 use crate::etcd::{EtcdArgs, EtcdError, EtcdReader, PageSize};
-use crate::podexec::{self, CONTROL_PLANE_NAMESPACE, EtcdPod, PodExecError};
+use crate::podexec::{self, CONTROL_PLANE_NAMESPACE, EtcdPod, EtcdctlPager, PodExecError};
 
 /// `--via-pod [POD]`, `--pod-namespace`, and kubectl's connection flags ([`ConfigFlags`]) for the API server the
 /// pod is reached through. `-n` is not the pod's namespace (that is `--pod-namespace`) but the objects to check
@@ -136,7 +136,7 @@ impl Source {
         Ok(Source::Pod { client, pod })
     }
 
-    /// Scan as [`super::scan`] does, from this source.
+    /// Scan as [`super::scan`] does, from this source: the same [`PageChecker`] on etcd's pages or etcdctl's.
     pub async fn scan(
         &self,
         req: &ScanRequest,
@@ -147,7 +147,11 @@ impl Source {
         Ok(match self {
             Source::Direct(reader) => super::scan(reader, req, checker, page_size, sink).await?,
             Source::Pod { client, pod } => {
-                podexec::scan_via_pod(client, pod, req, checker, page_size, sink).await?
+                let mut pc = PageChecker::new(req, checker, sink);
+                let mut pager = EtcdctlPager::for_request(client, pod, req, page_size)
+                    .map_err(ScanError::from)?;
+                each_page(&mut pager, |kvs| pc.page(kvs)).await?;
+                pc.finish(pager.scan_revision())
             }
         })
     }
