@@ -1150,6 +1150,37 @@ mod tests {
     }
 
     #[test]
+    fn gets_and_deletes_cover_one_key_a_range_or_a_prefix() {
+        let key = || b"/registry/secrets/".to_vec();
+        assert_eq!(GetOptions::new().request(key()).range_end, b"");
+        assert_eq!(DeleteOptions::new().request(key()).range_end, b"");
+        let get = GetOptions::new().with_prefix().with_limit(5).request(key());
+        assert_eq!(
+            (get.range_end.as_slice(), get.limit),
+            (&b"/registry/secrets0"[..], 5)
+        );
+        let del = DeleteOptions::new().with_prefix().request(key());
+        assert_eq!(del.range_end, b"/registry/secrets0");
+        let del = DeleteOptions::new()
+            .with_range(b"/z".to_vec())
+            .request(key());
+        assert_eq!(
+            (del.key.as_slice(), del.range_end.as_slice()),
+            (&key()[..], &b"/z"[..])
+        );
+    }
+
+    #[test]
+    fn page_sizes_are_at_least_one() {
+        assert_eq!("500".parse::<PageSize>().unwrap().get(), 500);
+        assert_eq!("0".parse::<PageSize>().unwrap_err(), "must be at least 1");
+        assert!("x".parse::<PageSize>().is_err());
+        assert_eq!(PageSize::from(-3).get(), 1);
+        assert_eq!(PageSize::from(3).halved().get(), 1);
+        assert_eq!(PageSize::default(), DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
