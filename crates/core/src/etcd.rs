@@ -39,7 +39,61 @@ pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// key to the range end on every limited range (`mvcc/kvstore_txn.go` `rangeKeys` collects every
 /// revision, then truncates to the limit), so paging costs grow with the number of pages: 2000
 /// keys (a few MiB per page) measured 1.6x faster than 500 on 100,000 secrets.
-pub const DEFAULT_PAGE_SIZE: i64 = 2000;
+pub const DEFAULT_PAGE_SIZE: PageSize = PageSize(2000);
+
+/// Keys per range request (etcd's `limit`; `--page-size`): at least 1, [`DEFAULT_PAGE_SIZE`] by default. Every
+/// paged read of etcd takes one, directly ([`EtcdReader::pages`]) or through the etcd pod
+/// ([`crate::podexec::EtcdctlPager`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageSize(i64);
+
+impl PageSize {
+    /// `n` keys per request; `None` below 1.
+    pub const fn new(n: i64) -> Option<Self> {
+        if n >= 1 { Some(PageSize(n)) } else { None }
+    }
+
+    /// The number of keys.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// Half as many keys, at least 1 (a response too large for one message is read again with half).
+    pub fn halved(self) -> Self {
+        PageSize((self.0 / 2).max(1))
+    }
+}
+
+/// `n` keys, 1 when `n` is below 1 (etcd would read a limit of 0 as no limit).
+impl From<i64> for PageSize {
+    fn from(n: i64) -> Self {
+        PageSize(n.max(1))
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        DEFAULT_PAGE_SIZE
+    }
+}
+
+impl std::fmt::Display for PageSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for PageSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let n: i64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number of keys"))?;
+        PageSize::new(n).ok_or_else(|| "must be at least 1".to_string())
+    }
+}
 /// HTTP/2 stream window: large enough that etcd can send a whole page without waiting for us.
 const H2_WINDOW: u32 = 16 * 1024 * 1024;
 /// Largest gRPC response [`EtcdReader`] accepts (etcd's own request limit is 1.5 MiB per value); a larger page
@@ -364,11 +418,16 @@ impl GetOptions {
         self
     }
 
+    /// The end of the keys covered from `key`: none (one key), the given end, or the prefix's end.
+    fn range_end(&self, key: &[u8]) -> Vec<u8> {
+        match (self.prefix, &self.range_end) {
+            (true, _) => prefix_range_end(key),
+            (false, end) => end.clone().unwrap_or_default(),
+        }
+    }
+
     fn request(self, key: Vec<u8>) -> pb::RangeRequest {
-        let range_end = match (self.prefix, self.range_end) {
-            (true, _) => prefix_range_end(&key),
-            (false, end) => end.unwrap_or_default(),
-        };
+        let range_end = self.range_end(&key);
         pb::RangeRequest {
             key,
             range_end,
@@ -381,12 +440,9 @@ impl GetOptions {
     }
 }
 
-/// Options of a delete: one key by default.
+/// Options of a delete: one key by default; the keys covered as [`GetOptions`] covers them.
 #[derive(Clone, Debug, Default)]
-pub struct DeleteOptions {
-    range_end: Option<Vec<u8>>,
-    prefix: bool,
-}
+pub struct DeleteOptions(GetOptions);
 
 impl DeleteOptions {
     /// Delete one key.
@@ -394,21 +450,16 @@ impl DeleteOptions {
         Self::default()
     }
     /// Delete `[key, end)`.
-    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range_end = Some(end.into());
-        self
+    pub fn with_range(self, end: impl Into<Vec<u8>>) -> Self {
+        Self(self.0.with_range(end))
     }
     /// Delete every key starting with the key.
-    pub fn with_prefix(mut self) -> Self {
-        self.prefix = true;
-        self
+    pub fn with_prefix(self) -> Self {
+        Self(self.0.with_prefix())
     }
 
     fn request(self, key: Vec<u8>) -> pb::DeleteRangeRequest {
-        let range_end = match (self.prefix, self.range_end) {
-            (true, _) => prefix_range_end(&key),
-            (false, end) => end.unwrap_or_default(),
-        };
+        let range_end = self.0.range_end(&key);
         pb::DeleteRangeRequest { key, range_end }
     }
 }
@@ -533,13 +584,25 @@ impl EtcdClient {
         &self.endpoints
     }
 
-    fn rpc_error(&self, op: &str, key: &[u8], status: tonic::Status) -> EtcdError {
-        EtcdError::Rpc {
-            endpoints: self.endpoints.to_string(),
-            op: format!("{op} {}", String::from_utf8_lossy(key)),
-            code: status.code(),
-            message: describe(&status),
-        }
+    /// One KV call: `call` on a clone of the client (cheap: one shared channel); a failure names `op` and `key`.
+    async fn rpc<T, F>(
+        &self,
+        op: &str,
+        key: &[u8],
+        call: impl FnOnce(KvClient<tonic::transport::Channel>) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        call(self.kv.clone())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| EtcdError::Rpc {
+                endpoints: self.endpoints.to_string(),
+                op: format!("{op} {}", String::from_utf8_lossy(key)),
+                code: status.code(),
+                message: describe(&status),
+            })
     }
 
     /// Range read of `key` (one key unless `opts` says a range or prefix).
@@ -550,12 +613,8 @@ impl EtcdClient {
     ) -> Result<RangeResponse> {
         let req = opts.unwrap_or_default().request(key.into());
         let key = req.key.clone();
-        self.kv
-            .clone()
-            .range(req)
+        self.rpc("range", &key, |mut kv| async move { kv.range(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("range", &key, s))
     }
 
     /// Write `value` at `key`.
@@ -564,17 +623,13 @@ impl EtcdClient {
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
     ) -> Result<PutResponse> {
+        let key = key.into();
         let req = pb::PutRequest {
-            key: key.into(),
+            key: key.clone(),
             value: value.into(),
         };
-        let key = req.key.clone();
-        self.kv
-            .clone()
-            .put(req)
+        self.rpc("put", &key, |mut kv| async move { kv.put(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("put", &key, s))
     }
 
     /// Delete `key` (or a range or prefix).
@@ -585,15 +640,13 @@ impl EtcdClient {
     ) -> Result<DeleteRangeResponse> {
         let req = opts.unwrap_or_default().request(key.into());
         let key = req.key.clone();
-        self.kv
-            .clone()
-            .delete_range(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("delete", &key, s))
+        self.rpc("delete", &key, |mut kv| async move {
+            kv.delete_range(req).await
+        })
+        .await
     }
 
-    /// Run a transaction.
+    /// Run a transaction (a failure names the key of its first compare).
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let key = txn
             .0
@@ -601,12 +654,8 @@ impl EtcdClient {
             .first()
             .map(|c| c.key.clone())
             .unwrap_or_default();
-        self.kv
-            .clone()
-            .txn(txn.0)
+        self.rpc("txn on", &key, |mut kv| async move { kv.txn(txn.0).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.rpc_error("txn on", &key, s))
     }
 }
 
@@ -688,12 +737,17 @@ impl EtcdReader {
 
     /// Page through every key in `[start, end)` at one revision (the first page's), `page_size`
     /// keys per request. For a prefix use [`prefix_range_end`].
-    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, page_size: i64) -> RangePager {
+    pub fn pages(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        page_size: impl Into<PageSize>,
+    ) -> RangePager {
         RangePager {
             client: self.client.clone(),
             next: Some(start),
             end,
-            limit: page_size.max(1),
+            limit: page_size.into(),
             revision: 0,
             round_trips: 0,
         }
@@ -715,7 +769,7 @@ pub struct RangePager {
     client: EtcdClient,
     next: Option<Vec<u8>>,
     end: Vec<u8>,
-    limit: i64,
+    limit: PageSize,
     revision: i64,
     round_trips: u64,
 }
@@ -730,7 +784,7 @@ impl RangePager {
         loop {
             let opts = GetOptions::new()
                 .with_range(self.end.clone())
-                .with_limit(self.limit)
+                .with_limit(self.limit.get())
                 .with_revision(self.revision);
             let started = Instant::now();
             match self.client.get(start.clone(), Some(opts)).await {
@@ -742,7 +796,7 @@ impl RangePager {
                     let kvs = resp.take_kvs();
                     tracing::debug!(
                         from = %String::from_utf8_lossy(&start),
-                        limit = self.limit,
+                        limit = self.limit.get(),
                         returned = kvs.len(),
                         more = resp.more(),
                         revision = self.revision,
@@ -757,10 +811,10 @@ impl RangePager {
                     }
                     return Ok(Some(kvs));
                 }
-                Err(e) if self.limit > 1 && e.is_too_large() => {
-                    self.limit = (self.limit / 2).max(1);
+                Err(e) if self.limit.get() > 1 && e.is_too_large() => {
+                    self.limit = self.limit.halved();
                     tracing::debug!(
-                        limit = self.limit,
+                        limit = self.limit.get(),
                         "etcd range response too large; halving the page size"
                     );
                 }
@@ -813,10 +867,11 @@ async fn dial_client(
     if let Some(t) = request_timeout {
         endpoint = endpoint.timeout(t);
     }
-    let connector = Dialer {
+    let dialer = Dialer {
         targets: Arc::new(targets),
         tls,
     };
+    let connector = tower::service_fn(move |_: http::Uri| dialer.clone().dial());
     let channel = endpoint
         .connect_with_connector(connector)
         .await
@@ -1034,23 +1089,6 @@ impl Dialer {
     }
 }
 
-impl tower_service::Service<http::Uri> for Dialer {
-    type Response = hyper_util::rt::TokioIo<EtcdStream>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        Box::pin(self.clone().dial())
-    }
-}
-
 /// The range end that makes `[prefix, end)` cover every key starting with `prefix` (etcd's
 /// `clientv3.GetPrefixRangeEnd`).
 pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
@@ -1109,6 +1147,37 @@ mod tests {
         );
         assert_eq!(prefix_range_end(b"a\xff"), b"b");
         assert_eq!(prefix_range_end(b"\xff"), b"\0");
+    }
+
+    #[test]
+    fn gets_and_deletes_cover_one_key_a_range_or_a_prefix() {
+        let key = || b"/registry/secrets/".to_vec();
+        assert_eq!(GetOptions::new().request(key()).range_end, b"");
+        assert_eq!(DeleteOptions::new().request(key()).range_end, b"");
+        let get = GetOptions::new().with_prefix().with_limit(5).request(key());
+        assert_eq!(
+            (get.range_end.as_slice(), get.limit),
+            (&b"/registry/secrets0"[..], 5)
+        );
+        let del = DeleteOptions::new().with_prefix().request(key());
+        assert_eq!(del.range_end, b"/registry/secrets0");
+        let del = DeleteOptions::new()
+            .with_range(b"/z".to_vec())
+            .request(key());
+        assert_eq!(
+            (del.key.as_slice(), del.range_end.as_slice()),
+            (&key()[..], &b"/z"[..])
+        );
+    }
+
+    #[test]
+    fn page_sizes_are_at_least_one() {
+        assert_eq!("500".parse::<PageSize>().unwrap().get(), 500);
+        assert_eq!("0".parse::<PageSize>().unwrap_err(), "must be at least 1");
+        assert!("x".parse::<PageSize>().is_err());
+        assert_eq!(PageSize::from(-3).get(), 1);
+        assert_eq!(PageSize::from(3).halved().get(), 1);
+        assert_eq!(PageSize::default(), DEFAULT_PAGE_SIZE);
     }
 
     #[test]

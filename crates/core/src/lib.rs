@@ -17,6 +17,7 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod onboard;
+pub mod output;
 pub mod pki;
 pub mod podexec;
 pub mod posture;

@@ -5,7 +5,7 @@
 //! `kube-system`) and takes the endpoint and certificate paths from the container's own etcd flags
 //! ([`EtcdPod::from_pod`]). [`EtcdctlPager`] then reads a key range page by page with
 //! `etcdctl get START END --limit N --rev R -w json` inside the container (values come base64 in the JSON), so the
-//! pages can be fed to the same checks as the direct mode ([`scan_via_pod`]).
+//! pages can be fed to the same checks as the direct mode ([`crate::scan::Source`]).
 //!
 //! Only `etcdctl` is run, never a shell: the etcd images of recent Kubernetes releases have no `sh`.
 //! Permissions: `get`/`list` on `pods` in the pod's namespace, and `pods/exec` (`create`; the WebSocket upgrade
@@ -18,8 +18,8 @@ use kube::api::{Api, AttachParams, ListParams};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
-use crate::etcd::prefix_range_end;
-use crate::scan::{Checker, PageChecker, ScanItem, ScanRequest, ScanSummary};
+use crate::etcd::{PageSize, prefix_range_end};
+use crate::scan::{Pages, ScanRequest};
 
 /// kubeadm's labels on its etcd static pod (kubeadm `app/util/staticpod/utils.go` `ComponentPod`).
 pub const ETCD_POD_SELECTOR: &str = "component=etcd,tier=control-plane";
@@ -412,7 +412,7 @@ pub struct EtcdctlPager<'a> {
     pod: &'a EtcdPod,
     start: String,
     end: Option<String>,
-    limit: i64,
+    limit: PageSize,
     revision: i64,
     skip_first: bool,
     done: bool,
@@ -427,14 +427,14 @@ impl<'a> EtcdctlPager<'a> {
         pod: &'a EtcdPod,
         start: String,
         end: Option<String>,
-        limit: i64,
+        limit: PageSize,
     ) -> Self {
         EtcdctlPager {
             client,
             pod,
             start,
             end,
-            limit: limit.max(1),
+            limit,
             revision: 0,
             skip_first: false,
             done: false,
@@ -443,9 +443,39 @@ impl<'a> EtcdctlPager<'a> {
         }
     }
 
+    /// Page over the keys `req` selects: its one key, or its range.
+    pub fn for_request(
+        client: &'a kube::Client,
+        pod: &'a EtcdPod,
+        req: &ScanRequest,
+        page_size: PageSize,
+    ) -> Result<Self, PodExecError> {
+        if let Some(key) = req.single_key() {
+            return Ok(EtcdctlPager::new(client, pod, key, None, page_size));
+        }
+        let start = req.range_start();
+        let end = String::from_utf8(prefix_range_end(start.as_bytes())).map_err(|_| {
+            PodExecError::Protocol {
+                pod: pod.name.clone(),
+                message: format!("the range after {start} is not UTF-8"),
+            }
+        })?;
+        Ok(EtcdctlPager::new(client, pod, start, Some(end), page_size))
+    }
+
     /// The revision the pages are read at (0 before the first page).
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// What a scan reports as its revision, as [`crate::scan::scan`] does: a single key's mod revision, a range's
+    /// read revision.
+    pub fn scan_revision(&self) -> i64 {
+        if self.end.is_none() {
+            self.last_mod_revision
+        } else {
+            self.revision
+        }
     }
 
     /// The mod revision of the last key read (0 if none): a single-key read reports it as its revision, as the
@@ -458,16 +488,21 @@ impl<'a> EtcdctlPager<'a> {
     pub fn round_trips(&self) -> u64 {
         self.round_trips
     }
+}
+
+impl Pages for EtcdctlPager<'_> {
+    type Kv = KeyValue;
+    type Error = PodExecError;
 
     /// The next page, `None` after the last.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, PodExecError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<KeyValue>>, PodExecError> {
         if self.done {
             return Ok(None);
         }
         let mut args = vec!["get".to_string(), self.start.clone()];
         if let Some(end) = &self.end {
             args.push(end.clone());
-            let limit = self.limit + i64::from(self.skip_first);
+            let limit = self.limit.get() + i64::from(self.skip_first);
             args.push(format!("--limit={limit}"));
         }
         if self.revision > 0 {
@@ -546,60 +581,6 @@ struct RangeDecoded {
     kvs: Vec<KeyValue>,
     more: bool,
     last_mod_revision: i64,
-}
-
-/// The scan of [`crate::scan::scan`], with the pages read through the etcd pod and checked by the same
-/// [`PageChecker`]: every key `req` selects is checked with `checker` and handed to `sink` in key order; returns
-/// the counts.
-pub async fn scan_via_pod(
-    client: &kube::Client,
-    pod: &EtcdPod,
-    req: &ScanRequest,
-    checker: &Checker,
-    page_size: i64,
-    sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
-) -> Result<ScanSummary, ScanViaPodError> {
-    let mut pc = PageChecker::new(req, checker, sink);
-    let single = req.single_key().is_some();
-    let mut pager = match req.single_key() {
-        Some(key) => EtcdctlPager::new(client, pod, key, None, page_size),
-        None => {
-            let start = req.range_start();
-            let end = String::from_utf8(prefix_range_end(start.as_bytes())).map_err(|_| {
-                PodExecError::Protocol {
-                    pod: pod.name.clone(),
-                    message: format!("the range after {start} is not UTF-8"),
-                }
-            })?;
-            EtcdctlPager::new(client, pod, start, Some(end), page_size)
-        }
-    };
-    let mut page = pager.next_page().await?;
-    while let Some(kvs) = page.take() {
-        // Run the next etcdctl while this page is checked.
-        let (next, checked) = tokio::join!(pager.next_page(), async { pc.page(&kvs) });
-        checked?;
-        drop(kvs);
-        page = next?;
-    }
-    // A single object reports its mod revision, a range the revision it was read at (as `scan`).
-    let revision = if single {
-        pager.last_mod_revision()
-    } else {
-        pager.revision()
-    };
-    Ok(pc.finish(revision))
-}
-
-/// A scan through the pod could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanViaPodError {
-    /// Reading through the pod failed.
-    #[error(transparent)]
-    Exec(#[from] PodExecError),
-    /// The sink failed (e.g. stdout closed).
-    #[error("writing results: {0}")]
-    Output(#[from] std::io::Error),
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 mod checks;
 mod files;
 mod probe;
+pub mod report;
 mod server;
 pub mod unit;
 

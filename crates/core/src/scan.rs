@@ -8,6 +8,10 @@
 //! key-values from any source into items for a sink, keeping only counts ([`ScanSummary`]);
 //! [`scan`] feeds it pages read from etcd, so memory stays bounded by the pages in flight.
 //!
+//! Around it: [`ScanOptions::plan`] turns the command line and the node's kube-apiserver manifest into a
+//! request and a checker; [`Source`] reads the pages from etcd or, with `--via-pod`, through the etcd pod; and
+//! [`report`] writes what was found as kubectl would ([`crate::output`]).
+//!
 //! The per-item JSON contract ([`ScanItem`]) is documented in issue 2 and relied on by users:
 //! `key, resource, namespace, name, storage, encoding, keyName, verified, error`.
 
@@ -15,13 +19,18 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::etcd::{EtcdError, EtcdReader, KeyValue, prefix_range_end};
+use crate::etcd::{EtcdError, EtcdReader, KeyValue, PageSize, RangePager, prefix_range_end};
 
 mod check;
 mod keys;
+pub mod report;
+mod setup;
+mod source;
 
 pub use check::{Checker, group_resource};
 pub use keys::{KeyParts, ScanRequest, Scope, StoredResource, is_cluster_scoped, parse_key};
+pub use setup::{DEFAULT_ETCD_PREFIX, ScanOptions, ScanPlan, SetupError};
+pub use source::{Source, SourceError, ViaPodArgs};
 
 pub use crate::transform::{Encoding, StorageKind};
 
@@ -174,6 +183,9 @@ pub enum ScanError {
     /// Talking to etcd failed.
     #[error(transparent)]
     Etcd(#[from] EtcdError),
+    /// Reading etcd through its pod failed.
+    #[error(transparent)]
+    ViaPod(#[from] crate::podexec::PodExecError),
     /// The sink failed (e.g. stdout closed).
     #[error("writing results: {0}")]
     Output(#[from] std::io::Error),
@@ -316,14 +328,56 @@ impl<'a, F: FnMut(&ScanItem) -> std::io::Result<()>> PageChecker<'a, F> {
     }
 }
 
+/// A key range read page by page, in key order, at one revision: etcd's [`RangePager`], or etcdctl's through the
+/// etcd pod ([`crate::podexec::EtcdctlPager`]).
+pub trait Pages {
+    /// One key-value.
+    type Kv: RawKv;
+    /// Why a page could not be read.
+    type Error;
+    /// The next page, `None` after the last.
+    fn next_page(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<Self::Kv>>, Self::Error>>;
+}
+
+impl Pages for RangePager {
+    type Kv = KeyValue;
+    type Error = EtcdError;
+    fn next_page(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<KeyValue>>, EtcdError>> {
+        RangePager::next_page(self)
+    }
+}
+
+/// Hand every page of `pages` to `handle`, in order. The next page is requested before the current one is
+/// handled, so reading and checking overlap and at most two pages are held.
+pub async fn each_page<P: Pages>(
+    pages: &mut P,
+    mut handle: impl FnMut(&[P::Kv]) -> std::io::Result<()>,
+) -> Result<(), ScanError>
+where
+    ScanError: From<P::Error>,
+{
+    let mut page = pages.next_page().await?;
+    while let Some(kvs) = page.take() {
+        let (next, handled) = tokio::join!(pages.next_page(), async { handle(&kvs) });
+        handled?;
+        drop(kvs);
+        page = next?;
+    }
+    Ok(())
+}
+
 /// Read every key `req` selects from etcd (one revision, `page_size` keys per request), check each
 /// with `checker` ([`PageChecker`]), hand each item to `sink` in key order and return the counts.
-/// The next page is requested before the current one is checked, so at most two pages are held.
+/// The next page is requested before the current one is checked ([`each_page`]).
 pub async fn scan(
     reader: &EtcdReader,
     req: &ScanRequest,
     checker: &Checker,
-    page_size: i64,
+    page_size: PageSize,
     sink: impl FnMut(&ScanItem) -> std::io::Result<()>,
 ) -> Result<ScanSummary, ScanError> {
     let mut pc = PageChecker::new(req, checker, sink);
@@ -338,14 +392,7 @@ pub async fn scan(
     let start = req.range_start().into_bytes();
     let end = prefix_range_end(&start);
     let mut pager = reader.pages(start, end, page_size);
-    let mut page = pager.next_page().await?;
-    while let Some(kvs) = page.take() {
-        // Fetch the next page while this one is checked.
-        let (next, checked) = tokio::join!(pager.next_page(), async { pc.page(&kvs) });
-        checked?;
-        drop(kvs);
-        page = next?;
-    }
+    each_page(&mut pager, |kvs| pc.page(kvs)).await?;
     Ok(pc.finish(pager.revision()))
 }
 

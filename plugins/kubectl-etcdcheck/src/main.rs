@@ -2,19 +2,16 @@
 //! decrypts and verifies. A thin front over `atrest_core::scan`.
 
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs};
-use atrest_core::scan::{ScanItem, ScanRequest, ScanSummary, Scope};
-use clap::{Parser, ValueEnum};
+use anyhow::{Context, Result};
+use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, PageSize};
+use atrest_core::output::Format;
+use atrest_core::scan::{ScanOptions, Source, ViaPodArgs, report};
+use clap::Parser;
 
-mod keys;
-mod manifest;
-mod output;
 mod posture;
-mod via_pod;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -48,9 +45,6 @@ configured keys, is not a value the apiserver writes, or is plaintext with --fai
 struct Cli {
     /// Check only the object with this name.
     name: Option<String>,
-    /// Namespace to check [default: default].
-    #[arg(short = 'n', long, value_name = "NS")]
-    namespace: Option<String>,
     /// Check every namespace.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     all_namespaces: bool,
@@ -82,14 +76,15 @@ struct Cli {
     output: Format,
     /// Keys per etcd range request.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
-    page_size: i64,
+    page_size: PageSize,
     /// Log each etcd round trip (to stderr; never values).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(flatten)]
     etcd: EtcdArgs,
+    /// `-n` and kubectl's connection flags, for `--via-pod`.
     #[command(flatten)]
-    via: via_pod::ViaPodArgs,
+    via: ViaPodArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -98,13 +93,6 @@ struct Cli {
 enum Command {
     /// Check etcd's security posture (CIS 1.1.x, 1.2.x, 2.x) and probe its endpoints.
     Posture(posture::PostureArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-    Yaml,
 }
 
 fn main() -> ExitCode {
@@ -163,126 +151,31 @@ async fn run(cli: Cli) -> Result<u8> {
     if let Some(Command::Posture(args)) = &cli.command {
         return posture::run(args);
     }
-    let scope = match (&cli.name, cli.all_namespaces) {
-        (Some(_), true) => {
-            bail!("a resource cannot be checked by name across all namespaces: drop -A or the NAME")
-        }
-        (Some(name), false) => Scope::Object {
-            namespace: cli.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: name.clone(),
-        },
-        (None, true) => Scope::AllNamespaces,
-        (None, false) => {
-            Scope::Namespace(cli.namespace.clone().unwrap_or_else(|| "default".into()))
-        }
-    };
-    if cli.page_size < 1 {
-        bail!("--page-size must be at least 1");
+    let plan = ScanOptions {
+        name: cli.name.clone(),
+        namespace: cli.via.kube.namespace.clone(),
+        all_namespaces: cli.all_namespaces,
+        resource: cli.resource.clone(),
+        prefix: cli.prefix.clone(),
+        encryption_config: cli.encryption_config.clone(),
+        kms: cli.kms,
+        root: cli.root.clone(),
     }
-    let apiserver = manifest::ApiserverFlags::read(&cli.root);
-    let prefix = cli
-        .prefix
-        .clone()
-        .or_else(|| apiserver.as_ref().and_then(|a| a.etcd_prefix.clone()))
-        .unwrap_or_else(|| "/registry".into());
-    let request = ScanRequest {
-        prefix,
-        resource: atrest_core::scan::StoredResource::parse(&cli.resource).etcd_segment(),
-        scope,
-    };
-    let checker = keys::checker(
-        &cli.encryption_config,
-        apiserver.as_ref(),
-        &cli.root,
-        &request.resource,
-        cli.kms,
-    )?;
-
-    let source = via_pod::Source::connect(&cli.via, &cli.etcd, &cli.root).await?;
-
+    .plan()?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let source = Source::connect(&cli.via, &cli.etcd, &cli.root).await?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let summary = match cli.output {
-        Format::Json => {
-            let mut w = output::JsonStream::new(&mut out)?;
-            let s = source
-                .scan(&request, &checker, cli.page_size, |i| w.item(i))
-                .await;
-            let s = s.context("scan failed")?;
-            w.finish(&s)?;
-            s
-        }
-        Format::Yaml => {
-            out.write_all(b"items:\n")?;
-            let mut any = false;
-            let s = source
-                .scan(&request, &checker, cli.page_size, |i| {
-                    any = true;
-                    output::yaml_item(&mut out, i)
-                })
-                .await
-                .context("scan failed")?;
-            output::yaml_finish(&mut out, any, &s)?;
-            s
-        }
-        Format::Table => {
-            let mut rows: Vec<[String; 5]> = Vec::new();
-            let s = source
-                .scan(&request, &checker, cli.page_size, |i: &ScanItem| {
-                    rows.push(output::table_row(i));
-                    Ok(())
-                })
-                .await
-                .context("scan failed")?;
-            output::print_table(
-                &mut out,
-                &rows,
-                &s,
-                matches!(request.scope, Scope::AllNamespaces),
-            )?;
-            s
-        }
-    };
+    let (req, checker) = (&plan.request, &plan.checker);
+    let summary = report::write_report(&mut out, &source, req, checker, cli.page_size, cli.output)
+        .await
+        .context("scan failed")?;
     out.flush()?;
     drop(out);
-    report(&cli, &request, &summary, checker.has_keys());
-    Ok(exit_code(&summary, cli.fail_on_plaintext))
-}
-
-fn report(cli: &Cli, req: &ScanRequest, s: &ScanSummary, has_keys: bool) {
-    if s.total == 0 {
-        eprintln!("No {} found under {}", req.resource, req.range_start());
+    for note in report::notes(req, &summary, checker.has_keys(), cli.fail_on_plaintext) {
+        eprintln!("{note}");
     }
-    if !has_keys && s.total > s.plaintext + s.by_storage.get("unknown").copied().unwrap_or(0) {
-        eprintln!("note: encrypted values were not verified: pass --encryption-config FILE");
-    }
-    if s.findings > 0 {
-        eprintln!(
-            "{} finding(s): values that fail verification or cannot be read",
-            s.findings
-        );
-    }
-    if cli.fail_on_plaintext && s.plaintext > 0 {
-        eprintln!(
-            "{} value(s) stored in plaintext (--fail-on-plaintext)",
-            s.plaintext
-        );
-    }
-}
-
-fn exit_code(s: &ScanSummary, fail_on_plaintext: bool) -> u8 {
-    if s.findings > 0 || (fail_on_plaintext && s.plaintext > 0) {
-        2
-    } else {
-        0
-    }
-}
-
-/// Where a kube-apiserver path (as written in its manifest) lives under the node root: kubeadm
-/// mounts host paths at the same path in the container.
-pub(crate) fn under_root(root: &Path, p: &Path) -> PathBuf {
-    match p.strip_prefix("/") {
-        Ok(rel) => root.join(rel),
-        Err(_) => root.join(p),
-    }
+    Ok(report::exit_code(&summary, cli.fail_on_plaintext))
 }

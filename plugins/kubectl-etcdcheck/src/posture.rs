@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use atrest_core::etcd::parse_duration;
-use atrest_core::posture::{self, PostureOptions, Report, Status};
-use clap::ValueEnum;
-use comfy_table::{ContentArrangement, Table, presets::NOTHING};
+use atrest_core::output::Format;
+use atrest_core::posture::{self, PostureOptions, report};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -63,16 +62,8 @@ pub struct PostureArgs {
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = PostureFormat::Table)]
-    pub output: PostureFormat,
-}
-
-/// Output formats of `posture`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PostureFormat {
-    Table,
-    Json,
-    Yaml,
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 /// Run the checks, print them, and return the exit status (0, 1 or 2; see [`EXAMPLES`]).
@@ -92,65 +83,14 @@ pub fn run(a: &PostureArgs) -> Result<u8> {
         probes: !a.skip_probes,
         timeout: a.timeout,
     };
-    let report = posture::run(&opts);
+    let r = posture::run(&opts);
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    match a.output {
-        PostureFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            out.write_all(b"\n")?;
-        }
-        PostureFormat::Yaml => {
-            let text = serde_saphyr::to_string(&report)
-                .map_err(|e| anyhow::anyhow!("YAML output: {e}"))?;
-            out.write_all(text.as_bytes())?;
-        }
-        PostureFormat::Table => print_table(&mut out, &report).context("write the table")?,
-    }
+    report::write_report(&mut out, &r, a.output).context("write the report")?;
     out.flush()?;
     drop(out);
-    summary(&report);
-    Ok(report.exit_code())
-}
-
-fn print_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
-    if let Some(s) = &r.etcd_source {
-        writeln!(out, "etcd: {s}")?;
+    for note in report::notes(&r) {
+        eprintln!("{note}");
     }
-    if let Some(m) = &r.apiserver_manifest {
-        writeln!(out, "kube-apiserver: static pod {m}")?;
-    }
-    let mut t = Table::new();
-    t.load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["CHECK", "RESULT", "CIS", "FOUND", "REMEDIATION"]);
-    for c in &r.checks {
-        t.add_row([
-            c.check.as_str(),
-            c.result.as_str(),
-            c.cis.as_deref().unwrap_or("-"),
-            c.detail.as_str(),
-            c.remediation.as_str(),
-        ]);
-    }
-    writeln!(out, "{t}")
-}
-
-fn summary(r: &Report) {
-    let n = |s| r.count(s);
-    eprintln!(
-        "{} checks: {} PASS, {} WARN, {} FAIL, {} could not be checked, {} skipped",
-        r.checks.len(),
-        n(Status::Pass),
-        n(Status::Warn),
-        n(Status::Fail),
-        n(Status::Error),
-        n(Status::Skip)
-    );
-    for c in r.checks.iter().filter(|c| c.result == Status::Error) {
-        eprintln!(
-            "could not check {}: {} ({})",
-            c.check, c.detail, c.remediation
-        );
-    }
+    Ok(r.exit_code())
 }

@@ -63,12 +63,17 @@ async fn for_each(
     let start = format!("{}/{}", etcd.prefix.trim_end_matches('/'), sub).into_bytes();
     let end = prefix_range_end(&start);
     let mut pager = reader.pages(start, end, DEFAULT_PAGE_SIZE);
-    while let Some(kvs) = pager.next_page().await? {
-        for kv in &kvs {
+    crate::scan::each_page(&mut pager, |kvs| {
+        for kv in kvs {
             f(kv.key(), &transform::classify(kv.value()), kv.value());
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
+    .map_err(|e| match e {
+        crate::scan::ScanError::Etcd(e) => EncryptError::from(e),
+        other => EncryptError::Phase(other.to_string()),
+    })
 }
 
 /// Counts the objects under the registry prefix that `matches` selects; returns the count and up to five example

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
 use atrest_proto::kms_v2::key_management_service_client::KeyManagementServiceClient;
@@ -35,31 +34,6 @@ pub struct KmsPluginStatus {
     pub healthz: String,
     /// The current key ID.
     pub key_id: String,
-}
-
-/// Dials the unix socket for the gRPC channel (the URI is a placeholder).
-#[derive(Clone)]
-struct UnixDialer(PathBuf);
-
-impl tower_service::Service<http::Uri> for UnixDialer {
-    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        let path = self.0.clone();
-        Box::pin(async move {
-            let s = tokio::net::UnixStream::connect(&path).await?;
-            Ok(hyper_util::rt::TokioIo::new(s))
-        })
-    }
 }
 
 /// The socket path of a KMS `endpoint` (`unix:///path` or `unix:@abstract` are what upstream accepts; the
@@ -91,7 +65,17 @@ impl KmsPluginService {
             tonic::transport::Endpoint::from_static("http://kms-plugin")
                 .connect_timeout(timeout)
                 .timeout(timeout)
-                .connect_with_connector_lazy(UnixDialer(socket.to_path_buf()))
+                .connect_with_connector_lazy({
+                    // Dials the unix socket (the URI is a placeholder).
+                    let path = socket.to_path_buf();
+                    tower::service_fn(move |_: http::Uri| {
+                        let path = path.clone();
+                        async move {
+                            let s = tokio::net::UnixStream::connect(&path).await?;
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                        }
+                    })
+                })
         };
         let service = KmsPluginService {
             socket: socket.to_path_buf(),
