@@ -13,6 +13,8 @@
 //! change (kubeadm writes keys sorted; new keys and entries go where it would put them), and every edit is parsed
 //! again and compared with the intended semantic change; anything else is refused and nothing is returned.
 
+pub mod node;
+
 use serde_json::{Map, Value, json};
 
 use crate::manifest::lines::{self, KeyPos, Line, MapRegion};

@@ -13,7 +13,7 @@ use atrest_core::encrypt::{
     self, DEFAULT_CONFIG_PATH, EnablePlan, EnableRequest, Node, ProviderChoice, RotateOptions,
     RotationPhase, Status,
 };
-use atrest_core::manifest::DEFAULT_MANIFEST_PATH;
+use atrest_core::kubeadm::node::KUBE_APISERVER_MANIFEST;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets};
 
@@ -91,7 +91,7 @@ struct NodeArgs {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// The kube-apiserver static pod manifest (node path).
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_MANIFEST_PATH, global = true)]
+    #[arg(long, value_name = "FILE", default_value = KUBE_APISERVER_MANIFEST, global = true)]
     manifest: PathBuf,
     /// Do not update kubeadm's ClusterConfiguration (ConfigMap kube-system/kubeadm-config) with the flag and volume; kubeadm upgrade will then drop them from the manifest.
     #[arg(long, global = true)]

@@ -10,7 +10,7 @@ use atrest_core::config::ProviderConfiguration;
 use atrest_core::scan::Checker;
 use atrest_core::transform::{EnvelopeService, KmsPluginService, kms_socket_path};
 
-use crate::manifest::ApiserverFlags;
+use atrest_core::manifest::ApiserverFlags;
 
 /// Build the checker: from `--encryption-config` when given (an error if unusable), else from the
 /// kube-apiserver manifest's `--encryption-provider-config` when present and readable (a warning

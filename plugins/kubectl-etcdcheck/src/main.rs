@@ -2,7 +2,7 @@
 //! decrypts and verifies. A thin front over `atrest_core::scan`.
 
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +11,6 @@ use atrest_core::scan::{ScanItem, ScanRequest, ScanSummary, Scope};
 use clap::{Parser, ValueEnum};
 
 mod keys;
-mod manifest;
 mod output;
 mod posture;
 mod via_pod;
@@ -179,7 +178,7 @@ async fn run(cli: Cli) -> Result<u8> {
     if cli.page_size < 1 {
         bail!("--page-size must be at least 1");
     }
-    let apiserver = manifest::ApiserverFlags::read(&cli.root);
+    let apiserver = atrest_core::manifest::ApiserverFlags::read(&cli.root);
     let prefix = cli
         .prefix
         .clone()
@@ -280,9 +279,4 @@ fn exit_code(s: &ScanSummary, fail_on_plaintext: bool) -> u8 {
 
 /// Where a kube-apiserver path (as written in its manifest) lives under the node root: kubeadm
 /// mounts host paths at the same path in the container.
-pub(crate) fn under_root(root: &Path, p: &Path) -> PathBuf {
-    match p.strip_prefix("/") {
-        Ok(rel) => root.join(rel),
-        Err(_) => root.join(p),
-    }
-}
+pub(crate) use atrest_core::kubeadm::node::under_root;

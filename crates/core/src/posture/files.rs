@@ -8,7 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{Check, EtcdServer, EtcdSource, PKI_DIR, Status, under_root};
+use super::{Check, EtcdServer, EtcdSource, Status, node, under_root};
 use crate::manifest::Manifest;
 
 fn mode_check(name: &str, cis: Option<&str>, path: &Path, allowed: u32) -> Check {
@@ -187,7 +187,7 @@ fn data_dir(root: &Path, e: &EtcdServer, out: &mut Vec<Check>) {
 }
 
 fn pki(root: &Path, etcd: Option<&EtcdServer>, apiserver: Option<&Manifest>, out: &mut Vec<Check>) {
-    let dir = root.join(PKI_DIR);
+    let dir = under_root(root, node::PKI_DIR);
     let files = if dir.is_dir() { walk(&dir) } else { Vec::new() };
     if !files.is_empty() {
         let bad: Vec<String> = files
