@@ -25,14 +25,9 @@ use atrest_proto::etcdserverpb::{self as pb, kv_client::KvClient};
 use openssl::ssl::{SslConnector, SslMethod};
 use openssl::x509::X509;
 
+use crate::kubeadm::node;
 use crate::pki::{Certificate, PrivateKey};
 
-/// kubeadm's etcd CA under the node root (`cmd/kubeadm/app/constants/constants.go`: `EtcdCACertName = "etcd/ca.crt"`).
-pub const KUBEADM_ETCD_CA: &str = "etc/kubernetes/pki/etcd/ca.crt";
-/// kubeadm's kube-apiserver etcd client certificate (`APIServerEtcdClientCertName`).
-pub const KUBEADM_APISERVER_ETCD_CLIENT_CERT: &str = "etc/kubernetes/pki/apiserver-etcd-client.crt";
-/// Its key (`APIServerEtcdClientKeyName`).
-pub const KUBEADM_APISERVER_ETCD_CLIENT_KEY: &str = "etc/kubernetes/pki/apiserver-etcd-client.key";
 /// kubeadm's local etcd client endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// Keys per range request unless told otherwise. etcd 3.4 walks its whole key index from the start
@@ -182,7 +177,9 @@ impl EtcdArgs {
     /// paths are taken as given.
     pub fn resolve(&self, root: &Path) -> EtcdConfig {
         let pick = |given: &Option<PathBuf>, default: &str| {
-            given.clone().unwrap_or_else(|| root.join(default))
+            given
+                .clone()
+                .unwrap_or_else(|| node::under_root(root, default))
         };
         EtcdConfig {
             endpoints: self
@@ -191,9 +188,9 @@ impl EtcdArgs {
                 .map(|e| e.trim().to_string())
                 .filter(|e| !e.is_empty())
                 .collect(),
-            cacert: pick(&self.cacert, KUBEADM_ETCD_CA),
-            cert: pick(&self.cert, KUBEADM_APISERVER_ETCD_CLIENT_CERT),
-            key: pick(&self.key, KUBEADM_APISERVER_ETCD_CLIENT_KEY),
+            cacert: pick(&self.cacert, node::ETCD_CA),
+            cert: pick(&self.cert, node::APISERVER_ETCD_CLIENT_CERT),
+            key: pick(&self.key, node::APISERVER_ETCD_CLIENT_KEY),
             dial_timeout: self.dial_timeout,
         }
     }
