@@ -188,6 +188,14 @@ pub fn parse_request_timeout(s: &str) -> Result<RequestTimeout, String> {
     Ok(RequestTimeout(if d.is_zero() { None } else { Some(d) }))
 }
 
+/// A timeout flag that must be more than zero (`--dial-timeout`, `kubectl encrypt --timeout`): what
+/// `--request-timeout` accepts (bare seconds or a Go duration), except zero.
+pub fn parse_positive_timeout(s: &str) -> Result<Duration, String> {
+    parse_request_timeout(s)?
+        .0
+        .ok_or_else(|| format!("the timeout must be more than 0, got {s:?}"))
+}
+
 /// kubectl's connection flag set (cli-runtime `genericclioptions.ConfigFlags`). Flatten it into every plugin:
 /// `#[command(flatten)] kube: atrest_core::client::ConfigFlags`. All flags are global, so they also work after a
 /// subcommand.
@@ -938,6 +946,16 @@ users:
             let err = parse_request_timeout(bad).unwrap_err();
             assert!(err.contains("invalid timeout value"), "{bad}: {err}");
         }
+        assert_eq!(parse_positive_timeout("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            parse_positive_timeout("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        for zero in ["0", "0s", "0.0h"] {
+            let err = parse_positive_timeout(zero).unwrap_err();
+            assert!(err.contains("more than 0"), "{zero}: {err}");
+        }
+        assert!(parse_positive_timeout("5x").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use atrest_core::client::{ConfigFlags, parse_request_timeout};
+use atrest_core::client::{ConfigFlags, parse_positive_timeout};
 use atrest_core::config::ProviderKind;
 use atrest_core::encrypt::{
     self, DEFAULT_CONFIG_PATH, EnablePlan, EnableRequest, Node, ProviderChoice, RotateOptions,
@@ -100,7 +100,7 @@ struct NodeArgs {
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     root: PathBuf,
     /// How long to wait for kube-apiserver after each change (e.g. 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout, global = true)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_timeout, global = true)]
     timeout: Duration,
 }
 
@@ -180,13 +180,6 @@ struct RotateArgs {
     /// Keep the config backups in /etc/kubernetes/tmp/atrest-backups that hold the retired key (by default they are deleted once the old key is removed, after etcd showed no object uses it).
     #[arg(long)]
     keep_backups: bool,
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match parse_request_timeout(s)?.0 {
-        Some(d) if !d.is_zero() => Ok(d),
-        _ => Err("the timeout must be more than 0".into()),
-    }
 }
 
 fn main() -> ExitCode {
