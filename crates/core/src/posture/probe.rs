@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVerifyMode};
@@ -356,10 +356,7 @@ fn serving_cert(url: &str, host: &str, chain: &[X509], ca: Option<&Path>, cis: &
             .detail("the served certificate cannot be read");
     };
     let subject = leaf_c.subject();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::unix_now();
     let not_after = leaf_c.not_after().unwrap_or(0);
     let days = (not_after - now) / 86400;
     let expires = date(not_after);
@@ -567,15 +564,7 @@ fn short(e: &str) -> String {
 
 /// `YYYY-MM-DD` of Unix seconds (UTC), by the civil-from-days algorithm.
 fn date(secs: i64) -> String {
-    let z = secs.div_euclid(86400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86400));
     format!("{y:04}-{m:02}-{d:02}")
 }
 
