@@ -453,14 +453,11 @@ impl Manifest {
     /// contains it), if any.
     pub fn mount_for(&self, container_path: &str) -> Option<VolumeMount> {
         let p = node::clean_path(container_path)?;
-        self.volume_mounts()
+        let mounts = self
+            .volume_mounts()
             .into_iter()
-            .filter(|m| node::clean_path(&m.mount_path).is_some_and(|mp| p.starts_with(&mp)))
-            .max_by_key(|m| {
-                node::clean_path(&m.mount_path)
-                    .map(|mp| mp.components().count())
-                    .unwrap_or(0)
-            })
+            .filter_map(|m| Some((node::clean_path(&m.mount_path)?, m)));
+        node::covering_mount(mounts, &p).map(|(m, _)| m)
     }
 
     /// The host path behind a container path, resolved through the volumeMounts and their hostPath

@@ -220,22 +220,17 @@ impl MountTable {
             return None;
         }
         let p = clean(container_path);
-        self.mounts
-            .iter()
-            .filter(|m| p.starts_with(&m.mount_path))
-            .max_by_key(|m| m.mount_path.components().count())
-            .map(|m| {
-                let rest = p.strip_prefix(&m.mount_path).unwrap_or(Path::new(""));
-                if rest.as_os_str().is_empty() {
-                    match &m.pinned {
-                        // The bound inode, through this process's descriptor for it.
-                        Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
-                        None => m.host_path.clone(),
-                    }
-                } else {
-                    m.host_path.join(rest)
+        node::covering_mount(self.mounts.iter().map(|m| (&m.mount_path, m)), &p).map(|(m, rest)| {
+            if rest.as_os_str().is_empty() {
+                match &m.pinned {
+                    // The bound inode, through this process's descriptor for it.
+                    Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                    None => m.host_path.clone(),
                 }
-            })
+            } else {
+                m.host_path.join(rest)
+            }
+        })
     }
 
     /// What the kubelet and the runtime do before starting the container: create `DirectoryOrCreate` dirs and

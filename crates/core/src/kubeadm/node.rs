@@ -95,10 +95,28 @@ pub fn typed_container_argv(container: &k8s_openapi::api::core::v1::Container) -
     argv
 }
 
-/// Whether a command line runs `program` (the base name of its first word: `/usr/local/bin/etcd` runs `etcd`).
+/// Whether a command word names `program` (its base name: `/usr/local/bin/etcd` is `etcd`).
+pub fn is_program(word: &str, program: &str) -> bool {
+    word.rsplit('/').next() == Some(program)
+}
+
+/// Whether a command line runs `program` ([`is_program`] of its first word).
 pub fn runs(argv: &[String], program: &str) -> bool {
-    argv.first()
-        .is_some_and(|w| w.rsplit('/').next() == Some(program))
+    argv.first().is_some_and(|w| is_program(w, program))
+}
+
+/// The mount a container sees `path` through, as the container runtime's bind mounts do: of the
+/// `(mountPath, mount)` pairs (cleaned paths) the longest mountPath that contains `path`; with the rest of
+/// `path` below it. `None` when no mount covers it (the file is invisible in the container).
+pub fn covering_mount<'p, P: AsRef<Path>, T>(
+    mounts: impl IntoIterator<Item = (P, T)>,
+    path: &'p Path,
+) -> Option<(T, &'p Path)> {
+    mounts
+        .into_iter()
+        .filter(|(m, _)| path.starts_with(m))
+        .max_by_key(|(m, _)| m.as_ref().components().count())
+        .map(|(m, t)| (t, path.strip_prefix(m).unwrap_or(Path::new(""))))
 }
 
 /// etcd's boolean flags (a bare `--flag` is true and does not take the next word): etcd 3.5/3.6
@@ -456,6 +474,24 @@ mod tests {
         );
         assert_eq!(clean_path("/.."), Some(PathBuf::from("/")));
         assert_eq!(clean_path(" "), None);
+        let mounts = [
+            ("/etc/kubernetes", 1),
+            ("/etc/kubernetes/pki", 2),
+            ("/etc/kubernetes/pkix", 3),
+        ];
+        let m =
+            |p: &str| covering_mount(mounts, Path::new(p)).map(|(t, rest)| (t, rest.to_path_buf()));
+        assert_eq!(
+            m("/etc/kubernetes/pki/ca.crt"),
+            Some((2, PathBuf::from("ca.crt")))
+        );
+        assert_eq!(m("/etc/kubernetes/pki"), Some((2, PathBuf::new())));
+        assert_eq!(
+            m("/etc/kubernetes/pk"),
+            Some((1, PathBuf::from("pk"))),
+            "whole components"
+        );
+        assert_eq!(m("/etc/other"), None);
     }
 
     #[test]

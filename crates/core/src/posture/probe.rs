@@ -265,8 +265,17 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
         return;
     }
 
-    // Positive control with the configured certificate.
+    // The first certificate chain etcd served on this URL, for the serving-certificate check.
     let mut chain: Vec<X509> = Vec::new();
+    let mut attempt = |cert: Option<&ClientCert>| {
+        let a = tls_get(addr, &host, cert, timeout);
+        if chain.is_empty() {
+            chain = a.chain.clone();
+        }
+        a
+    };
+
+    // Positive control with the configured certificate.
     match &t.cert {
         None => out.push(
             Check::new(format!("probe-client-cert {url}"), None, Status::Skip)
@@ -279,8 +288,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
                     .fix("pass --cert and --key of a valid etcd client certificate"),
             ),
             Ok(cc) => {
-                let a = tls_get(addr, &host, Some(&cc), timeout);
-                chain = a.chain.clone();
+                let a = attempt(Some(&cc));
                 out.push(if a.code() == Some(200) {
                     Check::new(format!("probe-client-cert {url}"), None, Status::Pass)
                         .detail(format!("{} accepted: {}", c.display(), a.status.unwrap_or_default()))
@@ -298,10 +306,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
     }
 
     // No client certificate.
-    let a = tls_get(addr, &host, None, timeout);
-    if chain.is_empty() {
-        chain = a.chain.clone();
-    }
+    let a = attempt(None);
     out.push(refusal(
         format!("probe-no-client-cert {url}"),
         no_cert_cis,
@@ -312,10 +317,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
 
     // A certificate from a CA etcd must not trust.
     if let Some(f) = foreign {
-        let a = tls_get(addr, &host, Some(f), timeout);
-        if chain.is_empty() {
-            chain = a.chain.clone();
-        }
+        let a = attempt(Some(f));
         out.push(refusal(
             format!("probe-foreign-ca {url}"),
             foreign_cis,

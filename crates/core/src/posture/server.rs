@@ -282,14 +282,8 @@ impl EtcdServer {
         let p = clean(&Path::new("/").join(path))?;
         match &self.mounts {
             None => Some(under_root(root, &p)),
-            Some(mounts) => mounts
-                .iter()
-                .filter(|(m, _)| p.starts_with(m))
-                .max_by_key(|(m, _)| m.components().count())
-                .map(|(m, h)| {
-                    let rest = p.strip_prefix(m).unwrap_or(Path::new(""));
-                    under_root(root, &h.join(rest))
-                }),
+            Some(mounts) => node::covering_mount(mounts.iter().map(|(m, h)| (m, h)), &p)
+                .map(|(h, rest)| under_root(root, h.join(rest))),
         }
     }
 
