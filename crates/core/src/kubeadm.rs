@@ -306,19 +306,7 @@ impl ClusterConfiguration {
             }
             None => {
                 // Insert `key:` where kubeadm's sorted output puts it.
-                let at = match region {
-                    Some(r) => {
-                        let keys = lines::map_keys(&nl, r);
-                        match keys.iter().find(|k| k.key.as_str() > key) {
-                            Some(next) => back_over_comments(&nl, next.line, r.col),
-                            None => keys
-                                .last()
-                                .map(|l| lines::key_end(&nl, l, r.end))
-                                .unwrap_or(ak.line + 1),
-                        }
-                    }
-                    None => ak.line + 1,
-                };
+                let at = sorted_key_line(&nl, region, key, ak.line + 1);
                 let with_key = insert_lines(&nl, at, &[format!("{}{key}:", " ".repeat(child_col))]);
                 let ck = KeyPos {
                     key: key.into(),
@@ -590,19 +578,7 @@ fn edit_map_entry(
                 nl = delete_lines(&nl, k.line, end);
             }
             let region = lines::value_map(&nl, &ck, lines::key_end(&nl, &ck, nl.len()));
-            let at = match region {
-                Some(r) => {
-                    let keys = lines::map_keys(&nl, r);
-                    match keys.iter().find(|k| k.key.as_str() > name) {
-                        Some(next) => back_over_comments(&nl, next.line, r.col),
-                        None => keys
-                            .last()
-                            .map(|l| lines::key_end(&nl, l, r.end))
-                            .unwrap_or(ck.line + 1),
-                    }
-                }
-                None => ck.line + 1,
-            };
+            let at = sorted_key_line(&nl, region, name, ck.line + 1);
             Ok(insert_lines(
                 &nl,
                 at,
@@ -824,6 +800,22 @@ pub fn drift(cc: &ClusterConfiguration, m: &Manifest) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The line where a new `key` goes in a block map kubeadm writes sorted (`region`): before the first greater
+/// key and the comments above it, else after the last entry; `empty_at` when the map has no entries yet.
+fn sorted_key_line(nl: &[Line], region: Option<MapRegion>, key: &str, empty_at: usize) -> usize {
+    let Some(r) = region else {
+        return empty_at;
+    };
+    let keys = lines::map_keys(nl, r);
+    match keys.iter().find(|k| k.key.as_str() > key) {
+        Some(next) => back_over_comments(nl, next.line, r.col),
+        None => keys
+            .last()
+            .map(|l| lines::key_end(nl, l, r.end))
+            .unwrap_or(empty_at),
+    }
 }
 
 #[cfg(test)]

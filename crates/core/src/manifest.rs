@@ -171,6 +171,22 @@ struct Located {
     volumes: Vec<Item>,
 }
 
+/// A block list the editor appends to ([`Manifest::append_item`]).
+struct BlockList<'a> {
+    /// Its key (`volumeMounts`).
+    key: &'static str,
+    /// Its name in messages (`spec.volumes`).
+    path: &'static str,
+    /// Its key, when present.
+    found: Option<&'a KeyPos>,
+    /// Its entries.
+    items: &'a [Item],
+    /// The mapping holding it.
+    parent: MapRegion,
+    /// Where its key goes when absent.
+    new_key_at: usize,
+}
+
 const MOUNT_FIELDS: &[&str] = &[
     "name",
     "mountPath",
@@ -1036,37 +1052,15 @@ impl Manifest {
                 format!("{k}readOnly: true"),
             ]
         };
-        let (at, texts) = match (&loc.mounts_key, loc.mounts.last()) {
-            (Some(_), Some(last)) => {
-                let (dash, key) = item_style(&self.lines, loc.mounts[0]);
-                (last.end, dash_item(dash, key, fields))
-            }
-            (Some(k), None) if k.inline.is_empty() || k.inline == "null" || k.inline == "~" => {
-                let (seq_col, key_off) = self.seq_style(&loc, k.col);
-                let mut t = Vec::new();
-                t.push(format!("{}volumeMounts:", " ".repeat(k.col)));
-                t.extend(dash_item(seq_col, key_off, fields));
-                let end = lines::key_end(&self.lines, k, loc.container_map.end);
-                let mut nl = delete_lines(&self.lines, k.line, end);
-                nl = insert_lines(&nl, k.line, &t);
-                return self.finish(nl, expected, "adding a volumeMount", Some(k.line));
-            }
-            (Some(k), None) => {
-                return Err(self.refused(
-                    Some(k.line),
-                    "volumeMounts is written in flow style; write it as a block list",
-                ));
-            }
-            (None, _) => {
-                let col = loc.container_map.col;
-                let (seq_col, key_off) = self.seq_style(&loc, col);
-                let mut t = vec![format!("{}volumeMounts:", " ".repeat(col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                (loc.container_item.end, t)
-            }
+        let list = BlockList {
+            key: "volumeMounts",
+            path: "volumeMounts",
+            found: loc.mounts_key.as_ref(),
+            items: &loc.mounts,
+            parent: loc.container_map,
+            new_key_at: loc.container_item.end,
         };
-        let nl = insert_lines(&self.lines, at, &texts);
-        self.finish(nl, expected, "adding a volumeMount", Some(at))
+        self.append_item(&loc, list, fields, expected, "adding a volumeMount")
     }
 
     fn append_volume(&self, name: &str, dir: &str) -> Result<Manifest, ManifestError> {
@@ -1090,39 +1084,57 @@ impl Manifest {
                 format!("{k}name: {}", render_plain_or_quoted(name)),
             ]
         };
-        let (at, texts) = match (&loc.volumes_key, loc.volumes.last()) {
+        let list = BlockList {
+            key: "volumes",
+            path: "spec.volumes",
+            found: loc.volumes_key.as_ref(),
+            items: &loc.volumes,
+            parent: loc.spec,
+            new_key_at: lines::key_end(&self.lines, &loc.spec_key, self.lines.len()),
+        };
+        self.append_item(&loc, list, fields, expected, "adding a volume")
+    }
+
+    /// Appends an entry (`fields` at a key indentation) to a block list, in the list's own style; creates the
+    /// list (in the style of the manifest's other lists) when it is absent or empty.
+    fn append_item(
+        &self,
+        loc: &Located,
+        list: BlockList<'_>,
+        fields: impl Fn(&str) -> Vec<String>,
+        expected: Value,
+        what: &str,
+    ) -> Result<Manifest, ManifestError> {
+        let new_list = |col: usize| {
+            let (seq_col, key_off) = self.seq_style(loc, col);
+            let mut t = vec![format!("{}{}:", " ".repeat(col), list.key)];
+            t.extend(dash_item(seq_col, key_off, &fields));
+            t
+        };
+        let (at, texts) = match (list.found, list.items.last()) {
             (Some(_), Some(last)) => {
-                let (dash, key) = item_style(&self.lines, loc.volumes[0]);
-                (last.end, dash_item(dash, key, fields))
+                let (dash, key) = item_style(&self.lines, list.items[0]);
+                (last.end, dash_item(dash, key, &fields))
             }
             (Some(k), None) if k.inline.is_empty() || k.inline == "null" || k.inline == "~" => {
-                let (seq_col, key_off) = self.seq_style(&loc, k.col);
-                let mut t = vec![format!("{}volumes:", " ".repeat(k.col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                let end = lines::key_end(&self.lines, k, loc.spec.end);
+                let end = lines::key_end(&self.lines, k, list.parent.end);
                 let mut nl = delete_lines(&self.lines, k.line, end);
-                nl = insert_lines(&nl, k.line, &t);
-                return self.finish(nl, expected, "adding a volume", Some(k.line));
+                nl = insert_lines(&nl, k.line, &new_list(k.col));
+                return self.finish(nl, expected, what, Some(k.line));
             }
             (Some(k), None) => {
                 return Err(self.refused(
                     Some(k.line),
-                    "spec.volumes is written in flow style; write it as a block list",
+                    &format!(
+                        "{} is written in flow style; write it as a block list",
+                        list.path
+                    ),
                 ));
             }
-            (None, _) => {
-                let col = loc.spec.col;
-                let (seq_col, key_off) = self.seq_style(&loc, col);
-                let mut t = vec![format!("{}volumes:", " ".repeat(col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                (
-                    lines::key_end(&self.lines, &loc.spec_key, self.lines.len()),
-                    t,
-                )
-            }
+            (None, _) => (list.new_key_at, new_list(list.parent.col)),
         };
         let nl = insert_lines(&self.lines, at, &texts);
-        self.finish(nl, expected, "adding a volume", Some(at))
+        self.finish(nl, expected, what, Some(at))
     }
 
     /// The document's sequence style, taken from the command list: the dash column for a list
@@ -1780,5 +1792,32 @@ mod tests {
         assert_eq!(f.etcd_prefix.as_deref(), Some("/kubernetes.io"));
         std::fs::write(&file, "kind: Pod\n").unwrap();
         assert_eq!(ApiserverFlags::read(root.path()), None, "unusable");
+    }
+
+    #[test]
+    fn host_dir_mounts_fill_empty_lists_and_refuse_flow_lists() {
+        let base = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    name: kube-apiserver\n    volumeMounts:\n  volumes:\n";
+        let m = Manifest::parse(base, "m.yaml").unwrap();
+        let e = m.add_host_dir_mount("enc", "/srv/enc").unwrap();
+        assert_eq!(
+            e.text(),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    name: kube-apiserver\n    volumeMounts:\n    - mountPath: /srv/enc\n      name: enc\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /srv/enc\n      type: DirectoryOrCreate\n    name: enc\n"
+        );
+        assert_eq!(
+            e.host_path_for("/srv/enc/x.yaml"),
+            Some(PathBuf::from("/srv/enc/x.yaml"))
+        );
+        let flow = base.replace("  volumes:\n", "  volumes: [{name: a, emptyDir: {}}]\n");
+        let err = Manifest::parse(&flow, "m.yaml")
+            .unwrap()
+            .add_host_dir_mount("enc", "/srv/enc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m.yaml:11: edit refused: ")
+                && err.contains("spec.volumes")
+                && err.ends_with("the manifest was not changed"),
+            "{err}"
+        );
     }
 }
