@@ -108,10 +108,10 @@ pub fn runs(argv: &[String], program: &str) -> bool {
 /// The mount a container sees `path` through, as the container runtime's bind mounts do: of the
 /// `(mountPath, mount)` pairs (cleaned paths) the longest mountPath that contains `path`; with the rest of
 /// `path` below it. `None` when no mount covers it (the file is invisible in the container).
-pub fn covering_mount<'p, P: AsRef<Path>, T>(
+pub fn covering_mount<P: AsRef<Path>, T>(
     mounts: impl IntoIterator<Item = (P, T)>,
-    path: &'p Path,
-) -> Option<(T, &'p Path)> {
+    path: &Path,
+) -> Option<(T, &Path)> {
     mounts
         .into_iter()
         .filter(|(m, _)| path.starts_with(m))
