@@ -539,18 +539,11 @@ fn replace_inline(nl: &[Line], k: &KeyPos, value: &str) -> Vec<Line> {
     out
 }
 
-/// Sets or removes `name` in the block mapping under `ck` (v1beta3 extraArgs).
-fn edit_map_entry(
-    nl: &[Line],
-    ck: &KeyPos,
-    ck_end: usize,
-    default_col: usize,
-    name: &str,
-    value: Option<&str>,
-) -> Result<Vec<Line>> {
+/// The text with `ck`'s inline empty value dropped (`extraArgs: {}` → `extraArgs:`), and `ck` without it, so
+/// that entries can go below it in block style.
+fn without_inline_value(nl: &[Line], ck: &KeyPos) -> (Vec<Line>, KeyPos) {
     let mut nl = nl.to_vec();
     if !ck.inline.is_empty() {
-        // `extraArgs: {}` → `extraArgs:`
         let t = &nl[ck.line].text;
         let end = lines::content_end(t);
         let colon = t[..end].rfind(':').unwrap_or(end);
@@ -560,6 +553,19 @@ fn edit_map_entry(
         inline: String::new(),
         ..ck.clone()
     };
+    (nl, ck)
+}
+
+/// Sets or removes `name` in the block mapping under `ck` (v1beta3 extraArgs).
+fn edit_map_entry(
+    nl: &[Line],
+    ck: &KeyPos,
+    ck_end: usize,
+    default_col: usize,
+    name: &str,
+    value: Option<&str>,
+) -> Result<Vec<Line>> {
+    let (mut nl, ck) = without_inline_value(nl, ck);
     let region = lines::value_map(&nl, &ck, ck_end.max(ck.line + 1));
     let col = region.map_or(default_col + 2, |r| r.col);
     let existing: Vec<KeyPos> = region
@@ -620,17 +626,7 @@ fn edit_list_entry(
     fields: Option<Vec<String>>,
     in_place: impl Fn(&[Line], lines::Item) -> Option<Vec<Line>>,
 ) -> Result<Vec<Line>> {
-    let mut nl = nl.to_vec();
-    if !ck.inline.is_empty() {
-        let t = &nl[ck.line].text;
-        let end = lines::content_end(t);
-        let colon = t[..end].rfind(':').unwrap_or(end);
-        nl[ck.line].text = format!("{}{}", &t[..colon + 1], &t[end..]);
-    }
-    let ck = KeyPos {
-        inline: String::new(),
-        ..ck.clone()
-    };
+    let (nl, ck) = without_inline_value(nl, ck);
     let items = lines::value_seq(&nl, &ck, ck_end.max(ck.line + 1)).unwrap_or_default();
     if (ck.line + 1..ck_end.min(nl.len())).any(|j| lines::is_content(&nl[j].text))
         && items.is_empty()
