@@ -27,6 +27,8 @@ use kube::config::{
     NamedContext,
 };
 
+use crate::config::GoDuration;
+
 mod proxy;
 
 pub use proxy::{ProxyChoice, ProxyEnv, use_proxy};
@@ -178,52 +180,20 @@ pub fn parse_request_timeout(s: &str) -> Result<RequestTimeout, String> {
     let d = if let Ok(secs) = s.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        parse_go_duration(s).ok_or_else(|| format!("{HINT}, got {s:?}"))?
+        GoDuration::parse(s)
+            .ok()
+            .and_then(GoDuration::to_std)
+            .ok_or_else(|| format!("{HINT}, got {s:?}"))?
     };
     Ok(RequestTimeout(if d.is_zero() { None } else { Some(d) }))
 }
 
-/// Go `time.ParseDuration` for non-negative values: `[0-9]+(\.[0-9]*)?` + unit, repeated.
-fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.is_empty() || s.starts_with('-') {
-        return None;
-    }
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s;
-    let mut total_nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total_nanos += value * scale;
-    }
-    if !total_nanos.is_finite() || total_nanos > u64::MAX as f64 {
-        return None;
-    }
-    Some(Duration::from_nanos(total_nanos.round() as u64))
+/// A timeout flag that must be more than zero (`--dial-timeout`, `kubectl encrypt --timeout`): what
+/// `--request-timeout` accepts (bare seconds or a Go duration), except zero.
+pub fn parse_positive_timeout(s: &str) -> Result<Duration, String> {
+    parse_request_timeout(s)?
+        .0
+        .ok_or_else(|| format!("the timeout must be more than 0, got {s:?}"))
 }
 
 /// kubectl's connection flag set (cli-runtime `genericclioptions.ConfigFlags`). Flatten it into every plugin:
@@ -976,6 +946,16 @@ users:
             let err = parse_request_timeout(bad).unwrap_err();
             assert!(err.contains("invalid timeout value"), "{bad}: {err}");
         }
+        assert_eq!(parse_positive_timeout("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            parse_positive_timeout("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        for zero in ["0", "0s", "0.0h"] {
+            let err = parse_positive_timeout(zero).unwrap_err();
+            assert!(err.contains("more than 0"), "{zero}: {err}");
+        }
+        assert!(parse_positive_timeout("5x").is_err());
     }
 
     #[test]

@@ -39,6 +39,7 @@ use crate::config::{
     ProviderConfiguration, ProviderKind, ResourceConfiguration,
 };
 use crate::fsutil;
+use crate::kubeadm::node;
 use crate::manifest::{self, Manifest, ManifestError};
 
 pub use reload::{
@@ -56,8 +57,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/pki/enc.yaml";
 pub const BACKUP_DIR: &str = "/etc/kubernetes/tmp/atrest-backups";
 /// The pod annotation holding `sha256:<hex>` of the config file; changing it restarts the static pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "atrest.io/encryption-config-sha256";
-/// kubeadm's admin kubeconfig (node path), used when no kubeconfig is found.
-pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
 /// What went wrong; messages say what to do. Never contains key material.
 #[derive(Debug, thiserror::Error)]
@@ -144,10 +143,7 @@ impl Node {
 
     /// The file behind a node path.
     pub fn host(&self, node_path: &Path) -> PathBuf {
-        match node_path.strip_prefix("/") {
-            Ok(rel) => self.root.join(rel),
-            Err(_) => self.root.join(node_path),
-        }
+        node::under_root(&self.root, node_path)
     }
 
     /// The manifest file.
@@ -195,7 +191,7 @@ impl Node {
 
     /// `<root>/etc/kubernetes/admin.conf`.
     pub fn admin_conf(&self) -> PathBuf {
-        self.host(Path::new(ADMIN_CONF))
+        self.host(Path::new(node::ADMIN_CONF))
     }
 
     /// Reads and parses the manifest.

@@ -25,14 +25,10 @@ use atrest_proto::etcdserverpb::{self as pb, kv_client::KvClient};
 use openssl::ssl::{SslConnector, SslMethod};
 use openssl::x509::X509;
 
+use crate::client::parse_positive_timeout;
+use crate::kubeadm::node;
 use crate::pki::{Certificate, PrivateKey};
 
-/// kubeadm's etcd CA under the node root (`cmd/kubeadm/app/constants/constants.go`: `EtcdCACertName = "etcd/ca.crt"`).
-pub const KUBEADM_ETCD_CA: &str = "etc/kubernetes/pki/etcd/ca.crt";
-/// kubeadm's kube-apiserver etcd client certificate (`APIServerEtcdClientCertName`).
-pub const KUBEADM_APISERVER_ETCD_CLIENT_CERT: &str = "etc/kubernetes/pki/apiserver-etcd-client.crt";
-/// Its key (`APIServerEtcdClientKeyName`).
-pub const KUBEADM_APISERVER_ETCD_CLIENT_KEY: &str = "etc/kubernetes/pki/apiserver-etcd-client.key";
 /// kubeadm's local etcd client endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// Keys per range request unless told otherwise. etcd 3.4 walks its whole key index from the start
@@ -204,31 +200,8 @@ pub struct EtcdArgs {
     #[arg(long, env = "ETCDCTL_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// How long to wait for a connection, e.g. 5s, 500ms, 1m.
-    #[arg(long, env = "ETCDCTL_DIAL_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "ETCDCTL_DIAL_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_timeout)]
     pub dial_timeout: Duration,
-}
-
-/// Parse `500ms`, `5s`, `2m`, `1h` (Go `time.ParseDuration` style, one unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("duration {s:?} must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 impl EtcdArgs {
@@ -236,7 +209,9 @@ impl EtcdArgs {
     /// paths are taken as given.
     pub fn resolve(&self, root: &Path) -> EtcdConfig {
         let pick = |given: &Option<PathBuf>, default: &str| {
-            given.clone().unwrap_or_else(|| root.join(default))
+            given
+                .clone()
+                .unwrap_or_else(|| node::under_root(root, default))
         };
         EtcdConfig {
             endpoints: self
@@ -245,9 +220,9 @@ impl EtcdArgs {
                 .map(|e| e.trim().to_string())
                 .filter(|e| !e.is_empty())
                 .collect(),
-            cacert: pick(&self.cacert, KUBEADM_ETCD_CA),
-            cert: pick(&self.cert, KUBEADM_APISERVER_ETCD_CLIENT_CERT),
-            key: pick(&self.key, KUBEADM_APISERVER_ETCD_CLIENT_KEY),
+            cacert: pick(&self.cacert, node::ETCD_CA),
+            cert: pick(&self.cert, node::APISERVER_ETCD_CLIENT_CERT),
+            key: pick(&self.key, node::APISERVER_ETCD_CLIENT_KEY),
             dial_timeout: self.dial_timeout,
         }
     }
@@ -1182,12 +1157,21 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(
+            parse_positive_timeout("5s").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_positive_timeout("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_positive_timeout("2m").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert!(parse_positive_timeout("0s").is_err());
+        assert!(parse_positive_timeout("5x").is_err());
+        assert!(parse_positive_timeout("").is_err());
     }
 
     #[test]

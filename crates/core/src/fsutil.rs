@@ -169,27 +169,13 @@ pub fn ensure_dir_with_mode(dir: &Path, mode: u32) -> Result<()> {
 pub fn utc_timestamp(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::time::civil_from_days(days);
     format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -202,9 +188,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn create_temp(dir: &Path, name: &std::ffi::OsStr, mode: u32) -> Result<(PathBuf, File)> {
     let pid = std::process::id();
     for attempt in 0..100u32 {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = crate::time::since_epoch().subsec_nanos();
         let tmp = dir.join(format!(
             ".{}.tmp.{pid}.{nanos:x}.{attempt}",
             name.to_string_lossy()

@@ -13,6 +13,8 @@
 //! change (kubeadm writes keys sorted; new keys and entries go where it would put them), and every edit is parsed
 //! again and compared with the intended semantic change; anything else is refused and nothing is returned.
 
+pub mod node;
+
 use serde_json::{Map, Value, json};
 
 use crate::manifest::lines::{self, KeyPos, Line, MapRegion};
@@ -304,19 +306,7 @@ impl ClusterConfiguration {
             }
             None => {
                 // Insert `key:` where kubeadm's sorted output puts it.
-                let at = match region {
-                    Some(r) => {
-                        let keys = lines::map_keys(&nl, r);
-                        match keys.iter().find(|k| k.key.as_str() > key) {
-                            Some(next) => back_over_comments(&nl, next.line, r.col),
-                            None => keys
-                                .last()
-                                .map(|l| lines::key_end(&nl, l, r.end))
-                                .unwrap_or(ak.line + 1),
-                        }
-                    }
-                    None => ak.line + 1,
-                };
+                let at = sorted_key_line(&nl, region, key, ak.line + 1);
                 let with_key = insert_lines(&nl, at, &[format!("{}{key}:", " ".repeat(child_col))]);
                 let ck = KeyPos {
                     key: key.into(),
@@ -549,18 +539,11 @@ fn replace_inline(nl: &[Line], k: &KeyPos, value: &str) -> Vec<Line> {
     out
 }
 
-/// Sets or removes `name` in the block mapping under `ck` (v1beta3 extraArgs).
-fn edit_map_entry(
-    nl: &[Line],
-    ck: &KeyPos,
-    ck_end: usize,
-    default_col: usize,
-    name: &str,
-    value: Option<&str>,
-) -> Result<Vec<Line>> {
+/// The text with `ck`'s inline empty value dropped (`extraArgs: {}` → `extraArgs:`), and `ck` without it, so
+/// that entries can go below it in block style.
+fn without_inline_value(nl: &[Line], ck: &KeyPos) -> (Vec<Line>, KeyPos) {
     let mut nl = nl.to_vec();
     if !ck.inline.is_empty() {
-        // `extraArgs: {}` → `extraArgs:`
         let t = &nl[ck.line].text;
         let end = lines::content_end(t);
         let colon = t[..end].rfind(':').unwrap_or(end);
@@ -570,6 +553,19 @@ fn edit_map_entry(
         inline: String::new(),
         ..ck.clone()
     };
+    (nl, ck)
+}
+
+/// Sets or removes `name` in the block mapping under `ck` (v1beta3 extraArgs).
+fn edit_map_entry(
+    nl: &[Line],
+    ck: &KeyPos,
+    ck_end: usize,
+    default_col: usize,
+    name: &str,
+    value: Option<&str>,
+) -> Result<Vec<Line>> {
+    let (mut nl, ck) = without_inline_value(nl, ck);
     let region = lines::value_map(&nl, &ck, ck_end.max(ck.line + 1));
     let col = region.map_or(default_col + 2, |r| r.col);
     let existing: Vec<KeyPos> = region
@@ -588,19 +584,7 @@ fn edit_map_entry(
                 nl = delete_lines(&nl, k.line, end);
             }
             let region = lines::value_map(&nl, &ck, lines::key_end(&nl, &ck, nl.len()));
-            let at = match region {
-                Some(r) => {
-                    let keys = lines::map_keys(&nl, r);
-                    match keys.iter().find(|k| k.key.as_str() > name) {
-                        Some(next) => back_over_comments(&nl, next.line, r.col),
-                        None => keys
-                            .last()
-                            .map(|l| lines::key_end(&nl, l, r.end))
-                            .unwrap_or(ck.line + 1),
-                    }
-                }
-                None => ck.line + 1,
-            };
+            let at = sorted_key_line(&nl, region, name, ck.line + 1);
             Ok(insert_lines(
                 &nl,
                 at,
@@ -642,17 +626,7 @@ fn edit_list_entry(
     fields: Option<Vec<String>>,
     in_place: impl Fn(&[Line], lines::Item) -> Option<Vec<Line>>,
 ) -> Result<Vec<Line>> {
-    let mut nl = nl.to_vec();
-    if !ck.inline.is_empty() {
-        let t = &nl[ck.line].text;
-        let end = lines::content_end(t);
-        let colon = t[..end].rfind(':').unwrap_or(end);
-        nl[ck.line].text = format!("{}{}", &t[..colon + 1], &t[end..]);
-    }
-    let ck = KeyPos {
-        inline: String::new(),
-        ..ck.clone()
-    };
+    let (nl, ck) = without_inline_value(nl, ck);
     let items = lines::value_seq(&nl, &ck, ck_end.max(ck.line + 1)).unwrap_or_default();
     if (ck.line + 1..ck_end.min(nl.len())).any(|j| lines::is_content(&nl[j].text))
         && items.is_empty()
@@ -822,6 +796,22 @@ pub fn drift(cc: &ClusterConfiguration, m: &Manifest) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The line where a new `key` goes in a block map kubeadm writes sorted (`region`): before the first greater
+/// key and the comments above it, else after the last entry; `empty_at` when the map has no entries yet.
+fn sorted_key_line(nl: &[Line], region: Option<MapRegion>, key: &str, empty_at: usize) -> usize {
+    let Some(r) = region else {
+        return empty_at;
+    };
+    let keys = lines::map_keys(nl, r);
+    match keys.iter().find(|k| k.key.as_str() > key) {
+        Some(next) => back_over_comments(nl, next.line, r.col),
+        None => keys
+            .last()
+            .map(|l| lines::key_end(nl, l, r.end))
+            .unwrap_or(empty_at),
+    }
 }
 
 #[cfg(test)]

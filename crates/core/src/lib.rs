@@ -24,4 +24,5 @@ pub mod posture;
 pub mod reencrypt;
 pub mod scan;
 pub mod storage;
+pub mod time;
 pub mod transform;

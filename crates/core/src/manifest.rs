@@ -10,19 +10,19 @@
 
 pub(crate) mod lines;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
 use lines::{Item, KeyPos, Line, MapRegion};
+
+use crate::kubeadm::node::{self, CommandLine};
 
 /// The kube-apiserver flag naming the EncryptionConfiguration file.
 pub const CONFIG_FLAG: &str = "encryption-provider-config";
 /// The kube-apiserver flag that reloads the EncryptionConfiguration file when it changes
 /// (`k8s.io/apiserver/pkg/server/options/etcd.go`, Kubernetes 1.26+).
 pub const RELOAD_FLAG: &str = "encryption-provider-config-automatic-reload";
-/// kubeadm's kube-apiserver manifest path.
-pub const DEFAULT_MANIFEST_PATH: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 /// Name of the volume (and volumeMount) the editor adds for the config directory.
 pub const CONFIG_VOLUME_NAME: &str = "encryption-config";
 
@@ -68,6 +68,53 @@ pub struct EtcdFlags {
     pub certfile: Option<String>,
     pub keyfile: Option<String>,
     pub prefix: Option<String>,
+}
+
+/// The kube-apiserver flags that tell how it stores Secrets, read from a node's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiserverFlags {
+    /// The manifest file read.
+    pub manifest: PathBuf,
+    /// `--encryption-provider-config` (a path inside the kube-apiserver container).
+    pub encryption_provider_config: Option<PathBuf>,
+    /// The node path of that file, through the pod's hostPath mounts (`None` when no mount covers it: the
+    /// server cannot read it either).
+    pub encryption_provider_config_host: Option<PathBuf>,
+    /// `--etcd-prefix`.
+    pub etcd_prefix: Option<String>,
+}
+
+impl ApiserverFlags {
+    /// Reads kubeadm's kube-apiserver manifest of the node rooted at `root`; `None` when it is absent or
+    /// unusable (logged as a warning).
+    pub fn read(root: &Path) -> Option<Self> {
+        let manifest = node::under_root(root, node::KUBE_APISERVER_MANIFEST);
+        if !manifest.exists() {
+            return None;
+        }
+        match Manifest::load(&manifest) {
+            Ok(m) => {
+                let mut flags = Self::from_manifest(&m);
+                flags.manifest = manifest;
+                Some(flags)
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
+    }
+
+    /// The flags of a parsed manifest.
+    pub fn from_manifest(m: &Manifest) -> Self {
+        let config = m.encryption_provider_config();
+        Self {
+            manifest: PathBuf::from(m.origin()),
+            encryption_provider_config_host: config.as_deref().and_then(|c| m.host_path_for(c)),
+            encryption_provider_config: config.map(PathBuf::from),
+            etcd_prefix: m.flag("etcd-prefix").filter(|p| !p.is_empty()),
+        }
+    }
 }
 
 /// A volumeMount of the kube-apiserver container.
@@ -122,6 +169,22 @@ struct Located {
     mounts: Vec<Item>,
     volumes_key: Option<KeyPos>,
     volumes: Vec<Item>,
+}
+
+/// A block list the editor appends to ([`Manifest::append_item`]).
+struct BlockList<'a> {
+    /// Its key (`volumeMounts`).
+    key: &'static str,
+    /// Its name in messages (`spec.volumes`).
+    path: &'static str,
+    /// Its key, when present.
+    found: Option<&'a KeyPos>,
+    /// Its entries.
+    items: &'a [Item],
+    /// The mapping holding it.
+    parent: MapRegion,
+    /// Where its key goes when absent.
+    new_key_at: usize,
 }
 
 const MOUNT_FIELDS: &[&str] = &[
@@ -324,38 +387,18 @@ impl Manifest {
 
     /// The kube-apiserver container's `command` followed by its `args`.
     pub fn command_line(&self) -> Vec<String> {
-        let c = self.container_value();
-        ["command", "args"]
-            .iter()
-            .filter_map(|k| c.get(*k).and_then(Value::as_array))
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
+        node::container_argv(self.container_value())
     }
 
-    /// The value of `--name` on the kube-apiserver command line, like pflag reads it: the last
-    /// `--name=value` or `--name value` wins; a bare `--name` (a boolean flag) is `"true"`.
+    /// The kube-apiserver's flags, read as pflag reads them ([`node::CommandLine`]).
+    pub fn flags(&self) -> CommandLine {
+        CommandLine::parse(&self.command_line())
+    }
+
+    /// The value of `--name` on the kube-apiserver command line ([`CommandLine::get`]: the last
+    /// `--name=value` or `--name value` wins; a bare `--name` (a boolean flag) is `"true"`).
     pub fn flag(&self, name: &str) -> Option<String> {
-        let args = self.command_line();
-        let long = format!("--{name}");
-        let mut found = None;
-        let mut i = 1;
-        while i < args.len() {
-            let a = &args[i];
-            if let Some(v) = a.strip_prefix(&long).and_then(|r| r.strip_prefix('=')) {
-                found = Some(v.to_string());
-            } else if *a == long {
-                match args.get(i + 1) {
-                    Some(next) if !next.starts_with('-') => {
-                        found = Some(next.clone());
-                        i += 1;
-                    }
-                    _ => found = Some("true".to_string()),
-                }
-            }
-            i += 1;
-        }
-        found
+        self.flags().get(name).map(str::to_string)
     }
 
     /// `--encryption-provider-config` (a container path), if set.
@@ -365,27 +408,19 @@ impl Manifest {
 
     /// Whether `--encryption-provider-config-automatic-reload` is true.
     pub fn automatic_reload(&self) -> bool {
-        self.flag(RELOAD_FLAG)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        self.flags().bool(RELOAD_FLAG) == Ok(Some(true))
     }
 
     /// The `--etcd-*` flags.
     pub fn etcd_flags(&self) -> EtcdFlags {
+        let flags = self.flags();
+        let get = |name: &str| flags.get(name).map(str::to_string);
         EtcdFlags {
-            servers: self
-                .flag("etcd-servers")
-                .map(|s| {
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            cafile: self.flag("etcd-cafile"),
-            certfile: self.flag("etcd-certfile"),
-            keyfile: self.flag("etcd-keyfile"),
-            prefix: self.flag("etcd-prefix"),
+            servers: flags.list("etcd-servers"),
+            cafile: get("etcd-cafile"),
+            certfile: get("etcd-certfile"),
+            keyfile: get("etcd-keyfile"),
+            prefix: get("etcd-prefix"),
         }
     }
 
@@ -433,26 +468,23 @@ impl Manifest {
     /// The mount through which the container sees `container_path` (the longest mountPath that
     /// contains it), if any.
     pub fn mount_for(&self, container_path: &str) -> Option<VolumeMount> {
-        let p = normalize(container_path)?;
-        self.volume_mounts()
+        let p = node::clean_path(container_path)?;
+        let mounts = self
+            .volume_mounts()
             .into_iter()
-            .filter(|m| normalize(&m.mount_path).is_some_and(|mp| p.starts_with(&mp)))
-            .max_by_key(|m| {
-                normalize(&m.mount_path)
-                    .map(|mp| mp.components().count())
-                    .unwrap_or(0)
-            })
+            .filter_map(|m| Some((node::clean_path(&m.mount_path)?, m)));
+        node::covering_mount(mounts, &p).map(|(m, _)| m)
     }
 
     /// The host path behind a container path, resolved through the volumeMounts and their hostPath
     /// volumes like the kubelet does. `None` when no hostPath mount covers it (the file is then
     /// invisible to the container).
     pub fn host_path_for(&self, container_path: &str) -> Option<PathBuf> {
-        let p = normalize(container_path)?;
+        let p = node::clean_path(container_path)?;
         let m = self.mount_for(container_path)?;
-        let mp = normalize(&m.mount_path)?;
+        let mp = node::clean_path(&m.mount_path)?;
         let vol = self.volumes().into_iter().find(|v| v.name == m.name)?;
-        let mut host = normalize(vol.host_path.as_deref()?)?;
+        let mut host = node::clean_path(vol.host_path.as_deref()?)?;
         if let Some(sub) = &m.sub_path {
             host.push(sub);
         }
@@ -501,7 +533,7 @@ impl Manifest {
         let Some(m) = self.mount_for(container_path) else {
             return false;
         };
-        m.sub_path.is_some() || normalize(&m.mount_path) == normalize(container_path)
+        m.sub_path.is_some() || node::clean_path(&m.mount_path) == node::clean_path(container_path)
     }
 
     /// Checks everything the editor relies on and refuses broken manifests with a line-numbered
@@ -1020,37 +1052,15 @@ impl Manifest {
                 format!("{k}readOnly: true"),
             ]
         };
-        let (at, texts) = match (&loc.mounts_key, loc.mounts.last()) {
-            (Some(_), Some(last)) => {
-                let (dash, key) = item_style(&self.lines, loc.mounts[0]);
-                (last.end, dash_item(dash, key, fields))
-            }
-            (Some(k), None) if k.inline.is_empty() || k.inline == "null" || k.inline == "~" => {
-                let (seq_col, key_off) = self.seq_style(&loc, k.col);
-                let mut t = Vec::new();
-                t.push(format!("{}volumeMounts:", " ".repeat(k.col)));
-                t.extend(dash_item(seq_col, key_off, fields));
-                let end = lines::key_end(&self.lines, k, loc.container_map.end);
-                let mut nl = delete_lines(&self.lines, k.line, end);
-                nl = insert_lines(&nl, k.line, &t);
-                return self.finish(nl, expected, "adding a volumeMount", Some(k.line));
-            }
-            (Some(k), None) => {
-                return Err(self.refused(
-                    Some(k.line),
-                    "volumeMounts is written in flow style; write it as a block list",
-                ));
-            }
-            (None, _) => {
-                let col = loc.container_map.col;
-                let (seq_col, key_off) = self.seq_style(&loc, col);
-                let mut t = vec![format!("{}volumeMounts:", " ".repeat(col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                (loc.container_item.end, t)
-            }
+        let list = BlockList {
+            key: "volumeMounts",
+            path: "volumeMounts",
+            found: loc.mounts_key.as_ref(),
+            items: &loc.mounts,
+            parent: loc.container_map,
+            new_key_at: loc.container_item.end,
         };
-        let nl = insert_lines(&self.lines, at, &texts);
-        self.finish(nl, expected, "adding a volumeMount", Some(at))
+        self.append_item(&loc, list, fields, expected, "adding a volumeMount")
     }
 
     fn append_volume(&self, name: &str, dir: &str) -> Result<Manifest, ManifestError> {
@@ -1074,39 +1084,57 @@ impl Manifest {
                 format!("{k}name: {}", render_plain_or_quoted(name)),
             ]
         };
-        let (at, texts) = match (&loc.volumes_key, loc.volumes.last()) {
+        let list = BlockList {
+            key: "volumes",
+            path: "spec.volumes",
+            found: loc.volumes_key.as_ref(),
+            items: &loc.volumes,
+            parent: loc.spec,
+            new_key_at: lines::key_end(&self.lines, &loc.spec_key, self.lines.len()),
+        };
+        self.append_item(&loc, list, fields, expected, "adding a volume")
+    }
+
+    /// Appends an entry (`fields` at a key indentation) to a block list, in the list's own style; creates the
+    /// list (in the style of the manifest's other lists) when it is absent or empty.
+    fn append_item(
+        &self,
+        loc: &Located,
+        list: BlockList<'_>,
+        fields: impl Fn(&str) -> Vec<String>,
+        expected: Value,
+        what: &str,
+    ) -> Result<Manifest, ManifestError> {
+        let new_list = |col: usize| {
+            let (seq_col, key_off) = self.seq_style(loc, col);
+            let mut t = vec![format!("{}{}:", " ".repeat(col), list.key)];
+            t.extend(dash_item(seq_col, key_off, &fields));
+            t
+        };
+        let (at, texts) = match (list.found, list.items.last()) {
             (Some(_), Some(last)) => {
-                let (dash, key) = item_style(&self.lines, loc.volumes[0]);
-                (last.end, dash_item(dash, key, fields))
+                let (dash, key) = item_style(&self.lines, list.items[0]);
+                (last.end, dash_item(dash, key, &fields))
             }
             (Some(k), None) if k.inline.is_empty() || k.inline == "null" || k.inline == "~" => {
-                let (seq_col, key_off) = self.seq_style(&loc, k.col);
-                let mut t = vec![format!("{}volumes:", " ".repeat(k.col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                let end = lines::key_end(&self.lines, k, loc.spec.end);
+                let end = lines::key_end(&self.lines, k, list.parent.end);
                 let mut nl = delete_lines(&self.lines, k.line, end);
-                nl = insert_lines(&nl, k.line, &t);
-                return self.finish(nl, expected, "adding a volume", Some(k.line));
+                nl = insert_lines(&nl, k.line, &new_list(k.col));
+                return self.finish(nl, expected, what, Some(k.line));
             }
             (Some(k), None) => {
                 return Err(self.refused(
                     Some(k.line),
-                    "spec.volumes is written in flow style; write it as a block list",
+                    &format!(
+                        "{} is written in flow style; write it as a block list",
+                        list.path
+                    ),
                 ));
             }
-            (None, _) => {
-                let col = loc.spec.col;
-                let (seq_col, key_off) = self.seq_style(&loc, col);
-                let mut t = vec![format!("{}volumes:", " ".repeat(col))];
-                t.extend(dash_item(seq_col, key_off, fields));
-                (
-                    lines::key_end(&self.lines, &loc.spec_key, self.lines.len()),
-                    t,
-                )
-            }
+            (None, _) => (list.new_key_at, new_list(list.parent.col)),
         };
         let nl = insert_lines(&self.lines, at, &texts);
-        self.finish(nl, expected, "adding a volume", Some(at))
+        self.finish(nl, expected, what, Some(at))
     }
 
     /// The document's sequence style, taken from the command list: the dash column for a list
@@ -1380,7 +1408,7 @@ impl Manifest {
         automatic_reload: Option<bool>,
     ) -> Result<Edit, ManifestError> {
         self.validate()?;
-        let config_path = normalize(config)
+        let config_path = node::clean_path(config)
             .filter(|p| p.is_absolute())
             .ok_or_else(|| {
                 self.refused(
@@ -1473,14 +1501,14 @@ impl Manifest {
         if let Some(config) = config
             && let Some(mount) = m.mount_for(&config)
         {
-            let mp = normalize(&mount.mount_path);
-            let cp = normalize(&config);
+            let mp = node::clean_path(&mount.mount_path);
+            let cp = node::clean_path(&config);
             let dedicated =
                 mp.is_some() && (mp == cp || mp.as_deref() == cp.as_deref().and_then(Path::parent));
             let used_elsewhere = m.command_line().iter().any(|a| {
                 let v = a.split_once('=').map_or(a.as_str(), |(_, v)| v);
                 v.split(',').any(|p| {
-                    normalize(p)
+                    node::clean_path(p)
                         .zip(mp.as_ref())
                         .is_some_and(|(p, mp)| p.starts_with(mp))
                 })
@@ -1521,25 +1549,6 @@ fn is_flag(arg: &str, name: &str) -> bool {
     arg.strip_prefix("--")
         .and_then(|r| r.strip_prefix(name))
         .is_some_and(|r| r.is_empty() || r.starts_with('='))
-}
-
-/// A lexical normal form of a path (`.` and `..` resolved, trailing `/` dropped).
-fn normalize(p: &str) -> Option<PathBuf> {
-    let p = p.trim();
-    if p.is_empty() {
-        return None;
-    }
-    let mut out = PathBuf::new();
-    for c in Path::new(p).components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Some(out)
 }
 
 /// " (did you mean `x`?)" for a known field within edit distance 2.
@@ -1750,15 +1759,65 @@ mod tests {
     }
 
     #[test]
-    fn normalize_paths() {
+    fn apiserver_flags_map_the_config_through_the_mounts() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --advertise-address=10.0.0.1\n    - \"--encryption-provider-config=/etc/kubernetes/enc/enc.yaml\"\n    - --etcd-servers=https://127.0.0.1:2379\n    name: kube-apiserver\n    volumeMounts:\n    - mountPath: /etc/kubernetes/enc\n      name: enc\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /srv/keys\n      type: DirectoryOrCreate\n    name: enc\n";
+        let f = ApiserverFlags::from_manifest(&Manifest::parse(text, "m.yaml").unwrap());
         assert_eq!(
-            normalize("/etc/kubernetes/pki/"),
-            Some(PathBuf::from("/etc/kubernetes/pki"))
+            f.encryption_provider_config.as_deref(),
+            Some(Path::new("/etc/kubernetes/enc/enc.yaml"))
         );
         assert_eq!(
-            normalize("/etc/kubernetes/../x/./y"),
-            Some(PathBuf::from("/etc/x/y"))
+            f.encryption_provider_config_host.as_deref(),
+            Some(Path::new("/srv/keys/enc.yaml")),
+            "the host path, not the container path"
         );
-        assert_eq!(normalize(" "), None);
+        assert_eq!(f.etcd_prefix, None);
+        let unmounted = text.replace("/etc/kubernetes/enc/enc.yaml", "/opt/enc.yaml");
+        let f = ApiserverFlags::from_manifest(&Manifest::parse(&unmounted, "m.yaml").unwrap());
+        assert_eq!(f.encryption_provider_config_host, None);
+        let prefixed = text.replace(
+            "    - kube-apiserver\n",
+            "    - kube-apiserver\n    - --etcd-prefix=/kubernetes.io\n",
+        );
+        let f = ApiserverFlags::from_manifest(&Manifest::parse(&prefixed, "m.yaml").unwrap());
+        assert_eq!(f.etcd_prefix.as_deref(), Some("/kubernetes.io"));
+
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(ApiserverFlags::read(root.path()), None, "no manifest");
+        let file = node::under_root(root.path(), node::KUBE_APISERVER_MANIFEST);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &prefixed).unwrap();
+        let f = ApiserverFlags::read(root.path()).unwrap();
+        assert_eq!(f.manifest, file);
+        assert_eq!(f.etcd_prefix.as_deref(), Some("/kubernetes.io"));
+        std::fs::write(&file, "kind: Pod\n").unwrap();
+        assert_eq!(ApiserverFlags::read(root.path()), None, "unusable");
+    }
+
+    #[test]
+    fn host_dir_mounts_fill_empty_lists_and_refuse_flow_lists() {
+        let base = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    name: kube-apiserver\n    volumeMounts:\n  volumes:\n";
+        let m = Manifest::parse(base, "m.yaml").unwrap();
+        let e = m.add_host_dir_mount("enc", "/srv/enc").unwrap();
+        assert_eq!(
+            e.text(),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    name: kube-apiserver\n    volumeMounts:\n    - mountPath: /srv/enc\n      name: enc\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /srv/enc\n      type: DirectoryOrCreate\n    name: enc\n"
+        );
+        assert_eq!(
+            e.host_path_for("/srv/enc/x.yaml"),
+            Some(PathBuf::from("/srv/enc/x.yaml"))
+        );
+        let flow = base.replace("  volumes:\n", "  volumes: [{name: a, emptyDir: {}}]\n");
+        let err = Manifest::parse(&flow, "m.yaml")
+            .unwrap()
+            .add_host_dir_mount("enc", "/srv/enc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m.yaml:11: edit refused: ")
+                && err.contains("spec.volumes")
+                && err.ends_with("the manifest was not changed"),
+            "{err}"
+        );
     }
 }

@@ -41,6 +41,7 @@ use crate::kubeconfig::{ClientCertKubeconfig, KubeconfigWriteError};
 use crate::pki::{
     Certificate, CertificateAuthority, CertificateRequest, KeyAlgorithm, PrivateKey, Usage,
 };
+use crate::time::{rfc3339, unix_now};
 
 /// Label put on every object onboard creates.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -564,20 +565,6 @@ fn validate(opts: &OnboardOptions) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// RFC 3339 for Unix seconds.
-pub fn rfc3339(unix: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| unix.to_string())
-}
-
-/// Now, Unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Human duration: `29d 23h`, `9m`, ...

@@ -16,7 +16,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
@@ -35,6 +35,8 @@ use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{
     X509, X509Builder, X509Name, X509NameBuilder, X509Req, X509ReqBuilder, X509StoreContext,
 };
+
+use crate::time::unix_now;
 
 /// Ten years, kubeadm's CA validity (`kubernetes/kubernetes` `cmd/kubeadm/app/constants/constants.go`:
 /// `CACertificateValidityPeriod = time.Hour * 24 * 365 * 10`).
@@ -310,12 +312,6 @@ fn name_to_string(name: &openssl::x509::X509NameRef) -> String {
         })
         .collect();
     parts.join(", ")
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn asn1_to_unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64> {

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use crate::etcd::{PageSize, prefix_range_end};
+use crate::kubeadm::node::{self, CommandLine};
 use crate::scan::{Pages, ScanRequest};
 
 /// kubeadm's labels on its etcd static pod (kubeadm `app/util/staticpod/utils.go` `ComponentPod`).
@@ -136,23 +137,6 @@ pub struct EtcdPod {
     pub key: String,
 }
 
-/// The value of `--name=value` or `--name value`, last wins (pflag).
-fn flag(argv: &[String], name: &str) -> Option<String> {
-    let long = format!("--{name}");
-    let mut out = None;
-    let mut it = argv.iter().peekable();
-    while let Some(a) = it.next() {
-        if let Some(rest) = a.strip_prefix(&long) {
-            if let Some(v) = rest.strip_prefix('=') {
-                out = Some(v.to_string());
-            } else if rest.is_empty() && it.peek().is_some_and(|n| !n.starts_with('-')) {
-                out = it.next().cloned();
-            }
-        }
-    }
-    out
-}
-
 impl EtcdPod {
     /// Read the etcd container (the one whose command starts with `etcd`, else the first) of a pod.
     pub fn from_pod(pod: &Pod) -> Result<Self, PodExecError> {
@@ -168,37 +152,21 @@ impl EtcdPod {
             .as_ref()
             .map(|s| s.containers.as_slice())
             .unwrap_or_default();
-        let argv_of = |c: &k8s_openapi::api::core::v1::Container| -> Vec<String> {
-            let mut v = c.command.clone().unwrap_or_default();
-            v.extend(c.args.clone().unwrap_or_default());
-            v
-        };
         let c = containers
             .iter()
-            .find(|c| {
-                argv_of(c)
-                    .first()
-                    .is_some_and(|a| a.rsplit('/').next() == Some("etcd"))
-            })
+            .find(|c| node::runs(&node::typed_container_argv(c), "etcd"))
             .or_else(|| containers.first())
             .ok_or_else(|| bad("the pod has no containers".into()))?;
-        let argv = argv_of(c);
+        let flags = CommandLine::parse(&node::typed_container_argv(c));
         let need = |f: &str| {
-            flag(&argv, f).filter(|v| !v.is_empty()).ok_or_else(|| {
+            flags.get(f).filter(|v| !v.is_empty()).map(str::to_string).ok_or_else(|| {
                 bad(format!(
                     "container {:?} has no --{f} flag: cannot tell etcdctl which certificate to use",
                     c.name
                 ))
             })
         };
-        let urls = |f: &str| -> Vec<String> {
-            flag(&argv, f)
-                .unwrap_or_default()
-                .split(',')
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty())
-                .collect()
-        };
+        let urls = |f: &str| flags.list(f);
         let listen = urls("listen-client-urls");
         let is_loopback = |u: &&String| {
             let host = u.split("://").nth(1).unwrap_or("");
@@ -647,16 +615,12 @@ mod tests {
 
     #[test]
     fn flags_last_wins_and_take_separate_values() {
-        let argv: Vec<String> = [
-            "etcd",
-            "--cert-file",
-            "/a",
-            "--cert-file=/b",
-            "--cert-files=/c",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(flag(&argv, "cert-file").as_deref(), Some("/b"));
+        let mut pod = kubeadm_pod();
+        let c = &mut pod.spec.as_mut().unwrap().containers[0];
+        c.command
+            .as_mut()
+            .unwrap()
+            .extend(["--cert-file", "/a", "--cert-file=/b", "--cert-files=/c"].map(String::from));
+        assert_eq!(EtcdPod::from_pod(&pod).unwrap().cert, "/b");
     }
 }

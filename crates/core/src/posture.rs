@@ -18,19 +18,15 @@ pub mod report;
 mod server;
 pub mod unit;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use server::{EtcdServer, EtcdSource, FlagOrigin};
 
-/// kubeadm's etcd static pod manifest, relative to the node root.
-pub const ETCD_MANIFEST: &str = "etc/kubernetes/manifests/etcd.yaml";
-/// kubeadm's kube-apiserver static pod manifest, relative to the node root.
-pub const APISERVER_MANIFEST: &str = "etc/kubernetes/manifests/kube-apiserver.yaml";
-/// kubeadm's certificates directory, relative to the node root.
-pub const PKI_DIR: &str = "etc/kubernetes/pki";
+use crate::kubeadm::node::{self, under_root};
+
 /// Served certificates expiring sooner than this are a WARN.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default timeout of each network step of a probe (connect, handshake, read).
@@ -188,7 +184,9 @@ pub fn run(opts: &PostureOptions) -> Report {
     let mut out = Vec::new();
     let etcd = match &opts.etcd_unit {
         Some(unit) => EtcdServer::from_unit(unit, &opts.root),
-        None => EtcdServer::from_static_pod(&opts.root.join(ETCD_MANIFEST), &opts.root),
+        None => {
+            EtcdServer::from_static_pod(&under_root(&opts.root, node::ETCD_MANIFEST), &opts.root)
+        }
     };
     let etcd = match etcd {
         Ok(Some(e)) => Some(e),
@@ -197,7 +195,7 @@ pub fn run(opts: &PostureOptions) -> Report {
                 Check::new("etcd-config", None, Status::Error)
                     .detail(format!(
                         "no etcd static pod manifest at {}",
-                        opts.root.join(ETCD_MANIFEST).display()
+                        under_root(&opts.root, node::ETCD_MANIFEST).display()
                     ))
                     .fix(
                         "pass --root DIR (the node's root directory) or --etcd-unit FILE \
@@ -215,7 +213,7 @@ pub fn run(opts: &PostureOptions) -> Report {
             None
         }
     };
-    let apiserver_path = opts.root.join(APISERVER_MANIFEST);
+    let apiserver_path = under_root(&opts.root, node::KUBE_APISERVER_MANIFEST);
     let apiserver = checks::load_apiserver(&apiserver_path, opts.etcd_unit.is_some(), &mut out);
 
     if let Some(e) = &etcd {
@@ -240,14 +238,6 @@ pub fn run(opts: &PostureOptions) -> Report {
             .as_ref()
             .map(|_| apiserver_path.display().to_string()),
         checks: out,
-    }
-}
-
-/// `root` + an absolute node path (`/etc/x` → `ROOT/etc/x`).
-pub(crate) fn under_root(root: &Path, p: &Path) -> PathBuf {
-    match p.strip_prefix("/") {
-        Ok(rel) => root.join(rel),
-        Err(_) => root.join(p),
     }
 }
 

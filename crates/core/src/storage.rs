@@ -29,7 +29,6 @@ pub mod pod;
 mod quantity;
 pub mod schema;
 mod summary;
-mod time;
 pub mod wire;
 
 use serde_json::{Map, Value};

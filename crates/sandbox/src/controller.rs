@@ -25,6 +25,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use crate::kubelet::Shared;
 use crate::layout::KubeVersion;
 use crate::pod::StaticPod;
+use atrest_core::config::GoDuration;
 use atrest_core::pki::{Certificate, CertificateAuthority, CertificateRequest, Usage};
 
 /// The controller-manager configuration the sandbox honours, from its static pod's flags.
@@ -67,8 +68,11 @@ impl ControllerConfig {
         };
         let signing_duration = match sp.flag("cluster-signing-duration") {
             None => Duration::from_secs(8760 * 3600),
-            Some(v) => parse_go_duration(&v)
-                .ok_or_else(|| format!("invalid argument {v:?} for \"--cluster-signing-duration\" flag: time: invalid duration {v:?}"))?,
+            Some(v) => GoDuration::parse(&v)
+                .and_then(|d| d.to_std().ok_or_else(|| "must not be negative".to_string()))
+                .map_err(|e| {
+                    format!("invalid argument {v:?} for \"--cluster-signing-duration\" flag: {e}")
+                })?,
         };
         Ok(ControllerConfig {
             kubeconfig,
@@ -76,38 +80,6 @@ impl ControllerConfig {
             signing_duration,
         })
     }
-}
-
-/// Parse a Go `time.Duration` string (`8760h0m0s`, `720h`, `1h30m`, `600s`, `1.5h`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// A running controller-manager; stop it with [`ControllerHandle::stop`] (dropping aborts it too).
@@ -564,16 +536,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
+    fn signing_duration_is_a_go_duration_flag() {
+        let layout = crate::layout::NodeLayout::new("/r");
+        let manifest = |duration: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-controller-manager\nspec:\n  containers:\n  - command:\n    - kube-controller-manager\n    - --kubeconfig=/etc/kubernetes/controller-manager.conf\n{duration}    name: kube-controller-manager\n    volumeMounts:\n    - mountPath: /etc/kubernetes/controller-manager.conf\n      name: kubeconfig\n  volumes:\n  - hostPath:\n      path: /etc/kubernetes/controller-manager.conf\n    name: kubeconfig\n"
+            )
+        };
+        let config = |duration: &str| {
+            let text = manifest(duration);
+            let pod = crate::pod::parse(std::path::Path::new("kcm.yaml"), text.as_bytes(), &layout)
+                .unwrap();
+            ControllerConfig::from_pod(&pod)
+        };
         assert_eq!(
-            parse_go_duration("8760h0m0s"),
-            Some(Duration::from_secs(8760 * 3600))
+            config("").unwrap().signing_duration,
+            Duration::from_secs(8760 * 3600),
+            "kube-controller-manager's default"
         );
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("600s"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("5d"), None);
+        assert_eq!(
+            config("    - --cluster-signing-duration=1h30m\n")
+                .unwrap()
+                .signing_duration,
+            Duration::from_secs(5400)
+        );
+        let e = config("    - --cluster-signing-duration=5d\n").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid argument \"5d\" for \"--cluster-signing-duration\" flag: time: unknown unit \"d\" in duration \"5d\""
+        );
+        let e = config("    - --cluster-signing-duration=-1h\n").unwrap_err();
+        assert!(e.contains("must not be negative"), "{e}");
     }
 
     #[test]

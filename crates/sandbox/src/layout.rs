@@ -189,8 +189,7 @@ impl NodeLayout {
 
     /// The host path of an absolute node path (`/etc/kubernetes` → `ROOT/etc/kubernetes`).
     pub fn host(&self, node_path: impl AsRef<Path>) -> PathBuf {
-        let p = node_path.as_ref();
-        self.root.join(p.strip_prefix("/").unwrap_or(p))
+        atrest_core::kubeadm::node::under_root(&self.root, node_path)
     }
 
     pub fn pki_dir(&self) -> PathBuf {

@@ -7,7 +7,9 @@
 //! `keyutil.MarshalPrivateKeyToPEM` does.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use atrest_core::time::unix_now;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
@@ -78,13 +80,6 @@ impl CertSpec {
             ..Default::default()
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn random_serial() -> Result<Asn1Integer, PkiError> {

@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use openssl::hash::{MessageDigest, hash};
+
+use atrest_core::kubeadm::node::{self, CommandLine};
 
 use crate::layout::NodeLayout;
 
@@ -50,32 +52,20 @@ impl StaticPod {
             .map(|c| c.name.as_str())
             .unwrap_or_default()
     }
-    /// The value of `--flag=value` (or `--flag value`) on the command line, last occurrence wins like pflag.
+    /// The value of `--flag=value` (or `--flag value`) on the command line, as the program reads it
+    /// ([`CommandLine`]: pflag for the Kubernetes components, Go's `flag` for etcd; the last occurrence wins).
     pub fn flag(&self, name: &str) -> Option<String> {
-        flag_value(&self.command, name)
+        self.flags().get(name).map(str::to_string)
+    }
+    /// The command line's flags.
+    pub fn flags(&self) -> CommandLine {
+        CommandLine::parse(&self.command)
     }
     /// The version in the image tag (`registry.k8s.io/kube-apiserver:v1.32.4` → `v1.32.4`).
     pub fn image_tag(&self) -> Option<&str> {
         let last = self.image.rsplit('/').next()?;
         last.split_once(':').map(|(_, t)| t)
     }
-}
-
-/// The value of a flag in a command line, last occurrence wins (pflag semantics).
-pub fn flag_value(command: &[String], name: &str) -> Option<String> {
-    let long = format!("--{name}");
-    let mut out = None;
-    let mut it = command.iter().peekable();
-    while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix(&long) {
-            if let Some(v) = v.strip_prefix('=') {
-                out = Some(v.to_string());
-            } else if v.is_empty() && it.peek().is_some_and(|n| !n.starts_with("--")) {
-                out = it.next().cloned();
-            }
-        }
-    }
-    out
 }
 
 /// Hex MD5 of some bytes.
@@ -107,8 +97,7 @@ pub fn parse(file: &Path, bytes: &[u8], layout: &NodeLayout) -> Result<StaticPod
         .containers
         .first()
         .ok_or_else(|| invalid("spec.containers: Required value".into()))?;
-    let mut command: Vec<String> = c.command.clone().unwrap_or_default();
-    command.extend(c.args.clone().unwrap_or_default());
+    let command = node::typed_container_argv(c);
     if command.is_empty() {
         return Err(invalid(format!("container {:?} has no command", c.name)));
     }
@@ -168,19 +157,9 @@ fn run_as(pod: &Pod, c: &k8s_openapi::api::core::v1::Container) -> Option<(u32, 
     (uid != 0).then_some((uid as u32, gid as u32))
 }
 
-/// Lexically clean an absolute path (drop `.`, resolve `..`, drop trailing slashes).
+/// Lexically clean a path as an absolute one ([`node::clean_path`] from `/`).
 fn clean(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+    node::clean_path(Path::new("/").join(p)).unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// One bind mount: container path → host path.
@@ -241,22 +220,17 @@ impl MountTable {
             return None;
         }
         let p = clean(container_path);
-        self.mounts
-            .iter()
-            .filter(|m| p.starts_with(&m.mount_path))
-            .max_by_key(|m| m.mount_path.components().count())
-            .map(|m| {
-                let rest = p.strip_prefix(&m.mount_path).unwrap_or(Path::new(""));
-                if rest.as_os_str().is_empty() {
-                    match &m.pinned {
-                        // The bound inode, through this process's descriptor for it.
-                        Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
-                        None => m.host_path.clone(),
-                    }
-                } else {
-                    m.host_path.join(rest)
+        node::covering_mount(self.mounts.iter().map(|m| (&m.mount_path, m)), &p).map(|(m, rest)| {
+            if rest.as_os_str().is_empty() {
+                match &m.pinned {
+                    // The bound inode, through this process's descriptor for it.
+                    Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                    None => m.host_path.clone(),
                 }
-            })
+            } else {
+                m.host_path.join(rest)
+            }
+        })
     }
 
     /// What the kubelet and the runtime do before starting the container: create `DirectoryOrCreate` dirs and
@@ -404,12 +378,14 @@ mod tests {
 
     #[test]
     fn flag_values_last_wins() {
-        let cmd: Vec<String> = ["x", "--a=1", "--a", "2", "--ab=3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(flag_value(&cmd, "a").as_deref(), Some("2"));
-        assert_eq!(flag_value(&cmd, "ab").as_deref(), Some("3"));
-        assert_eq!(flag_value(&cmd, "b"), None);
+        let layout = NodeLayout::new("/r");
+        let repeated = MANIFEST.replace(
+            "    - --secure-port=6443\n",
+            "    - --secure-port=6443\n    - --secure-port\n    - \"7443\"\n    - --secure-ports=3\n",
+        );
+        let p = parse(Path::new("m.yaml"), repeated.as_bytes(), &layout).unwrap();
+        assert_eq!(p.flag("secure-port").as_deref(), Some("7443"));
+        assert_eq!(p.flag("secure-ports").as_deref(), Some("3"));
+        assert_eq!(p.flag("secure"), None);
     }
 }

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use atrest_core::client::{ConfigFlags, parse_request_timeout};
+use atrest_core::client::{ConfigFlags, parse_positive_timeout};
 use atrest_core::config::ProviderKind;
 use atrest_core::encrypt::{
     self, DEFAULT_CONFIG_PATH, EnablePlan, EnableRequest, Node, ProviderChoice, RotateOptions,
     RotationPhase, Status,
 };
-use atrest_core::manifest::DEFAULT_MANIFEST_PATH;
+use atrest_core::kubeadm::node::KUBE_APISERVER_MANIFEST;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets};
 
@@ -91,7 +91,7 @@ struct NodeArgs {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// The kube-apiserver static pod manifest (node path).
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_MANIFEST_PATH, global = true)]
+    #[arg(long, value_name = "FILE", default_value = KUBE_APISERVER_MANIFEST, global = true)]
     manifest: PathBuf,
     /// Do not update kubeadm's ClusterConfiguration (ConfigMap kube-system/kubeadm-config) with the flag and volume; kubeadm upgrade will then drop them from the manifest.
     #[arg(long, global = true)]
@@ -100,7 +100,7 @@ struct NodeArgs {
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     root: PathBuf,
     /// How long to wait for kube-apiserver after each change (e.g. 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout, global = true)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_timeout, global = true)]
     timeout: Duration,
 }
 
@@ -180,13 +180,6 @@ struct RotateArgs {
     /// Keep the config backups in /etc/kubernetes/tmp/atrest-backups that hold the retired key (by default they are deleted once the old key is removed, after etcd showed no object uses it).
     #[arg(long)]
     keep_backups: bool,
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match parse_request_timeout(s)?.0 {
-        Some(d) if !d.is_zero() => Ok(d),
-        _ => Err("the timeout must be more than 0".into()),
-    }
 }
 
 fn main() -> ExitCode {

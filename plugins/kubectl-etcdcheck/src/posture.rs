@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use atrest_core::etcd::parse_duration;
+use atrest_core::client::parse_positive_timeout;
 use atrest_core::output::Format;
 use atrest_core::posture::{self, PostureOptions, report};
 
@@ -59,7 +59,7 @@ pub struct PostureArgs {
     #[arg(long)]
     pub skip_probes: bool,
     /// Timeout of each network step of a probe, e.g. 500ms, 3s.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_positive_timeout)]
     pub timeout: Duration,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]

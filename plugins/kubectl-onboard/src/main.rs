@@ -441,7 +441,7 @@ fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
         writeln!(out, "No issuance records found.")?;
         return Ok(());
     }
-    let now = onboard::unix_now();
+    let now = atrest_core::time::unix_now();
     let mut table = Table::new();
     table.load_style(NOTHING);
     table.set_header(vec![

@@ -1,4 +1,5 @@
-//! Go `time.Duration` text form, as used by `metav1.Duration` fields such as `kms.timeout`.
+//! Go `time.Duration` text form, as used by `metav1.Duration` fields such as `kms.timeout`, duration flags
+//! (`--cluster-signing-duration`) and kubectl's `--request-timeout`: the one Go duration parser of the workspace.
 
 use std::fmt;
 
@@ -17,6 +18,13 @@ impl GoDuration {
         GoDuration {
             nanos: secs * 1_000_000_000,
         }
+    }
+
+    /// As a [`std::time::Duration`]; `None` when negative.
+    pub fn to_std(self) -> Option<std::time::Duration> {
+        u64::try_from(self.nanos)
+            .ok()
+            .map(std::time::Duration::from_nanos)
     }
 
     /// Parses Go's duration syntax (same rules as `time.ParseDuration` in Go's `src/time/format.go`).
@@ -168,6 +176,33 @@ mod tests {
         assert!(GoDuration::parse("").is_err());
         assert!(GoDuration::parse(".s").is_err());
         assert!(GoDuration::parse("9999999999999h").is_err());
+        // Flags as kube-controller-manager writes its default, and what Go refuses.
+        assert_eq!(
+            GoDuration::parse("8760h0m0s").unwrap(),
+            GoDuration::from_secs(8760 * 3600)
+        );
+        assert_eq!(GoDuration::parse("1h30m").unwrap().nanos, 5_400_000_000_000);
+        assert_eq!(
+            GoDuration::parse("+600s").unwrap(),
+            GoDuration::from_secs(600)
+        );
+        assert_eq!(GoDuration::parse("3us").unwrap().nanos, 3_000);
+        for bad in ["10", "5d", "1..2s", "1 s", "s", "-", "1.5.h"] {
+            assert!(GoDuration::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn converts_to_std() {
+        assert_eq!(
+            GoDuration::parse("1.5s").unwrap().to_std(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            GoDuration { nanos: 0 }.to_std(),
+            Some(std::time::Duration::ZERO)
+        );
+        assert_eq!(GoDuration::parse("-1ns").unwrap().to_std(), None);
     }
 
     #[test]

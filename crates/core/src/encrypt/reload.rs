@@ -21,7 +21,7 @@
 //! the node's.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kube::Client;
 
@@ -147,13 +147,6 @@ impl ReloadEvidence {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
 /// `GET /metrics` of the server behind `client`, keeping only the series of the server `id_hash` (when given).
 pub async fn reload_evidence(
     client: &Client,
@@ -251,7 +244,7 @@ pub async fn reload_with_config(
             b.display()
         ));
     }
-    let written = unix_now();
+    let written = crate::time::since_epoch().as_secs_f64();
     node.write_config(text.expose().as_bytes())?;
     config::load(&file)?;
     progress(&format!(
@@ -275,7 +268,7 @@ pub async fn reload_with_config(
                         path: b.clone(),
                         source,
                     })?;
-                    let restored_at = unix_now();
+                    let restored_at = crate::time::since_epoch().as_secs_f64();
                     node.write_config(&bytes)?;
                     // Only a server that loaded our file (it may have after the timeout) must reload the old one;
                     // one that rejected ours still runs the old config and sees no change.

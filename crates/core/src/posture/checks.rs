@@ -106,9 +106,12 @@ fn file_pair(
     }
 }
 
-fn must_be_true(e: &EtcdServer, name: &str, cis: &str, flag: &str, fix: &str) -> Check {
+/// A boolean etcd flag that must be `want` (unset is false).
+fn flag_is(e: &EtcdServer, want: bool, name: &str, cis: &str, flag: &str, fix: &str) -> Check {
     match e.bool(flag) {
-        Ok(Some(true)) => Check::new(name, Some(cis), Status::Pass).detail(e.describe(flag)),
+        Ok(v) if v.unwrap_or(false) == want => {
+            Check::new(name, Some(cis), Status::Pass).detail(e.describe(flag))
+        }
         Ok(_) => Check::new(name, Some(cis), Status::Fail)
             .detail(e.describe(flag))
             .fix(fix),
@@ -116,15 +119,30 @@ fn must_be_true(e: &EtcdServer, name: &str, cis: &str, flag: &str, fix: &str) ->
     }
 }
 
-fn must_not_be_true(e: &EtcdServer, name: &str, cis: &str, flag: &str, fix: &str) -> Check {
-    match e.bool(flag) {
-        Ok(Some(true)) => Check::new(name, Some(cis), Status::Fail)
-            .detail(e.describe(flag))
-            .fix(fix),
-        Ok(_) => Check::new(name, Some(cis), Status::Pass).detail(e.describe(flag)),
-        Err(m) => Check::new(name, Some(cis), Status::Fail).detail(m).fix(fix),
-    }
+/// One side of etcd's TLS (clients or peers): its certificate, client-certificate auth, no auto-TLS.
+struct TlsSide {
+    /// Flag prefix: `""` or `"peer-"`.
+    flag: &'static str,
+    /// CIS numbers of the three checks.
+    cis: [&'static str; 3],
+    cert_fix: &'static str,
+    auto_tls_fix: &'static str,
 }
+
+const TLS_SIDES: [TlsSide; 2] = [
+    TlsSide {
+        flag: "",
+        cis: ["2.1", "2.2", "2.3"],
+        cert_fix: "set --cert-file and --key-file to etcd's serving certificate and key (kubeadm: /etc/kubernetes/pki/etcd/server.{crt,key})",
+        auto_tls_fix: "remove --auto-tls (or set --auto-tls=false); use certificates from etcd's own CA",
+    },
+    TlsSide {
+        flag: "peer-",
+        cis: ["2.4", "2.5", "2.6"],
+        cert_fix: "set --peer-cert-file and --peer-key-file (kubeadm: /etc/kubernetes/pki/etcd/peer.{crt,key})",
+        auto_tls_fix: "remove --peer-auto-tls (or set --peer-auto-tls=false)",
+    },
+];
 
 /// `scheme`, `host`, `port` of a URL such as `https://[::1]:2379`.
 pub(super) fn split_url(u: &str) -> Option<(String, String, Option<u16>)> {
@@ -184,62 +202,49 @@ pub(super) fn etcd_flags(
     root: &Path,
     out: &mut Vec<Check>,
 ) {
-    let d = |f: &str| e.describe(f);
-    out.push(file_pair(
-        "etcd-cert-file",
-        "2.1",
-        [
-            ("cert-file", etcd_file(e, root, "cert-file")),
-            ("key-file", etcd_file(e, root, "key-file")),
-        ],
-        d,
-        "set --cert-file and --key-file to etcd's serving certificate and key (kubeadm: /etc/kubernetes/pki/etcd/server.{crt,key})",
-    ));
-    let mut cca = must_be_true(
-        e,
-        "etcd-client-cert-auth",
-        "2.2",
-        "client-cert-auth",
-        "set --client-cert-auth=true in etcd's flags",
-    );
-    if cca.result == Status::Fail && e.get("trusted-ca-file").is_some_and(|v| !v.is_empty()) {
-        // etcd `pkg/transport/listener.go` `TLSInfo.ServerConfig`: a TrustedCAFile alone already means
-        // tls.RequireAndVerifyClientCert; the flag is what CIS checks and what keeps it so.
-        cca.detail
-            .push_str(" (etcd still requires client certificates while --trusted-ca-file is set)");
+    for side in &TLS_SIDES {
+        let p = side.flag;
+        let (cert, key) = (format!("{p}cert-file"), format!("{p}key-file"));
+        out.push(file_pair(
+            &format!("etcd-{p}cert-file"),
+            side.cis[0],
+            [
+                (&cert, etcd_file(e, root, &cert)),
+                (&key, etcd_file(e, root, &key)),
+            ],
+            |f: &str| e.describe(f),
+            side.cert_fix,
+        ));
+        let cca_flag = format!("{p}client-cert-auth");
+        let mut cca = flag_is(
+            e,
+            true,
+            &format!("etcd-{cca_flag}"),
+            side.cis[1],
+            &cca_flag,
+            &format!("set --{cca_flag}=true in etcd's flags"),
+        );
+        if p.is_empty()
+            && cca.result == Status::Fail
+            && e.get("trusted-ca-file").is_some_and(|v| !v.is_empty())
+        {
+            // etcd `pkg/transport/listener.go` `TLSInfo.ServerConfig`: a TrustedCAFile alone already means
+            // tls.RequireAndVerifyClientCert; the flag is what CIS checks and what keeps it so.
+            cca.detail.push_str(
+                " (etcd still requires client certificates while --trusted-ca-file is set)",
+            );
+        }
+        out.push(cca);
+        let auto_tls = format!("{p}auto-tls");
+        out.push(flag_is(
+            e,
+            false,
+            &format!("etcd-{auto_tls}"),
+            side.cis[2],
+            &auto_tls,
+            side.auto_tls_fix,
+        ));
     }
-    out.push(cca);
-    out.push(must_not_be_true(
-        e,
-        "etcd-auto-tls",
-        "2.3",
-        "auto-tls",
-        "remove --auto-tls (or set --auto-tls=false); use certificates from etcd's own CA",
-    ));
-    out.push(file_pair(
-        "etcd-peer-cert-file",
-        "2.4",
-        [
-            ("peer-cert-file", etcd_file(e, root, "peer-cert-file")),
-            ("peer-key-file", etcd_file(e, root, "peer-key-file")),
-        ],
-        d,
-        "set --peer-cert-file and --peer-key-file (kubeadm: /etc/kubernetes/pki/etcd/peer.{crt,key})",
-    ));
-    out.push(must_be_true(
-        e,
-        "etcd-peer-client-cert-auth",
-        "2.5",
-        "peer-client-cert-auth",
-        "set --peer-client-cert-auth=true in etcd's flags",
-    ));
-    out.push(must_not_be_true(
-        e,
-        "etcd-peer-auto-tls",
-        "2.6",
-        "peer-auto-tls",
-        "remove --peer-auto-tls (or set --peer-auto-tls=false)",
-    ));
     out.push(trusted_ca(e, apiserver, root));
     out.push(urls_https(
         e,

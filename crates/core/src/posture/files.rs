@@ -8,27 +8,39 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{Check, EtcdServer, EtcdSource, PKI_DIR, Status, under_root};
+use super::{Check, EtcdServer, EtcdSource, Status, node, under_root};
 use crate::manifest::Manifest;
 
-fn mode_check(name: &str, cis: Option<&str>, path: &Path, allowed: u32) -> Check {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            let mode = m.mode() & 0o7777;
-            if mode & 0o777 & !allowed == 0 {
-                Check::new(name, cis, Status::Pass)
-                    .detail(format!("{} is {mode:04o}", path.display()))
-            } else {
-                Check::new(name, cis, Status::Fail)
-                    .detail(format!(
-                        "{} is {mode:04o}, more open than {allowed:04o}",
-                        path.display()
-                    ))
-                    .fix(format!("chmod {allowed:o} {}", path.display()))
-            }
-        }
+/// A check of a file's metadata: `judge` says PASS with a detail, or FAIL with a detail and a fix; a file that
+/// cannot be read is an ERROR.
+fn metadata_check(
+    name: &str,
+    cis: Option<&str>,
+    path: &Path,
+    judge: impl FnOnce(&std::fs::Metadata) -> Result<String, (String, String)>,
+) -> Check {
+    match std::fs::metadata(path).map(|m| judge(&m)) {
+        Ok(Ok(detail)) => Check::new(name, cis, Status::Pass).detail(detail),
+        Ok(Err((detail, fix))) => Check::new(name, cis, Status::Fail).detail(detail).fix(fix),
         Err(e) => unreadable(name, cis, path, &e),
     }
+}
+
+fn mode_check(name: &str, cis: Option<&str>, path: &Path, allowed: u32) -> Check {
+    metadata_check(name, cis, path, |m| {
+        let mode = m.mode() & 0o7777;
+        if mode & 0o777 & !allowed == 0 {
+            Ok(format!("{} is {mode:04o}", path.display()))
+        } else {
+            Err((
+                format!(
+                    "{} is {mode:04o}, more open than {allowed:04o}",
+                    path.display()
+                ),
+                format!("chmod {allowed:o} {}", path.display()),
+            ))
+        }
+    })
 }
 
 fn owner_check(
@@ -37,28 +49,22 @@ fn owner_check(
     path: &Path,
     extra_uid: Option<(u32, &str)>,
 ) -> Check {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            let (uid, gid) = (m.uid(), m.gid());
-            let ok = (uid == 0 && gid == 0) || extra_uid.is_some_and(|(u, _)| uid == u);
-            let want = match extra_uid {
-                Some((_, n)) => format!("root:root or {n}"),
-                None => "root:root".to_string(),
-            };
-            if ok {
-                Check::new(name, cis, Status::Pass)
-                    .detail(format!("{} is owned by {uid}:{gid}", path.display()))
-            } else {
-                Check::new(name, cis, Status::Fail)
-                    .detail(format!(
-                        "{} is owned by {uid}:{gid}, not {want}",
-                        path.display()
-                    ))
-                    .fix(format!("chown root:root {}", path.display()))
-            }
+    metadata_check(name, cis, path, |m| {
+        let (uid, gid) = (m.uid(), m.gid());
+        let ok = (uid == 0 && gid == 0) || extra_uid.is_some_and(|(u, _)| uid == u);
+        let want = match extra_uid {
+            Some((_, n)) => format!("root:root or {n}"),
+            None => "root:root".to_string(),
+        };
+        if ok {
+            Ok(format!("{} is owned by {uid}:{gid}", path.display()))
+        } else {
+            Err((
+                format!("{} is owned by {uid}:{gid}, not {want}", path.display()),
+                format!("chown root:root {}", path.display()),
+            ))
         }
-        Err(e) => unreadable(name, cis, path, &e),
-    }
+    })
 }
 
 fn unreadable(name: &str, cis: Option<&str>, path: &Path, e: &std::io::Error) -> Check {
@@ -187,7 +193,7 @@ fn data_dir(root: &Path, e: &EtcdServer, out: &mut Vec<Check>) {
 }
 
 fn pki(root: &Path, etcd: Option<&EtcdServer>, apiserver: Option<&Manifest>, out: &mut Vec<Check>) {
-    let dir = root.join(PKI_DIR);
+    let dir = under_root(root, node::PKI_DIR);
     let files = if dir.is_dir() { walk(&dir) } else { Vec::new() };
     if !files.is_empty() {
         let bad: Vec<String> = files

@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVerifyMode};
@@ -265,8 +265,17 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
         return;
     }
 
-    // Positive control with the configured certificate.
+    // The first certificate chain etcd served on this URL, for the serving-certificate check.
     let mut chain: Vec<X509> = Vec::new();
+    let mut attempt = |cert: Option<&ClientCert>| {
+        let a = tls_get(addr, &host, cert, timeout);
+        if chain.is_empty() {
+            chain = a.chain.clone();
+        }
+        a
+    };
+
+    // Positive control with the configured certificate.
     match &t.cert {
         None => out.push(
             Check::new(format!("probe-client-cert {url}"), None, Status::Skip)
@@ -279,8 +288,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
                     .fix("pass --cert and --key of a valid etcd client certificate"),
             ),
             Ok(cc) => {
-                let a = tls_get(addr, &host, Some(&cc), timeout);
-                chain = a.chain.clone();
+                let a = attempt(Some(&cc));
                 out.push(if a.code() == Some(200) {
                     Check::new(format!("probe-client-cert {url}"), None, Status::Pass)
                         .detail(format!("{} accepted: {}", c.display(), a.status.unwrap_or_default()))
@@ -298,10 +306,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
     }
 
     // No client certificate.
-    let a = tls_get(addr, &host, None, timeout);
-    if chain.is_empty() {
-        chain = a.chain.clone();
-    }
+    let a = attempt(None);
     out.push(refusal(
         format!("probe-no-client-cert {url}"),
         no_cert_cis,
@@ -312,10 +317,7 @@ fn probe_target(t: &Target, timeout: Duration, foreign: Option<&ClientCert>, out
 
     // A certificate from a CA etcd must not trust.
     if let Some(f) = foreign {
-        let a = tls_get(addr, &host, Some(f), timeout);
-        if chain.is_empty() {
-            chain = a.chain.clone();
-        }
+        let a = attempt(Some(f));
         out.push(refusal(
             format!("probe-foreign-ca {url}"),
             foreign_cis,
@@ -356,10 +358,7 @@ fn serving_cert(url: &str, host: &str, chain: &[X509], ca: Option<&Path>, cis: &
             .detail("the served certificate cannot be read");
     };
     let subject = leaf_c.subject();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::unix_now();
     let not_after = leaf_c.not_after().unwrap_or(0);
     let days = (not_after - now) / 86400;
     let expires = date(not_after);
@@ -567,15 +566,7 @@ fn short(e: &str) -> String {
 
 /// `YYYY-MM-DD` of Unix seconds (UTC), by the civil-from-days algorithm.
 fn date(secs: i64) -> String {
-    let z = secs.div_euclid(86400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86400));
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -10,11 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::under_root;
+use crate::kubeadm::node::{self, CommandLine, Dialect};
 
 /// Where etcd's configuration was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,33 +47,6 @@ pub enum FlagOrigin {
     /// etcd's built-in default.
     Default,
 }
-
-/// etcd flags that are booleans (a bare `--flag` means true and does not take the next word).
-const BOOL_FLAGS: &[&str] = &[
-    "auto-tls",
-    "client-cert-auth",
-    "debug",
-    "enable-grpc-gateway",
-    "enable-log-rotation",
-    "enable-pprof",
-    "enable-v2",
-    "experimental-compact-hash-check-enabled",
-    "experimental-enable-distributed-tracing",
-    "experimental-enable-lease-checkpoint",
-    "experimental-enable-lease-checkpoint-persist",
-    "experimental-initial-corrupt-check",
-    "experimental-memory-mlock",
-    "experimental-stop-grpc-service-on-defrag",
-    "force-new-cluster",
-    "help",
-    "peer-auto-tls",
-    "peer-client-cert-auth",
-    "pre-vote",
-    "socket-reuse-address",
-    "socket-reuse-port",
-    "strict-reconfig-check",
-    "version",
-];
 
 /// Defaults from etcd `embed/config.go` (`DefaultListenClientURLs` etc.).
 fn default_of(flag: &str) -> Option<&'static str> {
@@ -118,29 +92,20 @@ impl EtcdServer {
             .ok_or_else(|| {
                 format!("{origin}: spec.containers is missing; expected the etcd static pod")
             })?;
-        let command_of = |c: &Value| -> Vec<String> {
-            ["command", "args"]
-                .iter()
-                .filter_map(|k| c.get(*k).and_then(Value::as_array))
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        };
         let container = containers
             .iter()
             .find(|c| c.get("name").and_then(Value::as_str) == Some("etcd"))
             .or_else(|| {
-                containers.iter().find(|c| {
-                    command_of(c)
-                        .first()
-                        .is_some_and(|w| w.rsplit('/').next() == Some("etcd"))
-                })
+                containers
+                    .iter()
+                    .find(|c| node::runs(&node::container_argv(c), "etcd"))
             })
             .ok_or_else(|| format!("{origin}: no etcd container in spec.containers"))?;
-        let command = command_of(container);
-        let args: Vec<String> = match command.first() {
-            Some(w) if w.rsplit('/').next() == Some("etcd") => command[1..].to_vec(),
-            _ => command.clone(),
+        let command = node::container_argv(container);
+        let args: Vec<String> = if node::runs(&command, "etcd") {
+            command[1..].to_vec()
+        } else {
+            command
         };
         let env: BTreeMap<String, String> = container
             .get("env")
@@ -221,7 +186,11 @@ impl EtcdServer {
         env: &BTreeMap<String, String>,
         root: &Path,
     ) -> Result<(), String> {
-        let mut flags = parse_go_flags(args);
+        let mut flags: BTreeMap<String, (String, FlagOrigin)> =
+            CommandLine::parse_args(args, Dialect::Etcd)
+                .iter()
+                .map(|(n, v)| (n.to_string(), (v.to_string(), FlagOrigin::CommandLine)))
+                .collect();
         for (k, v) in env {
             let Some(name) = k.strip_prefix("ETCD_") else {
                 continue;
@@ -287,7 +256,7 @@ impl EtcdServer {
     pub fn bool(&self, flag: &str) -> Result<Option<bool>, String> {
         match self.get(flag) {
             None => Ok(None),
-            Some(v) => parse_go_bool(v)
+            Some(v) => node::parse_go_bool(v)
                 .map(Some)
                 .ok_or_else(|| format!("{}: not a boolean", self.describe(flag))),
         }
@@ -313,14 +282,8 @@ impl EtcdServer {
         let p = clean(&Path::new("/").join(path))?;
         match &self.mounts {
             None => Some(under_root(root, &p)),
-            Some(mounts) => mounts
-                .iter()
-                .filter(|(m, _)| p.starts_with(m))
-                .max_by_key(|(m, _)| m.components().count())
-                .map(|(m, h)| {
-                    let rest = p.strip_prefix(m).unwrap_or(Path::new(""));
-                    under_root(root, &h.join(rest))
-                }),
+            Some(mounts) => node::covering_mount(mounts.iter().map(|(m, h)| (m, h)), &p)
+                .map(|(h, rest)| under_root(root, h.join(rest))),
         }
     }
 
@@ -328,42 +291,6 @@ impl EtcdServer {
     pub fn is_static_pod(&self) -> bool {
         self.mounts.is_some()
     }
-}
-
-/// Go `strconv.ParseBool`.
-pub(crate) fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Go `flag.Parse` over etcd's arguments; the last occurrence of a flag wins.
-fn parse_go_flags(args: &[String]) -> BTreeMap<String, (String, FlagOrigin)> {
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" || !a.starts_with('-') || a == "-" {
-            break;
-        }
-        let body = a.trim_start_matches('-');
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), v.to_string()),
-            None if BOOL_FLAGS.contains(&body) => (body.to_string(), "true".to_string()),
-            None => match args.get(i + 1) {
-                Some(next) => {
-                    i += 1;
-                    (body.to_string(), next.clone())
-                }
-                None => (body.to_string(), String::new()),
-            },
-        };
-        out.insert(name, (value, FlagOrigin::CommandLine));
-        i += 1;
-    }
-    out
 }
 
 /// etcd's YAML config file (`embed.Config` / `etcdmain/config.go` `configYAML`): top-level keys are
@@ -414,52 +341,29 @@ fn parse_config_file(
     Ok(out)
 }
 
-/// Lexically clean an absolute path (`.`/`..` resolved); `None` for relative paths.
+/// Lexically clean an absolute path ([`node::clean_path`]); `None` for relative paths.
 fn clean(p: &Path) -> Option<PathBuf> {
-    if !p.is_absolute() {
-        return None;
+    if p.is_absolute() {
+        node::clean_path(p)
+    } else {
+        None
     }
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
     fn go_flag_syntax() {
-        let f = parse_go_flags(&args(&[
-            "-name",
-            "n1",
-            "--client-cert-auth",
-            "--data-dir=/d",
-            "--auto-tls=false",
-            "--data-dir=/e",
-            "positional",
-            "--ignored=1",
-        ]));
-        assert_eq!(f["name"].0, "n1");
-        assert_eq!(f["client-cert-auth"].0, "true");
-        assert_eq!(f["auto-tls"].0, "false");
-        assert_eq!(f["data-dir"].0, "/e", "last wins");
-        assert!(
-            !f.contains_key("ignored"),
-            "parsing stops at the first non-flag"
-        );
+        let pod = "spec:\n  containers:\n  - name: etcd\n    command: [etcd, -name, n1, --client-cert-auth, --data-dir=/d, --auto-tls=false, --data-dir=/e, positional, --ignored=1]\n";
+        let s = EtcdServer::parse_static_pod(pod, Path::new("m.yaml"), Path::new("/")).unwrap();
+        assert_eq!(s.get("name"), Some("n1"));
+        assert_eq!(s.bool("client-cert-auth").unwrap(), Some(true));
+        assert_eq!(s.bool("auto-tls").unwrap(), Some(false));
+        assert_eq!(s.get("data-dir"), Some("/e"), "last wins");
+        assert!(!s.is_set("ignored"), "parsing stops at the first non-flag");
+        assert_eq!(s.describe("data-dir"), "--data-dir=/e");
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn real_external_etcd_unit() {
 fn static_pod_wildcard_and_plain_http() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let m = root.join(ETCD_MANIFEST);
+    let m = under_root(root, node::ETCD_MANIFEST);
     std::fs::create_dir_all(m.parent().unwrap()).unwrap();
     std::fs::write(
         &m,

@@ -326,16 +326,14 @@ pub fn load_etcd_command(unit: &Path, root: &Path) -> Result<UnitCommand, String
     })
 }
 
-fn is_etcd(word: &str) -> bool {
-    word.rsplit('/').next() == Some("etcd")
-}
-
 fn find_etcd(
     words: &[String],
     mut env: BTreeMap<String, String>,
     line: usize,
 ) -> Option<UnitCommand> {
-    let pos = words.iter().position(|w| is_etcd(w));
+    let pos = words
+        .iter()
+        .position(|w| crate::kubeadm::node::is_program(w, "etcd"));
     if let Some(i) = pos {
         for w in &words[..i] {
             if let Some((k, v)) = w.split_once('=')

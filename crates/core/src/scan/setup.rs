@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::{Checker, ScanRequest, Scope, StoredResource};
 use crate::config::{ConfigError, ProviderConfiguration};
-use crate::manifest::{DEFAULT_MANIFEST_PATH, Manifest};
-use crate::posture::under_root;
+use crate::kubeadm::node::{KUBE_APISERVER_MANIFEST, under_root};
+use crate::manifest::Manifest;
 use crate::transform::{EnvelopeService, KmsPluginService, TransformError, kms_socket_path};
 
 /// The apiserver's default `--etcd-prefix`.
@@ -283,7 +283,7 @@ impl ScanOptions {
 
 /// kubeadm's kube-apiserver manifest under `root`; `None` when absent or unusable (logged).
 fn apiserver_manifest(root: &Path) -> Option<Manifest> {
-    let path = under_root(root, Path::new(DEFAULT_MANIFEST_PATH));
+    let path = under_root(root, Path::new(KUBE_APISERVER_MANIFEST));
     if !path.exists() {
         return None;
     }

@@ -67,7 +67,7 @@ impl ViaPodArgs {
             namespace: None,
             ..self.kube.clone()
         }
-        .with_fallback(crate::posture::under_root(
+        .with_fallback(crate::kubeadm::node::under_root(
             root,
             Path::new("/etc/kubernetes/admin.conf"),
         ))

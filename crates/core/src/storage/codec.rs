@@ -12,8 +12,8 @@
 use super::StorageError;
 use super::quantity::{QuantityError, canonical as canonical_quantity};
 use super::schema::{Field, Message, Shape, Ty};
-use super::time::{format_rfc3339, parse_rfc3339};
 use super::wire::{self, Reader, WireValue};
+use crate::time::{format_rfc3339, parse_rfc3339};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 

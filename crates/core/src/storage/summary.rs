@@ -1,8 +1,8 @@
 //! What the etcd scan needs from a stored value, without ever holding Secret values.
 
 use super::codec::Val;
-use super::time::format_rfc3339;
 use super::{MediaType, StorageError, TypedObject};
+use crate::time::format_rfc3339;
 use std::collections::BTreeMap;
 
 /// Type and identity of a stored object; for Secrets also the data keys and type.

@@ -79,59 +79,8 @@ pub(crate) fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiE
     }
 }
 
-/// Current time as RFC 3339 with second precision (`metav1.Time`).
-pub(crate) fn now_rfc3339() -> String {
-    format_rfc3339(now_unix())
-}
-
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn format_rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` → unix seconds.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
-}
+/// `metav1.Time` and the clock are core's.
+pub(crate) use atrest_core::time::now_rfc3339;
 
 /// A random RFC 4122 v4 UUID.
 pub(crate) fn new_uid() -> String {
@@ -207,16 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_round_trip() {
-        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_rfc3339(1575997028), "2019-12-10T16:57:08Z");
-        assert_eq!(parse_rfc3339("2019-12-10T16:57:08Z"), Some(1575997028));
-        assert_eq!(
-            parse_rfc3339("2024-02-29T23:59:59Z")
-                .map(format_rfc3339)
-                .unwrap(),
-            "2024-02-29T23:59:59Z"
-        );
+    fn human_durations() {
         assert_eq!(human_duration(5), "5s");
         assert_eq!(human_duration(150), "2m30s");
         assert_eq!(human_duration(3600 * 5 + 60), "5h1m");

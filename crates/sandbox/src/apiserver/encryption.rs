@@ -21,7 +21,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use atrest_core::config::{EncryptionConfiguration, GroupResource, ProviderConfiguration};
 use atrest_core::transform::EncryptionTransformers;
@@ -189,17 +189,10 @@ struct ReloadCounts {
     last_failure: Option<f64>,
 }
 
-fn now_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
 impl ReloadMetrics {
     fn record(&self, ok: bool) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let now = now_seconds();
+        let now = atrest_core::time::since_epoch().as_secs_f64();
         if ok {
             c.success += 1;
             c.last_success = Some(now);

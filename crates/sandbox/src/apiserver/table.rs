@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::codec::{human_duration, now_unix, parse_rfc3339};
+use atrest_core::time::{parse_rfc3339, unix_now};
+
+use super::codec::human_duration;
 use super::resources::ResourceDef;
 
 fn col(name: &str, ty: &str, format: &str, priority: i64, description: &str) -> Value {
@@ -189,7 +191,7 @@ fn age(obj: &Value) -> String {
         .as_str()
         .and_then(parse_rfc3339)
     {
-        Some(t) => human_duration(now_unix() - t),
+        Some((t, _)) => human_duration(unix_now() - t),
         None => "<unknown>".into(),
     }
 }

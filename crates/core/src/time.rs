@@ -1,7 +1,32 @@
-//! `metav1.Time` in JSON: RFC 3339, UTC, whole seconds on output.
+//! The clock and `metav1.Time` in JSON: RFC 3339, UTC, whole seconds on output.
 //!
 //! apimachinery `pkg/apis/meta/v1/time.go`: `MarshalJSON` writes `t.UTC().Format(time.RFC3339)`
-//! and `UnmarshalJSON` parses `time.RFC3339` (fractional seconds and offsets accepted).
+//! and `UnmarshalJSON` parses `time.RFC3339` (fractional seconds and offsets accepted); `Now()` is the
+//! system clock. The workspace's one clock ([`since_epoch`], [`unix_now`]) and one RFC 3339 formatter.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time since the Unix epoch on the system clock (zero if the clock is before 1970).
+pub fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Now, in whole Unix seconds.
+pub fn unix_now() -> i64 {
+    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Now as `metav1.Now()` marshals it (`2006-01-02T15:04:05Z`).
+pub fn now_rfc3339() -> String {
+    rfc3339(unix_now())
+}
+
+/// Unix seconds as RFC 3339 ([`format_rfc3339`]); the seconds themselves outside years 0–9999.
+pub fn rfc3339(secs: i64) -> String {
+    format_rfc3339(secs).unwrap_or_else(|| secs.to_string())
+}
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -14,7 +39,8 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// (year, month, day) of a day count since 1970-01-01, proleptic Gregorian (Howard Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;
@@ -145,6 +171,21 @@ mod tests {
             format_rfc3339(-62_135_596_800).unwrap(),
             "0001-01-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn the_clock_is_now() {
+        let (a, b) = (unix_now(), since_epoch());
+        assert!(a >= 1_767_225_600, "after 2026-01-01: {a}");
+        assert!(b.as_secs().abs_diff(a as u64) <= 1);
+        let now = now_rfc3339();
+        assert_eq!(
+            parse_rfc3339(&now).map(|(s, _)| s.abs_diff(a) <= 1),
+            Some(true),
+            "{now}"
+        );
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_800), "253402300800", "year 10000");
     }
 
     #[test]
