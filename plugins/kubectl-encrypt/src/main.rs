@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use atrest_core::cli::Verbosity;
 use atrest_core::client::{ConfigFlags, parse_request_timeout};
 use atrest_core::config::ProviderKind;
 use atrest_core::encrypt::{
@@ -66,9 +67,8 @@ struct Cli {
     node: NodeArgs,
     #[command(flatten)]
     kube: ConfigFlags,
-    /// More detail on stderr (repeat for more).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: Verbosity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,41 +190,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(<Cli as clap::CommandFactory>::command, &[])
-    {
-        return code;
-    }
-    let cli = Cli::parse();
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    atrest_core::cli::main(&[], |c: &Cli| c.log.verbose, run)
 }
 
 fn progress(msg: &str) {

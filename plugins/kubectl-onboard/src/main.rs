@@ -2,7 +2,7 @@
 //!
 //! A thin clap front over `atrest_core::onboard`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -125,6 +125,9 @@ struct Cli {
 
     #[command(flatten)]
     kube: ConfigFlags,
+
+    #[command(flatten)]
+    log: atrest_core::cli::Verbosity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,33 +168,12 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     parse_timeout(s).map_err(|_| format!("invalid duration {s:?}: use e.g. 30d, 12h, 90m"))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(
-        <Cli as clap::CommandFactory>::command,
+fn main() -> ExitCode {
+    atrest_core::cli::main(
         &[("username", atrest_core::complete::Source::OnboardedUsers)],
-    ) {
-        return code;
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,atrest_core=info,kubectl_onboard=info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .with_target(false)
-        .init();
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        |c: &Cli| c.log.verbose,
+        |cli| async { run(cli).await.map(|()| ExitCode::SUCCESS) },
+    )
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -105,54 +105,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(
-        <Cli as clap::CommandFactory>::command,
+    atrest_core::cli::main(
         &[("resources", atrest_core::complete::Source::ApiResources)],
-    ) {
-        return code;
-    }
-    // Usage errors exit 1 like kubectl's (clap's default 2 means "some objects failed" here).
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
-        }
-    };
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ATREST_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,kube=warn"))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: logs piped to a file or a test stay plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+        |c: &Cli| c.verbose,
+        run,
+    )
 }
 
 /// The resource names of an EncryptionConfiguration file (loaded and validated like kube-apiserver does).
