@@ -34,7 +34,7 @@ pub const LOG_ENV: &str = "ATREST_LOG";
 /// `-v`: more detail on stderr. Flatten it into a plugin's top-level parser.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct Verbosity {
-    /// More detail on stderr: -v info, -vv debug, -vvv trace (the ATREST_LOG variable takes tracing filters).
+    /// More detail on stderr: -v info (atrest's own debug), -vv debug, -vvv trace (ATREST_LOG takes tracing filters).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -108,16 +108,12 @@ pub fn error_chain(e: &(dyn Error + 'static)) -> String {
 }
 
 /// The log filter for `verbose` (`-v` count) and the value of [`LOG_ENV`]: the variable's default level (a bare
-/// level such as `debug` or `off`; else warn), raised by `-v` to at least info, debug, trace; then the variable's
-/// per-target directives. Transport crates (hyper, h2, tower) stay at warn below `-vvv` unless the variable names them.
+/// level such as `debug` or `off`; else warn), raised by `-v` to at least info (with atrest's own crates at debug:
+/// each etcd round trip, each retry), `-vv` debug, `-vvv` trace; then the variable's per-target directives.
+/// Transport crates (hyper, h2, tower) stay at warn below `-vvv` unless the variable names them.
 pub fn log_filter(verbose: u8, env: Option<&str>) -> String {
-    const LEVELS: [&str; 5] = ["off", "error", "warn", "info", "debug"];
-    let rank = |l: &str| {
-        LEVELS
-            .iter()
-            .position(|x| x.eq_ignore_ascii_case(l))
-            .or_else(|| l.eq_ignore_ascii_case("trace").then_some(5))
-    };
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let rank = |l: &str| LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
     let mut env_level = None;
     let mut targets = Vec::new();
     for d in env.unwrap_or("").split(',').map(str::trim) {
@@ -131,14 +127,24 @@ pub fn log_filter(verbose: u8, env: Option<&str>) -> String {
         (Some(r), 0) => r,
         (r, v) => r.unwrap_or(2).max(2 + usize::from(v.min(3))),
     };
-    let mut out = vec![if level == 5 { "trace" } else { LEVELS[level] }.to_string()];
+    let named = |target: &str| {
+        targets
+            .iter()
+            .any(|t| t.split(['=', '[']).next() == Some(target))
+    };
+    let mut out = vec![LEVELS[level].to_string()];
     if level < 5 {
         for quiet in ["hyper", "hyper_util", "h2", "tower"] {
-            if !targets
-                .iter()
-                .any(|t| t.split(['=', '[']).next() == Some(quiet))
-            {
+            if !named(quiet) {
                 out.push(format!("{quiet}=warn"));
+            }
+        }
+    }
+    if verbose > 0 && level < 4 {
+        // Targets match by prefix: `kubectl_` is every plugin crate.
+        for ours in ["atrest_core", "kubectl_"] {
+            if !named(ours) {
+                out.push(format!("{ours}=debug"));
             }
         }
     }
@@ -204,7 +210,10 @@ mod tests {
             log_filter(0, None),
             "warn,hyper=warn,hyper_util=warn,h2=warn,tower=warn"
         );
-        assert!(log_filter(1, None).starts_with("info,"));
+        assert_eq!(
+            log_filter(1, None),
+            "info,hyper=warn,hyper_util=warn,h2=warn,tower=warn,atrest_core=debug,kubectl_=debug"
+        );
         assert!(log_filter(2, Some("")).starts_with("debug,"));
         assert_eq!(log_filter(3, None), "trace");
         assert_eq!(log_filter(9, None), "trace");
