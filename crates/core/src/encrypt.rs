@@ -21,6 +21,7 @@
 //! the config file (the kubelet restarts a static pod whose manifest changed); the mirror pod then shows which
 //! config the running API server loaded.
 
+mod command;
 mod reload;
 mod rotation;
 mod storage;
@@ -41,6 +42,7 @@ use crate::config::{
 use crate::fsutil;
 use crate::manifest::{self, Manifest, ManifestError};
 
+pub use command::{KubeadmStep, keep_kubeadm_config};
 pub use reload::{
     ReloadEvidence, apiserver_id, apiserver_id_hash, reload_evidence, reload_with_config,
 };
