@@ -110,7 +110,8 @@ pub fn error_chain(e: &(dyn Error + 'static)) -> String {
 /// The log filter for `verbose` (`-v` count) and the value of [`LOG_ENV`]: the variable's default level (a bare
 /// level such as `debug` or `off`; else warn), raised by `-v` to at least info (with atrest's own crates at debug:
 /// each etcd round trip, each retry), `-vv` debug, `-vvv` trace; then the variable's per-target directives.
-/// Transport crates (hyper, h2, tower) stay at warn below `-vvv` unless the variable names them.
+/// Transport crates (hyper, h2, tower) stay at warn below `-vvv`, and kube's request trace below `-vv`, unless the
+/// variable names them.
 pub fn log_filter(verbose: u8, env: Option<&str>) -> String {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let rank = |l: &str| LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
@@ -139,6 +140,11 @@ pub fn log_filter(verbose: u8, env: Option<&str>) -> String {
                 out.push(format!("{quiet}=warn"));
             }
         }
+    }
+    if level < 4 && !named("kube_client") {
+        // kube's request trace logs each transport failure at ERROR ("failed with error client error (Connect)"):
+        // the error the verb prints says it once, with its causes.
+        out.push("kube_client::client::builder=off".to_string());
     }
     if verbose > 0 && level < 4 {
         // Targets match by prefix: `kubectl_` is every plugin crate.
@@ -208,11 +214,12 @@ mod tests {
     fn filter_from_v_and_the_variable() {
         assert_eq!(
             log_filter(0, None),
-            "warn,hyper=warn,hyper_util=warn,h2=warn,tower=warn"
+            "warn,hyper=warn,hyper_util=warn,h2=warn,tower=warn,kube_client::client::builder=off"
         );
         assert_eq!(
             log_filter(1, None),
-            "info,hyper=warn,hyper_util=warn,h2=warn,tower=warn,atrest_core=debug,kubectl_=debug"
+            "info,hyper=warn,hyper_util=warn,h2=warn,tower=warn,kube_client::client::builder=off,\
+             atrest_core=debug,kubectl_=debug"
         );
         assert!(log_filter(2, Some("")).starts_with("debug,"));
         assert_eq!(log_filter(3, None), "trace");
@@ -230,6 +237,7 @@ mod tests {
             "{f}"
         );
         assert!(!f.contains("hyper=warn"), "{f}");
+        assert!(!log_filter(2, None).contains("kube_client"));
         assert!(f.contains("hyper_util=warn"), "{f}");
     }
 }
