@@ -79,9 +79,21 @@ pub enum EncryptError {
     /// Preflight refused the request (for example a different config is already in use).
     #[error("{0}")]
     Refused(String),
-    /// Talking to the API server failed.
+    /// Talking to the API server failed (a timeout, an unexpected answer).
     #[error("{0}")]
     Api(String),
+    /// A request to the API server failed: what was asked, and kube-rs's error (the causes in its source chain).
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was asked (`listing kube-apiserver pods`).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: kube::Error,
+    },
+    /// Rewriting the objects failed.
+    #[error(transparent)]
+    Reencrypt(#[from] crate::reencrypt::ReencryptError),
     /// The API server did not come back with the change; the backups were restored.
     #[error(
         "{what}: {reason}; restored the previous manifest{} from {} and the API server {}",
@@ -829,7 +841,10 @@ pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<Kubeadm
         let mut cm = match api.get_opt(kubeadm::CONFIG_MAP).await {
             Ok(Some(cm)) => cm,
             Ok(None) => return Ok(KubeadmSync::NotKubeadm),
-            Err(e) => return Err(EncryptError::Api(format!("reading {origin}: {e}"))),
+            Err(source) => {
+                let what = format!("reading {origin}");
+                return Err(EncryptError::Kube { what, source });
+            }
         };
         let Some(text) = cm
             .data
@@ -862,7 +877,10 @@ pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<Kubeadm
         {
             Ok(_) => return Ok(KubeadmSync::Updated { changes, backup }),
             Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
-            Err(e) => return Err(EncryptError::Api(format!("updating {origin}: {e}"))),
+            Err(source) => {
+                let what = format!("updating {origin}");
+                return Err(EncryptError::Kube { what, source });
+            }
         }
     }
     Err(EncryptError::Api(format!(
@@ -964,12 +982,15 @@ pub struct MirrorPodStatus {
 }
 
 /// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
-pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>, String> {
+pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = api
         .list(&ListParams::default().labels("component=kube-apiserver"))
         .await
-        .map_err(|e| format!("listing kube-apiserver pods: {e}"))?;
+        .map_err(|source| EncryptError::Kube {
+            what: "listing kube-apiserver pods".into(),
+            source,
+        })?;
     Ok(list.items.iter().filter_map(pod_status).collect())
 }
 
@@ -1044,8 +1065,11 @@ pub async fn check_other_servers_for_enable(
         mirror_pods(client, change.before.namespace()),
     )
     .await
-    .unwrap_or_else(|_| Err("listing kube-apiserver pods timed out".into()))
-    .map_err(EncryptError::Api)?;
+    .unwrap_or_else(|_| {
+        Err(EncryptError::Api(
+            "listing kube-apiserver pods timed out".into(),
+        ))
+    })?;
     let encrypted: Vec<&MirrorPodStatus> = pods
         .iter()
         .filter(|p| p.command != local && p.encryption_provider_config.is_some())
@@ -1218,7 +1242,7 @@ pub async fn wait_for_apiserver(
         }
         let pods = match mirror_pods(client, ns).await {
             Ok(p) => p,
-            Err(e) => return Look::Pending(e),
+            Err(e) => return Look::Pending(crate::cli::error_chain(&e)),
         };
         let matching: Vec<&MirrorPodStatus> = pods
             .iter()
@@ -1470,7 +1494,7 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
                 st.drift.extend(node_drift(&p));
                 st.mirror_pods = Some(p);
             }
-            Err(e) => st.api_error = Some(e),
+            Err(e) => st.api_error = Some(crate::cli::error_chain(&e)),
         }
         if st.api_error.is_none() {
             let (summary, drift) = kubeadm_status(&m, client).await;

@@ -189,9 +189,7 @@ pub async fn rewrite_all(
     progress: &dyn Fn(&str),
 ) -> Result<reencrypt::Report> {
     let names = rewrite_names(cfg)?;
-    let targets = reencrypt::resolve(client, &names)
-        .await
-        .map_err(|e| EncryptError::Api(e.to_string()))?;
+    let targets = reencrypt::resolve(client, &names).await?;
     progress(&format!("rewriting every object of {}", names.join(", ")));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let options = reencrypt::Options {
@@ -205,8 +203,7 @@ pub async fn rewrite_all(
         cancel,
         Arc::new(reencrypt::NoProgress),
     )
-    .await
-    .map_err(|e| EncryptError::Api(e.to_string()))?;
+    .await?;
     progress(&format!(
         "rewrote {} objects ({} already current, {} gone, {} failed)",
         report.totals.rewritten, report.totals.current, report.totals.gone, report.totals.failed
@@ -470,9 +467,7 @@ async fn require_other_servers(
     let m = node.load_manifest()?;
     let ns = m.namespace();
     let local = m.command_line();
-    let pods = super::mirror_pods(client, ns)
-        .await
-        .map_err(EncryptError::Api)?;
+    let pods = super::mirror_pods(client, ns).await?;
     let short = |h: &str| h.chars().take(7 + 12).collect::<String>();
     let mut problems = Vec::new();
     let mut others = 0;
