@@ -9,12 +9,14 @@
 //!
 //! * enable: [`plan_enable`] → [`EnablePlan`] (already enabled as asked / the change), [`Node::apply_files`],
 //!   [`Node::roll_out`].
-//! * rotate: [`rotate`] phases kept in a 0600 phase file beside the config ([`RotationState`]); the documented
-//!   procedure (kubernetes/website `content/en/docs/tasks/administer-cluster/encrypt-data.md`, "Rotating a
-//!   decryption key"): add the new key second, restart; make it first, restart; rewrite everything; prove no object
-//!   uses the old key; remove the old key, restart.
-//! * disable: [`disable`] — identity first, restart, rewrite everything, verify, only then drop the flag (dropping
-//!   the config first leaves encrypted objects unreadable: the identity transformer refuses `k8s:enc:` data,
+//! * rotate: [`run_phases`] with [`Operation::Rotate`], phases kept in a 0600 phase file beside the config
+//!   ([`RotationState`]); the documented procedure (kubernetes/website
+//!   `content/en/docs/tasks/administer-cluster/encrypt-data.md`, "Rotating a decryption key"): add the new key
+//!   second, restart; make it first, restart; rewrite everything; prove no object uses the old key; remove the old
+//!   key, restart.
+//! * disable: [`run_phases`] with [`Operation::Disable`]: identity first, restart, rewrite everything, verify, only
+//!   then drop the flag (dropping the config first leaves encrypted objects unreadable: the identity transformer
+//!   refuses `k8s:enc:` data,
 //!   kubernetes/apiserver `pkg/storage/value/encrypt/identity/identity.go`).
 //!
 //! A restart of the static pod is made by changing the pod annotation [`CONFIG_HASH_ANNOTATION`] to the sha256 of
@@ -47,7 +49,7 @@ pub use reload::{
     ReloadEvidence, apiserver_id, apiserver_id_hash, reload_evidence, reload_with_config,
 };
 pub use rotation::{
-    Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
+    Operation, RotateOptions, RotationPhase, RotationState, rewrite_all, run_phases,
 };
 pub use storage::StorageCount;
 
@@ -547,11 +549,7 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
 
 /// `sha256:<hex>` of a config file.
 pub(crate) fn file_hash(file: &Path) -> Result<String> {
-    let bytes = std::fs::read(file).map_err(|source| fsutil::FsError {
-        op: "read",
-        path: file.to_path_buf(),
-        source,
-    })?;
+    let bytes = fsutil::read(file)?;
     Ok(config_hash(&bytes))
 }
 
@@ -624,19 +622,11 @@ impl Node {
     /// Puts the backups back byte for byte (a config this change created is left: it is 0600 and unused).
     pub fn restore(&self, backups: &Backups) -> Result<()> {
         if let Some(b) = &backups.config {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
-                op: "read",
-                path: b.clone(),
-                source,
-            })?;
+            let bytes = fsutil::read(b)?;
             self.write_config(&bytes)?;
         }
         if let Some(b) = &backups.manifest {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
-                op: "read",
-                path: b.clone(),
-                source,
-            })?;
+            let bytes = fsutil::read(b)?;
             fsutil::write_atomic(&self.manifest_file(), &bytes)?;
         }
         Ok(())
@@ -654,18 +644,9 @@ impl Node {
     ) -> Result<Backups> {
         let backups = self.apply_files(change)?;
         // Each fact once, as it happens: what was written, where the backup is, then the wait.
-        if change.config.is_some() {
-            progress(&format!("wrote {} (mode 0600)", self.config.display()));
-        }
-        for c in &change.manifest_changes {
-            progress(&format!("{}: {c}", self.manifest.display()));
-        }
-        if let Some(b) = &backups.manifest {
-            progress(&format!(
-                "backed up {} to {}",
-                self.manifest.display(),
-                b.display()
-            ));
+        let applied = change.applied_text(self, &backups);
+        if !applied.is_empty() {
+            progress(&applied);
         }
         progress(&format!(
             "waiting up to {}s for kube-apiserver to restart with the change",

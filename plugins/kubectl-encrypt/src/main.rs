@@ -11,7 +11,7 @@ use atrest_core::cli::{Verbosity, error_chain};
 use atrest_core::client::{ConfigFlags, parse_request_timeout};
 use atrest_core::config::ProviderKind;
 use atrest_core::encrypt::{
-    self, EnablePlan, EnableRequest, Node, ProviderChoice, RotateOptions, RotationPhase,
+    self, EnablePlan, EnableRequest, Node, Operation, ProviderChoice, RotateOptions, RotationPhase,
 };
 use atrest_core::manifest::{DEFAULT_MANIFEST_PATH, Manifest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -352,10 +352,11 @@ async fn phases(
         concurrency: a.concurrency,
         keep_backups: keep_backups.unwrap_or(false),
     };
-    let state = match keep_backups {
-        Some(_) => encrypt::rotate(&node, &client, &opts, &progress).await?,
-        None => encrypt::disable(&node, &client, &opts, &progress).await?,
+    let op = match keep_backups {
+        Some(_) => Operation::Rotate,
+        None => Operation::Disable,
     };
+    let state = encrypt::run_phases(&node, &client, op, &opts, &progress).await?;
     args.kubeadm_config(&node, Some(&client)).await;
     println!("{state}");
     Ok(())

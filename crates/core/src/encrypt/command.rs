@@ -200,7 +200,7 @@ impl Change {
         out
     }
 
-    /// What `--no-wait` prints after [`Node::apply_files`]: what was written, one line each.
+    /// What [`Node::apply_files`] did, one line each: the config written, the manifest's changes, its backup.
     pub fn applied_text(&self, node: &Node, backups: &Backups) -> String {
         let mut lines = Vec::new();
         if self.config.is_some() {
@@ -210,7 +210,8 @@ impl Change {
             lines.push(format!("{}: {c}", node.manifest.display()));
         }
         if let Some(b) = &backups.manifest {
-            lines.push(format!("backup of the previous manifest: {}", b.display()));
+            let m = node.manifest.display();
+            lines.push(format!("backed up {m} to {}", b.display()));
         }
         lines.join("\n")
     }

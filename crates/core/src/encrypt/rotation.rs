@@ -275,29 +275,10 @@ fn load_context(node: &Node) -> Result<(Manifest, EncryptionConfiguration)> {
 /// How often a full run repeats rewrite + verify when the scan still finds objects on the old storage.
 const VERIFY_RETRIES: u32 = 2;
 
-/// Runs `rotate` (all remaining phases, or `opts.phase`). Returns the state after the run (`done` lists
-/// every phase completed; the phase file is removed when the rotation finished).
-pub async fn rotate(
-    node: &Node,
-    client: &Client,
-    opts: &RotateOptions,
-    progress: &dyn Fn(&str),
-) -> Result<RotationState> {
-    run_operation(node, client, Operation::Rotate, opts, progress).await
-}
-
-/// Runs `disable` (all remaining phases, or `opts.phase`) in the safe order: identity first, restart, rewrite,
-/// verify, then remove the flag.
-pub async fn disable(
-    node: &Node,
-    client: &Client,
-    opts: &RotateOptions,
-    progress: &dyn Fn(&str),
-) -> Result<RotationState> {
-    run_operation(node, client, Operation::Disable, opts, progress).await
-}
-
-async fn run_operation(
+/// Runs `rotate` or `disable` (all remaining phases, or `opts.phase`); disable in the safe order: identity first,
+/// restart, rewrite, verify, then remove the flag. Returns the state after the run (`done` lists every phase
+/// completed; the phase file is removed when the operation finished).
+pub async fn run_phases(
     node: &Node,
     client: &Client,
     op: Operation,
