@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
+use atrest_core::cli::Table;
 use atrest_core::scan::{ScanItem, ScanSummary};
-use comfy_table::{Table, presets::NOTHING};
 
 /// Streams `{"items":[ ... ],"summary":{...}}`, one item per line.
 pub struct JsonStream<'a, W: Write> {
@@ -73,12 +73,6 @@ pub fn table_row(item: &ScanItem) -> [String; 5] {
     ]
 }
 
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_style(NOTHING);
-    t
-}
-
 /// The per-object table, then the summary tables (storage/key counts; per namespace with `-A`).
 pub fn print_table(
     out: &mut impl Write,
@@ -87,16 +81,14 @@ pub fn print_table(
     per_namespace: bool,
 ) -> io::Result<()> {
     if !rows.is_empty() {
-        let mut t = table();
-        t.set_header(["NAMESPACE", "NAME", "STORAGE", "KEY", "STATUS"]);
+        let mut t = Table::new(["NAMESPACE", "NAME", "STORAGE", "KEY", "STATUS"]);
         for r in rows {
-            t.add_row(r.iter());
+            t.row(r.iter().map(String::as_str));
         }
-        writeln!(out, "{}", trim_lines(&t.to_string()))?;
+        writeln!(out, "{t}")?;
         writeln!(out)?;
     }
-    let mut t = table();
-    t.set_header(["STORAGE", "KEY", "COUNT"]);
+    let mut t = Table::new(["STORAGE", "KEY", "COUNT"]);
     for (storage, n) in &s.by_storage {
         let keys: Vec<_> = s
             .by_key
@@ -104,26 +96,25 @@ pub fn print_table(
             .filter_map(|(k, n)| k.strip_prefix(&format!("{storage}:")).map(|name| (name, n)))
             .collect();
         if keys.is_empty() {
-            t.add_row([storage.clone(), "-".into(), n.to_string()]);
+            t.row([storage.clone(), "-".into(), n.to_string()]);
         } else {
             for (name, n) in keys {
-                t.add_row([storage.clone(), name.to_string(), n.to_string()]);
+                t.row([storage.clone(), name.to_string(), n.to_string()]);
             }
         }
     }
-    t.add_row(["TOTAL".to_string(), String::new(), s.total.to_string()]);
-    writeln!(out, "{}", trim_lines(&t.to_string()))?;
+    t.row(["TOTAL".to_string(), String::new(), s.total.to_string()]);
+    writeln!(out, "{t}")?;
     if per_namespace && !s.by_namespace.is_empty() {
         writeln!(out)?;
-        let mut t = table();
-        t.set_header(["NAMESPACE", "TOTAL", "PLAINTEXT", "ENCRYPTED", "FINDINGS"]);
+        let mut t = Table::new(["NAMESPACE", "TOTAL", "PLAINTEXT", "ENCRYPTED", "FINDINGS"]);
         for (ns, c) in &s.by_namespace {
             let ns = if ns.is_empty() {
                 "<cluster>"
             } else {
                 ns.as_str()
             };
-            t.add_row([
+            t.row([
                 ns.to_string(),
                 c.total.to_string(),
                 c.plaintext.to_string(),
@@ -131,19 +122,11 @@ pub fn print_table(
                 c.findings.to_string(),
             ]);
         }
-        writeln!(out, "{}", trim_lines(&t.to_string()))?;
+        writeln!(out, "{t}")?;
     }
     writeln!(
         out,
         "\nverified: {}  failed: {}  not verified: {}  findings: {}",
         s.verified, s.failed, s.unverified, s.findings
     )
-}
-
-/// comfy-table pads with a leading space and trailing spaces; kubectl's tables have neither.
-fn trim_lines(s: &str) -> String {
-    s.lines()
-        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use atrest_core::cli::Table;
 use atrest_core::etcd::parse_duration;
 use atrest_core::posture::{self, PostureOptions, Report, Status};
 use clap::ValueEnum;
-use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -120,12 +120,9 @@ fn print_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     if let Some(m) = &r.apiserver_manifest {
         writeln!(out, "kube-apiserver: static pod {m}")?;
     }
-    let mut t = Table::new();
-    t.load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["CHECK", "RESULT", "CIS", "FOUND", "REMEDIATION"]);
+    let mut t = Table::new(["CHECK", "RESULT", "CIS", "FOUND", "REMEDIATION"]);
     for c in &r.checks {
-        t.add_row([
+        t.row([
             c.check.as_str(),
             c.result.as_str(),
             c.cis.as_deref().unwrap_or("-"),

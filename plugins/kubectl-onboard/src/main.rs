@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use atrest_core::cli::Table;
 use atrest_core::client::{ConfigFlags, parse_request_timeout};
 use atrest_core::onboard::{
     self, Access, DEFAULT_TTL, OnboardOptions, OnboardReport, RemoveOptions, RemoveReport,
@@ -15,7 +16,6 @@ use atrest_core::onboard::{
 };
 use atrest_core::pki::KeyAlgorithm;
 use clap::{Parser, ValueEnum};
-use comfy_table::{Table, presets::NOTHING};
 
 /// Onboard a certificate user: key, CSR, approval, kubeconfig, Role + RoleBinding, verification.
 ///
@@ -325,11 +325,9 @@ fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
                 namespaces.push(&c.namespace);
             }
         }
-        let mut table = Table::new();
-        table.load_style(NOTHING);
         let mut header = vec!["RESOURCE".to_string(), "VERB".to_string()];
         header.extend(namespaces.iter().map(|n| n.to_uppercase()));
-        table.set_header(header);
+        let mut table = Table::new(header);
         let mut rows: Vec<(String, String)> = Vec::new();
         for c in &r.access {
             let key = (c.resource.clone(), c.verb.clone());
@@ -351,7 +349,7 @@ fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
                     .unwrap_or_default();
                 row.push(cell);
             }
-            table.add_row(row);
+            table.row(row);
         }
         writeln!(
             out,
@@ -395,11 +393,9 @@ fn print_remove(r: &RemoveReport, output: Output) -> Result<()> {
             "certificates for {} that stay valid (Kubernetes cannot revoke them):",
             r.user
         )?;
-        let mut table = Table::new();
-        table.load_style(NOTHING);
-        table.set_header(vec!["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
+        let mut table = Table::new(["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
         for c in &r.outstanding {
-            table.add_row(vec![
+            table.row(vec![
                 c.serial.clone(),
                 c.groups.join(","),
                 c.not_after.clone(),
@@ -424,9 +420,7 @@ fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
         return Ok(());
     }
     let now = onboard::unix_now();
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    table.set_header(vec![
+    let mut table = Table::new([
         "USER",
         "GROUPS",
         "NAMESPACE",
@@ -446,7 +440,7 @@ fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
         } else {
             format!("valid {}", onboard::human_duration(r.not_after_unix - now))
         };
-        table.add_row(vec![
+        table.row(vec![
             r.user.clone(),
             r.groups.join(","),
             r.namespace.clone(),

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use atrest_core::cli::Table;
 use atrest_core::client::ConfigFlags;
 use atrest_core::reencrypt::{
     self, NamespaceReport, NamespaceStatus, Observer, Options, Outcome, Report, RetryPolicy,
     StateFile, Target,
 };
 use clap::Parser;
-use comfy_table::{Cell, CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const AFTER_HELP: &str = "\
@@ -498,8 +498,6 @@ fn sum_counts<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> reencrypt:
 /// The table: every namespace when they fit a screen (or `wide`); otherwise, per resource, the namespaces with
 /// conflicts or failures (at most [`SCREEN_ROWS`], the rest of them summed in one line) and the resource's total.
 fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING);
     let mut header = Vec::new();
     if with_resource {
         header.push("RESOURCE");
@@ -514,15 +512,15 @@ fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
         "CONFLICTS",
         "FAILED",
     ]);
-    table.set_header(header);
-    let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
+    let mut table = Table::new(header);
+    let num = |n: u64| n.to_string();
     let mut add = |resource: &str, namespace: &str, status: &str, c: &reencrypt::Counts| {
         let mut cells = Vec::new();
         if with_resource {
-            cells.push(Cell::new(resource));
+            cells.push(resource.to_string());
         }
-        cells.push(Cell::new(namespace));
-        cells.push(Cell::new(status));
+        cells.push(namespace.to_string());
+        cells.push(status.to_string());
         cells.extend([
             num(c.listed),
             num(c.rewritten),
@@ -531,7 +529,7 @@ fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
             num(c.conflicts),
             num(c.failed),
         ]);
-        table.add_row(cells);
+        table.row(cells);
     };
     let summarize = !wide && report.namespaces.len() > SCREEN_ROWS;
     let mut footnote = None;
