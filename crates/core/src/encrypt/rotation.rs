@@ -533,6 +533,10 @@ async fn run_phase(
     progress: &dyn Fn(&str),
 ) -> Result<()> {
     let new_name = state.new_key.clone().unwrap_or_default();
+    let restart = async |cfg: &EncryptionConfiguration, what: &str| {
+        let local = opts.local_server.as_ref();
+        restart_with_config(node, client, local, cfg, opts.timeout, what, progress).await
+    };
     match phase {
         RotationPhase::AddKey => {
             let kind: ProviderKind = match state.provider.as_str() {
@@ -554,16 +558,7 @@ async fn run_phase(
                     "added key {new_name} as the second key (every API server can now decrypt with it)"
                 ));
             }
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "adding the new key",
-                progress,
-            )
-            .await
+            restart(cfg, "adding the new key").await
         }
         RotationPhase::Promote => {
             let current = file_hash(node)?;
@@ -594,16 +589,7 @@ async fn run_phase(
             progress(&format!(
                 "made {new_name} the first key (new writes use it)"
             ));
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "promoting the new key",
-                progress,
-            )
-            .await
+            restart(cfg, "promoting the new key").await
         }
         RotationPhase::IdentityFirst => {
             for rc in &mut cfg.resources {
@@ -612,16 +598,7 @@ async fn run_phase(
                 rc.providers.insert(0, ProviderConfiguration::Identity);
             }
             progress("put identity first (new writes are plaintext; the keys stay for reading)");
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "putting identity first",
-                progress,
-            )
-            .await
+            restart(cfg, "putting identity first").await
         }
         RotationPhase::Rewrite | RotationPhase::Verify => {
             // A server still writing with the old key (or encrypting, for disable) would undo the rewrite.
@@ -677,16 +654,7 @@ async fn run_phase(
                 "removed the old keys {}",
                 state.old_keys.join(", ")
             ));
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "removing the old key",
-                progress,
-            )
-            .await?;
+            restart(cfg, "removing the old key").await?;
             // Verify proved no object uses the old keys and the servers run without them: the backups made on
             // the way are the last copies of those keys on this node.
             let retired = node.retired_key_backups(Some(cfg))?;
