@@ -27,6 +27,7 @@ use kube::config::{
     NamedContext,
 };
 
+use crate::cli::error_chain;
 use crate::config::GoDuration;
 
 mod proxy;
@@ -371,21 +372,6 @@ impl std::fmt::Display for ConnectFailure {
 }
 
 impl std::error::Error for ConnectFailure {}
-
-/// `e` and its causes as one line, each cause once (kube-rs errors often repeat their source in their message).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = c.source();
-    }
-    out
-}
 
 /// Where the process looks for kubeconfigs (`$KUBECONFIG`, the home directory) and the proxy variables (separate
 /// so tests can set them).

@@ -255,7 +255,7 @@ pub(crate) fn fill_os_random(buf: &mut [u8]) -> Result<(), ConfigError> {
     use rand::TryRng;
     rand::rngs::SysRng
         .try_fill_bytes(buf)
-        .map_err(|e| ConfigError::Random(e.to_string()))
+        .map_err(ConfigError::Random)
 }
 
 /// `kms` provider settings. Optional fields keep "absent" so a rewrite does not add defaults.
@@ -429,7 +429,7 @@ pub enum ConfigError {
     },
     /// The OS random number generator failed.
     #[error("cannot read random bytes from the operating system: {0}")]
-    Random(String),
+    Random(#[source] rand::rngs::SysError),
     /// Writing the file failed.
     #[error("cannot write encryption provider configuration: {0}")]
     Write(#[from] crate::fsutil::FsError),

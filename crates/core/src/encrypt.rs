@@ -9,18 +9,21 @@
 //!
 //! * enable: [`plan_enable`] → [`EnablePlan`] (already enabled as asked / the change), [`Node::apply_files`],
 //!   [`Node::roll_out`].
-//! * rotate: [`rotate`] phases kept in a 0600 phase file beside the config ([`RotationState`]); the documented
-//!   procedure (kubernetes/website `content/en/docs/tasks/administer-cluster/encrypt-data.md`, "Rotating a
-//!   decryption key"): add the new key second, restart; make it first, restart; rewrite everything; prove no object
-//!   uses the old key; remove the old key, restart.
-//! * disable: [`disable`] — identity first, restart, rewrite everything, verify, only then drop the flag (dropping
-//!   the config first leaves encrypted objects unreadable: the identity transformer refuses `k8s:enc:` data,
+//! * rotate: [`run_phases`] with [`Operation::Rotate`], phases kept in a 0600 phase file beside the config
+//!   ([`RotationState`]); the documented procedure (kubernetes/website
+//!   `content/en/docs/tasks/administer-cluster/encrypt-data.md`, "Rotating a decryption key"): add the new key
+//!   second, restart; make it first, restart; rewrite everything; prove no object uses the old key; remove the old
+//!   key, restart.
+//! * disable: [`run_phases`] with [`Operation::Disable`]: identity first, restart, rewrite everything, verify, only
+//!   then drop the flag (dropping the config first leaves encrypted objects unreadable: the identity transformer
+//!   refuses `k8s:enc:` data,
 //!   kubernetes/apiserver `pkg/storage/value/encrypt/identity/identity.go`).
 //!
 //! A restart of the static pod is made by changing the pod annotation [`CONFIG_HASH_ANNOTATION`] to the sha256 of
 //! the config file (the kubelet restarts a static pod whose manifest changed); the mirror pod then shows which
 //! config the running API server loaded.
 
+mod command;
 mod reload;
 mod rotation;
 mod storage;
@@ -42,11 +45,12 @@ use crate::fsutil;
 use crate::kubeadm::node;
 use crate::manifest::{self, Manifest, ManifestError};
 
+pub use command::{KubeadmStep, keep_kubeadm_config};
 pub use reload::{
     ReloadEvidence, apiserver_id, apiserver_id_hash, reload_evidence, reload_with_config,
 };
 pub use rotation::{
-    Operation, RotateOptions, RotationPhase, RotationState, disable, rewrite_all, rotate,
+    Operation, RotateOptions, RotationPhase, RotationState, rewrite_all, run_phases,
 };
 pub use storage::StorageCount;
 
@@ -76,9 +80,21 @@ pub enum EncryptError {
     /// Preflight refused the request (for example a different config is already in use).
     #[error("{0}")]
     Refused(String),
-    /// Talking to the API server failed.
+    /// Talking to the API server failed (a timeout, an unexpected answer).
     #[error("{0}")]
     Api(String),
+    /// A request to the API server failed: what was asked, and kube-rs's error (the causes in its source chain).
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was asked (`listing kube-apiserver pods`).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: kube::Error,
+    },
+    /// Rewriting the objects failed.
+    #[error(transparent)]
+    Reencrypt(#[from] crate::reencrypt::ReencryptError),
     /// The API server did not come back with the change; the backups were restored.
     #[error(
         "{what}: {reason}; restored the previous manifest{} from {} and the API server {}",
@@ -529,11 +545,7 @@ pub fn plan_enable(node: &Node, req: &EnableRequest) -> Result<EnablePlan> {
 
 /// `sha256:<hex>` of a config file.
 pub(crate) fn file_hash(file: &Path) -> Result<String> {
-    let bytes = std::fs::read(file).map_err(|source| fsutil::FsError {
-        op: "read",
-        path: file.to_path_buf(),
-        source,
-    })?;
+    let bytes = fsutil::read(file)?;
     Ok(config_hash(&bytes))
 }
 
@@ -606,19 +618,11 @@ impl Node {
     /// Puts the backups back byte for byte (a config this change created is left: it is 0600 and unused).
     pub fn restore(&self, backups: &Backups) -> Result<()> {
         if let Some(b) = &backups.config {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
-                op: "read",
-                path: b.clone(),
-                source,
-            })?;
+            let bytes = fsutil::read(b)?;
             self.write_config(&bytes)?;
         }
         if let Some(b) = &backups.manifest {
-            let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
-                op: "read",
-                path: b.clone(),
-                source,
-            })?;
+            let bytes = fsutil::read(b)?;
             fsutil::write_atomic(&self.manifest_file(), &bytes)?;
         }
         Ok(())
@@ -636,18 +640,9 @@ impl Node {
     ) -> Result<Backups> {
         let backups = self.apply_files(change)?;
         // Each fact once, as it happens: what was written, where the backup is, then the wait.
-        if change.config.is_some() {
-            progress(&format!("wrote {} (mode 0600)", self.config.display()));
-        }
-        for c in &change.manifest_changes {
-            progress(&format!("{}: {c}", self.manifest.display()));
-        }
-        if let Some(b) = &backups.manifest {
-            progress(&format!(
-                "backed up {} to {}",
-                self.manifest.display(),
-                b.display()
-            ));
+        let applied = change.applied_text(self, &backups);
+        if !applied.is_empty() {
+            progress(&applied);
         }
         progress(&format!(
             "waiting up to {}s for kube-apiserver to restart with the change",
@@ -823,7 +818,10 @@ pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<Kubeadm
         let mut cm = match api.get_opt(kubeadm::CONFIG_MAP).await {
             Ok(Some(cm)) => cm,
             Ok(None) => return Ok(KubeadmSync::NotKubeadm),
-            Err(e) => return Err(EncryptError::Api(format!("reading {origin}: {e}"))),
+            Err(source) => {
+                let what = format!("reading {origin}");
+                return Err(EncryptError::Kube { what, source });
+            }
         };
         let Some(text) = cm
             .data
@@ -856,7 +854,10 @@ pub async fn sync_kubeadm_config(node: &Node, client: &Client) -> Result<Kubeadm
         {
             Ok(_) => return Ok(KubeadmSync::Updated { changes, backup }),
             Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
-            Err(e) => return Err(EncryptError::Api(format!("updating {origin}: {e}"))),
+            Err(source) => {
+                let what = format!("updating {origin}");
+                return Err(EncryptError::Kube { what, source });
+            }
         }
     }
     Err(EncryptError::Api(format!(
@@ -958,12 +959,15 @@ pub struct MirrorPodStatus {
 }
 
 /// The kube-apiserver mirror pods (label `component=kube-apiserver` in the manifest's namespace).
-pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>, String> {
+pub async fn mirror_pods(client: &Client, namespace: &str) -> Result<Vec<MirrorPodStatus>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = api
         .list(&ListParams::default().labels("component=kube-apiserver"))
         .await
-        .map_err(|e| format!("listing kube-apiserver pods: {e}"))?;
+        .map_err(|source| EncryptError::Kube {
+            what: "listing kube-apiserver pods".into(),
+            source,
+        })?;
     Ok(list.items.iter().filter_map(pod_status).collect())
 }
 
@@ -1038,8 +1042,11 @@ pub async fn check_other_servers_for_enable(
         mirror_pods(client, change.before.namespace()),
     )
     .await
-    .unwrap_or_else(|_| Err("listing kube-apiserver pods timed out".into()))
-    .map_err(EncryptError::Api)?;
+    .unwrap_or_else(|_| {
+        Err(EncryptError::Api(
+            "listing kube-apiserver pods timed out".into(),
+        ))
+    })?;
     let encrypted: Vec<&MirrorPodStatus> = pods
         .iter()
         .filter(|p| p.command != local && p.encryption_provider_config.is_some())
@@ -1212,7 +1219,7 @@ pub async fn wait_for_apiserver(
         }
         let pods = match mirror_pods(client, ns).await {
             Ok(p) => p,
-            Err(e) => return Look::Pending(e),
+            Err(e) => return Look::Pending(crate::cli::error_chain(&e)),
         };
         let matching: Vec<&MirrorPodStatus> = pods
             .iter()
@@ -1464,7 +1471,7 @@ pub async fn status(node: &Node, client: Option<&Client>) -> Result<Status> {
                 st.drift.extend(node_drift(&p));
                 st.mirror_pods = Some(p);
             }
-            Err(e) => st.api_error = Some(e),
+            Err(e) => st.api_error = Some(crate::cli::error_chain(&e)),
         }
         if st.api_error.is_none() {
             let (summary, drift) = kubeadm_status(&m, client).await;

@@ -852,7 +852,7 @@ async fn dial_client(
         .await
         .map_err(|e| EtcdError::Request {
             endpoints: endpoints.join(","),
-            message: format!("cannot connect: {}{hint}", error_chain(&e)),
+            message: format!("cannot connect: {}{hint}", crate::cli::error_chain(&e)),
         })?;
     Ok(EtcdClient::new(channel, &endpoints.join(","), max_message))
 }
@@ -1084,28 +1084,13 @@ pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
 fn describe(s: &tonic::Status) -> String {
     let mut text = s.message().to_string();
     if let Some(source) = std::error::Error::source(s) {
-        let more = error_chain(source);
+        let more = crate::cli::error_chain(source);
         if !text.contains(&more) {
             if !text.is_empty() {
                 text.push_str(": ");
             }
             text.push_str(&more);
         }
-    }
-    text
-}
-
-/// An error and its causes, `a: b: c`, each once.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
     }
     text
 }

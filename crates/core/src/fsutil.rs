@@ -41,6 +41,11 @@ impl FsError {
 /// Result alias for this module.
 pub type Result<T, E = FsError> = std::result::Result<T, E>;
 
+/// The bytes of `path`.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| FsError::new("read", path, e))
+}
+
 /// Atomically replace `path` with `contents`.
 ///
 /// An existing file keeps its permission bits; a new file gets [`PUBLIC_FILE_MODE`]. Use

@@ -6,6 +6,7 @@
 //! The plugins (`kubectl-encrypt`, `kubectl-reencrypt`, `kubectl-onboard`,
 //! `kubectl-etcdcheck`) are thin clap fronts over the modules here.
 
+pub mod cli;
 pub mod client;
 pub mod complete;
 pub mod config;

@@ -147,21 +147,13 @@ impl OnboardError {
                 message: s.message.clone(),
                 code: Some(s.code),
             },
-            other => {
-                // Transport errors: include the causes ("client error (Connect)" alone says little).
-                let mut message = other.to_string();
-                let mut source = std::error::Error::source(&other);
-                while let Some(s) = source {
-                    message.push_str(": ");
-                    message.push_str(&s.to_string());
-                    source = s.source();
-                }
-                Self::Api {
-                    action,
-                    message,
-                    code: None,
-                }
-            }
+            // Transport errors: include the causes ("client error (Connect)" alone says little), each once (kube's
+            // "ServiceError: {0}" already says its source).
+            other => Self::Api {
+                action,
+                message: crate::cli::error_chain(&other),
+                code: None,
+            },
         }
     }
 }

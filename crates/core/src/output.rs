@@ -1,9 +1,5 @@
-//! What the plugins print: kubectl's plain column tables, and lists streamed as JSON or YAML one item at a time
-//! (memory stays flat however many items a scan reports).
-//!
-//! Tables follow kubectl's printers (cli-runtime `printers/tablegenerator.go` and `tabwriter.go`): a header of
-//! upper-case names, one row per line, columns left-aligned and padded with spaces, no borders and no trailing
-//! blanks. Columns are two spaces apart.
+//! What the plugins print besides tables ([`crate::cli::Table`], kubectl's plain columns): the `-o` formats, and
+//! lists streamed as JSON or YAML one item at a time (memory stays flat however many items a scan reports).
 
 use std::io::{self, Write};
 
@@ -18,65 +14,6 @@ pub enum Format {
     Table,
     Json,
     Yaml,
-}
-
-/// A table printed as kubectl prints one: header and rows in plain padded columns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Table {
-    rows: Vec<Vec<String>>,
-}
-
-/// Spaces between two columns.
-const COLUMN_GAP: usize = 2;
-
-impl Table {
-    /// A table with these column names.
-    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
-        Table {
-            rows: vec![header.into_iter().map(Into::into).collect()],
-        }
-    }
-
-    /// Add one row (cells in column order).
-    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Rows added so far (the header not counted).
-    pub fn len(&self) -> usize {
-        self.rows.len() - 1
-    }
-
-    /// Whether no row was added.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Write the header and the rows, each line ending in `\n`.
-    pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let mut widths = vec![0; columns];
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut line = String::new();
-        for row in &self.rows {
-            line.clear();
-            for (i, w) in widths.iter().enumerate() {
-                let cell = row.get(i).map(String::as_str).unwrap_or("");
-                if i > 0 {
-                    line.extend(std::iter::repeat_n(' ', COLUMN_GAP));
-                }
-                line.push_str(cell);
-                line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
-            }
-            writeln!(out, "{}", line.trim_end())?;
-        }
-        Ok(())
-    }
 }
 
 /// Streams a list of items, then a summary: as JSON `{"items":[ ... ],"summary":{...}}` (one item per line, the
@@ -156,24 +93,6 @@ mod tests {
         let mut out = Vec::new();
         f(&mut out).unwrap();
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn tables_are_kubectl_plain_columns() {
-        let mut t = Table::new(["NAMESPACE", "NAME", "STORAGE", "KEY", "STATUS"]);
-        t.row(["default", "demo", "identity", "", "ok"]);
-        t.row(["", "cluster-wide", "aescbc", "key1", "FAILED: bad"]);
-        assert_eq!(t.len(), 2);
-        assert_eq!(
-            text(|o| t.write(o)),
-            "NAMESPACE  NAME          STORAGE   KEY   STATUS\n\
-             default    demo          identity        ok\n\
-             \x20          cluster-wide  aescbc    key1  FAILED: bad\n"
-        );
-        // A header alone, and a short last cell: no trailing blanks.
-        let t = Table::new(["A", "LONGER"]);
-        assert!(t.is_empty());
-        assert_eq!(text(|o| t.write(o)), "A  LONGER\n");
     }
 
     #[test]

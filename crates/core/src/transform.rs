@@ -136,14 +136,14 @@ pub enum TransformError {
         /// Why.
         reason: String,
     },
-    /// The OS random number generator failed.
-    #[error("cannot read random bytes from the operating system: {0}")]
-    Random(String),
+    /// The OS random number generator failed ([`ConfigError::Random`](crate::config::ConfigError::Random)).
+    #[error(transparent)]
+    Random(crate::config::ConfigError),
 }
 
 /// Fills `buf` from the OS CSPRNG.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), TransformError> {
-    crate::config::fill_os_random(buf).map_err(|e| TransformError::Random(e.to_string()))
+    crate::config::fill_os_random(buf).map_err(TransformError::Random)
 }
 
 /// What a successful read found.

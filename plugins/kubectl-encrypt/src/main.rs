@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use atrest_core::cli::{Verbosity, error_chain};
 use atrest_core::client::{ConfigFlags, parse_positive_timeout};
 use atrest_core::config::ProviderKind;
 use atrest_core::encrypt::{
-    self, DEFAULT_CONFIG_PATH, EnablePlan, EnableRequest, Node, ProviderChoice, RotateOptions,
-    RotationPhase, Status,
+    self, EnablePlan, EnableRequest, Node, Operation, ProviderChoice, RotateOptions, RotationPhase,
 };
 use atrest_core::kubeadm::node::KUBE_APISERVER_MANIFEST;
+use atrest_core::manifest::Manifest;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use comfy_table::{Table, presets};
 
 const AFTER_HELP: &str = "\
 Run it on a control-plane node as root (it edits /etc/kubernetes). Every path is a path on the node, resolved under --root.
@@ -66,9 +66,8 @@ struct Cli {
     node: NodeArgs,
     #[command(flatten)]
     kube: ConfigFlags,
-    /// More detail on stderr (repeat for more).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: Verbosity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,41 +182,7 @@ struct RotateArgs {
 }
 
 fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(<Cli as clap::CommandFactory>::command, &[])
-    {
-        return code;
-    }
-    let cli = Cli::parse();
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    atrest_core::cli::main(&[], |c: &Cli| c.log.verbose, run)
 }
 
 fn progress(msg: &str) {
@@ -233,181 +198,103 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             phases(&cli.node, &cli.kube, &a.phases, Some(a.keep_backups)).await
         }
         Some(Command::Disable(ref a)) => phases(&cli.node, &cli.kube, a, None).await,
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl NodeArgs {
+    fn node(&self, configured: Option<String>) -> Result<Node> {
+        Ok(Node::from_flags(
+            &self.root,
+            &self.manifest,
+            self.config.as_deref(),
+            configured,
+        )?)
     }
-}
 
-fn node_for(args: &NodeArgs, default_config: Option<String>) -> Result<Node> {
-    for (flag, p) in [
-        ("--manifest", Some(&args.manifest)),
-        ("--config", args.config.as_ref()),
-    ] {
-        if let Some(p) = p
-            && !p.is_absolute()
-        {
-            bail!(
-                "{flag} {} must be an absolute path on the node",
-                p.display()
-            );
-        }
-    }
-    let config = args
-        .config
-        .clone()
-        .or(default_config.map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-    Ok(Node::new(&args.root, &args.manifest, config))
-}
-
-async fn client(node: &Node, kube: &ConfigFlags) -> Result<kube::Client> {
-    let flags = kube.clone().with_fallback(node.admin_conf());
-    let (client, resolved) = flags
-        .client()
-        .await
-        .context("connecting to the API server")?;
-    tracing::info!(server = %resolved.cluster.server, files = %resolved.files_display(), "API server");
-    Ok(client)
-}
-
-/// A client of this node's own kube-apiserver (the manifest's advertise address and port, with the kubeconfig's
-/// credentials): the reload checks must ask that server, not whichever one a load balancer picks.
-async fn local_client(
-    node: &Node,
-    kube: &ConfigFlags,
-    m: &atrest_core::manifest::Manifest,
-) -> Option<kube::Client> {
-    let url = m.advertised_url()?;
-    let mut flags = kube.clone().with_fallback(node.admin_conf());
-    flags.server = Some(url.clone());
-    match flags.client().await {
-        Ok((c, _)) => Some(c),
-        Err(e) => {
-            tracing::info!("no direct client for {url}: {e:#}");
-            None
+    /// Keeps kubeadm's ClusterConfiguration in step and says what became of it.
+    async fn kubeadm_config(&self, node: &Node, client: Option<&kube::Client>) {
+        let step = encrypt::keep_kubeadm_config(node, client, self.no_kubeadm_config).await;
+        match step.is_warning() {
+            true => eprintln!("warning: {step}"),
+            false => println!("{step}"),
         }
     }
 }
 
-async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<ExitCode> {
-    let node = node_for(args, None)?;
-    let provider = match a.provider {
-        Provider::Secretbox => ProviderChoice::Local(ProviderKind::Secretbox),
-        Provider::Aesgcm => ProviderChoice::Local(ProviderKind::Aesgcm),
-        Provider::Aescbc => ProviderChoice::Local(ProviderKind::Aescbc),
-        Provider::Kms => match (&a.kms_name, &a.kms_endpoint) {
-            (Some(name), Some(endpoint)) => ProviderChoice::KmsV2 {
-                name: name.clone(),
-                endpoint: endpoint.clone(),
-            },
-            _ => {
-                bail!("--provider kms needs --kms-name and --kms-endpoint unix:///path/to/kms.sock")
-            }
-        },
+async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<()> {
+    let node = args.node(None)?;
+    let kind = match a.provider {
+        Provider::Secretbox => ProviderKind::Secretbox,
+        Provider::Aesgcm => ProviderKind::Aesgcm,
+        Provider::Aescbc => ProviderKind::Aescbc,
+        Provider::Kms => ProviderKind::Kms,
     };
-    if a.provider != Provider::Kms && (a.kms_name.is_some() || a.kms_endpoint.is_some()) {
-        bail!("--kms-name and --kms-endpoint go with --provider kms");
-    }
-    let resources: Vec<String> = a
-        .resources
-        .iter()
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .collect();
-    if resources.is_empty() {
-        bail!("--resources needs at least one resource, e.g. secrets");
-    }
-    let req = EnableRequest {
-        provider,
-        resources,
-        automatic_reload: a.automatic_reload,
-    };
-    let plan = encrypt::plan_enable(&node, &req)?;
-    let change = match plan {
+    let provider =
+        ProviderChoice::from_flags(kind, a.kms_name.as_deref(), a.kms_endpoint.as_deref())?;
+    let req = EnableRequest::from_flags(provider, &a.resources, a.automatic_reload)?;
+    let dry_run = a.dry_run == Some(DryRun::Client);
+    let change = match encrypt::plan_enable(&node, &req)? {
         EnablePlan::AlreadyEnabled { config, summary } => {
             println!(
                 "encryption at rest is already enabled as asked: {} ({summary}); nothing to do",
                 config.display()
             );
-            if a.dry_run != Some(DryRun::Client) {
-                let client = client(&node, kube).await.ok();
-                kubeadm_config(&node, args, client.as_ref()).await;
+            if !dry_run {
+                let client = node.client(kube).await.ok();
+                args.kubeadm_config(&node, client.as_ref()).await;
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
         EnablePlan::Change(c) => c,
     };
     // HA: before anything changes, the other API servers must not already run with another config.
-    let client = match client(&node, kube).await {
+    let client = match node.client(kube).await {
         Ok(c) => Some(c),
-        Err(e) => {
-            if !a.no_wait && a.dry_run != Some(DryRun::Client) {
-                return Err(e);
-            }
+        Err(e) if a.no_wait || dry_run => {
+            tracing::info!("no API server: {}", error_chain(&e));
             None
         }
+        Err(e) => return Err(e).context("connecting to the API server"),
     };
-    let checked = match &client {
-        Some(c) => encrypt::check_other_servers_for_enable(&node, c, &change).await,
-        None => Err(encrypt::EncryptError::Api(
-            "no kubeconfig or API server".into(),
-        )),
-    };
-    match checked {
-        Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
-        Err(e @ encrypt::EncryptError::Refused(_)) => return Err(e.into()),
-        Err(e) => eprintln!(
-            "warning: cannot check the other control-plane nodes' API servers ({e}); on an HA control plane every node needs the same {} before enabling",
+    let unchecked = |why: String| {
+        eprintln!(
+            "warning: cannot check the other control-plane nodes' API servers ({why}); on an HA control plane every node needs the same {} before enabling",
             node.config.display()
-        ),
+        )
+    };
+    match &client {
+        None => unchecked("no kubeconfig or API server".into()),
+        Some(c) => match encrypt::check_other_servers_for_enable(&node, c, &change).await {
+            Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+            Err(e @ encrypt::EncryptError::Refused(_)) => return Err(e.into()),
+            Err(e) => unchecked(error_chain(&e)),
+        },
     }
-    if a.dry_run == Some(DryRun::Client) {
-        match change.redacted_config() {
-            Some(cfg) => println!(
-                "# {} would be written (mode 0600; keys redacted):\n{cfg}",
-                node.config.display()
-            ),
-            None => println!("# {} is kept as it is", node.config.display()),
-        }
-        let diff = change.manifest_diff(&node.manifest.display().to_string());
-        if diff.is_empty() {
-            println!("# {} would not change", node.manifest.display());
-        } else {
-            print!("{diff}");
-        }
+    if dry_run {
+        print!("{}", change.dry_run_text(&node));
         eprintln!("dry run: nothing was changed");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     if a.no_wait {
         let backups = node.apply_files(&change)?;
-        if change.config.is_some() {
-            println!("wrote {} (mode 0600)", node.config.display());
-        }
-        for c in &change.manifest_changes {
-            println!("{}: {c}", node.manifest.display());
-        }
-        if let Some(b) = backups.manifest {
-            println!("backup of the previous manifest: {}", b.display());
-        }
+        println!("{}", change.applied_text(&node, &backups));
         println!(
             "not waiting for kube-apiserver (--no-wait); check it with `kubectl encrypt status`"
         );
-        kubeadm_config(&node, args, client.as_ref()).await;
-        return Ok(ExitCode::SUCCESS);
+        args.kubeadm_config(&node, client.as_ref()).await;
+        return Ok(());
     }
     let client = client.context("connecting to the API server")?;
     // roll_out reports what it writes and the backup as it goes (stderr); only the result goes to stdout.
-    node.roll_out(
-        &client,
-        &change,
-        args.timeout,
-        "enabling encryption at rest",
-        &progress,
-    )
-    .await?;
+    let what = "enabling encryption at rest";
+    node.roll_out(&client, &change, args.timeout, what, &progress)
+        .await?;
     println!(
         "encryption at rest is enabled: kube-apiserver runs with --encryption-provider-config={}",
         node.config.display()
     );
-    kubeadm_config(&node, args, Some(&client)).await;
+    args.kubeadm_config(&node, Some(&client)).await;
     if a.reencrypt {
         let cfg = atrest_core::config::load(&node.config_file())?;
         encrypt::rewrite_all(&client, &cfg, a.concurrency, &progress).await?;
@@ -417,52 +304,15 @@ async fn enable(args: &NodeArgs, kube: &ConfigFlags, a: &EnableArgs) -> Result<E
             req.resources.join(" ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// Keeps kubeadm's ClusterConfiguration in step with the manifest (unless --no-kubeadm-config); says what it did,
-/// or why it could not, and goes on (the node's change is made either way).
-async fn kubeadm_config(node: &Node, args: &NodeArgs, client: Option<&kube::Client>) {
-    if args.no_kubeadm_config {
-        println!(
-            "kubeadm-config: not updated (--no-kubeadm-config); `kubeadm upgrade` will regenerate the manifest without these settings"
-        );
-        return;
-    }
-    let Some(client) = client else {
-        println!(
-            "kubeadm-config: not updated (no API server to reach); run the same command again once it is up"
-        );
-        return;
-    };
-    match encrypt::sync_kubeadm_config(node, client).await {
-        Ok(encrypt::KubeadmSync::Updated { changes, backup }) => {
-            for c in changes {
-                println!("kubeadm-config ClusterConfiguration: {c}");
-            }
-            println!(
-                "backup of the previous ClusterConfiguration: {}",
-                backup.display()
-            );
-        }
-        Ok(encrypt::KubeadmSync::InSync) => {
-            println!("kubeadm-config ClusterConfiguration: already in step with the manifest")
-        }
-        Ok(encrypt::KubeadmSync::NotKubeadm) => println!(
-            "kubeadm-config: no ConfigMap kube-system/kubeadm-config (not a kubeadm cluster); nothing to keep in step"
-        ),
-        Err(e) => eprintln!(
-            "warning: kubeadm-config not updated ({e}); `kubeadm upgrade` would drop the encryption settings from the manifest: run the command again, or add them to ClusterConfiguration apiServer.extraArgs/extraVolumes by hand"
-        ),
-    }
-}
-
-async fn status(args: &NodeArgs, kube: &ConfigFlags, a: &StatusArgs) -> Result<ExitCode> {
-    let node = node_for(args, None)?;
-    let client = match client(&node, kube).await {
+async fn status(args: &NodeArgs, kube: &ConfigFlags, a: &StatusArgs) -> Result<()> {
+    let node = args.node(None)?;
+    let client = match node.client(kube).await {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::info!("no API server: {e:#}");
+            tracing::info!("no API server: {}", error_chain(&e));
             None
         }
     };
@@ -472,120 +322,9 @@ async fn status(args: &NodeArgs, kube: &ConfigFlags, a: &StatusArgs) -> Result<E
     }
     match a.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&st)?),
-        Output::Table => print_status(&st),
+        Output::Table => println!("{}", st.table()),
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_status(st: &Status) {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    t.add_row(vec!["Manifest", &st.manifest]);
-    t.add_row(vec![
-        "Encryption config",
-        st.config
-            .as_deref()
-            .unwrap_or("(not set: encryption at rest is off)"),
-    ]);
-    if let Some(f) = &st.config_file {
-        t.add_row(vec!["Config file on this node", f]);
-    }
-    if let Some(h) = &st.config_hash {
-        t.add_row(vec!["Config sha256", h]);
-    }
-    t.add_row(vec!["Automatic reload", yes_no(st.automatic_reload)]);
-    if let Some(e) = &st.config_error {
-        t.add_row(vec!["Config error", e]);
-    }
-    if let Some(r) = &st.rotation {
-        let done: Vec<&str> = r.done.iter().map(|p| p.as_str()).collect();
-        let next = r.next().map(|p| p.as_str()).unwrap_or("-");
-        t.add_row(vec![
-            format!("{:?} in progress", r.operation),
-            format!("done: [{}], next: {next}", done.join(", ")),
-        ]);
-    }
-    for b in &st.retired_key_backups {
-        t.add_row(vec![
-            "Backup with retired keys".to_string(),
-            format!(
-                "{} holds {} (no longer in the config; delete it once no etcd backup needs the key)",
-                b.path.display(),
-                b.keys.join(", ")
-            ),
-        ]);
-    }
-    if let Some(k) = &st.kubeadm_config {
-        t.add_row(vec!["kubeadm-config", k]);
-    }
-    for d in &st.drift {
-        t.add_row(vec!["Drift", d]);
-    }
-    println!("{t}");
-    if !st.resources.is_empty() {
-        let mut r = Table::new();
-        r.load_style(presets::UTF8_FULL_CONDENSED);
-        r.set_header(vec!["RESOURCES", "PROVIDERS (first writes; keys in order)"]);
-        for rs in &st.resources {
-            r.add_row(vec![rs.resources.join(","), rs.providers.join(", ")]);
-        }
-        println!("{r}");
-    }
-    match (&st.mirror_pods, &st.api_error) {
-        (Some(pods), _) => {
-            let mut p = Table::new();
-            p.load_style(presets::UTF8_FULL_CONDENSED);
-            p.set_header(vec![
-                "POD",
-                "NODE",
-                "READY",
-                "ENCRYPTION CONFIG",
-                "AUTO RELOAD",
-                "CONFIG SHA256 (annotation)",
-            ]);
-            for pod in pods {
-                p.add_row(vec![
-                    pod.name.clone(),
-                    pod.node.clone(),
-                    format!(
-                        "{}{}",
-                        yes_no(pod.ready),
-                        pod.waiting_reason
-                            .as_ref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    ),
-                    pod.encryption_provider_config
-                        .clone()
-                        .unwrap_or_else(|| "-".into()),
-                    yes_no(pod.automatic_reload).into(),
-                    pod.config_hash.clone().unwrap_or_else(|| "-".into()),
-                ]);
-            }
-            println!("{p}");
-        }
-        (None, Some(e)) => println!("Running API server: unknown ({e})"),
-        (None, None) => {}
-    }
-    match (&st.storage, &st.etcd_error) {
-        (Some(rows), _) => {
-            let mut s = Table::new();
-            s.load_style(presets::UTF8_FULL_CONDENSED);
-            s.set_header(vec!["RESOURCE", "STORED AS", "KEY", "OBJECTS"]);
-            for r in rows {
-                s.add_row(vec![
-                    r.resource.clone(),
-                    r.storage.clone(),
-                    r.key.clone().unwrap_or_else(|| "-".into()),
-                    r.count.to_string(),
-                ]);
-            }
-            println!("{s}");
-        }
-        (None, Some(e)) => println!("Objects in etcd: unknown ({e})"),
-        (None, None) => {}
-    }
+    Ok(())
 }
 
 async fn phases(
@@ -593,39 +332,26 @@ async fn phases(
     kube: &ConfigFlags,
     a: &PhaseArgs,
     keep_backups: Option<bool>,
-) -> Result<ExitCode> {
-    let rotate = keep_backups.is_some();
-    let m = atrest_core::manifest::Manifest::load(
-        &Node::new(&args.root, &args.manifest, "/").manifest_file(),
-    )?;
-    let node = node_for(args, m.encryption_provider_config())?;
-    let client = client(&node, kube).await?;
+) -> Result<()> {
+    let m = Manifest::load(&Node::new(&args.root, &args.manifest, "/").manifest_file())?;
+    let node = args.node(m.encryption_provider_config())?;
+    let client = node
+        .client(kube)
+        .await
+        .context("connecting to the API server")?;
     let opts = RotateOptions {
-        local_server: local_client(&node, kube, &m).await,
+        local_server: node.local_client(kube, &m).await,
         phase: a.phase,
         timeout: args.timeout,
         concurrency: a.concurrency,
         keep_backups: keep_backups.unwrap_or(false),
     };
-    let state = if rotate {
-        encrypt::rotate(&node, &client, &opts, &progress).await?
-    } else {
-        encrypt::disable(&node, &client, &opts, &progress).await?
+    let op = match keep_backups {
+        Some(_) => Operation::Rotate,
+        None => Operation::Disable,
     };
-    kubeadm_config(&node, args, Some(&client)).await;
-    match state.next() {
-        None => println!("{:?} complete", state.operation),
-        Some(next) => println!(
-            "{:?}: phases done on this node: {}; next: --phase {} (HA: first run the same phase on every control-plane node)",
-            state.operation,
-            state
-                .done
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            next.as_str()
-        ),
-    }
-    Ok(ExitCode::SUCCESS)
+    let state = encrypt::run_phases(&node, &client, op, &opts, &progress).await?;
+    args.kubeadm_config(&node, Some(&client)).await;
+    println!("{state}");
+    Ok(())
 }

@@ -96,9 +96,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(
-        <Cli as clap::CommandFactory>::command,
+    atrest_core::cli::main(
         &[(
             "name",
             atrest_core::complete::Source::ObjectNames {
@@ -106,45 +104,9 @@ fn main() -> ExitCode {
                 default_resource: "secrets",
             },
         )],
-    ) {
-        return code;
-    }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "warn,atrest_core=debug,kubectl_etcdcheck=debug",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(io::stderr)
-        .with_target(false)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+        |c: &Cli| c.verbose,
+        |cli| async { run(cli).await.map(ExitCode::from) },
+    )
 }
 
 async fn run(cli: Cli) -> Result<u8> {

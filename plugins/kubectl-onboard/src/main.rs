@@ -2,12 +2,13 @@
 //!
 //! A thin clap front over `atrest_core::onboard`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use atrest_core::cli::Table;
 use atrest_core::client::{ConfigFlags, parse_request_timeout};
 use atrest_core::onboard::{
     self, Access, DEFAULT_TTL, OnboardOptions, OnboardReport, RemoveOptions, RemoveReport,
@@ -15,7 +16,6 @@ use atrest_core::onboard::{
 };
 use atrest_core::pki::KeyAlgorithm;
 use clap::{Parser, ValueEnum};
-use comfy_table::{Table, presets::NOTHING};
 
 /// Onboard a certificate user: key, CSR, approval, kubeconfig, Role + RoleBinding, verification.
 ///
@@ -125,6 +125,9 @@ struct Cli {
 
     #[command(flatten)]
     kube: ConfigFlags,
+
+    #[command(flatten)]
+    log: atrest_core::cli::Verbosity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,33 +168,12 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     parse_timeout(s).map_err(|_| format!("invalid duration {s:?}: use e.g. 30d, 12h, 90m"))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(
-        <Cli as clap::CommandFactory>::command,
+fn main() -> ExitCode {
+    atrest_core::cli::main(
         &[("username", atrest_core::complete::Source::OnboardedUsers)],
-    ) {
-        return code;
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,atrest_core=info,kubectl_onboard=info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .with_target(false)
-        .init();
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        |c: &Cli| c.log.verbose,
+        |cli| async { run(cli).await.map(|()| ExitCode::SUCCESS) },
+    )
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -343,11 +325,9 @@ fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
                 namespaces.push(&c.namespace);
             }
         }
-        let mut table = Table::new();
-        table.load_style(NOTHING);
         let mut header = vec!["RESOURCE".to_string(), "VERB".to_string()];
         header.extend(namespaces.iter().map(|n| n.to_uppercase()));
-        table.set_header(header);
+        let mut table = Table::new(header);
         let mut rows: Vec<(String, String)> = Vec::new();
         for c in &r.access {
             let key = (c.resource.clone(), c.verb.clone());
@@ -369,7 +349,7 @@ fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
                     .unwrap_or_default();
                 row.push(cell);
             }
-            table.add_row(row);
+            table.row(row);
         }
         writeln!(
             out,
@@ -413,11 +393,9 @@ fn print_remove(r: &RemoveReport, output: Output) -> Result<()> {
             "certificates for {} that stay valid (Kubernetes cannot revoke them):",
             r.user
         )?;
-        let mut table = Table::new();
-        table.load_style(NOTHING);
-        table.set_header(vec!["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
+        let mut table = Table::new(["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
         for c in &r.outstanding {
-            table.add_row(vec![
+            table.row(vec![
                 c.serial.clone(),
                 c.groups.join(","),
                 c.not_after.clone(),
@@ -442,9 +420,7 @@ fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
         return Ok(());
     }
     let now = atrest_core::time::unix_now();
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    table.set_header(vec![
+    let mut table = Table::new([
         "USER",
         "GROUPS",
         "NAMESPACE",
@@ -464,7 +440,7 @@ fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
         } else {
             format!("valid {}", onboard::human_duration(r.not_after_unix - now))
         };
-        table.add_row(vec![
+        table.row(vec![
             r.user.clone(),
             r.groups.join(","),
             r.namespace.clone(),

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use atrest_core::cli::Table;
 use atrest_core::client::ConfigFlags;
 use atrest_core::reencrypt::{
     self, NamespaceReport, NamespaceStatus, Observer, Options, Outcome, Report, RetryPolicy,
     StateFile, Target,
 };
 use clap::Parser;
-use comfy_table::{Cell, CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const AFTER_HELP: &str = "\
@@ -105,54 +105,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // `kubectl_complete-<verb>` / `__complete`: shell completion (atrest_core::complete).
-    if let Some(code) = atrest_core::complete::dispatch(
-        <Cli as clap::CommandFactory>::command,
+    atrest_core::cli::main(
         &[("resources", atrest_core::complete::Source::ApiResources)],
-    ) {
-        return code;
-    }
-    // Usage errors exit 1 like kubectl's (clap's default 2 means "some objects failed" here).
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
-        }
-    };
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ATREST_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,kube=warn"))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: logs piped to a file or a test stay plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+        |c: &Cli| c.verbose,
+        run,
+    )
 }
 
 /// The resource names of an EncryptionConfiguration file (loaded and validated like kube-apiserver does).
@@ -541,8 +498,6 @@ fn sum_counts<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> reencrypt:
 /// The table: every namespace when they fit a screen (or `wide`); otherwise, per resource, the namespaces with
 /// conflicts or failures (at most [`SCREEN_ROWS`], the rest of them summed in one line) and the resource's total.
 fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING);
     let mut header = Vec::new();
     if with_resource {
         header.push("RESOURCE");
@@ -557,15 +512,15 @@ fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
         "CONFLICTS",
         "FAILED",
     ]);
-    table.set_header(header);
-    let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
+    let mut table = Table::new(header);
+    let num = |n: u64| n.to_string();
     let mut add = |resource: &str, namespace: &str, status: &str, c: &reencrypt::Counts| {
         let mut cells = Vec::new();
         if with_resource {
-            cells.push(Cell::new(resource));
+            cells.push(resource.to_string());
         }
-        cells.push(Cell::new(namespace));
-        cells.push(Cell::new(status));
+        cells.push(namespace.to_string());
+        cells.push(status.to_string());
         cells.extend([
             num(c.listed),
             num(c.rewritten),
@@ -574,7 +529,7 @@ fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
             num(c.conflicts),
             num(c.failed),
         ]);
-        table.add_row(cells);
+        table.row(cells);
     };
     let summarize = !wide && report.namespaces.len() > SCREEN_ROWS;
     let mut footnote = None;

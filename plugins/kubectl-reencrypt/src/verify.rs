@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use atrest_core::cli::Table;
 use atrest_core::config::EncryptionConfiguration;
 use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdReader};
 use atrest_core::reencrypt::Target;
 use atrest_core::scan::{self, Checker, ScanRequest, Scope, StorageKind, StoredResource};
-use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
 /// The etcd flags of `--verify` (as `kubectl etcdcheck` and etcdctl spell them).
@@ -150,8 +150,6 @@ pub fn print(v: &Verification, with_resource: bool, wide: bool) {
 }
 
 fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING);
     let mut header = Vec::new();
     if with_resource {
         header.push("RESOURCE");
@@ -164,8 +162,8 @@ fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
         "PLAINTEXT",
         "UNREADABLE",
     ]);
-    table.set_header(header);
-    let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
+    let mut table = Table::new(header);
+    let num = |n: u64| n.to_string();
     let summed = |label: String, rows: &[&VerifyRow]| VerifyRow {
         resource: rows.first().map(|r| r.resource.clone()).unwrap_or_default(),
         namespace: label,
@@ -201,13 +199,13 @@ fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
     for r in shown.iter().chain(std::iter::once(&v.totals)) {
         let mut cells = Vec::new();
         if with_resource {
-            cells.push(Cell::new(&r.resource));
+            cells.push(r.resource.clone());
         }
-        cells.push(Cell::new(if r.namespace.is_empty() {
-            "(cluster)"
+        cells.push(if r.namespace.is_empty() {
+            "(cluster)".to_string()
         } else {
-            &r.namespace
-        }));
+            r.namespace.clone()
+        });
         cells.extend([
             num(r.objects),
             num(r.current),
@@ -215,7 +213,7 @@ fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
             num(r.plaintext),
             num(r.unreadable),
         ]);
-        table.add_row(cells);
+        table.row(cells);
     }
     let mut out = format!("\nin etcd (revision {}):\n{table}\n", v.revision);
     if !v.with_config {

@@ -263,11 +263,7 @@ pub async fn reload_with_config(
             ));
             let recovered = match &backup {
                 Some(b) => {
-                    let bytes = std::fs::read(b).map_err(|source| fsutil::FsError {
-                        op: "read",
-                        path: b.clone(),
-                        source,
-                    })?;
+                    let bytes = fsutil::read(b)?;
                     let restored_at = crate::time::since_epoch().as_secs_f64();
                     node.write_config(&bytes)?;
                     // Only a server that loaded our file (it may have after the timeout) must reload the old one;

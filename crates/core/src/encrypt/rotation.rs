@@ -189,9 +189,7 @@ pub async fn rewrite_all(
     progress: &dyn Fn(&str),
 ) -> Result<reencrypt::Report> {
     let names = rewrite_names(cfg)?;
-    let targets = reencrypt::resolve(client, &names)
-        .await
-        .map_err(|e| EncryptError::Api(e.to_string()))?;
+    let targets = reencrypt::resolve(client, &names).await?;
     progress(&format!("rewriting every object of {}", names.join(", ")));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let options = reencrypt::Options {
@@ -205,8 +203,7 @@ pub async fn rewrite_all(
         cancel,
         Arc::new(reencrypt::NoProgress),
     )
-    .await
-    .map_err(|e| EncryptError::Api(e.to_string()))?;
+    .await?;
     progress(&format!(
         "rewrote {} objects ({} already current, {} gone, {} failed)",
         report.totals.rewritten, report.totals.current, report.totals.gone, report.totals.failed
@@ -278,29 +275,10 @@ fn load_context(node: &Node) -> Result<(Manifest, EncryptionConfiguration)> {
 /// How often a full run repeats rewrite + verify when the scan still finds objects on the old storage.
 const VERIFY_RETRIES: u32 = 2;
 
-/// Runs `rotate` (all remaining phases, or `opts.phase`). Returns the state after the run (`done` lists
-/// every phase completed; the phase file is removed when the rotation finished).
-pub async fn rotate(
-    node: &Node,
-    client: &Client,
-    opts: &RotateOptions,
-    progress: &dyn Fn(&str),
-) -> Result<RotationState> {
-    run_operation(node, client, Operation::Rotate, opts, progress).await
-}
-
-/// Runs `disable` (all remaining phases, or `opts.phase`) in the safe order: identity first, restart, rewrite,
-/// verify, then remove the flag.
-pub async fn disable(
-    node: &Node,
-    client: &Client,
-    opts: &RotateOptions,
-    progress: &dyn Fn(&str),
-) -> Result<RotationState> {
-    run_operation(node, client, Operation::Disable, opts, progress).await
-}
-
-async fn run_operation(
+/// Runs `rotate` or `disable` (all remaining phases, or `opts.phase`); disable in the safe order: identity first,
+/// restart, rewrite, verify, then remove the flag. Returns the state after the run (`done` lists every phase
+/// completed; the phase file is removed when the operation finished).
+pub async fn run_phases(
     node: &Node,
     client: &Client,
     op: Operation,
@@ -470,9 +448,7 @@ async fn require_other_servers(
     let m = node.load_manifest()?;
     let ns = m.namespace();
     let local = m.command_line();
-    let pods = super::mirror_pods(client, ns)
-        .await
-        .map_err(EncryptError::Api)?;
+    let pods = super::mirror_pods(client, ns).await?;
     let short = |h: &str| h.chars().take(7 + 12).collect::<String>();
     let mut problems = Vec::new();
     let mut others = 0;
@@ -557,6 +533,10 @@ async fn run_phase(
     progress: &dyn Fn(&str),
 ) -> Result<()> {
     let new_name = state.new_key.clone().unwrap_or_default();
+    let restart = async |cfg: &EncryptionConfiguration, what: &str| {
+        let local = opts.local_server.as_ref();
+        restart_with_config(node, client, local, cfg, opts.timeout, what, progress).await
+    };
     match phase {
         RotationPhase::AddKey => {
             let kind: ProviderKind = match state.provider.as_str() {
@@ -578,16 +558,7 @@ async fn run_phase(
                     "added key {new_name} as the second key (every API server can now decrypt with it)"
                 ));
             }
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "adding the new key",
-                progress,
-            )
-            .await
+            restart(cfg, "adding the new key").await
         }
         RotationPhase::Promote => {
             let current = file_hash(node)?;
@@ -618,16 +589,7 @@ async fn run_phase(
             progress(&format!(
                 "made {new_name} the first key (new writes use it)"
             ));
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "promoting the new key",
-                progress,
-            )
-            .await
+            restart(cfg, "promoting the new key").await
         }
         RotationPhase::IdentityFirst => {
             for rc in &mut cfg.resources {
@@ -636,16 +598,7 @@ async fn run_phase(
                 rc.providers.insert(0, ProviderConfiguration::Identity);
             }
             progress("put identity first (new writes are plaintext; the keys stay for reading)");
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "putting identity first",
-                progress,
-            )
-            .await
+            restart(cfg, "putting identity first").await
         }
         RotationPhase::Rewrite | RotationPhase::Verify => {
             // A server still writing with the old key (or encrypting, for disable) would undo the rewrite.
@@ -701,16 +654,7 @@ async fn run_phase(
                 "removed the old keys {}",
                 state.old_keys.join(", ")
             ));
-            restart_with_config(
-                node,
-                client,
-                opts.local_server.as_ref(),
-                cfg,
-                opts.timeout,
-                "removing the old key",
-                progress,
-            )
-            .await?;
+            restart(cfg, "removing the old key").await?;
             // Verify proved no object uses the old keys and the servers run without them: the backups made on
             // the way are the last copies of those keys on this node.
             let retired = node.retired_key_backups(Some(cfg))?;

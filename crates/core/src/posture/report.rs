@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use super::{Report, Status};
-use crate::output::{Format, Table, yaml_of};
+use crate::cli::Table;
+use crate::output::{Format, yaml_of};
 
 /// Write `r` to `out` in `format`.
 pub fn write_report(out: &mut impl Write, r: &Report, format: Format) -> io::Result<()> {

@@ -6,8 +6,9 @@ use std::io::{self, Write};
 
 use super::source::{Source, SourceError};
 use super::{Checker, ScanError, ScanItem, ScanRequest, ScanSummary, Scope};
+use crate::cli::Table;
 use crate::etcd::PageSize;
-use crate::output::{Format, List, Table};
+use crate::output::{Format, List};
 
 /// Scan `req` from `source` and write the report to `out` in `format`; returns the counts.
 pub async fn write_report(
@@ -192,20 +193,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\
-NAMESPACE  NAME  STORAGE   KEY   STATUS
-default    demo  identity  -     ok
-prod       db    aescbc    key1  ok
-prod       api   aescbc    key2  ok
+NAMESPACE   NAME   STORAGE    KEY    STATUS
+default     demo   identity   -      ok
+prod        db     aescbc     key1   ok
+prod        api    aescbc     key2   ok
 
-STORAGE   KEY   COUNT
-aescbc    key1  1
-aescbc    key2  1
-identity  -     1
-TOTAL           3
+STORAGE    KEY    COUNT
+aescbc     key1   1
+aescbc     key2   1
+identity   -      1
+TOTAL             3
 
-NAMESPACE  TOTAL  PLAINTEXT  ENCRYPTED  FINDINGS
-default    1      1          0          0
-prod       2      0          2          0
+NAMESPACE   TOTAL   PLAINTEXT   ENCRYPTED   FINDINGS
+default     1       1           0           0
+prod        2       0           2           0
 
 verified: 3  failed: 0  not verified: 0  findings: 0
 "

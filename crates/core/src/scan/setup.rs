@@ -250,9 +250,11 @@ impl ScanOptions {
                         });
                     }
                 };
-                let timeout =
-                    Duration::from_nanos(u64::try_from(k.effective_timeout().nanos).unwrap_or(0))
-                        .max(Duration::from_millis(100));
+                let timeout = k
+                    .effective_timeout()
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(Duration::from_millis(100));
                 let (service, status) =
                     KmsPluginService::connect(&socket, timeout).map_err(|message| {
                         SetupError::KmsConnect {
