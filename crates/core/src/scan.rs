@@ -19,6 +19,7 @@ use crate::etcd::{EtcdError, EtcdReader, KeyValue, prefix_range_end};
 
 mod check;
 mod keys;
+pub mod verify;
 
 pub use check::{Checker, group_resource};
 pub use keys::{KeyParts, ScanRequest, Scope, StoredResource, is_cluster_scoped, parse_key};

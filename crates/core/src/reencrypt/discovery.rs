@@ -10,11 +10,14 @@
 //! warned about and skipped; a name fails only when it names such a group, or is not found while some group
 //! failed (it may live there).
 
+use std::path::Path;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::Client;
 use serde::Serialize;
 
 use super::ReencryptError;
+use crate::config::EncryptionConfiguration;
 use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup};
 
 /// One API resource to rewrite, resolved through discovery.
@@ -221,6 +224,59 @@ impl Discovered {
         }
         Ok((out, missing))
     }
+}
+
+/// Where the resources to rewrite come from.
+pub enum Selection<'a> {
+    /// Names given on the command line; none means `secrets`.
+    Names(&'a [String]),
+    /// Every resource an EncryptionConfiguration names (`--all-encrypted`), read from `path`.
+    EncryptionConfig {
+        /// The file, for messages.
+        path: &'a Path,
+        /// Its content, loaded and validated.
+        config: &'a EncryptionConfiguration,
+    },
+}
+
+/// The targets of a run: resolved names, or the served resources an EncryptionConfiguration names (a name the
+/// cluster does not serve is warned about and skipped, as kube-apiserver accepts it too).
+pub async fn select(
+    client: &Client,
+    selection: Selection<'_>,
+) -> Result<Vec<Target>, ReencryptError> {
+    let (path, config) = match selection {
+        Selection::Names([]) => return Ok(vec![Target::secrets()]),
+        Selection::Names(names) => return resolve(client, names).await,
+        Selection::EncryptionConfig { path, config } => (path, config),
+    };
+    let config_error = |message: &str| ReencryptError::Config {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let names: Vec<String> = config
+        .resources
+        .iter()
+        .flat_map(|r| r.resources.iter().cloned())
+        .collect();
+    if names.is_empty() {
+        return Err(config_error("resources[].resources names no resource"));
+    }
+    let (targets, missing) = Discovered::fetch(client)
+        .await?
+        .expand_config_resources(&names)?;
+    for m in missing {
+        tracing::warn!(
+            "{}: resource {m:?} is not served by this cluster; skipped",
+            path.display()
+        );
+    }
+    if targets.is_empty() {
+        return Err(config_error(
+            "none of its resources is served by this cluster",
+        ));
+    }
+    Ok(targets)
 }
 
 /// Resolves resource names given on the command line.
