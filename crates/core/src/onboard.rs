@@ -22,6 +22,7 @@
 //! [`remove`] offboards; [`list`] shows the issuance records.
 
 pub mod csr;
+pub mod output;
 pub mod preflight;
 pub mod rbac;
 pub mod record;
