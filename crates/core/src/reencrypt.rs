@@ -291,6 +291,15 @@ pub(crate) fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The path of one page of a list call: `limit`, and after the first page the `continue` token the previous
+/// page returned (apimachinery `ListOptions`; `pkg/apis/meta/v1/types.go`), percent-encoded.
+fn page_path(base: &str, limit: u32, cont: Option<&str>) -> String {
+    match cont {
+        Some(c) => format!("{base}?limit={limit}&continue={}", percent_encode(c)),
+        None => format!("{base}?limit={limit}"),
+    }
+}
+
 /// A token bucket shared by every request of a run (client-go's `--qps`/`--burst` semantics).
 struct RateLimiter {
     qps: f64,
@@ -568,12 +577,6 @@ enum Event {
     Notice(String),
 }
 
-fn object_name(o: &Value) -> &str {
-    o.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
-
 /// Sends one object back unchanged; on conflict re-reads it and sends the fresh object.
 async fn rewrite_one(
     req: &Requester,
@@ -699,10 +702,7 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
     loop {
-        let mut path = format!("/api/v1/namespaces?limit={page_size}");
-        if let Some(c) = &cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
+        let path = page_path("/api/v1/namespaces", page_size, cont.as_deref());
         let resp = match req.send(&http::Method::GET, &path, None, wire::JSON).await {
             Ok(r) => r,
             Err(SendError::Exhausted(e)) => return Err(ReencryptError::Namespaces(e)),
@@ -722,24 +722,15 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
                 status_message(&resp.body)
             )));
         }
-        let v: Value = serde_json::from_slice(&resp.body)
-            .map_err(|e| ReencryptError::Namespaces(format!("invalid JSON from {path}: {e}")))?;
-        for item in v
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let n = object_name(item);
-            if !n.is_empty() {
-                out.push(n.to_string());
-            }
-        }
-        cont = v
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
+        let page = wire::parse_page(&resp.body)
+            .map_err(|e| ReencryptError::Namespaces(format!("GET {path}: {e}")))?;
+        out.extend(
+            page.items
+                .iter()
+                .map(|item| item.meta().name)
+                .filter(|n| !n.is_empty()),
+        );
+        cont = page.cont;
         if cont.is_none() {
             break;
         }
@@ -808,10 +799,7 @@ async fn list_namespace(
         if req.cancelled() {
             return ListEnd::Cancelled(count);
         }
-        let mut path = format!("{}?limit={page_size}", target.collection_path(ns));
-        if let Some(c) = &cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
+        let path = page_path(&target.collection_path(ns), page_size, cont.as_deref());
         let resp = match req
             .send(&http::Method::GET, &path, None, req.accept(t))
             .await
@@ -978,13 +966,7 @@ async fn list_cluster(
             (path, r)
         })
     };
-    let fetch = |cont: Option<&str>| -> Fetch {
-        let mut path = format!("{base}?limit={page_size}");
-        if let Some(c) = cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
-        refetch(&path)
-    };
+    let fetch = |cont: Option<&str>| -> Fetch { refetch(&page_path(&base, page_size, cont)) };
     let mut queued = 0u64;
     // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
     let mut last_key: Option<String> = None;
