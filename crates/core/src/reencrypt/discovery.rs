@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::ReencryptError;
 use crate::config::EncryptionConfiguration;
-use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup};
+use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup, qualified_name};
 
 /// One API resource to rewrite, resolved through discovery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -58,11 +58,7 @@ impl Target {
 
     /// The name a user types and reports show: `secrets`, `deployments.apps`.
     pub fn display_name(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        qualified_name(&self.resource, &self.group)
     }
 
     fn base(&self) -> String {
@@ -93,6 +89,9 @@ impl Target {
     }
 }
 
+/// What sending an object back needs.
+const REWRITE_VERBS: &[&str] = &["get", "list", "update"];
+
 /// Everything the server serves (preferred versions only), core group first, and the groups that failed.
 pub struct Discovered {
     discovery: Discovery,
@@ -117,45 +116,18 @@ impl Discovered {
         }
     }
 
-    fn rewritable(r: &APIResource) -> bool {
-        !r.name.contains('/')
-            && ["get", "list", "update"]
-                .iter()
-                .all(|v| r.verbs.iter().any(|x| x == v))
-    }
-
     /// Resolves one name as kubectl does (`secrets`, `secret`, `Secret`, a short name, `deployments.apps`).
     pub fn resolve(&self, name: &str) -> Result<Target, ReencryptError> {
-        let lower = name.to_ascii_lowercase();
-        let candidates: Vec<(&str, Option<&str>)> = match lower.split_once('.') {
-            Some((res, group)) => vec![(res, Some(group)), (lower.as_str(), None)],
-            None => vec![(lower.as_str(), None)],
-        };
-        for (res, group) in candidates {
-            for g in &self.discovery.groups {
-                if let Some(want) = group
-                    && g.group != want
-                {
-                    continue;
-                }
-                let hit = g.resources.iter().find(|r| {
-                    !r.name.contains('/')
-                        && (r.name == res
-                            || r.singular_name == res
-                            || r.kind.to_ascii_lowercase() == res
-                            || r.short_names.iter().flatten().any(|s| s == res))
-                });
-                if let Some(r) = hit {
-                    if !Self::rewritable(r) {
-                        return Err(ReencryptError::Discovery(format!(
-                            "resource {name:?} ({}) does not support get, list and update; it cannot be rewritten",
-                            Self::target(g, r).display_name()
-                        )));
-                    }
-                    return Ok(Self::target(g, r));
-                }
+        if let Some((g, r)) = self.discovery.find(name) {
+            if !REWRITE_VERBS.iter().all(|v| r.verbs.iter().any(|x| x == v)) {
+                return Err(ReencryptError::Discovery(format!(
+                    "resource {name:?} ({}) does not support get, list and update; it cannot be rewritten",
+                    Self::target(g, r).display_name()
+                )));
             }
+            return Ok(Self::target(g, r));
         }
+        let lower = name.to_ascii_lowercase();
         if let Some((_, group)) = lower.split_once('.')
             && let Some(f) = self.discovery.failed_group(group)
         {
@@ -207,15 +179,10 @@ impl Discovered {
                 None => (name.as_str(), ""),
             };
             let mut found = false;
-            for g in &self.discovery.groups {
-                if group != "*" && g.group != group {
-                    continue;
-                }
-                for r in &g.resources {
-                    if Self::rewritable(r) && (res == "*" || r.name == res) {
-                        push(Self::target(g, r));
-                        found = true;
-                    }
+            for (g, r) in self.discovery.resources_supporting(REWRITE_VERBS) {
+                if (group == "*" || g.group == group) && (res == "*" || r.name == res) {
+                    push(Self::target(g, r));
+                    found = true;
                 }
             }
             if !found {
