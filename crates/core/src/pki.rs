@@ -862,44 +862,34 @@ impl CertificateAuthority {
                 .ctx("basicConstraints")?,
         )
         .ctx("basicConstraints")?;
-        let mut ku = KeyUsage::new();
-        ku.critical();
-        let mut any_ku = false;
-        let mut eku = ExtendedKeyUsage::new();
-        let mut any_eku = false;
-        for u in usages {
-            match u {
-                Usage::DigitalSignature => {
-                    ku.digital_signature();
-                    any_ku = true;
-                }
-                Usage::KeyEncipherment => {
-                    ku.key_encipherment();
-                    any_ku = true;
-                }
-                Usage::CertSign => {
-                    ku.key_cert_sign();
-                    any_ku = true;
-                }
-                Usage::CrlSign => {
-                    ku.crl_sign();
-                    any_ku = true;
-                }
-                Usage::ServerAuth => {
-                    eku.server_auth();
-                    any_eku = true;
-                }
-                Usage::ClientAuth => {
-                    eku.client_auth();
-                    any_eku = true;
-                }
+        // keyUsage (critical) and extendedKeyUsage, each only when some usage of its kind is asked for.
+        let (extended, basic): (Vec<Usage>, Vec<Usage>) = usages
+            .iter()
+            .partition(|u| matches!(u, Usage::ServerAuth | Usage::ClientAuth));
+        if !basic.is_empty() {
+            let mut ku = KeyUsage::new();
+            ku.critical();
+            for u in &basic {
+                match u {
+                    Usage::DigitalSignature => ku.digital_signature(),
+                    Usage::KeyEncipherment => ku.key_encipherment(),
+                    Usage::CertSign => ku.key_cert_sign(),
+                    Usage::CrlSign => ku.crl_sign(),
+                    Usage::ServerAuth | Usage::ClientAuth => continue,
+                };
             }
-        }
-        if any_ku {
             b.append_extension(ku.build().ctx("keyUsage")?)
                 .ctx("keyUsage")?;
         }
-        if any_eku {
+        if !extended.is_empty() {
+            let mut eku = ExtendedKeyUsage::new();
+            for u in &extended {
+                if *u == Usage::ServerAuth {
+                    eku.server_auth();
+                } else {
+                    eku.client_auth();
+                }
+            }
             b.append_extension(eku.build().ctx("extendedKeyUsage")?)
                 .ctx("extendedKeyUsage")?;
         }
