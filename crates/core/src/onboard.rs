@@ -138,6 +138,19 @@ pub enum OnboardError {
 }
 
 impl OnboardError {
+    /// Wraps the error of a write: in a server-side dry run, a refusal by the API server (RBAC escalation,
+    /// admission) becomes [`OnboardError::DryRunRefused`] naming `object`.
+    pub fn write(action: impl Into<String>, object: String, dry_run: bool, e: kube::Error) -> Self {
+        match Self::api(action, e) {
+            Self::Api {
+                message,
+                code: Some(_),
+                ..
+            } if dry_run => Self::DryRunRefused { object, message },
+            err => err,
+        }
+    }
+
     /// Wraps a kube-rs error with what was being done.
     pub fn api(action: impl Into<String>, e: kube::Error) -> Self {
         let action = action.into();
@@ -163,6 +176,14 @@ impl OnboardError {
                 }
             }
         }
+    }
+}
+
+/// The parameters of every create and update (`kubectl-onboard` as field manager; `?dryRun=All` in a dry run).
+pub fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some("kubectl-onboard".into()),
     }
 }
 
@@ -897,10 +918,7 @@ async fn create_namespace(ns_api: &Api<Namespace>, opts: &OnboardOptions) -> Res
         },
         ..Default::default()
     };
-    let pp = PostParams {
-        dry_run: opts.dry_run,
-        field_manager: Some("kubectl-onboard".into()),
-    };
+    let pp = post_params(opts.dry_run);
     ns_api
         .create(&pp, &ns)
         .await
