@@ -1626,25 +1626,15 @@ impl Collector {
                 conflicts,
             } => return self.object(target, namespace, name, seq, outcome, conflicts),
             Event::ObjectsSkipped {
-                target: t,
+                target,
                 namespace,
                 count,
-            } => {
-                row(&mut self.rows, &self.names[t], &namespace)
-                    .counts
-                    .skipped += count;
-                self.tracks.entry((t, namespace)).or_default();
-            }
+            } => self.tally(target, namespace, |c| c.skipped += count),
             Event::ObjectsListed {
-                target: t,
+                target,
                 namespace,
                 count,
-            } => {
-                row(&mut self.rows, &self.names[t], &namespace)
-                    .counts
-                    .listed += count;
-                self.tracks.entry((t, namespace)).or_default();
-            }
+            } => self.tally(target, namespace, |c| c.listed += count),
             Event::ClusterEnd {
                 target,
                 queued,
@@ -1711,6 +1701,12 @@ impl Collector {
             }
         }
         None
+    }
+
+    /// Cluster-wide path: counts objects of a namespace that are not sent (skipped, or listed in a dry run).
+    fn tally(&mut self, t: usize, namespace: Arc<str>, count: impl FnOnce(&mut Counts)) {
+        count(&mut row(&mut self.rows, &self.names[t], &namespace).counts);
+        self.tracks.entry((t, namespace)).or_default();
     }
 
     /// One object finished; returns its namespace on the per-namespace path.

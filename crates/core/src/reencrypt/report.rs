@@ -63,6 +63,21 @@ fn sum_counts(rows: &[&NamespaceReport]) -> Counts {
     c
 }
 
+/// A table in kubectl's plain columns with a row per namespace: RESOURCE (with several resources), NAMESPACE,
+/// then `columns`.
+pub(crate) fn namespace_table(with_resource: bool, columns: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    let mut header = Vec::new();
+    if with_resource {
+        header.push("RESOURCE");
+    }
+    header.push("NAMESPACE");
+    header.extend(columns);
+    table.set_header(header);
+    table
+}
+
 /// The run's table, rendered once every row is added.
 struct RunTable {
     table: Table,
@@ -71,14 +86,7 @@ struct RunTable {
 
 impl RunTable {
     fn new(with_resource: bool) -> Self {
-        let mut table = Table::new();
-        table.load_style(presets::NOTHING);
-        let mut header = Vec::new();
-        if with_resource {
-            header.push("RESOURCE");
-        }
-        header.extend([
-            "NAMESPACE",
+        let columns = [
             "STATUS",
             "LISTED",
             "REWRITTEN",
@@ -86,8 +94,8 @@ impl RunTable {
             "GONE",
             "CONFLICTS",
             "FAILED",
-        ]);
-        table.set_header(header);
+        ];
+        let table = namespace_table(with_resource, &columns);
         RunTable {
             table,
             with_resource,

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use comfy_table::{Cell, CellAlignment, Table, presets};
+use comfy_table::{Cell, CellAlignment};
 use serde::Serialize;
 
 use super::{Checker, ScanError, ScanRequest, Scope, StorageKind, StoredResource};
 use crate::config::EncryptionConfiguration;
 use crate::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdError, EtcdReader};
+use crate::reencrypt::report::namespace_table;
 use crate::reencrypt::{SCREEN_ROWS, Target};
 use crate::transform::TransformError;
 
@@ -200,21 +201,8 @@ pub async fn verify(
 /// The etcd table: every namespace when they fit a screen (or `wide`); otherwise only the namespaces with objects
 /// not on the current key (at most a screenful, the rest of them summed in one line), the others summed.
 pub fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING);
-    let mut header = Vec::new();
-    if with_resource {
-        header.push("RESOURCE");
-    }
-    header.extend([
-        "NAMESPACE",
-        "IN ETCD",
-        "CURRENT KEY",
-        "STALE",
-        "PLAINTEXT",
-        "UNREADABLE",
-    ]);
-    table.set_header(header);
+    let columns = ["IN ETCD", "CURRENT KEY", "STALE", "PLAINTEXT", "UNREADABLE"];
+    let mut table = namespace_table(with_resource, &columns);
     let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
     let mut shown: Vec<VerifyRow> = Vec::new();
     if wide || v.namespaces.len() <= SCREEN_ROWS {
