@@ -130,6 +130,15 @@ fn first_error(e: &ErrorStack) -> Option<String> {
         .and_then(|x| x.reason().map(str::to_string))
 }
 
+/// Maps OpenSSL's error parsing `what` from `source` to [`PkiError::NotPem`].
+fn not_pem<'a>(source: &'a str, what: &'static str) -> impl FnOnce(ErrorStack) -> PkiError + 'a {
+    move |e| PkiError::NotPem {
+        source_name: source.to_string(),
+        what,
+        detail: first_error(&e),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys
 
@@ -215,11 +224,7 @@ impl PrivateKey {
     pub fn from_pem(pem: &[u8], source: &str) -> Result<Self> {
         PKey::private_key_from_pem(pem)
             .map(|key| Self { key })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "private key",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "private key"))
     }
 
     /// Load a PEM private key file.
@@ -355,11 +360,7 @@ impl Certificate {
                 cert,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate"))
     }
 
     /// Load the first certificate of a PEM file.
@@ -374,11 +375,7 @@ impl Certificate {
 
     /// Parse every certificate of a PEM bundle (at least one).
     pub fn bundle_from_pem(pem: &[u8], source: &str) -> Result<Vec<Self>> {
-        let certs = X509::stack_from_pem(pem).map_err(|e| PkiError::NotPem {
-            source_name: source.to_string(),
-            what: "certificate",
-            detail: first_error(&e),
-        })?;
+        let certs = X509::stack_from_pem(pem).map_err(not_pem(source, "certificate"))?;
         if certs.is_empty() {
             return Err(PkiError::NotPem {
                 source_name: source.to_string(),
@@ -973,11 +970,7 @@ impl CertificateRequest {
                 req,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate request",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate request"))
     }
 
     /// Parse a DER CSR.
@@ -987,11 +980,7 @@ impl CertificateRequest {
                 req,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate request",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate request"))
     }
 
     /// PEM encoding (what goes, base64-encoded, into `CertificateSigningRequest.spec.request`).
