@@ -1277,6 +1277,33 @@ pub async fn run(
     collector.into_report(options.namespace.is_some(), started)
 }
 
+/// Ctrl-C / SIGTERM for [`run`]: the first sets the returned flag (stop starting new objects, let in-flight ones
+/// finish, save state), the second exits the process with 130 at once. Call it inside the tokio runtime.
+pub fn cancel_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut presses = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            presses += 1;
+            if presses == 1 {
+                eprintln!(
+                    "\ninterrupted: finishing in-flight requests and saving progress (again to quit now)"
+                );
+                let _ = cancel_tx.send(true);
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel_rx
+}
+
 /// An estimate of the objects of every target (one request each), if the server gives one for all.
 async fn total_hint(req: &Requester, targets: &[Target], plans: &[Plan]) -> Option<u64> {
     let mut total = Some(0u64);

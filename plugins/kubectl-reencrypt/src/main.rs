@@ -288,32 +288,6 @@ impl Observer for Observe {
     }
 }
 
-/// Ctrl-C / SIGTERM: stop starting new objects, let in-flight ones finish, save state. Twice: quit now.
-fn cancel_on_signals() -> tokio::sync::watch::Receiver<bool> {
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut presses = 0;
-        loop {
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            presses += 1;
-            if presses == 1 {
-                eprintln!(
-                    "\ninterrupted: finishing in-flight requests and saving progress (again to quit now)"
-                );
-                let _ = cancel_tx.send(true);
-            } else {
-                std::process::exit(130);
-            }
-        }
-    });
-    cancel_rx
-}
-
 /// The run's options from the flags.
 fn options(cli: &Cli, state: Option<StateFile>) -> Options {
     let mut retry = RetryPolicy {
@@ -378,7 +352,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
     let progress = Progress::start(&cli.progress);
     let observer = progress.observer();
-    let cancel = cancel_on_signals();
+    let cancel = reencrypt::cancel_on_signals();
     let report = reencrypt::run(&client, &targets, options, cancel, observer).await?;
     progress.finish();
     let verification = if cli.verify.verify && !report.interrupted {
