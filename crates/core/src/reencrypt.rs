@@ -1678,13 +1678,7 @@ impl Collector {
                 namespace,
                 count,
             } => {
-                row(&mut self.rows, &self.names[t], &namespace)
-                    .counts
-                    .listed = count;
-                self.tracks
-                    .entry((t, namespace.clone()))
-                    .or_default()
-                    .listed = Some(count);
+                self.listed(t, &namespace, count);
                 return Some((t, namespace));
             }
             Event::ListFailed {
@@ -1693,10 +1687,9 @@ impl Collector {
                 count,
                 error,
             } => {
+                self.listed(t, &namespace, count).broken = true;
                 let name = &self.names[t];
-                let row = row(&mut self.rows, name, &namespace);
-                row.counts.listed = count;
-                row.counts.failed += 1;
+                row(&mut self.rows, name, &namespace).counts.failed += 1;
                 tracing::warn!(resource = %name, namespace = &*namespace, %error, "listing failed");
                 keep_failure(
                     &mut self.failures,
@@ -1707,9 +1700,6 @@ impl Collector {
                         error: format!("listing failed: {error}"),
                     },
                 );
-                let track = self.tracks.entry((t, namespace.clone())).or_default();
-                track.listed = Some(count);
-                track.broken = true;
                 return Some((t, namespace));
             }
             Event::ListInterrupted {
@@ -1717,17 +1707,21 @@ impl Collector {
                 namespace,
                 count,
             } => {
-                row(&mut self.rows, &self.names[t], &namespace)
-                    .counts
-                    .listed = count;
+                self.listed(t, &namespace, count).interrupted = true;
                 self.interrupted = true;
-                let track = self.tracks.entry((t, namespace.clone())).or_default();
-                track.listed = Some(count);
-                track.interrupted = true;
                 return Some((t, namespace));
             }
         }
         None
+    }
+
+    /// Per-namespace path: the listing of a namespace ended after queueing `count` objects; returns its track,
+    /// to say how it ended.
+    fn listed(&mut self, t: usize, namespace: &Arc<str>, count: u64) -> &mut Track {
+        row(&mut self.rows, &self.names[t], namespace).counts.listed = count;
+        let track = self.tracks.entry((t, namespace.clone())).or_default();
+        track.listed = Some(count);
+        track
     }
 
     /// Cluster-wide path: counts objects of a namespace that are not sent (skipped, or listed in a dry run).
