@@ -107,6 +107,51 @@ impl Discovery {
         Ok(out)
     }
 
+    /// Top-level resources (subresources left out) that support every verb of `verbs`, with their group, in
+    /// discovery order.
+    pub fn resources_supporting<'a>(
+        &'a self,
+        verbs: &'a [&str],
+    ) -> impl Iterator<Item = (&'a ServedGroup, &'a APIResource)> + 'a {
+        self.groups.iter().flat_map(move |g| {
+            g.resources
+                .iter()
+                .filter(move |r| {
+                    !r.name.contains('/') && verbs.iter().all(|v| r.verbs.iter().any(|x| x == v))
+                })
+                .map(move |r| (g, r))
+        })
+    }
+
+    /// The resource `name` names, as kubectl reads it (`kubectl get NAME`; apimachinery's RESTMapper): its
+    /// plural, singular, kind or a short name, case-insensitive, optionally qualified by group
+    /// (`deployments.apps`, tried first as group-qualified, then as a whole name); the first match in discovery
+    /// order, whatever verbs it supports.
+    pub fn find(&self, name: &str) -> Option<(&ServedGroup, &APIResource)> {
+        let lower = name.to_ascii_lowercase();
+        let candidates: Vec<(&str, Option<&str>)> = match lower.split_once('.') {
+            Some((res, group)) => vec![(res, Some(group)), (lower.as_str(), None)],
+            None => vec![(lower.as_str(), None)],
+        };
+        candidates.into_iter().find_map(|(res, group)| {
+            self.groups
+                .iter()
+                .filter(|g| group.is_none_or(|want| g.group == want))
+                .find_map(|g| {
+                    g.resources
+                        .iter()
+                        .find(|r| {
+                            !r.name.contains('/')
+                                && (r.name == res
+                                    || r.singular_name == res
+                                    || r.kind.to_ascii_lowercase() == res
+                                    || r.short_names.iter().flatten().any(|s| s == res))
+                        })
+                        .map(|r| (g, r))
+                })
+        })
+    }
+
     /// The failed group named `group`, if its discovery failed.
     pub fn failed_group(&self, group: &str) -> Option<&FailedGroup> {
         self.failed.iter().find(|f| f.group == group)
@@ -122,6 +167,15 @@ impl Discovery {
     }
 }
 
+/// The name kubectl accepts for `resource` of `group`: `secrets` (core group), `deployments.apps`.
+pub fn qualified_name(resource: &str, group: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 /// kube-rs's error for a failed request; a 503 reads as client-go reports it.
 fn error_text(e: &kube::Error) -> String {
     match e {
@@ -129,5 +183,79 @@ fn error_text(e: &kube::Error) -> String {
             "the server is currently unable to handle the request (503)".to_string()
         }
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(name: &str, kind: &str, short: &[&str], verbs: &[&str]) -> APIResource {
+        APIResource {
+            name: name.into(),
+            kind: kind.into(),
+            singular_name: kind.to_ascii_lowercase(),
+            short_names: Some(short.iter().map(|s| s.to_string()).collect()),
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn sample() -> Discovery {
+        let group = |group: &str, resources| ServedGroup {
+            group: group.into(),
+            version: "v1".into(),
+            resources,
+        };
+        Discovery {
+            groups: vec![
+                group(
+                    "",
+                    vec![
+                        resource("secrets", "Secret", &[], &["get", "list", "update"]),
+                        resource("secrets/status", "Secret", &[], &["get", "list"]),
+                        resource("bindings", "Binding", &[], &["create"]),
+                    ],
+                ),
+                group(
+                    "apps",
+                    vec![resource(
+                        "deployments",
+                        "Deployment",
+                        &["deploy"],
+                        &["list"],
+                    )],
+                ),
+            ],
+            failed: vec![],
+        }
+    }
+
+    #[test]
+    fn finds_resources_as_kubectl_names_them() {
+        let d = sample();
+        for name in ["secrets", "secret", "Secret", "SECRETS"] {
+            assert_eq!(d.find(name).map(|(_, r)| r.name.as_str()), Some("secrets"));
+        }
+        for name in ["deploy", "deployments.apps", "Deployment.apps"] {
+            let (g, r) = d.find(name).unwrap();
+            assert_eq!((g.group.as_str(), r.name.as_str()), ("apps", "deployments"));
+        }
+        assert!(d.find("deployments.batch").is_none());
+        assert!(d.find("secrets/status").is_none());
+        assert!(d.find("widgets").is_none());
+    }
+
+    #[test]
+    fn lists_top_level_resources_by_verbs_and_names_them_with_their_group() {
+        let d = sample();
+        let names = |verbs: &[&str]| -> Vec<String> {
+            d.resources_supporting(verbs)
+                .map(|(g, r)| qualified_name(&r.name, &g.group))
+                .collect()
+        };
+        assert_eq!(names(&["list"]), ["secrets", "deployments.apps"]);
+        assert_eq!(names(&["get", "list", "update"]), ["secrets"]);
+        assert_eq!(names(&[]), ["secrets", "bindings", "deployments.apps"]);
     }
 }

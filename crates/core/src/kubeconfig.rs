@@ -1,15 +1,18 @@
-//! The kubeconfig file format: building and writing a client-certificate kubeconfig.
+//! The kubeconfig file format: building, writing and reading back a client-certificate kubeconfig.
 //!
 //! Reading and merging kubeconfigs lives in [`crate::client`] (on top of kube-rs `kube::config::Kubeconfig`).
 //! Here: [`ClientCertKubeconfig`] builds the file `kubeadm kubeconfig user` writes (cluster with server and
 //! `certificate-authority-data`, user with `client-certificate-data`/`client-key-data`, context `USER@CLUSTER`,
 //! set as `current-context`; see kubernetes `cmd/kubeadm/app/util/kubeconfig/kubeconfig.go` `CreateWithCerts`),
-//! plus the context namespace, and writes it 0600 through [`crate::fsutil::write_private`].
+//! plus the context namespace, and writes it 0600 through [`crate::fsutil::write_private`];
+//! [`client_credentials`] reads the certificate and key of such a file back (kube-rs `Kubeconfig`).
 
 use std::fmt;
 use std::path::Path;
 
 use base64::Engine as _;
+use kube::config::Kubeconfig;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
 use crate::client::ClusterInfo;
@@ -222,6 +225,33 @@ impl ClientCertKubeconfig {
     }
 }
 
+/// The current context's client certificate chain and key (PEM, from `client-certificate-data` and
+/// `client-key-data`) of the kubeconfig at `path`; `None` when the file cannot be read or has no such user.
+pub fn client_credentials(path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    let file = Kubeconfig::read_from(path).ok()?;
+    let ctx = file.current_context.as_ref()?;
+    let user_name = file
+        .contexts
+        .iter()
+        .find(|c| &c.name == ctx)?
+        .context
+        .as_ref()?
+        .user
+        .clone()?;
+    let user = file
+        .auth_infos
+        .iter()
+        .find(|u| u.name == user_name)?
+        .auth_info
+        .as_ref()?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cert = b64.decode(user.client_certificate_data.as_ref()?).ok()?;
+    let key = b64
+        .decode(user.client_key_data.as_ref()?.expose_secret())
+        .ok()?;
+    Some((cert, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +344,23 @@ mod tests {
         let mut kc = sample();
         kc.client_key_pem.clear();
         assert!(kc.to_yaml().unwrap_err().to_string().contains("key"));
+    }
+    #[test]
+    fn credentials_read_back_from_the_written_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("john.kubeconfig");
+        let kc = sample();
+        kc.write(&path).unwrap();
+        let (cert, key) = client_credentials(&path).unwrap();
+        assert_eq!(cert, kc.client_certificate_pem);
+        assert_eq!(key, kc.client_key_pem);
+        // Another current context, or no file: nothing.
+        let other = std::fs::read_to_string(&path).unwrap().replace(
+            "current-context: john@kubernetes",
+            "current-context: nobody",
+        );
+        std::fs::write(&path, other).unwrap();
+        assert!(client_credentials(&path).is_none());
+        assert!(client_credentials(&dir.path().join("missing")).is_none());
     }
 }

@@ -22,6 +22,7 @@
 //! [`remove`] offboards; [`list`] shows the issuance records.
 
 pub mod csr;
+pub mod output;
 pub mod preflight;
 pub mod rbac;
 pub mod record;
@@ -138,6 +139,19 @@ pub enum OnboardError {
 }
 
 impl OnboardError {
+    /// Wraps the error of a write: in a server-side dry run, a refusal by the API server (RBAC escalation,
+    /// admission) becomes [`OnboardError::DryRunRefused`] naming `object`.
+    pub fn write(action: impl Into<String>, object: String, dry_run: bool, e: kube::Error) -> Self {
+        match Self::api(action, e) {
+            Self::Api {
+                message,
+                code: Some(_),
+                ..
+            } if dry_run => Self::DryRunRefused { object, message },
+            err => err,
+        }
+    }
+
     /// Wraps a kube-rs error with what was being done.
     pub fn api(action: impl Into<String>, e: kube::Error) -> Self {
         let action = action.into();
@@ -155,6 +169,14 @@ impl OnboardError {
                 code: None,
             },
         }
+    }
+}
+
+/// The parameters of every create and update (`kubectl-onboard` as field manager; `?dryRun=All` in a dry run).
+pub fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some("kubectl-onboard".into()),
     }
 }
 
@@ -595,68 +617,13 @@ struct Existing {
     record: record::IssuanceRecord,
 }
 
-/// The user credentials in a kubeconfig file written by [`ClientCertKubeconfig`] (current context's user).
-#[derive(serde::Deserialize)]
-struct CredFile {
-    #[serde(rename = "current-context")]
-    current_context: Option<String>,
-    #[serde(default)]
-    contexts: Vec<CredNamedContext>,
-    #[serde(default)]
-    users: Vec<CredNamedUser>,
-}
-
-#[derive(serde::Deserialize)]
-struct CredNamedContext {
-    name: String,
-    context: CredContext,
-}
-
-#[derive(serde::Deserialize)]
-struct CredContext {
-    user: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct CredNamedUser {
-    name: String,
-    user: CredUser,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct CredUser {
-    client_certificate_data: Option<String>,
-    client_key_data: Option<String>,
-}
-
-/// Reads the current user's client certificate chain and key (PEM) from a kubeconfig file.
-fn read_credentials(path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
-    use base64::Engine as _;
-    let text = std::fs::read_to_string(path).ok()?;
-    let file: CredFile = serde_saphyr::from_str(&text).ok()?;
-    let ctx = file.current_context.as_ref()?;
-    let user_name = file
-        .contexts
-        .iter()
-        .find(|c| &c.name == ctx)?
-        .context
-        .user
-        .clone()?;
-    let user = &file.users.iter().find(|u| u.name == user_name)?.user;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let cert = b64.decode(user.client_certificate_data.as_ref()?).ok()?;
-    let key = b64.decode(user.client_key_data.as_ref()?).ok()?;
-    Some((cert, key))
-}
-
 /// Loads the kubeconfig at `out` and keeps its certificate when it is for the same subject, matches its key,
 /// has at least half of the TTL left and has an issuance record in this cluster.
 async fn reusable(client: &kube::Client, opts: &OnboardOptions) -> Option<Existing> {
     if opts.renew || !opts.out.exists() {
         return None;
     }
-    let (chain_pem, key_pem) = read_credentials(&opts.out)?;
+    let (chain_pem, key_pem) = crate::kubeconfig::client_credentials(&opts.out)?;
     let source = opts.out.display().to_string();
     let cert = Certificate::bundle_from_pem(&chain_pem, &source)
         .ok()?
@@ -747,12 +714,122 @@ pub async fn onboard(
 ) -> Result<OnboardReport> {
     validate(opts)?;
     let groups = opts.cert_groups();
+    let mut warnings = access_warnings(opts);
+    let admin_name = admin_name(client, resolved).await;
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns_exists = namespace_exists(&ns_api, opts).await?;
+    preflight(client, opts, ns_exists, admin_name.clone()).await?;
+    warnings.extend(rbac::existing_cluster_grants(client, &opts.user, &groups).await);
+
+    // Certificate to keep, if any; else a key and request (in memory; the key is never sent anywhere).
+    let source = match reusable(client, opts).await {
+        Some(existing) => CertSource::Kept(Box::new(existing)),
+        None => {
+            let key = PrivateKey::generate(opts.key_type)?;
+            let req = CertificateRequest::build(&key, &opts.user, &groups)?;
+            CertSource::New { key, req }
+        }
+    };
+
+    let mut objects = Vec::new();
+    let created_namespace = if ns_exists {
+        false
+    } else {
+        objects.push(create_namespace(&ns_api, opts).await?);
+        !opts.dry_run
+    };
+    let rollback = |e| rollback_namespace(&ns_api, created_namespace, &opts.namespace, e);
+    let request = match &source {
+        CertSource::New { req, .. } => Some(req),
+        CertSource::Kept(_) => None,
+    };
+    let plan = match dry_run_on_server(client, opts, ns_exists || created_namespace, request).await
+    {
+        Ok((plan, warning)) => {
+            warnings.extend(warning);
+            plan
+        }
+        Err(e) => return Err(rollback(e).await),
+    };
+    if opts.dry_run {
+        let kept = match &source {
+            CertSource::Kept(e) => Some(info_from_record(&e.record, true)),
+            CertSource::New { .. } => None,
+        };
+        objects.extend(dry_run_changes(opts, &plan, kept.is_none()));
+        return Ok(OnboardReport {
+            user: opts.user.clone(),
+            groups,
+            namespace: opts.namespace.clone(),
+            dry_run: true,
+            certificate: kept,
+            files: vec![],
+            objects,
+            access: vec![],
+            whoami: None,
+            warnings,
+        });
+    }
+
+    let issued = match source {
+        CertSource::Kept(e) => Issued {
+            info: info_from_record(&e.record, true),
+            cert: e.cert,
+            chain_pem: e.chain_pem,
+            key: e.key,
+        },
+        CertSource::New { key, req } => sign(client, opts, &groups, key, &req).await?,
+    };
+    let not_after = issued.cert.not_after()?;
+    warnings.extend(issued.warnings(opts, resolved, not_after));
+    let files = issued.write_files(opts, resolved)?;
+
+    // RBAC for real.
+    objects.extend(rbac::apply(client, &plan, false).await?);
+
+    // Issuance record.
+    let rec = record::IssuanceRecord {
+        user: opts.user.clone(),
+        groups: groups.clone(),
+        namespace: opts.namespace.clone(),
+        serial: issued.info.serial.clone(),
+        fingerprint_sha256: issued.info.fingerprint_sha256.clone(),
+        subject: issued.info.subject.clone(),
+        not_before: issued.info.not_before.clone(),
+        not_after: issued.info.not_after.clone(),
+        not_after_unix: not_after,
+        signer: issued.info.signer.clone(),
+        csr: issued.info.csr.clone(),
+        issued_by: admin_name,
+        issued_at: rfc3339(unix_now()),
+        bindings: plan.binding_names(),
+        offboarded_at: None,
+    };
+    objects.push(record::upsert(client, &rec).await?);
+
+    let (access, whoami, mut vwarn) = verify_access(client, opts, &groups, &plan).await?;
+    warnings.append(&mut vwarn);
+    Ok(OnboardReport {
+        user: opts.user.clone(),
+        groups,
+        namespace: opts.namespace.clone(),
+        dry_run: false,
+        certificate: Some(issued.info),
+        files,
+        objects,
+        access,
+        whoami,
+        warnings,
+    })
+}
+
+/// What the admin should know about the access asked for, before anything runs.
+fn access_warnings(opts: &OnboardOptions) -> Vec<String> {
     let mut warnings = Vec::new();
-    if opts.bind_group.is_some() {
+    if let Some(group) = &opts.bind_group {
         warnings.push(format!(
-            "access is bound to group {:?}: every certificate carrying that group gets it, and offboarding one \
-             member means removing the whole group's binding until that member's certificate expires",
-            opts.bind_group.as_deref().unwrap_or_default()
+            "access is bound to group {group:?}: every certificate carrying that group gets it, and offboarding one \
+             member means removing the whole group's binding until that member's certificate expires"
         ));
     }
     let (verbs, resources) = opts.access.matrix();
@@ -767,257 +844,257 @@ pub async fn onboard(
             "get/list/watch on secrets reveals every secret's content in the namespace".to_string(),
         );
     }
+    warnings
+}
 
-    // Who is running this (for the preflight message and the issuance record).
+/// Who is running this (for the preflight message and the issuance record).
+async fn admin_name(client: &kube::Client, resolved: &ResolvedConfig) -> String {
     let admin = verify::whoami(client).await.ok();
-    let admin_name = admin
-        .as_ref()
-        .map(|w| w.username.clone())
+    admin
+        .map(|w| w.username)
         .or_else(|| resolved.user.clone())
-        .unwrap_or_else(|| "the current user".into());
+        .unwrap_or_else(|| "the current user".into())
+}
 
-    // Namespace.
-    let ns_api: Api<Namespace> = Api::all(client.clone());
-    let ns_exists = ns_api
+/// Whether the namespace exists; a missing one is refused unless `--create-namespace`.
+async fn namespace_exists(ns_api: &Api<Namespace>, opts: &OnboardOptions) -> Result<bool> {
+    let exists = ns_api
         .get_opt(&opts.namespace)
         .await
         .map_err(|e| OnboardError::api(format!("get namespace {}", opts.namespace), e))?
         .is_some();
-    if !ns_exists && !opts.create_namespace {
+    if !exists && !opts.create_namespace {
         return Err(OnboardError::Refused(format!(
             "namespace {:?} does not exist: create it (kubectl create namespace {}) or pass --create-namespace",
             opts.namespace, opts.namespace
         )));
     }
+    Ok(exists)
+}
 
-    // Preflight.
+/// One SelfSubjectAccessReview per permission the run needs; every missing one is reported at once.
+async fn preflight(
+    client: &kube::Client,
+    opts: &OnboardOptions,
+    ns_exists: bool,
+    who: String,
+) -> Result<()> {
     let needed = preflight::needed_for_onboard(opts, !ns_exists);
     let missing = preflight::missing(client, &needed).await?;
-    if !missing.is_empty() {
-        return Err(OnboardError::Preflight {
-            who: admin_name,
-            missing,
-        });
-    }
-
-    warnings.extend(rbac::existing_cluster_grants(client, &opts.user, &groups).await);
-
-    // Certificate to keep, if any.
-    let existing = reusable(client, opts).await;
-
-    // Key and request (in memory; the key is never sent anywhere).
-    let (key, request) = match &existing {
-        Some(_) => (None, None),
-        None => {
-            let key = PrivateKey::generate(opts.key_type)?;
-            let req = CertificateRequest::build(&key, &opts.user, &groups)?;
-            (Some(key), Some(req))
-        }
-    };
-
-    let mut objects = Vec::new();
-    let mut created_namespace = false;
-    if !ns_exists {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(opts.namespace.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let pp = PostParams {
-            dry_run: opts.dry_run,
-            field_manager: Some("kubectl-onboard".into()),
-        };
-        ns_api
-            .create(&pp, &ns)
-            .await
-            .map_err(|e| OnboardError::api(format!("create namespace {}", opts.namespace), e))?;
-        created_namespace = !opts.dry_run;
-        objects.push(ObjectChange {
-            kind: "Namespace".into(),
-            namespace: None,
-            name: opts.namespace.clone(),
-            change: if opts.dry_run {
-                Change::WouldCreate
-            } else {
-                Change::Created
-            },
-        });
-    }
-
-    // Server-side dry run of everything that can be refused, before anything persistent is created.
-    let plan = rbac::plan(client, opts).await;
-    let plan = match plan {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await);
-        }
-    };
-    if ns_exists || created_namespace {
-        if let Err(e) = rbac::apply(client, &plan, true).await {
-            return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await);
-        }
+    if missing.is_empty() {
+        Ok(())
     } else {
-        warnings.push(format!(
+        Err(OnboardError::Preflight { who, missing })
+    }
+}
+
+/// Creates the namespace (`--create-namespace`; server-side only in a dry run).
+async fn create_namespace(ns_api: &Api<Namespace>, opts: &OnboardOptions) -> Result<ObjectChange> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(opts.namespace.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pp = post_params(opts.dry_run);
+    ns_api
+        .create(&pp, &ns)
+        .await
+        .map_err(|e| OnboardError::api(format!("create namespace {}", opts.namespace), e))?;
+    Ok(ObjectChange {
+        kind: "Namespace".into(),
+        namespace: None,
+        name: opts.namespace.clone(),
+        change: if opts.dry_run {
+            Change::WouldCreate
+        } else {
+            Change::Created
+        },
+    })
+}
+
+/// Server-side dry run of everything that can be refused (Role, RoleBinding, CSR), before anything persistent
+/// is created. Returns the RBAC plan, and a warning when the namespace does not exist yet (`ns_ready` false: no
+/// RBAC dry run).
+async fn dry_run_on_server(
+    client: &kube::Client,
+    opts: &OnboardOptions,
+    ns_ready: bool,
+    request: Option<&CertificateRequest>,
+) -> Result<(rbac::Plan, Option<String>)> {
+    let plan = rbac::plan(client, opts).await?;
+    let mut warning = None;
+    if ns_ready {
+        rbac::apply(client, &plan, true).await?;
+    } else {
+        warning = Some(format!(
             "namespace {} does not exist yet, so the Role/RoleBinding dry run was skipped",
             opts.namespace
         ));
     }
-    if let (Some(req), SignerChoice::Csr { .. }) = (&request, &opts.signer)
-        && let Err(e) = csr::create(
-            client,
-            &opts.user,
-            req,
-            opts.ttl,
-            &usages_for(opts.key_type),
-            true,
-        )
-        .await
-    {
-        return Err(rollback_namespace(&ns_api, created_namespace, &opts.namespace, e).await);
+    if let (Some(req), SignerChoice::Csr { .. }) = (request, &opts.signer) {
+        let usages = usages_for(opts.key_type);
+        csr::create(client, &opts.user, req, opts.ttl, &usages, true).await?;
     }
+    Ok((plan, warning))
+}
 
-    if opts.dry_run {
-        objects.extend(rbac::changes(&plan, true));
-        if existing.is_none() {
-            objects.push(ObjectChange {
-                kind: "CertificateSigningRequest".into(),
-                namespace: None,
-                name: format!("atrest-onboard-{}-…", record::slug(&opts.user)),
-                change: match opts.signer {
-                    SignerChoice::Csr { .. } => Change::WouldCreate,
-                    SignerChoice::Local { .. } => Change::Unchanged,
-                },
-            });
-        }
-        return Ok(OnboardReport {
-            user: opts.user.clone(),
-            groups,
-            namespace: opts.namespace.clone(),
-            dry_run: true,
-            certificate: existing.as_ref().map(|e| info_from_record(&e.record, true)),
-            files: vec![],
-            objects,
-            access: vec![],
-            whoami: None,
-            warnings,
+/// The objects a dry run would create or change.
+fn dry_run_changes(opts: &OnboardOptions, plan: &rbac::Plan, new_cert: bool) -> Vec<ObjectChange> {
+    let mut objects = rbac::changes(plan, true);
+    if new_cert {
+        objects.push(ObjectChange {
+            kind: "CertificateSigningRequest".into(),
+            namespace: None,
+            name: format!("atrest-onboard-{}-…", record::slug(&opts.user)),
+            change: match opts.signer {
+                SignerChoice::Csr { .. } => Change::WouldCreate,
+                SignerChoice::Local { .. } => Change::Unchanged,
+            },
         });
     }
+    objects
+}
 
-    // Sign (or keep).
-    let (cert, chain_pem, key, info) = match existing {
-        Some(e) => {
-            let info = info_from_record(&e.record, true);
-            (e.cert, e.chain_pem, e.key, info)
+/// Where the run's certificate comes from.
+enum CertSource {
+    /// The one in the kubeconfig at `--out`, still good.
+    Kept(Box<Existing>),
+    /// A new key and the request to sign.
+    New {
+        key: PrivateKey,
+        req: CertificateRequest,
+    },
+}
+
+/// The certificate a run ends with (issued now, or kept), its key and chain.
+struct Issued {
+    cert: Certificate,
+    chain_pem: Vec<u8>,
+    key: PrivateKey,
+    info: CertificateInfo,
+}
+
+/// Signs `req` with the CSR API (create, approve, wait) or the local CA, and checks what came back.
+async fn sign(
+    client: &kube::Client,
+    opts: &OnboardOptions,
+    groups: &[String],
+    key: PrivateKey,
+    req: &CertificateRequest,
+) -> Result<Issued> {
+    let usages = usages_for(opts.key_type);
+    let (chain_pem, csr_name, signer) = match &opts.signer {
+        SignerChoice::Csr { timeout } => {
+            let name = csr::create(client, &opts.user, req, opts.ttl, &usages, false).await?;
+            tracing::info!(csr = %name, "created CertificateSigningRequest");
+            csr::approve(client, &name).await?;
+            tracing::info!(csr = %name, "approved; waiting for the certificate");
+            let pem = csr::wait_for_certificate(client, &name, *timeout).await?;
+            (pem, Some(name), SIGNER_NAME.to_string())
         }
-        None => {
-            let key = key.expect("key generated when not reusing");
-            let req = request.expect("request built when not reusing");
-            let usages = usages_for(opts.key_type);
-            let (chain_pem, csr_name, signer) = match &opts.signer {
-                SignerChoice::Csr { timeout } => {
-                    let name =
-                        csr::create(client, &opts.user, &req, opts.ttl, &usages, false).await?;
-                    tracing::info!(csr = %name, "created CertificateSigningRequest");
-                    csr::approve(client, &name).await?;
-                    tracing::info!(csr = %name, "approved; waiting for the certificate");
-                    let pem = csr::wait_for_certificate(client, &name, *timeout).await?;
-                    (pem, Some(name), SIGNER_NAME.to_string())
-                }
-                SignerChoice::Local { ca_cert, ca_key } => {
-                    let ca = CertificateAuthority::load(ca_cert, ca_key)?;
-                    let cert = ca.sign_csr(&req, opts.ttl, &usages)?;
-                    // Verify the chain right away: a wrong --ca-cert/--ca-key pair fails here.
-                    cert.verify(std::slice::from_ref(&ca.cert), &[])?;
-                    (cert.to_pem()?, None, "local".to_string())
-                }
-            };
-            let cert = Certificate::bundle_from_pem(&chain_pem, "the issued certificate")?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    OnboardError::BadCertificate("no certificate in the response".into())
-                })?;
-            check_certificate(&cert, &key, &opts.user, &groups)?;
-            let info = CertificateInfo {
-                subject: cert.subject(),
-                serial: cert.serial_hex(),
-                fingerprint_sha256: cert.fingerprint_sha256()?,
-                not_before: rfc3339(cert.not_before()?),
-                not_after: rfc3339(cert.not_after()?),
-                csr: csr_name,
-                signer,
-                reused: false,
-            };
-            (cert, chain_pem, key, info)
+        SignerChoice::Local { ca_cert, ca_key } => {
+            let ca = CertificateAuthority::load(ca_cert, ca_key)?;
+            let cert = ca.sign_csr(req, opts.ttl, &usages)?;
+            // Verify the chain right away: a wrong --ca-cert/--ca-key pair fails here.
+            cert.verify(std::slice::from_ref(&ca.cert), &[])?;
+            (cert.to_pem()?, None, "local".to_string())
         }
     };
-    let not_after = cert.not_after()?;
-    let asked_end = unix_now() + opts.ttl.as_secs() as i64;
-    // The signer backdates by 5 minutes (signer.go PermissiveSigningPolicy); allow one more minute of slack.
-    if !info.reused && not_after < asked_end - 6 * 60 {
-        warnings.push(format!(
-            "the certificate expires {} ({} from now), earlier than the requested --ttl {}: the signer capped it \
-             (kube-controller-manager --cluster-signing-duration, or the CA's own expiry)",
-            rfc3339(not_after),
-            human_duration(not_after - unix_now()),
-            human_duration(opts.ttl.as_secs() as i64)
-        ));
+    let cert = Certificate::bundle_from_pem(&chain_pem, "the issued certificate")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OnboardError::BadCertificate("no certificate in the response".into()))?;
+    check_certificate(&cert, &key, &opts.user, groups)?;
+    let info = CertificateInfo {
+        subject: cert.subject(),
+        serial: cert.serial_hex(),
+        fingerprint_sha256: cert.fingerprint_sha256()?,
+        not_before: rfc3339(cert.not_before()?),
+        not_after: rfc3339(cert.not_after()?),
+        csr: csr_name,
+        signer,
+        reused: false,
+    };
+    Ok(Issued {
+        cert,
+        chain_pem,
+        key,
+        info,
+    })
+}
+
+impl Issued {
+    /// A certificate that ends earlier than asked (the signer capped it), or does not chain to the kubeconfig's
+    /// CA.
+    fn warnings(
+        &self,
+        opts: &OnboardOptions,
+        resolved: &ResolvedConfig,
+        not_after: i64,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let asked_end = unix_now() + opts.ttl.as_secs() as i64;
+        // The signer backdates by 5 minutes (signer.go PermissiveSigningPolicy); allow one more minute of slack.
+        if !self.info.reused && not_after < asked_end - 6 * 60 {
+            warnings.push(format!(
+                "the certificate expires {} ({} from now), earlier than the requested --ttl {}: the signer capped it \
+                 (kube-controller-manager --cluster-signing-duration, or the CA's own expiry)",
+                rfc3339(not_after),
+                human_duration(not_after - unix_now()),
+                human_duration(opts.ttl.as_secs() as i64)
+            ));
+        }
+        if let Some(ca_pem) = &resolved.cluster.certificate_authority_pem
+            && let Ok(roots) = Certificate::bundle_from_pem(ca_pem, "the cluster CA")
+            && self.cert.verify(&roots, &[]).is_err()
+        {
+            warnings.push(
+                "the certificate does not chain to the CA in your kubeconfig (the cluster may use a separate client CA)"
+                    .to_string(),
+            );
+        }
+        warnings
     }
-    if let Some(ca_pem) = &resolved.cluster.certificate_authority_pem
-        && let Ok(roots) = Certificate::bundle_from_pem(ca_pem, "the cluster CA")
-        && cert.verify(&roots, &[]).is_err()
-    {
-        warnings.push(
-            "the certificate does not chain to the CA in your kubeconfig (the cluster may use a separate client CA)"
-                .to_string(),
+
+    /// Files: kubeconfig, key, certificate.
+    fn write_files(
+        &self,
+        opts: &OnboardOptions,
+        resolved: &ResolvedConfig,
+    ) -> Result<Vec<FileChange>> {
+        let key_pem = self.key.to_pem()?;
+        let kubeconfig = ClientCertKubeconfig::for_cluster(
+            &resolved.cluster,
+            &opts.user,
+            Some(&opts.namespace),
+            self.chain_pem.clone(),
+            key_pem.clone(),
         );
+        let yaml = kubeconfig.to_yaml()?;
+        Ok(vec![
+            write_file(&opts.out, yaml.as_bytes(), true, false)?,
+            write_file(&opts.key_path(), &key_pem, true, false)?,
+            write_file(&opts.cert_path(), &self.chain_pem, false, false)?,
+        ])
     }
+}
 
-    // Files: kubeconfig, key, certificate.
-    let key_pem = key.to_pem()?;
-    let kubeconfig = ClientCertKubeconfig::for_cluster(
-        &resolved.cluster,
-        &opts.user,
-        Some(&opts.namespace),
-        chain_pem.clone(),
-        key_pem.clone(),
-    );
-    let yaml = kubeconfig.to_yaml()?;
-    let files = vec![
-        write_file(&opts.out, yaml.as_bytes(), true, false)?,
-        write_file(&opts.key_path(), &key_pem, true, false)?,
-        write_file(&opts.cert_path(), &chain_pem, false, false)?,
-    ];
-
-    // RBAC for real.
-    objects.extend(rbac::apply(client, &plan, false).await?);
-
-    // Issuance record.
-    let rec = record::IssuanceRecord {
-        user: opts.user.clone(),
-        groups: groups.clone(),
-        namespace: opts.namespace.clone(),
-        serial: info.serial.clone(),
-        fingerprint_sha256: info.fingerprint_sha256.clone(),
-        subject: info.subject.clone(),
-        not_before: info.not_before.clone(),
-        not_after: info.not_after.clone(),
-        not_after_unix: not_after,
-        signer: info.signer.clone(),
-        csr: info.csr.clone(),
-        issued_by: admin_name.clone(),
-        issued_at: rfc3339(unix_now()),
-        bindings: plan.binding_names(),
-        offboarded_at: None,
-    };
-    objects.push(record::upsert(client, &rec).await?);
-
-    // Verification.
-    let (access, mut failures, mut vwarn) =
+/// Verification: the SubjectAccessReview matrix, and whoami with the new kubeconfig (the user and every group).
+/// Any mismatch is an error listing them all.
+async fn verify_access(
+    client: &kube::Client,
+    opts: &OnboardOptions,
+    groups: &[String],
+    plan: &rbac::Plan,
+) -> Result<(
+    Vec<verify::AccessCheck>,
+    Option<verify::WhoAmI>,
+    Vec<String>,
+)> {
+    let (access, mut failures, warnings) =
         verify::access_matrix(client, opts, &plan.cluster_role_rules).await?;
-    warnings.append(&mut vwarn);
     let whoami = match verify::whoami_with_kubeconfig(&opts.out).await {
         Ok(w) => {
             if w.username != opts.user {
@@ -1026,7 +1103,7 @@ pub async fn onboard(
                     w.username, opts.user
                 ));
             }
-            for g in &groups {
+            for g in groups {
                 if !w.groups.contains(g) {
                     failures.push(format!("the new kubeconfig's identity lacks group {g:?}"));
                 }
@@ -1038,23 +1115,11 @@ pub async fn onboard(
             None
         }
     };
-    let report = OnboardReport {
-        user: opts.user.clone(),
-        groups,
-        namespace: opts.namespace.clone(),
-        dry_run: false,
-        certificate: Some(info),
-        files,
-        objects,
-        access,
-        whoami,
-        warnings,
-    };
     if !failures.is_empty() {
         tracing::error!("verification failed");
         return Err(OnboardError::Verification(failures));
     }
-    Ok(report)
+    Ok((access, whoami, warnings))
 }
 
 async fn rollback_namespace(

@@ -132,6 +132,15 @@ fn first_error(e: &ErrorStack) -> Option<String> {
         .and_then(|x| x.reason().map(str::to_string))
 }
 
+/// Maps OpenSSL's error parsing `what` from `source` to [`PkiError::NotPem`].
+fn not_pem<'a>(source: &'a str, what: &'static str) -> impl FnOnce(ErrorStack) -> PkiError + 'a {
+    move |e| PkiError::NotPem {
+        source_name: source.to_string(),
+        what,
+        detail: first_error(&e),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys
 
@@ -217,11 +226,7 @@ impl PrivateKey {
     pub fn from_pem(pem: &[u8], source: &str) -> Result<Self> {
         PKey::private_key_from_pem(pem)
             .map(|key| Self { key })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "private key",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "private key"))
     }
 
     /// Load a PEM private key file.
@@ -351,11 +356,7 @@ impl Certificate {
                 cert,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate"))
     }
 
     /// Load the first certificate of a PEM file.
@@ -370,11 +371,7 @@ impl Certificate {
 
     /// Parse every certificate of a PEM bundle (at least one).
     pub fn bundle_from_pem(pem: &[u8], source: &str) -> Result<Vec<Self>> {
-        let certs = X509::stack_from_pem(pem).map_err(|e| PkiError::NotPem {
-            source_name: source.to_string(),
-            what: "certificate",
-            detail: first_error(&e),
-        })?;
+        let certs = X509::stack_from_pem(pem).map_err(not_pem(source, "certificate"))?;
         if certs.is_empty() {
             return Err(PkiError::NotPem {
                 source_name: source.to_string(),
@@ -858,44 +855,34 @@ impl CertificateAuthority {
                 .ctx("basicConstraints")?,
         )
         .ctx("basicConstraints")?;
-        let mut ku = KeyUsage::new();
-        ku.critical();
-        let mut any_ku = false;
-        let mut eku = ExtendedKeyUsage::new();
-        let mut any_eku = false;
-        for u in usages {
-            match u {
-                Usage::DigitalSignature => {
-                    ku.digital_signature();
-                    any_ku = true;
-                }
-                Usage::KeyEncipherment => {
-                    ku.key_encipherment();
-                    any_ku = true;
-                }
-                Usage::CertSign => {
-                    ku.key_cert_sign();
-                    any_ku = true;
-                }
-                Usage::CrlSign => {
-                    ku.crl_sign();
-                    any_ku = true;
-                }
-                Usage::ServerAuth => {
-                    eku.server_auth();
-                    any_eku = true;
-                }
-                Usage::ClientAuth => {
-                    eku.client_auth();
-                    any_eku = true;
-                }
+        // keyUsage (critical) and extendedKeyUsage, each only when some usage of its kind is asked for.
+        let (extended, basic): (Vec<Usage>, Vec<Usage>) = usages
+            .iter()
+            .partition(|u| matches!(u, Usage::ServerAuth | Usage::ClientAuth));
+        if !basic.is_empty() {
+            let mut ku = KeyUsage::new();
+            ku.critical();
+            for u in &basic {
+                match u {
+                    Usage::DigitalSignature => ku.digital_signature(),
+                    Usage::KeyEncipherment => ku.key_encipherment(),
+                    Usage::CertSign => ku.key_cert_sign(),
+                    Usage::CrlSign => ku.crl_sign(),
+                    Usage::ServerAuth | Usage::ClientAuth => continue,
+                };
             }
-        }
-        if any_ku {
             b.append_extension(ku.build().ctx("keyUsage")?)
                 .ctx("keyUsage")?;
         }
-        if any_eku {
+        if !extended.is_empty() {
+            let mut eku = ExtendedKeyUsage::new();
+            for u in &extended {
+                if *u == Usage::ServerAuth {
+                    eku.server_auth();
+                } else {
+                    eku.client_auth();
+                }
+            }
             b.append_extension(eku.build().ctx("extendedKeyUsage")?)
                 .ctx("extendedKeyUsage")?;
         }
@@ -979,11 +966,7 @@ impl CertificateRequest {
                 req,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate request",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate request"))
     }
 
     /// Parse a DER CSR.
@@ -993,11 +976,7 @@ impl CertificateRequest {
                 req,
                 source: source.to_string(),
             })
-            .map_err(|e| PkiError::NotPem {
-                source_name: source.to_string(),
-                what: "certificate request",
-                detail: first_error(&e),
-            })
+            .map_err(not_pem(source, "certificate request"))
     }
 
     /// PEM encoding (what goes, base64-encoded, into `CertificateSigningRequest.spec.request`).

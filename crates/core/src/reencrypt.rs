@@ -23,12 +23,13 @@
 //! * cancellation: in-flight requests finish, queued objects are left for the next run, state is saved.
 
 mod discovery;
+pub mod report;
 mod state;
 #[cfg(test)]
 mod tests;
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +40,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 
-pub use discovery::{Discovered, Target, resolve};
+pub use discovery::{Discovered, Selection, Target, resolve, select};
+pub use report::SCREEN_ROWS;
 pub use state::{ResourceState, State, StateFile, kube_dir};
 pub use wire::Wire;
 
@@ -60,6 +62,14 @@ pub enum ReencryptError {
     /// Invalid options.
     #[error("invalid options: {0}")]
     Options(String),
+    /// The EncryptionConfiguration given with `--all-encrypted` names nothing to rewrite.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Retry policy for throttled, failing or unreachable API servers.
@@ -279,6 +289,15 @@ pub(crate) fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The path of one page of a list call: `limit`, and after the first page the `continue` token the previous
+/// page returned (apimachinery `ListOptions`; `pkg/apis/meta/v1/types.go`), percent-encoded.
+fn page_path(base: &str, limit: u32, cont: Option<&str>) -> String {
+    match cont {
+        Some(c) => format!("{base}?limit={limit}&continue={}", percent_encode(c)),
+        None => format!("{base}?limit={limit}"),
+    }
 }
 
 /// A token bucket shared by every request of a run (client-go's `--qps`/`--burst` semantics).
@@ -558,12 +577,6 @@ enum Event {
     Notice(String),
 }
 
-fn object_name(o: &Value) -> &str {
-    o.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
-
 /// Sends one object back unchanged; on conflict re-reads it and sends the fresh object.
 async fn rewrite_one(
     req: &Requester,
@@ -689,10 +702,7 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
     let mut out = Vec::new();
     let mut cont: Option<String> = None;
     loop {
-        let mut path = format!("/api/v1/namespaces?limit={page_size}");
-        if let Some(c) = &cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
+        let path = page_path("/api/v1/namespaces", page_size, cont.as_deref());
         let resp = match req.send(&http::Method::GET, &path, None, wire::JSON).await {
             Ok(r) => r,
             Err(SendError::Exhausted(e)) => return Err(ReencryptError::Namespaces(e)),
@@ -712,24 +722,15 @@ async fn list_namespaces(req: &Requester, page_size: u32) -> Result<Vec<String>,
                 status_message(&resp.body)
             )));
         }
-        let v: Value = serde_json::from_slice(&resp.body)
-            .map_err(|e| ReencryptError::Namespaces(format!("invalid JSON from {path}: {e}")))?;
-        for item in v
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let n = object_name(item);
-            if !n.is_empty() {
-                out.push(n.to_string());
-            }
-        }
-        cont = v
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
+        let page = wire::parse_page(&resp.body)
+            .map_err(|e| ReencryptError::Namespaces(format!("GET {path}: {e}")))?;
+        out.extend(
+            page.items
+                .iter()
+                .map(|item| item.meta().name)
+                .filter(|n| !n.is_empty()),
+        );
+        cont = page.cont;
         if cont.is_none() {
             break;
         }
@@ -798,10 +799,7 @@ async fn list_namespace(
         if req.cancelled() {
             return ListEnd::Cancelled(count);
         }
-        let mut path = format!("{}?limit={page_size}", target.collection_path(ns));
-        if let Some(c) = &cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
+        let path = page_path(&target.collection_path(ns), page_size, cont.as_deref());
         let resp = match req
             .send(&http::Method::GET, &path, None, req.accept(t))
             .await
@@ -968,13 +966,7 @@ async fn list_cluster(
             (path, r)
         })
     };
-    let fetch = |cont: Option<&str>| -> Fetch {
-        let mut path = format!("{base}?limit={page_size}");
-        if let Some(c) = cont {
-            path.push_str(&format!("&continue={}", percent_encode(c)));
-        }
-        refetch(&path)
-    };
+    let fetch = |cont: Option<&str>| -> Fetch { refetch(&page_path(&base, page_size, cont)) };
     let mut queued = 0u64;
     // The last key handled (queued or skipped): after a 410 the listing restarts and skips up to it.
     let mut last_key: Option<String> = None;
@@ -1108,12 +1100,32 @@ async fn list_cluster(
     (queued, end)
 }
 
+/// How far one namespace of a target got.
 #[derive(Default)]
 struct Track {
     listed: Option<u64>,
     finished: u64,
     broken: bool,
     interrupted: bool,
+}
+
+impl Track {
+    /// The namespace's status once it ended: incomplete, failed, listed (dry run), else `otherwise`.
+    fn status(
+        &self,
+        dry_run: bool,
+        otherwise: impl FnOnce() -> NamespaceStatus,
+    ) -> NamespaceStatus {
+        if self.interrupted {
+            NamespaceStatus::Incomplete
+        } else if self.broken {
+            NamespaceStatus::Failed
+        } else if dry_run {
+            NamespaceStatus::Listed
+        } else {
+            otherwise()
+        }
+    }
 }
 
 /// Cluster-wide progress of one target: which objects are finished, in listing order, so that the state file
@@ -1175,6 +1187,29 @@ enum Plan {
     Complete,
 }
 
+impl Options {
+    fn check(&self) -> Result<(), ReencryptError> {
+        if self.concurrency == 0 {
+            return Err(ReencryptError::Options(
+                "concurrency must be at least 1".into(),
+            ));
+        }
+        if self.page_size == 0 {
+            return Err(ReencryptError::Options(
+                "page size must be at least 1".into(),
+            ));
+        }
+        if let Some(q) = self.qps
+            && !(q.is_finite() && q > 0.0)
+        {
+            return Err(ReencryptError::Options(format!(
+                "qps must be a positive number, not {q}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Rewrites every object of `targets` (see the module documentation). `cancel` set to `true` stops the run:
 /// in-flight requests finish, queued objects stay for the next run, the state file is saved.
 ///
@@ -1188,23 +1223,7 @@ pub async fn run(
     observer: Arc<dyn Observer>,
 ) -> Result<Report, ReencryptError> {
     let started = Instant::now();
-    if options.concurrency == 0 {
-        return Err(ReencryptError::Options(
-            "concurrency must be at least 1".into(),
-        ));
-    }
-    if options.page_size == 0 {
-        return Err(ReencryptError::Options(
-            "page size must be at least 1".into(),
-        ));
-    }
-    if let Some(q) = options.qps
-        && !(q.is_finite() && q > 0.0)
-    {
-        return Err(ReencryptError::Options(format!(
-            "qps must be a positive number, not {q}"
-        )));
-    }
+    options.check()?;
     let req = Arc::new(Requester {
         client: client.clone(),
         limiter: options.qps.map(|q| RateLimiter::new(q, options.burst)),
@@ -1214,117 +1233,120 @@ pub async fn run(
         refused: targets.iter().map(|_| AtomicBool::new(false)).collect(),
     });
     let names: Vec<String> = targets.iter().map(Target::display_name).collect();
+    let mut collector = Collector::new(names, observer, options.dry_run, options.state.take());
 
     // How each target is listed: over all namespaces one cluster-wide list, with -n that namespace.
-    let mut plans: Vec<Plan> = Vec::new();
-    let mut report_rows: BTreeMap<(String, String), NamespaceReport> = BTreeMap::new();
-    let mut notes: Vec<String> = Vec::new();
     let mut any_resumed = false;
+    let mut plans: Vec<Plan> = Vec::new();
     for (t, target) in targets.iter().enumerate() {
-        let state = options.state.as_ref();
-        let plan = match &options.namespace {
-            Some(ns) => {
-                let ns = if target.namespaced {
-                    ns.clone()
-                } else {
-                    String::new()
-                };
-                if state.is_some_and(|s| s.is_done(&names[t], &ns)) {
-                    any_resumed = true;
-                    let row = NamespaceReport {
-                        resource: names[t].clone(),
-                        namespace: ns.clone(),
-                        status: NamespaceStatus::Skipped,
-                        counts: Counts::default(),
-                    };
-                    observer.namespace(&row);
-                    report_rows.insert((names[t].clone(), ns), row);
-                    Plan::Namespaces(Vec::new())
-                } else {
-                    Plan::Namespaces(vec![ns])
-                }
-            }
-            None if state.is_some_and(|s| s.is_complete(&names[t])) => {
-                any_resumed = true;
-                let note = format!(
-                    "{}: every object was done by a previous run (state file); nothing to do",
-                    names[t]
-                );
-                observer.notice(&note);
-                notes.push(note);
-                Plan::Complete
-            }
-            None => {
-                let resume = Resume {
-                    done_through: state
-                        .and_then(|s| s.done_through(&names[t]))
-                        .map(str::to_string),
-                    done_namespaces: state
-                        .and_then(|s| s.done_namespaces(&names[t]))
-                        .cloned()
-                        .unwrap_or_default(),
-                };
-                any_resumed |= !resume.is_empty();
-                Plan::Cluster(resume)
-            }
-        };
+        let (plan, resumed) = collector.plan(t, target, options.namespace.as_deref());
+        any_resumed |= resumed;
         plans.push(plan);
     }
-
     // A total for the progress bar, when it costs one request per target.
-    if !any_resumed {
-        let mut total = Some(0u64);
-        for (t, target) in targets.iter().enumerate() {
-            let ns = match &plans[t] {
-                Plan::Complete => continue,
-                Plan::Namespaces(nss) if nss.is_empty() => continue,
-                Plan::Namespaces(nss) => Some(nss[0].as_str()),
-                Plan::Cluster(_) => None,
-            };
-            total = match (total, count_hint(&req, target, ns).await) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
-        }
-        if let Some(n) = total {
-            observer.total_hint(n);
-        }
+    if !any_resumed && let Some(n) = total_hint(&req, targets, &plans).await {
+        collector.observer.total_hint(n);
     }
+    collector.track_cluster_targets(&plans);
 
-    let cluster_targets: Vec<usize> = (0..targets.len())
-        .filter(|t| matches!(plans[*t], Plan::Cluster(_)))
-        .collect();
     let (work_tx, work_rx) = mpsc::channel::<WorkItem>(options.concurrency * 4);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
-    let work_rx = Arc::new(Mutex::new(work_rx));
-    let targets_arc: Arc<Vec<Target>> = Arc::new(targets.to_vec());
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();
+    let targets: Arc<Vec<Target>> = Arc::new(targets.to_vec());
+    let workers = if options.dry_run {
+        Vec::new()
+    } else {
+        spawn_workers(options.concurrency, &req, &targets, work_rx, &ev_tx)
+    };
+    let lister = Lister {
+        req,
+        targets,
+        page_size: options.page_size,
+        work: (!options.dry_run).then_some(work_tx),
+        events: ev_tx,
+        done_namespaces: collector.done_namespaces(),
+        all_namespaces: None,
+    };
+    let lister = tokio::spawn(lister.run(plans));
 
-    // Workers.
-    let mut workers = Vec::new();
-    if !options.dry_run {
-        for _ in 0..options.concurrency {
+    collector.collect(ev_rx).await;
+    let _ = lister.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    collector.interrupted |= *cancel.borrow();
+    collector.into_report(options.namespace.is_some(), started)
+}
+
+/// Ctrl-C / SIGTERM for [`run`]: the first sets the returned flag (stop starting new objects, let in-flight ones
+/// finish, save state), the second exits the process with 130 at once. Call it inside the tokio runtime.
+pub fn cancel_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut presses = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            presses += 1;
+            if presses == 1 {
+                eprintln!(
+                    "\ninterrupted: finishing in-flight requests and saving progress (again to quit now)"
+                );
+                let _ = cancel_tx.send(true);
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel_rx
+}
+
+/// An estimate of the objects of every target (one request each), if the server gives one for all.
+async fn total_hint(req: &Requester, targets: &[Target], plans: &[Plan]) -> Option<u64> {
+    let mut total = Some(0u64);
+    for (target, plan) in targets.iter().zip(plans) {
+        let ns = match plan {
+            Plan::Complete => continue,
+            Plan::Namespaces(nss) if nss.is_empty() => continue,
+            Plan::Namespaces(nss) => Some(nss[0].as_str()),
+            Plan::Cluster(_) => None,
+        };
+        let hint = count_hint(req, target, ns).await;
+        total = total.zip(hint).map(|(a, b)| a + b);
+    }
+    total
+}
+
+/// The worker pool: each worker takes the next queued object and sends it back, until the queue closes.
+fn spawn_workers(
+    concurrency: usize,
+    req: &Arc<Requester>,
+    targets: &Arc<Vec<Target>>,
+    work_rx: mpsc::Receiver<WorkItem>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    (0..concurrency)
+        .map(|_| {
             let req = req.clone();
             let work_rx = work_rx.clone();
-            let ev_tx = ev_tx.clone();
-            let targets = targets_arc.clone();
-            workers.push(tokio::spawn(async move {
+            let events = events.clone();
+            let targets = targets.clone();
+            tokio::spawn(async move {
                 loop {
                     let item = { work_rx.lock().await.recv().await };
                     let Some(item) = item else { break };
                     let (name, outcome, conflicts) = if req.cancelled() {
                         (item.object.meta().name, Outcome::Interrupted, 0)
                     } else {
-                        rewrite_one(
-                            &req,
-                            &targets[item.target],
-                            item.target,
-                            &item.namespace,
-                            item.object,
-                            &ev_tx,
-                        )
-                        .await
+                        let target = &targets[item.target];
+                        let ns = &item.namespace;
+                        rewrite_one(&req, target, item.target, ns, item.object, &events).await
                     };
-                    let _ = ev_tx.send(Event::Object {
+                    let _ = events.send(Event::Object {
                         target: item.target,
                         namespace: item.namespace,
                         name,
@@ -1333,354 +1355,331 @@ pub async fn run(
                         conflicts,
                     });
                 }
-            }));
+            })
+        })
+        .collect()
+}
+
+/// The lister: target after target; cluster-wide page after page, or namespace after namespace. Dropping it
+/// closes the work queue, which stops the workers once it is empty.
+struct Lister {
+    req: Arc<Requester>,
+    targets: Arc<Vec<Target>>,
+    page_size: u32,
+    /// The work queue; `None` in a dry run (objects are only counted).
+    work: Option<mpsc::Sender<WorkItem>>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Per target, the namespaces a namespace-by-namespace run finished before (state file).
+    done_namespaces: Vec<BTreeSet<String>>,
+    /// Every namespace, once listed (for targets that fall back to namespace by namespace).
+    all_namespaces: Option<Vec<String>>,
+}
+
+impl Lister {
+    async fn run(mut self, plans: Vec<Plan>) {
+        for (t, plan) in plans.into_iter().enumerate() {
+            let namespaces = match plan {
+                Plan::Complete => continue,
+                Plan::Namespaces(nss) => nss,
+                Plan::Cluster(resume) => match self.cluster(t, &resume).await {
+                    Some(nss) => nss,
+                    None => continue,
+                },
+            };
+            for ns in namespaces {
+                self.namespace(t, Arc::from(ns)).await;
+            }
         }
     }
-    drop(work_rx);
 
-    // The lister: target after target; cluster-wide page after page, or namespace after namespace.
-    let lister = {
-        let req = req.clone();
-        let ev_tx = ev_tx.clone();
-        let targets = targets_arc.clone();
-        let page_size = options.page_size;
-        let dry_run = options.dry_run;
-        let done_namespaces: Vec<std::collections::BTreeSet<String>> = names
+    fn send(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Lists target `t` cluster-wide. When that is forbidden (a user allowed to list only some namespaces),
+    /// returns the namespaces to list one by one instead, as before cluster-wide listing.
+    async fn cluster(&mut self, t: usize, resume: &Resume) -> Option<Vec<String>> {
+        let target = &self.targets[t];
+        let work = self.work.as_ref();
+        let (queued, end) = list_cluster(
+            &self.req,
+            target,
+            t,
+            self.page_size,
+            resume,
+            work,
+            &self.events,
+        )
+        .await;
+        let ClusterEnd::Forbidden(why) = end else {
+            self.send(Event::ClusterEnd {
+                target: t,
+                queued,
+                end,
+            });
+            return None;
+        };
+        self.send(Event::Fallback {
+            target: t,
+            note: format!(
+                "cannot list {} across all namespaces ({why}); listing namespace by namespace",
+                target.display_name()
+            ),
+        });
+        if self.all_namespaces.is_none() {
+            match list_namespaces(&self.req, self.page_size).await {
+                Ok(n) => self.all_namespaces = Some(n),
+                Err(e) => {
+                    self.send(Event::ListFailed {
+                        target: t,
+                        namespace: Arc::from(""),
+                        count: 0,
+                        error: e.to_string(),
+                    });
+                    return None;
+                }
+            }
+        }
+        let mut todo = Vec::new();
+        for ns in self.all_namespaces.iter().flatten() {
+            if self.done_namespaces[t].contains(ns) {
+                self.send(Event::NamespaceSkipped {
+                    target: t,
+                    namespace: ns.clone(),
+                });
+            } else {
+                todo.push(ns.clone());
+            }
+        }
+        Some(todo)
+    }
+
+    /// Lists one namespace of target `t` and says how it ended.
+    async fn namespace(&self, t: usize, ns: Arc<str>) {
+        if self.req.cancelled() {
+            self.send(Event::ListInterrupted {
+                target: t,
+                namespace: ns,
+                count: 0,
+            });
+            return;
+        }
+        let target = &self.targets[t];
+        let end = list_namespace(
+            &self.req,
+            target,
+            t,
+            &ns,
+            self.page_size,
+            self.work.as_ref(),
+        )
+        .await;
+        self.send(match end {
+            ListEnd::Done(count) => Event::Listed {
+                target: t,
+                namespace: ns,
+                count,
+            },
+            ListEnd::Failed(count, error) => Event::ListFailed {
+                target: t,
+                namespace: ns,
+                count,
+                error,
+            },
+            ListEnd::Cancelled(count) => Event::ListInterrupted {
+                target: t,
+                namespace: ns,
+                count,
+            },
+        });
+    }
+}
+
+type Rows = BTreeMap<(String, String), NamespaceReport>;
+
+/// The report row of namespace `ns` of resource `name`, created (incomplete) on first use.
+fn row<'a>(rows: &'a mut Rows, name: &str, ns: &str) -> &'a mut NamespaceReport {
+    rows.entry((name.to_string(), ns.to_string()))
+        .or_insert_with(|| NamespaceReport {
+            resource: name.to_string(),
+            namespace: ns.to_string(),
+            status: NamespaceStatus::Incomplete,
+            counts: Counts::default(),
+        })
+}
+
+/// Keeps a failure for the report (the first [`MAX_FAILURES_KEPT`]; the counts have them all).
+fn keep_failure(failures: &mut Vec<Failure>, failure: Failure) {
+    if failures.len() < MAX_FAILURES_KEPT {
+        failures.push(failure);
+    }
+}
+
+/// The collecting side of a run: turns the events of the lister and the workers into report rows, tells the
+/// observer, and saves progress in the state file.
+struct Collector {
+    /// Display name per target.
+    names: Vec<String>,
+    observer: Arc<dyn Observer>,
+    dry_run: bool,
+    state: Option<StateFile>,
+    rows: Rows,
+    notes: Vec<String>,
+    /// Namespaces under way (per-namespace path), or seen (cluster-wide path, settled at the end).
+    tracks: HashMap<(usize, Arc<str>), Track>,
+    /// Targets listed cluster-wide (a forbidden one leaves for namespace by namespace).
+    cursors: HashMap<usize, Cursor>,
+    /// Targets whose every object is done (cluster-wide path), for the state file.
+    complete: Vec<bool>,
+    failures: Vec<Failure>,
+    state_error: Option<ReencryptError>,
+    interrupted: bool,
+}
+
+impl Collector {
+    fn new(
+        names: Vec<String>,
+        observer: Arc<dyn Observer>,
+        dry_run: bool,
+        state: Option<StateFile>,
+    ) -> Self {
+        Collector {
+            complete: vec![false; names.len()],
+            names,
+            observer,
+            dry_run,
+            state,
+            rows: Rows::new(),
+            notes: Vec::new(),
+            tracks: HashMap::new(),
+            cursors: HashMap::new(),
+            failures: Vec::new(),
+            state_error: None,
+            interrupted: false,
+        }
+    }
+
+    /// How target `t` is listed, and whether a previous run did some of it.
+    fn plan(&mut self, t: usize, target: &Target, namespace: Option<&str>) -> (Plan, bool) {
+        let name = &self.names[t];
+        let state = self.state.as_ref();
+        match namespace {
+            Some(ns) => {
+                let ns = if target.namespaced { ns } else { "" };
+                if state.is_some_and(|s| s.is_done(name, ns)) {
+                    self.skip_namespace(t, ns.to_string());
+                    (Plan::Namespaces(Vec::new()), true)
+                } else {
+                    (Plan::Namespaces(vec![ns.to_string()]), false)
+                }
+            }
+            None if state.is_some_and(|s| s.is_complete(name)) => {
+                let note = format!(
+                    "{name}: every object was done by a previous run (state file); nothing to do"
+                );
+                self.notice(note);
+                (Plan::Complete, true)
+            }
+            None => {
+                let resume = Resume {
+                    done_through: state.and_then(|s| s.done_through(name)).map(str::to_string),
+                    done_namespaces: state
+                        .and_then(|s| s.done_namespaces(name))
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                let resumed = !resume.is_empty();
+                (Plan::Cluster(resume), resumed)
+            }
+        }
+    }
+
+    fn track_cluster_targets(&mut self, plans: &[Plan]) {
+        for (t, plan) in plans.iter().enumerate() {
+            if matches!(plan, Plan::Cluster(_)) {
+                self.cursors.insert(t, Cursor::default());
+            }
+        }
+    }
+
+    /// Per target, the namespaces the state file marks done.
+    fn done_namespaces(&self) -> Vec<BTreeSet<String>> {
+        let state = self.state.as_ref();
+        self.names
             .iter()
             .map(|n| {
-                options
-                    .state
-                    .as_ref()
+                state
                     .and_then(|s| s.done_namespaces(n))
                     .cloned()
                     .unwrap_or_default()
             })
-            .collect();
-        tokio::spawn(async move {
-            let work = if dry_run { None } else { Some(work_tx) };
-            let mut all_namespaces: Option<Vec<String>> = None;
-            for (t, plan) in plans.into_iter().enumerate() {
-                let nss = match plan {
-                    Plan::Complete => continue,
-                    Plan::Namespaces(nss) => nss,
-                    Plan::Cluster(resume) => {
-                        let (queued, end) = list_cluster(
-                            &req,
-                            &targets[t],
-                            t,
-                            page_size,
-                            &resume,
-                            work.as_ref(),
-                            &ev_tx,
-                        )
-                        .await;
-                        let ClusterEnd::Forbidden(why) = end else {
-                            let _ = ev_tx.send(Event::ClusterEnd {
-                                target: t,
-                                queued,
-                                end,
-                            });
-                            continue;
-                        };
-                        // A user allowed to list only some namespaces: namespace by namespace, as before.
-                        let _ = ev_tx.send(Event::Fallback {
-                            target: t,
-                            note: format!(
-                                "cannot list {} across all namespaces ({why}); listing namespace by namespace",
-                                targets[t].display_name()
-                            ),
-                        });
-                        if all_namespaces.is_none() {
-                            match list_namespaces(&req, page_size).await {
-                                Ok(n) => all_namespaces = Some(n),
-                                Err(e) => {
-                                    let _ = ev_tx.send(Event::ListFailed {
-                                        target: t,
-                                        namespace: Arc::from(""),
-                                        count: 0,
-                                        error: e.to_string(),
-                                    });
-                                    continue;
-                                }
-                            }
-                        }
-                        let mut todo = Vec::new();
-                        for ns in all_namespaces.clone().unwrap_or_default() {
-                            if done_namespaces[t].contains(&ns) {
-                                let _ = ev_tx.send(Event::NamespaceSkipped {
-                                    target: t,
-                                    namespace: ns,
-                                });
-                            } else {
-                                todo.push(ns);
-                            }
-                        }
-                        todo
-                    }
-                };
-                for ns in nss {
-                    let ns: Arc<str> = Arc::from(ns);
-                    if req.cancelled() {
-                        let _ = ev_tx.send(Event::ListInterrupted {
-                            target: t,
-                            namespace: ns,
-                            count: 0,
-                        });
-                        continue;
-                    }
-                    let end =
-                        list_namespace(&req, &targets[t], t, &ns, page_size, work.as_ref()).await;
-                    let ev = match end {
-                        ListEnd::Done(count) => Event::Listed {
-                            target: t,
-                            namespace: ns,
-                            count,
-                        },
-                        ListEnd::Failed(count, error) => Event::ListFailed {
-                            target: t,
-                            namespace: ns,
-                            count,
-                            error,
-                        },
-                        ListEnd::Cancelled(count) => Event::ListInterrupted {
-                            target: t,
-                            namespace: ns,
-                            count,
-                        },
-                    };
-                    let _ = ev_tx.send(ev);
-                }
-            }
-        })
-    };
-    drop(ev_tx);
+            .collect()
+    }
 
-    // Collect.
-    let mut tracks: HashMap<(usize, Arc<str>), Track> = HashMap::new();
-    let mut cursors: HashMap<usize, Cursor> = cluster_targets
-        .into_iter()
-        .map(|t| (t, Cursor::default()))
-        .collect();
-    // Targets whose every object is done (cluster-wide path), for the state file.
-    let mut complete: Vec<bool> = vec![false; targets.len()];
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut state_error: Option<ReencryptError> = None;
-    let mut interrupted = false;
-    let row_of = |rows: &mut BTreeMap<(String, String), NamespaceReport>,
-                  t: usize,
-                  ns: &str|
-     -> (String, String) {
-        let key = (names[t].clone(), ns.to_string());
-        rows.entry(key.clone()).or_insert_with(|| NamespaceReport {
-            resource: names[t].clone(),
-            namespace: ns.to_string(),
-            status: NamespaceStatus::Incomplete,
+    async fn collect(&mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+        while let Some(ev) = events.recv().await {
+            if let Some((t, ns)) = self.handle(ev) {
+                self.settle_namespace(t, ns);
+            }
+        }
+    }
+
+    fn notice(&mut self, note: String) {
+        self.observer.notice(&note);
+        self.notes.push(note);
+    }
+
+    /// A namespace the state file marks done: a row of its own, not listed.
+    fn skip_namespace(&mut self, t: usize, namespace: String) {
+        let row = NamespaceReport {
+            resource: self.names[t].clone(),
+            namespace: namespace.clone(),
+            status: NamespaceStatus::Skipped,
             counts: Counts::default(),
-        });
-        key
-    };
-    while let Some(ev) = ev_rx.recv().await {
-        let (t, ns) = match ev {
+        };
+        self.observer.namespace(&row);
+        self.rows.insert((self.names[t].clone(), namespace), row);
+    }
+
+    /// Takes one event; returns the namespace (per-namespace path) that may have ended with it.
+    fn handle(&mut self, ev: Event) -> Option<(usize, Arc<str>)> {
+        match ev {
             Event::Object {
-                target: t,
+                target,
                 namespace,
                 name,
                 seq,
                 outcome,
                 conflicts,
-            } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                let row = report_rows.get_mut(&key).expect("row exists");
-                row.counts.conflicts += u64::from(conflicts);
-                let track = tracks.entry((t, namespace.clone())).or_default();
-                track.finished += 1;
-                let cursor = cursors.get_mut(&t);
-                if cursor.is_some() {
-                    row.counts.listed += 1;
-                }
-                let done = match &outcome {
-                    Outcome::Rewritten => {
-                        row.counts.rewritten += 1;
-                        true
-                    }
-                    Outcome::Current => {
-                        row.counts.current += 1;
-                        true
-                    }
-                    Outcome::Gone => {
-                        row.counts.gone += 1;
-                        true
-                    }
-                    Outcome::Failed(e) => {
-                        row.counts.failed += 1;
-                        track.broken = true;
-                        tracing::warn!(resource = %names[t], namespace = &*namespace, name, error = %e, "failed");
-                        if failures.len() < MAX_FAILURES_KEPT {
-                            failures.push(Failure {
-                                resource: names[t].clone(),
-                                namespace: namespace.to_string(),
-                                name: name.clone(),
-                                error: e.clone(),
-                            });
-                        }
-                        false
-                    }
-                    Outcome::Interrupted => {
-                        track.interrupted = true;
-                        interrupted = true;
-                        false
-                    }
-                };
-                observer.object(&names[t], &namespace, &name, &outcome);
-                if let Some(cursor) = cursor {
-                    let moved = cursor.finish(seq, done.then(|| format!("{namespace}/{name}")));
-                    // Progress is saved at most once a second: a killed run redoes at most that much.
-                    if moved
-                        && let Some(state) = options.state.as_mut()
-                        && cursor
-                            .saved_at
-                            .is_none_or(|s| s.elapsed() >= Duration::from_secs(1))
-                        && let Some(k) = &cursor.done_through
-                    {
-                        state.set_done_through(&names[t], k);
-                        save_state(state, &mut state_error);
-                        cursor.saved_at = Some(Instant::now());
-                    }
-                    if cursor.ended() {
-                        complete[t] = finish_cluster(
-                            t,
-                            cursor,
-                            &names[t],
-                            &mut tracks,
-                            &mut report_rows,
-                            options.dry_run,
-                            &*observer,
-                        );
-                        if let Some(state) = options.state.as_mut() {
-                            save_cluster_progress(
-                                state,
-                                &names[t],
-                                cursor,
-                                complete[t],
-                                &mut state_error,
-                            );
-                        }
-                    }
-                    continue;
-                }
-                (t, namespace)
-            }
+            } => return self.object(target, namespace, name, seq, outcome, conflicts),
             Event::ObjectsSkipped {
-                target: t,
+                target,
                 namespace,
                 count,
-            } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                report_rows
-                    .get_mut(&key)
-                    .expect("row exists")
-                    .counts
-                    .skipped += count;
-                tracks.entry((t, namespace)).or_default();
-                continue;
-            }
+            } => self.tally(target, namespace, |c| c.skipped += count),
             Event::ObjectsListed {
-                target: t,
+                target,
                 namespace,
                 count,
-            } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                report_rows.get_mut(&key).expect("row exists").counts.listed += count;
-                tracks.entry((t, namespace)).or_default();
-                continue;
-            }
+            } => self.tally(target, namespace, |c| c.listed += count),
             Event::ClusterEnd {
-                target: t,
+                target,
                 queued,
                 end,
-            } => {
-                let cursor = cursors.entry(t).or_default();
-                cursor.queued = Some(queued);
-                match end {
-                    ClusterEnd::Done => {}
-                    ClusterEnd::Cancelled => {
-                        cursor.list_incomplete = true;
-                        interrupted = true;
-                    }
-                    ClusterEnd::Failed(error) | ClusterEnd::Forbidden(error) => {
-                        cursor.list_incomplete = true;
-                        // The listing failed: reported on a row of its own (namespace "", all namespaces).
-                        let key = row_of(&mut report_rows, t, "");
-                        let row = report_rows.get_mut(&key).expect("row exists");
-                        row.counts.failed += 1;
-                        tracks.entry((t, Arc::from(""))).or_default().broken = true;
-                        tracing::warn!(resource = %names[t], %error, "listing failed");
-                        if failures.len() < MAX_FAILURES_KEPT {
-                            failures.push(Failure {
-                                resource: names[t].clone(),
-                                namespace: String::new(),
-                                name: String::new(),
-                                error: format!("listing failed: {error}"),
-                            });
-                        }
-                    }
-                }
-                if options.dry_run || cursor.ended() {
-                    complete[t] = finish_cluster(
-                        t,
-                        cursor,
-                        &names[t],
-                        &mut tracks,
-                        &mut report_rows,
-                        options.dry_run,
-                        &*observer,
-                    );
-                    if let Some(state) = options.state.as_mut() {
-                        save_cluster_progress(
-                            state,
-                            &names[t],
-                            cursor,
-                            complete[t],
-                            &mut state_error,
-                        );
-                    }
-                }
-                continue;
+            } => self.cluster_end(target, queued, end),
+            Event::Notice(note) => self.notice(note),
+            Event::Fallback { target, note } => {
+                self.cursors.remove(&target);
+                self.notice(note);
             }
-            Event::Notice(note) => {
-                observer.notice(&note);
-                notes.push(note);
-                continue;
-            }
-            Event::Fallback { target: t, note } => {
-                cursors.remove(&t);
-                observer.notice(&note);
-                notes.push(note);
-                continue;
-            }
-            Event::NamespaceSkipped {
-                target: t,
-                namespace,
-            } => {
-                let row = NamespaceReport {
-                    resource: names[t].clone(),
-                    namespace: namespace.clone(),
-                    status: NamespaceStatus::Skipped,
-                    counts: Counts::default(),
-                };
-                observer.namespace(&row);
-                report_rows.insert((names[t].clone(), namespace), row);
-                continue;
-            }
+            Event::NamespaceSkipped { target, namespace } => self.skip_namespace(target, namespace),
             Event::Listed {
                 target: t,
                 namespace,
                 count,
             } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                report_rows.get_mut(&key).expect("row exists").counts.listed = count;
-                tracks.entry((t, namespace.clone())).or_default().listed = Some(count);
-                (t, namespace)
+                self.listed(t, &namespace, count);
+                return Some((t, namespace));
             }
             Event::ListFailed {
                 target: t,
@@ -1688,89 +1687,227 @@ pub async fn run(
                 count,
                 error,
             } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                let row = report_rows.get_mut(&key).expect("row exists");
-                row.counts.listed = count;
-                row.counts.failed += 1;
-                tracing::warn!(resource = %names[t], namespace = &*namespace, %error, "listing failed");
-                if failures.len() < MAX_FAILURES_KEPT {
-                    failures.push(Failure {
-                        resource: names[t].clone(),
+                self.listed(t, &namespace, count).broken = true;
+                let name = &self.names[t];
+                row(&mut self.rows, name, &namespace).counts.failed += 1;
+                tracing::warn!(resource = %name, namespace = &*namespace, %error, "listing failed");
+                keep_failure(
+                    &mut self.failures,
+                    Failure {
+                        resource: name.clone(),
                         namespace: namespace.to_string(),
                         name: String::new(),
                         error: format!("listing failed: {error}"),
-                    });
-                }
-                let track = tracks.entry((t, namespace.clone())).or_default();
-                track.listed = Some(count);
-                track.broken = true;
-                (t, namespace)
+                    },
+                );
+                return Some((t, namespace));
             }
             Event::ListInterrupted {
                 target: t,
                 namespace,
                 count,
             } => {
-                let key = row_of(&mut report_rows, t, &namespace);
-                report_rows.get_mut(&key).expect("row exists").counts.listed = count;
-                interrupted = true;
-                let track = tracks.entry((t, namespace.clone())).or_default();
-                track.listed = Some(count);
+                self.listed(t, &namespace, count).interrupted = true;
+                self.interrupted = true;
+                return Some((t, namespace));
+            }
+        }
+        None
+    }
+
+    /// Per-namespace path: the listing of a namespace ended after queueing `count` objects; returns its track,
+    /// to say how it ended.
+    fn listed(&mut self, t: usize, namespace: &Arc<str>, count: u64) -> &mut Track {
+        row(&mut self.rows, &self.names[t], namespace).counts.listed = count;
+        let track = self.tracks.entry((t, namespace.clone())).or_default();
+        track.listed = Some(count);
+        track
+    }
+
+    /// Cluster-wide path: counts objects of a namespace that are not sent (skipped, or listed in a dry run).
+    fn tally(&mut self, t: usize, namespace: Arc<str>, count: impl FnOnce(&mut Counts)) {
+        count(&mut row(&mut self.rows, &self.names[t], &namespace).counts);
+        self.tracks.entry((t, namespace)).or_default();
+    }
+
+    /// One object finished; returns its namespace on the per-namespace path.
+    fn object(
+        &mut self,
+        t: usize,
+        namespace: Arc<str>,
+        name: String,
+        seq: u64,
+        outcome: Outcome,
+        conflicts: u32,
+    ) -> Option<(usize, Arc<str>)> {
+        let cluster_wide = self.cursors.contains_key(&t);
+        let resource = &self.names[t];
+        let row = row(&mut self.rows, resource, &namespace);
+        row.counts.conflicts += u64::from(conflicts);
+        if cluster_wide {
+            row.counts.listed += 1;
+        }
+        let track = self.tracks.entry((t, namespace.clone())).or_default();
+        track.finished += 1;
+        let done = match &outcome {
+            Outcome::Rewritten => {
+                row.counts.rewritten += 1;
+                true
+            }
+            Outcome::Current => {
+                row.counts.current += 1;
+                true
+            }
+            Outcome::Gone => {
+                row.counts.gone += 1;
+                true
+            }
+            Outcome::Failed(e) => {
+                row.counts.failed += 1;
+                track.broken = true;
+                tracing::warn!(resource = %resource, namespace = &*namespace, name, error = %e, "failed");
+                keep_failure(
+                    &mut self.failures,
+                    Failure {
+                        resource: resource.clone(),
+                        namespace: namespace.to_string(),
+                        name: name.clone(),
+                        error: e.clone(),
+                    },
+                );
+                false
+            }
+            Outcome::Interrupted => {
                 track.interrupted = true;
-                (t, namespace)
+                self.interrupted = true;
+                false
             }
         };
-        // Per-namespace path: is the namespace finished?
-        let key = (t, ns.clone());
-        let track = tracks.get(&key).expect("track exists");
-        let Some(listed) = track.listed else { continue };
-        if !options.dry_run && track.finished < listed {
-            continue;
+        self.observer.object(resource, &namespace, &name, &outcome);
+        if !cluster_wide {
+            return Some((t, namespace));
         }
-        let status = if track.interrupted {
-            NamespaceStatus::Incomplete
-        } else if track.broken {
-            NamespaceStatus::Failed
-        } else if options.dry_run {
-            NamespaceStatus::Listed
-        } else {
-            NamespaceStatus::Done
+        self.advance(t, seq, done.then(|| format!("{namespace}/{name}")));
+        None
+    }
+
+    /// Cluster-wide path: object `seq` of target `t` finished (`key` when done); saves how far everything is
+    /// done, and settles the target once its listing ended and every queued object finished.
+    fn advance(&mut self, t: usize, seq: u64, key: Option<String>) {
+        let Some(cursor) = self.cursors.get_mut(&t) else {
+            return;
         };
-        tracks.remove(&key);
-        let row = report_rows
-            .get_mut(&(names[t].clone(), ns.to_string()))
+        let moved = cursor.finish(seq, key);
+        // Progress is saved at most once a second: a killed run redoes at most that much.
+        if moved
+            && let Some(state) = self.state.as_mut()
+            && cursor
+                .saved_at
+                .is_none_or(|s| s.elapsed() >= Duration::from_secs(1))
+            && let Some(k) = &cursor.done_through
+        {
+            state.set_done_through(&self.names[t], k);
+            save_state(state, &mut self.state_error);
+            cursor.saved_at = Some(Instant::now());
+        }
+        if cursor.ended() {
+            self.settle_cluster(t);
+        }
+    }
+
+    /// The cluster-wide listing of target `t` ended after queueing `queued` objects.
+    fn cluster_end(&mut self, t: usize, queued: u64, end: ClusterEnd) {
+        let cursor = self.cursors.entry(t).or_default();
+        cursor.queued = Some(queued);
+        match end {
+            ClusterEnd::Done => {}
+            ClusterEnd::Cancelled => {
+                cursor.list_incomplete = true;
+                self.interrupted = true;
+            }
+            ClusterEnd::Failed(error) | ClusterEnd::Forbidden(error) => {
+                cursor.list_incomplete = true;
+                // The listing failed: reported on a row of its own (namespace "", all namespaces).
+                let name = &self.names[t];
+                row(&mut self.rows, name, "").counts.failed += 1;
+                self.tracks.entry((t, Arc::from(""))).or_default().broken = true;
+                tracing::warn!(resource = %name, %error, "listing failed");
+                keep_failure(
+                    &mut self.failures,
+                    Failure {
+                        resource: name.clone(),
+                        namespace: String::new(),
+                        name: String::new(),
+                        error: format!("listing failed: {error}"),
+                    },
+                );
+            }
+        }
+        if self.dry_run || cursor.ended() {
+            self.settle_cluster(t);
+        }
+    }
+
+    /// Settles the rows of cluster-wide target `t` and saves its progress: complete, or done through its last
+    /// key.
+    fn settle_cluster(&mut self, t: usize) {
+        let Some(cursor) = self.cursors.get(&t) else {
+            return;
+        };
+        let name = &self.names[t];
+        let complete = finish_cluster(
+            t,
+            cursor,
+            name,
+            &mut self.tracks,
+            &mut self.rows,
+            self.dry_run,
+            &*self.observer,
+        );
+        self.complete[t] = complete;
+        if let Some(state) = self.state.as_mut() {
+            save_cluster_progress(state, name, cursor, complete, &mut self.state_error);
+        }
+    }
+
+    /// Per-namespace path: settles namespace `ns` of target `t` once it is listed and every object finished.
+    fn settle_namespace(&mut self, t: usize, ns: Arc<str>) {
+        let key = (t, ns);
+        let track = self.tracks.get(&key).expect("track exists");
+        let Some(listed) = track.listed else { return };
+        if !self.dry_run && track.finished < listed {
+            return;
+        }
+        let status = track.status(self.dry_run, || NamespaceStatus::Done);
+        self.tracks.remove(&key);
+        let name = &self.names[t];
+        let row = self
+            .rows
+            .get_mut(&(name.clone(), key.1.to_string()))
             .expect("row exists");
         row.status = status.clone();
         if status == NamespaceStatus::Done
-            && let Some(state) = options.state.as_mut()
+            && let Some(state) = self.state.as_mut()
         {
-            state.mark_done(&names[t], &ns);
-            save_state(state, &mut state_error);
+            state.mark_done(name, &key.1);
+            save_state(state, &mut self.state_error);
         }
-        observer.namespace(row);
+        self.observer.namespace(row);
     }
-    let _ = lister.await;
-    for w in workers {
-        let _ = w.await;
-    }
-    interrupted |= *cancel.borrow();
 
-    let mut totals = Counts::default();
-    for row in report_rows.values() {
-        totals.add(&row.counts);
-    }
-    // Namespace-by-namespace over all namespaces: the resource is complete when every namespace is done (a
-    // resumed run then has nothing to do).
-    if let Some(state) = options.state.as_mut()
-        && !options.dry_run
-        && options.namespace.is_none()
-    {
+    /// Namespace by namespace over all namespaces: a resource is complete when every namespace is done (a
+    /// resumed run then has nothing to do).
+    fn mark_complete_by_namespace(&mut self) {
+        let Some(state) = self.state.as_mut().filter(|_| !self.dry_run) else {
+            return;
+        };
         let mut changed = false;
-        for (t, name) in names.iter().enumerate() {
-            if cursors.contains_key(&t) || complete[t] {
+        for (t, name) in self.names.iter().enumerate() {
+            if self.cursors.contains_key(&t) || self.complete[t] {
                 continue;
             }
-            let all_done = report_rows
+            let all_done = self
+                .rows
                 .values()
                 .filter(|r| &r.resource == name)
                 .all(|r| matches!(r.status, NamespaceStatus::Done | NamespaceStatus::Skipped));
@@ -1780,25 +1917,36 @@ pub async fn run(
             }
         }
         if changed {
-            save_state(state, &mut state_error);
+            save_state(state, &mut self.state_error);
         }
     }
-    if let Some(e) = state_error {
-        return Err(e);
+
+    fn into_report(
+        mut self,
+        one_namespace: bool,
+        started: Instant,
+    ) -> Result<Report, ReencryptError> {
+        let mut totals = Counts::default();
+        for row in self.rows.values() {
+            totals.add(&row.counts);
+        }
+        if !one_namespace {
+            self.mark_complete_by_namespace();
+        }
+        if let Some(e) = self.state_error {
+            return Err(e);
+        }
+        Ok(Report {
+            dry_run: self.dry_run,
+            interrupted: self.interrupted,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            totals,
+            namespaces: self.rows.into_values().collect(),
+            failures: self.failures,
+            notes: self.notes,
+            state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
+        })
     }
-    Ok(Report {
-        dry_run: options.dry_run,
-        interrupted,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        totals,
-        namespaces: report_rows.into_values().collect(),
-        failures,
-        notes,
-        state_file: options
-            .state
-            .as_ref()
-            .map(|s| s.path().display().to_string()),
-    })
 }
 
 fn save_state(state: &mut StateFile, error: &mut Option<ReencryptError>) {
@@ -1846,19 +1994,15 @@ fn finish_cluster(
         let Some(row) = rows.get_mut(&(name.to_string(), key.1.to_string())) else {
             continue;
         };
-        row.status = if track.interrupted {
-            NamespaceStatus::Incomplete
-        } else if track.broken {
-            NamespaceStatus::Failed
-        } else if dry_run {
-            NamespaceStatus::Listed
-        } else if row.counts.listed == 0 && row.counts.skipped > 0 {
-            NamespaceStatus::Skipped
-        } else if cursor.list_incomplete && last.as_ref() == Some(&key.1) {
-            NamespaceStatus::Incomplete
-        } else {
-            NamespaceStatus::Done
-        };
+        row.status = track.status(dry_run, || {
+            if row.counts.listed == 0 && row.counts.skipped > 0 {
+                NamespaceStatus::Skipped
+            } else if cursor.list_incomplete && last.as_ref() == Some(&key.1) {
+                NamespaceStatus::Incomplete
+            } else {
+                NamespaceStatus::Done
+            }
+        });
         observer.namespace(row);
     }
     !dry_run && !cursor.blocked && !cursor.list_incomplete

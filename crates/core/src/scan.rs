@@ -26,6 +26,7 @@ mod keys;
 pub mod report;
 mod setup;
 mod source;
+pub mod verify;
 
 pub use check::{Checker, group_resource};
 pub use keys::{KeyParts, ScanRequest, Scope, StoredResource, is_cluster_scoped, parse_key};

@@ -8,11 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use atrest_core::cli::Table;
 use atrest_core::client::{ConfigFlags, parse_request_timeout};
 use atrest_core::onboard::{
-    self, Access, DEFAULT_TTL, OnboardOptions, OnboardReport, RemoveOptions, RemoveReport,
-    ResourceRef, SignerChoice, record::IssuanceRecord,
+    self, Access, DEFAULT_TTL, OnboardOptions, RemoveOptions, ResourceRef, SignerChoice,
 };
 use atrest_core::pki::KeyAlgorithm;
 use clap::{Parser, ValueEnum};
@@ -180,7 +178,10 @@ async fn run(cli: Cli) -> Result<()> {
     let (client, resolved) = cli.kube.client().await.context("Error in configuration")?;
     if cli.list {
         let records = onboard::list(&client, cli.username.as_deref()).await?;
-        return print_list(&records, cli.output);
+        let now = atrest_core::time::unix_now();
+        return print(cli.output, &records, &[], |r| {
+            onboard::output::render_list(r, now)
+        });
     }
     let user = cli
         .username
@@ -198,7 +199,9 @@ async fn run(cli: Cli) -> Result<()> {
             rbac_wait: onboard::verify::RBAC_PROPAGATION_WAIT,
         };
         let report = onboard::remove(&client, &opts).await?;
-        return print_remove(&report, cli.output);
+        return print(cli.output, &report, &report.warnings, |r| {
+            onboard::output::render_remove(r)
+        });
     }
     let namespace = resolved.namespace.clone();
     let resources = cli
@@ -270,187 +273,26 @@ async fn run(cli: Cli) -> Result<()> {
         rbac_wait: onboard::verify::RBAC_PROPAGATION_WAIT,
     };
     let report = onboard::onboard(&client, &resolved, &opts).await?;
-    print_onboard(&report, cli.output)
+    print(cli.output, &report, &report.warnings, |r| {
+        onboard::output::render_onboard(r)
+    })
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+/// Prints a report: its warnings on stderr, then `-o json` or the text `render` makes.
+fn print<T: serde::Serialize>(
+    output: Output,
+    report: &T,
+    warnings: &[String],
+    render: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    eprint!("{}", onboard::output::warning_lines(warnings));
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-fn warn_all(warnings: &[String]) {
-    for w in warnings {
-        eprintln!("Warning: {w}");
-    }
-}
-
-fn print_onboard(r: &OnboardReport, output: Output) -> Result<()> {
-    warn_all(&r.warnings);
     if output == Output::Json {
-        return print_json(r);
-    }
-    let mut out = std::io::stdout().lock();
-    for o in &r.objects {
-        writeln!(out, "{}", o.line())?;
-    }
-    if let Some(c) = &r.certificate {
-        let how = match (&c.csr, c.reused) {
-            (_, true) => "kept (still valid)".to_string(),
-            (Some(csr), false) => format!("issued via CertificateSigningRequest {csr}"),
-            (None, false) => "signed locally".to_string(),
-        };
-        writeln!(out, "certificate {}: {how}", c.subject)?;
-        writeln!(out, "  serial      {}", c.serial)?;
-        writeln!(out, "  sha256      {}", c.fingerprint_sha256)?;
-        writeln!(out, "  not after   {}", c.not_after)?;
-    }
-    for f in &r.files {
-        let backup = f
-            .backup
-            .as_ref()
-            .map(|b| format!(" (previous saved as {})", b.display()))
-            .unwrap_or_default();
-        writeln!(out, "{} {}{backup}", f.path.display(), f.change.as_str())?;
-    }
-    if !r.access.is_empty() {
-        let mut namespaces: Vec<&str> = Vec::new();
-        for c in &r.access {
-            if !namespaces.contains(&c.namespace.as_str()) {
-                namespaces.push(&c.namespace);
-            }
-        }
-        let mut header = vec!["RESOURCE".to_string(), "VERB".to_string()];
-        header.extend(namespaces.iter().map(|n| n.to_uppercase()));
-        let mut table = Table::new(header);
-        let mut rows: Vec<(String, String)> = Vec::new();
-        for c in &r.access {
-            let key = (c.resource.clone(), c.verb.clone());
-            if !rows.contains(&key) {
-                rows.push(key);
-            }
-        }
-        for (res, verb) in rows {
-            let mut row = vec![res.clone(), verb.clone()];
-            for ns in &namespaces {
-                let cell = r
-                    .access
-                    .iter()
-                    .find(|c| c.namespace == *ns && c.resource == res && c.verb == verb)
-                    .map(|c| {
-                        let mark = if c.allowed == c.expected { "" } else { " (!)" };
-                        format!("{}{mark}", yes_no(c.allowed))
-                    })
-                    .unwrap_or_default();
-                row.push(cell);
-            }
-            table.row(row);
-        }
-        writeln!(
-            out,
-            "access of {} (groups {}), by SubjectAccessReview:",
-            r.user,
-            r.groups.join(",")
-        )?;
-        writeln!(out, "{table}")?;
-    }
-    if let Some(w) = &r.whoami {
-        writeln!(
-            out,
-            "whoami with the new kubeconfig: {} (groups {})",
-            w.username,
-            w.groups.join(",")
-        )?;
-    }
-    if r.dry_run {
-        writeln!(out, "dry run: nothing was changed and no key was written")?;
-    }
-    Ok(())
-}
-
-fn print_remove(r: &RemoveReport, output: Output) -> Result<()> {
-    warn_all(&r.warnings);
-    if output == Output::Json {
-        return print_json(r);
-    }
-    let mut out = std::io::stdout().lock();
-    if r.objects.is_empty() {
-        writeln!(out, "no atrest-managed bindings for {} found", r.user)?;
-    }
-    for o in &r.objects {
-        writeln!(out, "{}", o.line())?;
-    }
-    if r.outstanding.is_empty() {
-        writeln!(out, "no valid certificates for {} are on record", r.user)?;
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "certificates for {} that stay valid (Kubernetes cannot revoke them):",
-            r.user
-        )?;
-        let mut table = Table::new(["SERIAL", "GROUPS", "NOT AFTER", "EXPIRES IN"]);
-        for c in &r.outstanding {
-            table.row(vec![
-                c.serial.clone(),
-                c.groups.join(","),
-                c.not_after.clone(),
-                c.expires_in.clone(),
-            ]);
-        }
-        writeln!(out, "{table}")?;
+        out.write_all(render(report).as_bytes())?;
     }
-    for s in &r.still_allowed {
-        writeln!(out, "still allowed: {s}")?;
-    }
-    Ok(())
-}
-
-fn print_list(records: &[IssuanceRecord], output: Output) -> Result<()> {
-    if output == Output::Json {
-        return print_json(&records);
-    }
-    let mut out = std::io::stdout().lock();
-    if records.is_empty() {
-        writeln!(out, "No issuance records found.")?;
-        return Ok(());
-    }
-    let now = atrest_core::time::unix_now();
-    let mut table = Table::new([
-        "USER",
-        "GROUPS",
-        "NAMESPACE",
-        "SERIAL",
-        "NOT AFTER",
-        "STATUS",
-        "SHA256",
-    ]);
-    for r in records {
-        let status = if r.not_after_unix <= now {
-            "expired".to_string()
-        } else if r.offboarded_at.is_some() {
-            format!(
-                "offboarded, valid {}",
-                onboard::human_duration(r.not_after_unix - now)
-            )
-        } else {
-            format!("valid {}", onboard::human_duration(r.not_after_unix - now))
-        };
-        table.row(vec![
-            r.user.clone(),
-            r.groups.join(","),
-            r.namespace.clone(),
-            r.serial.clone(),
-            r.not_after.clone(),
-            status,
-            r.fingerprint_sha256.clone(),
-        ]);
-    }
-    writeln!(out, "{table}")?;
     Ok(())
 }
 

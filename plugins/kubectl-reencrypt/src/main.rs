@@ -1,23 +1,21 @@
 //! `kubectl reencrypt`: rewrite stored objects so they are encrypted with the current key.
 //!
-//! A thin front over [`atrest_core::reencrypt`]: flags, progress, the final table, exit codes.
-
-mod verify;
+//! A thin front over [`atrest_core::reencrypt`]: flags, progress, signals; the run, the tables, the closing lines
+//! and the exit status are core's.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use atrest_core::cli::Table;
 use atrest_core::client::ConfigFlags;
 use atrest_core::reencrypt::{
-    self, NamespaceReport, NamespaceStatus, Observer, Options, Outcome, Report, RetryPolicy,
-    StateFile, Target,
+    self, NamespaceReport, Observer, Options, Outcome, RetryPolicy, Selection, StateFile,
 };
+use atrest_core::scan::verify::{self, VerifyArgs};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -101,7 +99,7 @@ struct Cli {
     #[command(flatten)]
     kube: ConfigFlags,
     #[command(flatten)]
-    verify: verify::VerifyArgs,
+    verify: VerifyArgs,
 }
 
 fn main() -> ExitCode {
@@ -110,25 +108,6 @@ fn main() -> ExitCode {
         |c: &Cli| c.verbose,
         run,
     )
-}
-
-/// The resource names of an EncryptionConfiguration file (loaded and validated like kube-apiserver does).
-fn config_resource_names(
-    path: &Path,
-    cfg: &atrest_core::config::EncryptionConfiguration,
-) -> Result<Vec<String>> {
-    let names: Vec<String> = cfg
-        .resources
-        .iter()
-        .flat_map(|r| r.resources.iter().cloned())
-        .collect();
-    if names.is_empty() {
-        bail!(
-            "{}: resources[].resources names no resource",
-            path.display()
-        );
-    }
-    Ok(names)
 }
 
 /// Live counters shared by the observer and the progress display.
@@ -142,12 +121,93 @@ struct Live {
     total: AtomicU64,
 }
 
+impl Live {
+    /// The periodic progress line (`--progress lines`).
+    fn line(&self, start: Instant) -> String {
+        let done = self.done.load(Ordering::Relaxed);
+        let total = self.total.load(Ordering::Relaxed);
+        let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+        let of = if total > 0 {
+            format!("/{total}")
+        } else {
+            String::new()
+        };
+        format!(
+            "reencrypt: {done}{of} objects ({:.0}/s): rewritten {}, current {}, gone {}, failed {}",
+            rate,
+            self.rewritten.load(Ordering::Relaxed),
+            self.current.load(Ordering::Relaxed),
+            self.gone.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The progress display: a bar on a terminal, a line every 5 s otherwise, or nothing.
 struct Progress {
+    live: Arc<Live>,
+    bar: Option<ProgressBar>,
+    lines: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(mode: &str) -> Self {
+        let show = match mode {
+            "auto" if std::io::stderr().is_terminal() => "bar",
+            "auto" => "lines",
+            other => other,
+        };
+        let live = Arc::new(Live::default());
+        let bar = (show == "bar").then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta} {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let lines = (show == "lines").then(|| {
+            let live = live.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    eprintln!("{}", live.line(start));
+                }
+            })
+        });
+        Progress { live, bar, lines }
+    }
+
+    fn observer(&self) -> Arc<Observe> {
+        Arc::new(Observe {
+            live: self.live.clone(),
+            bar: self.bar.clone(),
+        })
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        if let Some(l) = self.lines {
+            l.abort();
+        }
+    }
+}
+
+/// The [`Observer`] feeding the progress display.
+struct Observe {
     live: Arc<Live>,
     bar: Option<ProgressBar>,
 }
 
-impl Observer for Progress {
+impl Observer for Observe {
     fn total_hint(&self, objects: u64) {
         self.live.total.store(objects, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
@@ -172,7 +232,8 @@ impl Observer for Progress {
 
     fn namespace(&self, row: &NamespaceReport) {
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("{} {}", row.resource, display_ns(&row.namespace)));
+            let ns = reencrypt::report::display_namespace(&row.namespace);
+            bar.set_message(format!("{} {ns}", row.resource));
         }
     }
 
@@ -184,8 +245,30 @@ impl Observer for Progress {
     }
 }
 
-fn display_ns(ns: &str) -> &str {
-    if ns.is_empty() { "(cluster)" } else { ns }
+/// The run's options from the flags.
+fn options(cli: &Cli, state: Option<StateFile>) -> Options {
+    let mut retry = RetryPolicy {
+        max_retries: cli.max_retries,
+        ..RetryPolicy::default()
+    };
+    if let Some(t) = cli.kube.request_timeout.0 {
+        retry.request_timeout = t;
+    }
+    Options {
+        namespace: if cli.all_namespaces {
+            None
+        } else {
+            cli.kube.namespace.clone()
+        },
+        concurrency: cli.concurrency as usize,
+        page_size: cli.chunk_size,
+        qps: (cli.qps > 0.0).then_some(cli.qps),
+        burst: cli.burst,
+        retry,
+        dry_run: cli.dry_run,
+        state,
+        wire: reencrypt::Wire::parse(&cli.wire).expect("clap checked the value"),
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -197,510 +280,83 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         .client()
         .await
         .context("cannot build the API client")?;
-    let cluster = resolved.cluster.server.clone();
-
-    let namespace = if cli.all_namespaces {
-        None
-    } else {
-        cli.kube.namespace.clone()
-    };
     let enc_config = match &cli.encryption_config {
         Some(p) => Some(atrest_core::config::load(p)?),
         None => None,
     };
-    let targets: Vec<Target> = if cli.all_encrypted {
-        let path = cli
-            .encryption_config
-            .as_deref()
-            .expect("clap requires --encryption-config");
-        let names = config_resource_names(path, enc_config.as_ref().expect("loaded above"))?;
-        let discovered = reencrypt::Discovered::fetch(&client).await?;
-        let (targets, missing) = discovered.expand_config_resources(&names)?;
-        for m in missing {
-            tracing::warn!(
-                "{}: resource {m:?} is not served by this cluster; skipped",
-                path.display()
-            );
+    let selection = match (&cli.encryption_config, &enc_config) {
+        (Some(path), Some(config)) if cli.all_encrypted => {
+            Selection::EncryptionConfig { path, config }
         }
-        if targets.is_empty() {
-            bail!(
-                "{}: none of its resources is served by this cluster",
-                path.display()
-            );
-        }
-        targets
-    } else {
-        let names = if cli.resources.is_empty() {
-            vec!["secrets".to_string()]
-        } else {
-            cli.resources.clone()
-        };
-        reencrypt::resolve(&client, &names).await?
+        _ => Selection::Names(&cli.resources),
     };
-
+    let targets = reencrypt::select(&client, selection).await?;
     let state = if cli.dry_run {
         None
     } else {
-        let path = match &cli.state_file {
-            Some(p) => p.clone(),
-            None => StateFile::default_path(&cluster, &targets)?,
-        };
-        Some(if cli.resume {
-            let s = StateFile::load(path, &cluster)?;
-            if s.state().resources.is_empty() {
-                eprintln!(
-                    "note: no saved progress in {}; starting from the beginning",
-                    s.path().display()
-                );
-            }
-            s
-        } else {
-            StateFile::new(path, &cluster)
-        })
-    };
-
-    let mut retry = RetryPolicy {
-        max_retries: cli.max_retries,
-        ..RetryPolicy::default()
-    };
-    if let Some(t) = cli.kube.request_timeout.0 {
-        retry.request_timeout = t;
-    }
-    let options = Options {
-        namespace,
-        concurrency: cli.concurrency as usize,
-        page_size: cli.chunk_size,
-        qps: (cli.qps > 0.0).then_some(cli.qps),
-        burst: cli.burst,
-        retry,
-        dry_run: cli.dry_run,
-        state,
-        wire: reencrypt::Wire::parse(&cli.wire).expect("clap checked the value"),
-    };
-
-    let show = match cli.progress.as_str() {
-        "auto" if std::io::stderr().is_terminal() => "bar",
-        "auto" => "lines",
-        other => other,
-    };
-    let live = Arc::new(Live::default());
-    let bar = (show == "bar").then(|| {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta} {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
-    let observer = Arc::new(Progress {
-        live: live.clone(),
-        bar: bar.clone(),
-    });
-    let lines = (show == "lines").then(|| {
-        let live = live.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let done = live.done.load(Ordering::Relaxed);
-                let total = live.total.load(Ordering::Relaxed);
-                let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
-                let of = if total > 0 { format!("/{total}") } else { String::new() };
-                eprintln!(
-                    "reencrypt: {done}{of} objects ({:.0}/s): rewritten {}, current {}, gone {}, failed {}",
-                    rate,
-                    live.rewritten.load(Ordering::Relaxed),
-                    live.current.load(Ordering::Relaxed),
-                    live.gone.load(Ordering::Relaxed),
-                    live.failed.load(Ordering::Relaxed),
-                );
-            }
-        })
-    });
-
-    // Ctrl-C / SIGTERM: stop starting new objects, let in-flight ones finish, save state. Twice: quit now.
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut presses = 0;
-        loop {
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            presses += 1;
-            if presses == 1 {
-                eprintln!(
-                    "\ninterrupted: finishing in-flight requests and saving progress (again to quit now)"
-                );
-                let _ = cancel_tx.send(true);
-            } else {
-                std::process::exit(130);
-            }
+        let cluster = &resolved.cluster.server;
+        let (s, empty) = StateFile::open(cli.state_file.clone(), cluster, &targets, cli.resume)?;
+        if empty {
+            eprintln!(
+                "note: no saved progress in {}; starting from the beginning",
+                s.path().display()
+            );
         }
-    });
+        Some(s)
+    };
+    let options = options(&cli, state);
+    let namespace = options.namespace.clone();
 
-    let ns_for_verify = options.namespace.clone();
-    let report = reencrypt::run(&client, &targets, options, cancel_rx, observer).await?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if let Some(l) = lines {
-        l.abort();
-    }
+    let progress = Progress::start(&cli.progress);
+    let observer = progress.observer();
+    let cancel = reencrypt::cancel_on_signals();
+    let report = reencrypt::run(&client, &targets, options, cancel, observer).await?;
+    progress.finish();
     let verification = if cli.verify.verify && !report.interrupted {
-        Some(
-            verify::verify(
-                &cli.verify,
-                &targets,
-                ns_for_verify.as_deref(),
-                enc_config.as_ref(),
-            )
-            .await?,
-        )
+        let ns = namespace.as_deref();
+        Some(verify::verify(&cli.verify, &targets, ns, enc_config.as_ref()).await?)
     } else {
         None
     };
 
-    if cli.output == "json" {
-        let mut v = serde_json::to_value(&report)?;
-        if let (Some(obj), Some(ver)) = (v.as_object_mut(), &verification) {
-            obj.insert("verify".into(), serde_json::to_value(ver)?);
-        }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!(
-            "{}",
-            render_table(&report, targets.len() > 1, cli.output == "wide")
-        );
-        if let Some(ver) = &verification {
-            verify::print(ver, targets.len() > 1, cli.output == "wide");
-        }
+    let with_resource = targets.len() > 1;
+    let out =
+        reencrypt::report::render(&report, verification.as_ref(), with_resource, &cli.output)?;
+    print!("{out}");
+    let (lines, code) = reencrypt::report::closing(&report, verification.as_ref());
+    for line in lines {
+        eprintln!("{line}");
     }
-    for f in report.failures.iter().take(20) {
-        let what = if f.name.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", f.name)
-        };
-        eprintln!(
-            "failed: {} {}{what}: {}",
-            f.resource,
-            display_ns(&f.namespace),
-            f.error
-        );
-    }
-    if report.failures.len() > 20 {
-        eprintln!(
-            "... {} more failures (see -o json)",
-            report.totals.failed - 20
-        );
-    }
-    if report.totals.skipped > 0 {
-        eprintln!(
-            "resumed: {} objects done by a previous run were not sent again",
-            report.totals.skipped
-        );
-    }
-    if report.interrupted {
-        if let Some(p) = &report.state_file {
-            eprintln!("interrupted; progress saved in {p}; run again with --resume to continue");
-        }
-        return Ok(ExitCode::from(130));
-    }
-    if report.dry_run {
-        match &verification {
-            Some(v) => eprintln!(
-                "dry run: {} objects would be sent back; etcd shows {} stored in plaintext or on an old key: \
-                 those are the ones the API server would rewrite",
-                report.totals.listed, v.totals.stale
-            ),
-            None => eprintln!(
-                "dry run: {} objects would be sent back; the API server rewrites only those stored with an \
-                 old key or in plaintext (add --verify and the etcd flags to count them)",
-                report.totals.listed
-            ),
-        }
-    } else if let Some(v) = &verification
-        && v.problems() > 0
-    {
-        eprintln!(
-            "verify: {} objects are still stale in etcd (plaintext or an old key) and {} are unreadable",
-            v.totals.stale, v.totals.unreadable
-        );
-        return Ok(ExitCode::from(2));
-    }
-    Ok(if report.has_failures() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Namespace rows the tables show before summing the rest (a screenful with the header and totals).
-pub(crate) const SCREEN_ROWS: usize = 20;
-
-fn status_text(s: &NamespaceStatus) -> &'static str {
-    match s {
-        NamespaceStatus::Done => "done",
-        NamespaceStatus::Skipped => "skipped (resumed)",
-        NamespaceStatus::Failed => "failed",
-        NamespaceStatus::Incomplete => "incomplete",
-        NamespaceStatus::Listed => "listed (dry run)",
-    }
-}
-
-/// Rows worth a line of their own: something failed, conflicted or did not finish.
-fn needs_attention(row: &NamespaceReport) -> bool {
-    row.counts.failed > 0
-        || row.counts.conflicts > 0
-        || matches!(
-            row.status,
-            NamespaceStatus::Failed | NamespaceStatus::Incomplete
-        )
-}
-
-/// The status of several rows summed: the one status they share, else how many have each.
-fn summed_status<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> String {
-    let mut by: std::collections::BTreeMap<&'static str, usize> = Default::default();
-    for r in rows {
-        *by.entry(status_text(&r.status)).or_default() += 1;
-    }
-    if by.len() == 1 {
-        return by.into_keys().next().unwrap_or_default().to_string();
-    }
-    by.iter()
-        .map(|(s, n)| format!("{n} {s}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn sum_counts<'a>(rows: impl Iterator<Item = &'a NamespaceReport>) -> reencrypt::Counts {
-    let mut c = reencrypt::Counts::default();
-    for r in rows {
-        c.listed += r.counts.listed;
-        c.rewritten += r.counts.rewritten;
-        c.current += r.counts.current;
-        c.gone += r.counts.gone;
-        c.conflicts += r.counts.conflicts;
-        c.failed += r.counts.failed;
-        c.skipped += r.counts.skipped;
-    }
-    c
-}
-
-/// The table: every namespace when they fit a screen (or `wide`); otherwise, per resource, the namespaces with
-/// conflicts or failures (at most [`SCREEN_ROWS`], the rest of them summed in one line) and the resource's total.
-fn render_table(report: &Report, with_resource: bool, wide: bool) -> String {
-    let mut header = Vec::new();
-    if with_resource {
-        header.push("RESOURCE");
-    }
-    header.extend([
-        "NAMESPACE",
-        "STATUS",
-        "LISTED",
-        "REWRITTEN",
-        "CURRENT",
-        "GONE",
-        "CONFLICTS",
-        "FAILED",
-    ]);
-    let mut table = Table::new(header);
-    let num = |n: u64| n.to_string();
-    let mut add = |resource: &str, namespace: &str, status: &str, c: &reencrypt::Counts| {
-        let mut cells = Vec::new();
-        if with_resource {
-            cells.push(resource.to_string());
-        }
-        cells.push(namespace.to_string());
-        cells.push(status.to_string());
-        cells.extend([
-            num(c.listed),
-            num(c.rewritten),
-            num(c.current),
-            num(c.gone),
-            num(c.conflicts),
-            num(c.failed),
-        ]);
-        table.row(cells);
-    };
-    let summarize = !wide && report.namespaces.len() > SCREEN_ROWS;
-    let mut footnote = None;
-    if !summarize {
-        for row in &report.namespaces {
-            add(
-                &row.resource,
-                display_ns(&row.namespace),
-                status_text(&row.status),
-                &row.counts,
-            );
-        }
-    } else {
-        let mut budget = SCREEN_ROWS;
-        let mut hidden = 0usize;
-        let mut resources: Vec<&str> = report
-            .namespaces
-            .iter()
-            .map(|r| r.resource.as_str())
-            .collect();
-        resources.dedup();
-        for resource in resources {
-            let rows: Vec<&NamespaceReport> = report
-                .namespaces
-                .iter()
-                .filter(|r| r.resource == resource)
-                .collect();
-            let attention: Vec<&NamespaceReport> = rows
-                .iter()
-                .copied()
-                .filter(|r| needs_attention(r))
-                .collect();
-            let shown = attention.len().min(budget);
-            budget -= shown;
-            for row in &attention[..shown] {
-                add(
-                    &row.resource,
-                    display_ns(&row.namespace),
-                    status_text(&row.status),
-                    &row.counts,
-                );
-            }
-            let rest = &attention[shown..];
-            if !rest.is_empty() {
-                add(
-                    resource,
-                    &format!("({} more with conflicts or failures)", rest.len()),
-                    &summed_status(rest.iter().copied()),
-                    &sum_counts(rest.iter().copied()),
-                );
-            }
-            hidden += rows.len() - shown;
-            add(
-                resource,
-                &format!("(all {} namespaces)", rows.len()),
-                &summed_status(rows.iter().copied()),
-                &sum_counts(rows.iter().copied()),
-            );
-        }
-        footnote = Some(format!(
-            "{} namespaces; rows without conflicts or failures are summed ({hidden} not shown): -o wide shows every namespace, -o json everything\n",
-            report.namespaces.len()
-        ));
-    }
-    add(
-        "",
-        "TOTAL",
-        &format!("{:.1}s", report.elapsed_seconds),
-        &report.totals,
-    );
-    // `add` borrows the table mutably; render once it is done.
-    let mut out = format!("{table}\n");
-    if let Some(f) = footnote {
-        out.push_str(&f);
-    }
-    out
+    Ok(ExitCode::from(code))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reencrypt::Counts;
-
-    fn report(namespaces: usize, failing: &[usize], conflicting: &[usize]) -> Report {
-        let mut rows = Vec::new();
-        let mut totals = Counts::default();
-        for i in 0..namespaces {
-            let mut counts = Counts {
-                listed: 1,
-                rewritten: 1,
-                ..Counts::default()
-            };
-            let mut status = NamespaceStatus::Done;
-            if failing.contains(&i) {
-                counts.rewritten = 0;
-                counts.failed = 1;
-                status = NamespaceStatus::Failed;
-            }
-            if conflicting.contains(&i) {
-                counts.conflicts = 2;
-            }
-            totals.listed += counts.listed;
-            totals.rewritten += counts.rewritten;
-            totals.failed += counts.failed;
-            totals.conflicts += counts.conflicts;
-            rows.push(NamespaceReport {
-                resource: "secrets".into(),
-                namespace: format!("team-{i:04}"),
-                status,
-                counts,
-            });
-        }
-        Report {
-            dry_run: false,
-            interrupted: false,
-            elapsed_seconds: 1.0,
-            totals,
-            namespaces: rows,
-            failures: Vec::new(),
-            notes: Vec::new(),
-            state_file: None,
-        }
-    }
-
-    fn data_lines(table: &str) -> Vec<&str> {
-        table.lines().skip(1).collect()
-    }
+    use clap::CommandFactory;
 
     #[test]
-    fn a_screenful_shows_every_namespace() {
-        let t = render_table(&report(20, &[], &[]), false, false);
-        assert_eq!(data_lines(&t).len(), 21, "{t}");
-        assert!(t.contains("team-0019"), "{t}");
-    }
-
-    #[test]
-    fn many_namespaces_show_only_conflicts_and_failures() {
-        let t = render_table(&report(2000, &[7, 1500], &[42]), false, false);
-        let lines = data_lines(&t);
-        // Three namespaces, the resource's total, TOTAL, the footnote.
-        assert_eq!(lines.len(), 6, "{t}");
-        for ns in ["team-0007", "team-0042", "team-1500"] {
-            assert!(t.contains(ns), "{t}");
-        }
-        assert!(!t.contains("team-0008"), "{t}");
-        let all = lines
-            .iter()
-            .find(|l| l.contains("(all 2000 namespaces)"))
-            .unwrap();
-        assert!(all.contains("1998 done, 2 failed"), "{all}");
-        assert!(t.contains("-o wide"), "{t}");
-    }
-
-    #[test]
-    fn more_problems_than_a_screen_are_summed_in_one_line() {
-        let failing: Vec<usize> = (0..100).map(|i| i * 10).collect();
-        let t = render_table(&report(2000, &failing, &[]), false, false);
-        let lines = data_lines(&t);
-        assert_eq!(lines.len(), SCREEN_ROWS + 4, "{t}");
-        let more = lines
-            .iter()
-            .find(|l| l.contains("(80 more with conflicts or failures)"))
-            .unwrap_or_else(|| panic!("{t}"));
-        // The 80 summed: each listed 1 and failed 1.
-        let nums: Vec<&str> = more.split_whitespace().rev().take(6).collect();
-        assert_eq!(nums, ["80", "0", "0", "0", "0", "80"], "{more}");
-    }
-
-    #[test]
-    fn wide_shows_every_namespace() {
-        let t = render_table(&report(2000, &[7], &[]), false, true);
-        assert_eq!(data_lines(&t).len(), 2001, "{}", t.len());
+    fn options_follow_the_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "kubectl-reencrypt",
+            "-n",
+            "prod",
+            "--qps",
+            "0",
+            "--request-timeout",
+            "7s",
+            "--max-retries",
+            "3",
+        ])
+        .unwrap();
+        let o = options(&cli, None);
+        assert_eq!(o.namespace.as_deref(), Some("prod"));
+        assert_eq!(o.qps, None);
+        assert_eq!(o.retry.max_retries, 3);
+        assert_eq!(o.retry.request_timeout, Duration::from_secs(7));
+        let cli = Cli::try_parse_from(["kubectl-reencrypt", "-A", "--qps", "5"]).unwrap();
+        let o = options(&cli, None);
+        assert_eq!((o.namespace, o.qps), (None, Some(5.0)));
     }
 }

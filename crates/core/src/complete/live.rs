@@ -199,19 +199,12 @@ async fn api_resources(client: &kube::Client) -> Result<Vec<Candidate>, String> 
     let discovery = crate::discovery::Discovery::fetch(client)
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for g in &discovery.groups {
-        for r in &g.resources {
-            if r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") {
-                continue;
-            }
-            let value = if g.group.is_empty() {
-                r.name.clone()
-            } else {
-                format!("{}.{}", r.name, g.group)
-            };
-            out.push(Candidate::described(value, Some(r.kind.clone())));
-        }
-    }
+    let out = discovery
+        .resources_supporting(&["list"])
+        .map(|(g, r)| {
+            let value = crate::discovery::qualified_name(&r.name, &g.group);
+            Candidate::described(value, Some(r.kind.clone()))
+        })
+        .collect();
     Ok(out)
 }

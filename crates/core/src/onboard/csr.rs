@@ -62,26 +62,10 @@ pub async fn create(
 ) -> Result<String> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let csr = build(user, req, ttl, usages)?;
-    let pp = PostParams {
-        dry_run,
-        field_manager: Some("kubectl-onboard".into()),
-    };
+    let pp = super::post_params(dry_run);
     let created = api.create(&pp, &csr).await.map_err(|e| {
-        let err = OnboardError::api("create CertificateSigningRequest", e);
-        match (dry_run, err) {
-            (
-                true,
-                OnboardError::Api {
-                    message,
-                    code: Some(_),
-                    ..
-                },
-            ) => OnboardError::DryRunRefused {
-                object: format!("CertificateSigningRequest for {user}"),
-                message,
-            },
-            (_, err) => err,
-        }
+        let object = format!("CertificateSigningRequest for {user}");
+        OnboardError::write("create CertificateSigningRequest", object, dry_run, e)
     })?;
     Ok(created.metadata.name.unwrap_or_default())
 }

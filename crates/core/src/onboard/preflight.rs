@@ -78,7 +78,6 @@ impl Permission {
 pub fn needed_for_onboard(opts: &OnboardOptions, create_namespace: bool) -> Vec<Permission> {
     let ns = Some(opts.namespace.as_str());
     let rbac = "rbac.authorization.k8s.io";
-    let rec = Some(record::RECORD_NAMESPACE);
     let mut p = vec![Permission::new("get", "", "namespaces", None)];
     if create_namespace {
         p.push(Permission::new("create", "", "namespaces", None));
@@ -105,24 +104,17 @@ pub fn needed_for_onboard(opts: &OnboardOptions, create_namespace: bool) -> Vec<
     }
     match &opts.access {
         Access::Rules { .. } => {
-            for v in ["get", "create", "update"] {
-                p.push(Permission::new(v, rbac, "roles", ns));
-            }
+            p.extend(each(&["get", "create", "update"], rbac, "roles", ns));
         }
         Access::ClusterRole { .. } => p.push(Permission::new("get", rbac, "clusterroles", None)),
     }
-    for v in ["get", "create", "update", "delete"] {
-        p.push(Permission::new(v, rbac, "rolebindings", ns));
-    }
-    for v in ["get", "create", "update"] {
-        p.push(Permission::new(v, "", "configmaps", rec));
-    }
-    p.push(Permission::new(
-        "create",
-        "authorization.k8s.io",
-        "subjectaccessreviews",
-        None,
+    p.extend(each(
+        &["get", "create", "update", "delete"],
+        rbac,
+        "rolebindings",
+        ns,
     ));
+    p.extend(records_and_reviews(&["get", "create", "update"]));
     p
 }
 
@@ -130,19 +122,37 @@ pub fn needed_for_onboard(opts: &OnboardOptions, create_namespace: bool) -> Vec<
 pub fn needed_for_remove(opts: &RemoveOptions) -> Vec<Permission> {
     let ns = opts.namespace.as_deref();
     let rbac = "rbac.authorization.k8s.io";
-    let rec = Some(record::RECORD_NAMESPACE);
     let mut p = vec![];
-    for v in ["list", "update", "delete"] {
-        p.push(Permission::new(v, rbac, "rolebindings", ns));
-    }
-    for v in ["get", "delete"] {
-        p.push(Permission::new(v, rbac, "roles", ns));
-    }
+    p.extend(each(
+        &["list", "update", "delete"],
+        rbac,
+        "rolebindings",
+        ns,
+    ));
+    p.extend(each(&["get", "delete"], rbac, "roles", ns));
     p.push(Permission::new("list", rbac, "clusterrolebindings", None));
     p.push(Permission::new("get", rbac, "clusterroles", None));
-    for v in ["get", "update"] {
-        p.push(Permission::new(v, "", "configmaps", rec));
-    }
+    p.extend(records_and_reviews(&["get", "update"]));
+    p
+}
+
+/// `verbs` on `resource` of `group`, in namespace `ns` (or cluster-wide).
+fn each(verbs: &[&str], group: &str, resource: &str, ns: Option<&str>) -> Vec<Permission> {
+    verbs
+        .iter()
+        .map(|v| Permission::new(v, group, resource, ns))
+        .collect()
+}
+
+/// What every run ends with: `record_verbs` on the issuance records (ConfigMaps in their namespace), and
+/// SubjectAccessReviews for the verification.
+fn records_and_reviews(record_verbs: &[&str]) -> Vec<Permission> {
+    let mut p = each(
+        record_verbs,
+        "",
+        "configmaps",
+        Some(record::RECORD_NAMESPACE),
+    );
     p.push(Permission::new(
         "create",
         "authorization.k8s.io",

@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 
 use super::{
     Access, Change, MANAGED_BY, MANAGED_BY_LABEL, ObjectChange, OnboardError, OnboardOptions,
@@ -267,29 +267,8 @@ pub fn changes(plan: &Plan, dry_run: bool) -> Vec<ObjectChange> {
 /// [`OnboardError::DryRunRefused`], e.g. RBAC escalation prevention).
 pub async fn apply(client: &kube::Client, plan: &Plan, dry_run: bool) -> Result<Vec<ObjectChange>> {
     let ns = &plan.namespace;
-    let pp = PostParams {
-        dry_run,
-        field_manager: Some("kubectl-onboard".into()),
-    };
-    let fail = |what: String| {
-        move |e: kube::Error| {
-            let err = OnboardError::api(what.clone(), e);
-            match (dry_run, err) {
-                (
-                    true,
-                    OnboardError::Api {
-                        message,
-                        code: Some(_),
-                        ..
-                    },
-                ) => OnboardError::DryRunRefused {
-                    object: what,
-                    message,
-                },
-                (_, err) => err,
-            }
-        }
-    };
+    let pp = super::post_params(dry_run);
+    let fail = |what: String| move |e| OnboardError::write(what.clone(), what, dry_run, e);
     if let (Some(role), Some(change)) = (&plan.role, role_change(plan)) {
         let api: Api<Role> = Api::namespaced(client.clone(), ns);
         let name = role.metadata.name.clone().unwrap_or_default();
@@ -415,10 +394,7 @@ pub async fn offboard(
         .list(&ListParams::default())
         .await
         .map_err(|e| OnboardError::api(format!("list rolebindings in {scope}"), e))?;
-    let pp = PostParams {
-        dry_run,
-        field_manager: Some("kubectl-onboard".into()),
-    };
+    let pp = super::post_params(dry_run);
     let dp = DeleteParams {
         dry_run,
         ..Default::default()

@@ -569,3 +569,123 @@ async fn broad_existing_grants_are_reported() {
         "{w:?}"
     );
 }
+
+fn record(user: &str, not_after_unix: i64, offboarded: bool) -> record::IssuanceRecord {
+    record::IssuanceRecord {
+        user: user.into(),
+        groups: vec!["dev".into(), "ops".into()],
+        namespace: "marketing".into(),
+        serial: "0A".into(),
+        fingerprint_sha256: "AB:CD".into(),
+        subject: format!("CN={user}"),
+        not_before: "2026-01-01T00:00:00Z".into(),
+        not_after: "2026-02-01T00:00:00Z".into(),
+        not_after_unix,
+        signer: SIGNER_NAME.into(),
+        csr: None,
+        issued_by: "admin".into(),
+        issued_at: "2026-01-01T00:00:00Z".into(),
+        bindings: vec![],
+        offboarded_at: offboarded.then(|| "2026-01-02T00:00:00Z".to_string()),
+    }
+}
+
+#[test]
+fn the_record_list_tells_valid_offboarded_and_expired_apart() {
+    assert_eq!(output::render_list(&[], 0), "No issuance records found.\n");
+    let now = 1_000_000;
+    let t = output::render_list(
+        &[
+            record("john", now + 2 * 86_400, false),
+            record("jane", now + 3600, true),
+            record("old", now, false),
+        ],
+        now,
+    );
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    let cols: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "USER",
+            "GROUPS",
+            "NAMESPACE",
+            "SERIAL",
+            "NOT",
+            "AFTER",
+            "STATUS",
+            "SHA256"
+        ]
+    );
+    assert!(
+        lines[1].contains("john") && lines[1].contains("dev,ops"),
+        "{t}"
+    );
+    assert!(
+        lines[1].contains(&format!("valid {}", human_duration(2 * 86_400))),
+        "{t}"
+    );
+    assert!(
+        lines[2].contains(&format!("offboarded, valid {}", human_duration(3600))),
+        "{t}"
+    );
+    assert!(lines[3].contains("expired"), "{t}");
+}
+
+#[test]
+fn the_access_matrix_has_a_column_per_namespace_and_marks_surprises() {
+    let check = |ns: &str, verb: &str, allowed: bool, expected: bool| verify::AccessCheck {
+        namespace: ns.into(),
+        verb: verb.into(),
+        resource: "secrets".into(),
+        expected,
+        allowed,
+        reason: String::new(),
+    };
+    let report = OnboardReport {
+        user: "john".into(),
+        groups: vec!["dev".into()],
+        namespace: "marketing".into(),
+        dry_run: false,
+        certificate: None,
+        files: vec![],
+        objects: vec![ObjectChange {
+            kind: "Role".into(),
+            namespace: Some("marketing".into()),
+            name: "john-marketing".into(),
+            change: Change::Created,
+        }],
+        access: vec![
+            check("marketing", "get", true, true),
+            check("default", "get", true, false),
+            check("marketing", "delete", false, false),
+        ],
+        whoami: Some(verify::WhoAmI {
+            username: "john".into(),
+            groups: vec!["dev".into(), "system:authenticated".into()],
+        }),
+        warnings: vec!["careful".into()],
+    };
+    let t = output::render_onboard(&report);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0], report.objects[0].line());
+    assert_eq!(
+        lines[1],
+        "access of john (groups dev), by SubjectAccessReview:"
+    );
+    let header: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(header, ["RESOURCE", "VERB", "MARKETING", "DEFAULT"]);
+    let get: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(get, ["secrets", "get", "yes", "yes", "(!)"]);
+    let delete: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(delete, ["secrets", "delete", "no"]);
+    assert_eq!(
+        lines.last().copied(),
+        Some("whoami with the new kubeconfig: john (groups dev,system:authenticated)")
+    );
+    assert_eq!(
+        output::warning_lines(&report.warnings),
+        "Warning: careful\n"
+    );
+}

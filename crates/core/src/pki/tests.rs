@@ -3,6 +3,11 @@
 use super::*;
 use std::process::Command;
 
+/// `openssl verify -CAfile CA -purpose PURPOSE LEAF`.
+fn verify_purpose(ca: &str, purpose: &str, leaf: &str) -> (bool, String) {
+    openssl(&["verify", "-CAfile", ca, "-purpose", purpose, leaf])
+}
+
 fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .args(args)
@@ -162,23 +167,9 @@ fn client_certificate_carries_user_and_groups() {
     assert_eq!(cert.organizations(), groups);
     let ca_path = write(dir.path(), "ca.crt", &ca.cert.to_pem().unwrap());
     let leaf = write(dir.path(), "c.crt", &cert.to_pem().unwrap());
-    let (ok, out) = openssl(&[
-        "verify",
-        "-CAfile",
-        &ca_path,
-        "-purpose",
-        "sslclient",
-        &leaf,
-    ]);
+    let (ok, out) = verify_purpose(&ca_path, "sslclient", &leaf);
     assert!(ok, "{out}");
-    let (ok, out) = openssl(&[
-        "verify",
-        "-CAfile",
-        &ca_path,
-        "-purpose",
-        "sslserver",
-        &leaf,
-    ]);
+    let (ok, out) = verify_purpose(&ca_path, "sslserver", &leaf);
     assert!(!ok, "a client certificate must not pass as a server: {out}");
 }
 
@@ -273,14 +264,7 @@ fn csr_build_parse_verify_and_sign_like_the_controller_manager() {
     ]);
     assert!(ok, "{subject}");
     assert_eq!(subject.trim(), "subject=CN=john,O=marketing");
-    let (ok, out) = openssl(&[
-        "verify",
-        "-CAfile",
-        &ca_path,
-        "-purpose",
-        "sslclient",
-        &leaf,
-    ]);
+    let (ok, out) = verify_purpose(&ca_path, "sslclient", &leaf);
     assert!(ok, "{out}");
     // < 8h: the window is ttl + 5m.
     let short = ca

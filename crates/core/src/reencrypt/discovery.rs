@@ -10,12 +10,15 @@
 //! warned about and skipped; a name fails only when it names such a group, or is not found while some group
 //! failed (it may live there).
 
+use std::path::Path;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::Client;
 use serde::Serialize;
 
 use super::ReencryptError;
-use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup};
+use crate::config::EncryptionConfiguration;
+use crate::discovery::{Discovery, ServedGroup as DiscoveredGroup, qualified_name};
 
 /// One API resource to rewrite, resolved through discovery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,11 +58,7 @@ impl Target {
 
     /// The name a user types and reports show: `secrets`, `deployments.apps`.
     pub fn display_name(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        qualified_name(&self.resource, &self.group)
     }
 
     fn base(&self) -> String {
@@ -90,6 +89,9 @@ impl Target {
     }
 }
 
+/// What sending an object back needs.
+const REWRITE_VERBS: &[&str] = &["get", "list", "update"];
+
 /// Everything the server serves (preferred versions only), core group first, and the groups that failed.
 pub struct Discovered {
     discovery: Discovery,
@@ -114,45 +116,18 @@ impl Discovered {
         }
     }
 
-    fn rewritable(r: &APIResource) -> bool {
-        !r.name.contains('/')
-            && ["get", "list", "update"]
-                .iter()
-                .all(|v| r.verbs.iter().any(|x| x == v))
-    }
-
     /// Resolves one name as kubectl does (`secrets`, `secret`, `Secret`, a short name, `deployments.apps`).
     pub fn resolve(&self, name: &str) -> Result<Target, ReencryptError> {
-        let lower = name.to_ascii_lowercase();
-        let candidates: Vec<(&str, Option<&str>)> = match lower.split_once('.') {
-            Some((res, group)) => vec![(res, Some(group)), (lower.as_str(), None)],
-            None => vec![(lower.as_str(), None)],
-        };
-        for (res, group) in candidates {
-            for g in &self.discovery.groups {
-                if let Some(want) = group
-                    && g.group != want
-                {
-                    continue;
-                }
-                let hit = g.resources.iter().find(|r| {
-                    !r.name.contains('/')
-                        && (r.name == res
-                            || r.singular_name == res
-                            || r.kind.to_ascii_lowercase() == res
-                            || r.short_names.iter().flatten().any(|s| s == res))
-                });
-                if let Some(r) = hit {
-                    if !Self::rewritable(r) {
-                        return Err(ReencryptError::Discovery(format!(
-                            "resource {name:?} ({}) does not support get, list and update; it cannot be rewritten",
-                            Self::target(g, r).display_name()
-                        )));
-                    }
-                    return Ok(Self::target(g, r));
-                }
+        if let Some((g, r)) = self.discovery.find(name) {
+            if !REWRITE_VERBS.iter().all(|v| r.verbs.iter().any(|x| x == v)) {
+                return Err(ReencryptError::Discovery(format!(
+                    "resource {name:?} ({}) does not support get, list and update; it cannot be rewritten",
+                    Self::target(g, r).display_name()
+                )));
             }
+            return Ok(Self::target(g, r));
         }
+        let lower = name.to_ascii_lowercase();
         if let Some((_, group)) = lower.split_once('.')
             && let Some(f) = self.discovery.failed_group(group)
         {
@@ -204,15 +179,10 @@ impl Discovered {
                 None => (name.as_str(), ""),
             };
             let mut found = false;
-            for g in &self.discovery.groups {
-                if group != "*" && g.group != group {
-                    continue;
-                }
-                for r in &g.resources {
-                    if Self::rewritable(r) && (res == "*" || r.name == res) {
-                        push(Self::target(g, r));
-                        found = true;
-                    }
+            for (g, r) in self.discovery.resources_supporting(REWRITE_VERBS) {
+                if (group == "*" || g.group == group) && (res == "*" || r.name == res) {
+                    push(Self::target(g, r));
+                    found = true;
                 }
             }
             if !found {
@@ -221,6 +191,59 @@ impl Discovered {
         }
         Ok((out, missing))
     }
+}
+
+/// Where the resources to rewrite come from.
+pub enum Selection<'a> {
+    /// Names given on the command line; none means `secrets`.
+    Names(&'a [String]),
+    /// Every resource an EncryptionConfiguration names (`--all-encrypted`), read from `path`.
+    EncryptionConfig {
+        /// The file, for messages.
+        path: &'a Path,
+        /// Its content, loaded and validated.
+        config: &'a EncryptionConfiguration,
+    },
+}
+
+/// The targets of a run: resolved names, or the served resources an EncryptionConfiguration names (a name the
+/// cluster does not serve is warned about and skipped, as kube-apiserver accepts it too).
+pub async fn select(
+    client: &Client,
+    selection: Selection<'_>,
+) -> Result<Vec<Target>, ReencryptError> {
+    let (path, config) = match selection {
+        Selection::Names([]) => return Ok(vec![Target::secrets()]),
+        Selection::Names(names) => return resolve(client, names).await,
+        Selection::EncryptionConfig { path, config } => (path, config),
+    };
+    let config_error = |message: &str| ReencryptError::Config {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let names: Vec<String> = config
+        .resources
+        .iter()
+        .flat_map(|r| r.resources.iter().cloned())
+        .collect();
+    if names.is_empty() {
+        return Err(config_error("resources[].resources names no resource"));
+    }
+    let (targets, missing) = Discovered::fetch(client)
+        .await?
+        .expand_config_resources(&names)?;
+    for m in missing {
+        tracing::warn!(
+            "{}: resource {m:?} is not served by this cluster; skipped",
+            path.display()
+        );
+    }
+    if targets.is_empty() {
+        return Err(config_error(
+            "none of its resources is served by this cluster",
+        ));
+    }
+    Ok(targets)
 }
 
 /// Resolves resource names given on the command line.

@@ -108,6 +108,26 @@ impl StateFile {
         }
     }
 
+    /// The state of a run at `path` (default: [`StateFile::default_path`]): loaded to resume a run (`resume`),
+    /// else fresh. The flag is true when a resumed state holds no progress at all.
+    pub fn open(
+        path: Option<PathBuf>,
+        cluster: &str,
+        targets: &[Target],
+        resume: bool,
+    ) -> Result<(Self, bool), ReencryptError> {
+        let path = match path {
+            Some(p) => p,
+            None => Self::default_path(cluster, targets)?,
+        };
+        if !resume {
+            return Ok((Self::new(path, cluster), false));
+        }
+        let s = Self::load(path, cluster)?;
+        let empty = s.state.resources.is_empty();
+        Ok((s, empty))
+    }
+
     /// Loads the state at `path` to resume a run; a missing file gives a fresh state. A state of another
     /// cluster or an unreadable file is an error naming the file.
     pub fn load(path: PathBuf, cluster: &str) -> Result<Self, ReencryptError> {

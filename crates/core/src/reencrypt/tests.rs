@@ -740,25 +740,7 @@ async fn many_namespaces_one_object_each_take_one_listing() {
 async fn forbidden_cluster_list_goes_namespace_by_namespace_said_once() {
     let server = Server::seed(&["a", "b", "c"], 5, true);
     server.world.lock().unwrap().faults.forbid_cluster_list = true;
-    struct Notes(std::sync::Mutex<Vec<String>>);
-    impl Observer for Notes {
-        fn notice(&self, message: &str) {
-            self.0.lock().unwrap().push(message.to_string());
-        }
-    }
-    let notes = Arc::new(Notes(std::sync::Mutex::new(Vec::new())));
-    let (url, task) = server.clone().serve().await;
-    let (_tx, rx) = watch::channel(false);
-    let r = super::run(
-        &client(&url),
-        &[Target::secrets()],
-        opts(),
-        rx,
-        notes.clone(),
-    )
-    .await
-    .unwrap();
-    task.abort();
+    let (r, said) = run_noting(&server, opts()).await;
     assert_eq!(r.totals.rewritten, 15);
     assert_eq!(r.totals.failed, 0);
     assert!(
@@ -766,7 +748,6 @@ async fn forbidden_cluster_list_goes_namespace_by_namespace_said_once() {
             .iter()
             .all(|n| n.status == NamespaceStatus::Done)
     );
-    let said = notes.0.lock().unwrap().clone();
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(
         said[0].contains("listing namespace by namespace"),
@@ -1058,7 +1039,8 @@ async fn invalid_options_are_rejected() {
     assert!(e.to_string().contains("qps"), "{e}");
 }
 
-async fn wire_run(server: &Arc<Server>, wire: Wire) -> (Report, Vec<String>) {
+/// Runs over `server` with `options`; returns the report and the notices said.
+async fn run_noting(server: &Arc<Server>, options: Options) -> (Report, Vec<String>) {
     struct Notes(std::sync::Mutex<Vec<String>>);
     impl Observer for Notes {
         fn notice(&self, message: &str) {
@@ -1071,7 +1053,7 @@ async fn wire_run(server: &Arc<Server>, wire: Wire) -> (Report, Vec<String>) {
     let r = super::run(
         &client(&url),
         &[Target::secrets()],
-        Options { wire, ..opts() },
+        options,
         rx,
         notes.clone(),
     )
@@ -1087,7 +1069,7 @@ async fn protobuf_server_gets_its_own_bytes_back() {
     for wire in [Wire::Auto, Wire::Protobuf] {
         let server = Server::seed(&["a", "b"], 10, true);
         server.world.lock().unwrap().speaks_protobuf = true;
-        let (r, notes) = wire_run(&server, wire).await;
+        let (r, notes) = run_noting(&server, Options { wire, ..opts() }).await;
         assert_eq!(r.totals.rewritten, 20, "{wire:?} {:?}", r.failures);
         assert!(notes.is_empty(), "{notes:?}");
         {
@@ -1105,7 +1087,7 @@ async fn protobuf_server_gets_its_own_bytes_back() {
             );
         }
         // A second run: every object current (unchanged bytes are recognised as the same object).
-        let (r, _) = wire_run(&server, wire).await;
+        let (r, _) = run_noting(&server, Options { wire, ..opts() }).await;
         assert_eq!((r.totals.current, r.totals.rewritten), (20, 0), "{wire:?}");
     }
 }
@@ -1113,16 +1095,37 @@ async fn protobuf_server_gets_its_own_bytes_back() {
 #[tokio::test]
 async fn json_server_auto_sends_json_protobuf_encodes() {
     let server = Server::seed(&["a"], 10, true);
-    let (r, _) = wire_run(&server, Wire::Auto).await;
+    let (r, _) = run_noting(
+        &server,
+        Options {
+            wire: Wire::Auto,
+            ..opts()
+        },
+    )
+    .await;
     assert_eq!(r.totals.rewritten, 10);
     assert_eq!(server.world.lock().unwrap().protobuf_puts, 0);
     let server = Server::seed(&["a"], 10, true);
-    let (r, _) = wire_run(&server, Wire::Protobuf).await;
+    let (r, _) = run_noting(
+        &server,
+        Options {
+            wire: Wire::Protobuf,
+            ..opts()
+        },
+    )
+    .await;
     assert_eq!(r.totals.rewritten, 10, "{:?}", r.failures);
     assert_eq!(server.world.lock().unwrap().protobuf_puts, 10);
     let server = Server::seed(&["a"], 10, true);
     server.world.lock().unwrap().speaks_protobuf = true;
-    let (r, _) = wire_run(&server, Wire::Json).await;
+    let (r, _) = run_noting(
+        &server,
+        Options {
+            wire: Wire::Json,
+            ..opts()
+        },
+    )
+    .await;
     assert_eq!(r.totals.rewritten, 10);
     let w = server.world.lock().unwrap();
     assert_eq!((w.protobuf_puts, w.protobuf_answers), (0, 0));
@@ -1137,7 +1140,14 @@ async fn refused_protobuf_falls_back_to_json_said_once() {
             w.faults.refuse_protobuf_bodies = true;
             w.speaks_protobuf = speaks;
         }
-        let (r, notes) = wire_run(&server, Wire::Protobuf).await;
+        let (r, notes) = run_noting(
+            &server,
+            Options {
+                wire: Wire::Protobuf,
+                ..opts()
+            },
+        )
+        .await;
         assert_eq!(r.totals.rewritten, 20, "{:?}", r.failures);
         assert_eq!(r.totals.failed, 0);
         assert_eq!(notes.len(), 1, "{notes:?}");

@@ -1,16 +1,19 @@
-//! `--verify`: read etcd directly (core's scan) and count, per namespace, the objects a run still has to
-//! rewrite: stored in plaintext or through a provider/key other than the write key (the apiserver's "stale").
+//! `kubectl reencrypt --verify`: read etcd directly ([`super::scan`]) and count, per namespace, the objects a run
+//! still has to rewrite: stored in plaintext or through a provider/key other than the write key (the
+//! apiserver's "stale": kubernetes/apiserver `pkg/storage/value/transformer.go`, the first transformer of a
+//! resource writes, the others only read).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use atrest_core::cli::Table;
-use atrest_core::config::EncryptionConfiguration;
-use atrest_core::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdReader};
-use atrest_core::reencrypt::Target;
-use atrest_core::scan::{self, Checker, ScanRequest, Scope, StorageKind, StoredResource};
 use serde::Serialize;
+
+use super::{Checker, ScanError, ScanRequest, Scope, StorageKind, StoredResource};
+use crate::config::EncryptionConfiguration;
+use crate::etcd::{DEFAULT_PAGE_SIZE, EtcdArgs, EtcdError, EtcdReader};
+use crate::reencrypt::report::namespace_table;
+use crate::reencrypt::{SCREEN_ROWS, Target};
+use crate::transform::TransformError;
 
 /// The etcd flags of `--verify` (as `kubectl etcdcheck` and etcdctl spell them).
 #[derive(Debug, clap::Args)]
@@ -30,6 +33,32 @@ pub struct VerifyArgs {
     pub etcd: EtcdArgs,
 }
 
+/// Verification could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Connecting to etcd failed.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// The EncryptionConfiguration has no usable transformers for a resource.
+    #[error("cannot build the transformers for {resource}")]
+    Transformers {
+        /// Resource display name.
+        resource: String,
+        /// Why.
+        #[source]
+        source: TransformError,
+    },
+    /// Reading a resource's keys failed.
+    #[error("scanning {resource} in etcd")]
+    Scan {
+        /// Resource display name.
+        resource: String,
+        /// Why.
+        #[source]
+        source: ScanError,
+    },
+}
+
 /// Counts for one namespace (`""` for cluster-scoped objects) of one resource.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyRow {
@@ -47,6 +76,29 @@ pub struct VerifyRow {
     pub plaintext: u64,
     /// Values no configured key reads, or that fail to decode.
     pub unreadable: u64,
+}
+
+impl VerifyRow {
+    fn add(&mut self, o: &VerifyRow) {
+        self.objects += o.objects;
+        self.current += o.current;
+        self.stale += o.stale;
+        self.plaintext += o.plaintext;
+        self.unreadable += o.unreadable;
+    }
+
+    /// `rows` summed under `label` (the resource of the first row).
+    fn summed(label: String, rows: &[&VerifyRow]) -> VerifyRow {
+        let mut sum = VerifyRow {
+            resource: rows.first().map(|r| r.resource.clone()).unwrap_or_default(),
+            namespace: label,
+            ..VerifyRow::default()
+        };
+        for r in rows {
+            sum.add(r);
+        }
+        sum
+    }
 }
 
 /// The verification result.
@@ -75,7 +127,7 @@ pub async fn verify(
     targets: &[Target],
     namespace: Option<&str>,
     config: Option<&EncryptionConfiguration>,
-) -> Result<Verification> {
+) -> Result<Verification, VerifyError> {
     let cfg = args.etcd.resolve(&args.root);
     let reader = EtcdReader::connect(&cfg).await?;
     let mut rows: BTreeMap<(String, String), VerifyRow> = BTreeMap::new();
@@ -85,8 +137,12 @@ pub async fn verify(
         // kube-apiserver's own key segment (services/specs, minions, <group>/<plural> for custom resources...).
         let segment = StoredResource::new(&t.group, &t.resource).etcd_segment();
         let checker = match config {
-            Some(c) => Checker::with_config(c, &segment)
-                .with_context(|| format!("cannot build the transformers for {name}"))?,
+            Some(c) => {
+                Checker::with_config(c, &segment).map_err(|source| VerifyError::Transformers {
+                    resource: name.clone(),
+                    source,
+                })?
+            }
             None => Checker::without_keys(),
         };
         let req = ScanRequest {
@@ -97,7 +153,7 @@ pub async fn verify(
                 _ => Scope::AllNamespaces,
             },
         };
-        let summary = scan::scan(&reader, &req, &checker, DEFAULT_PAGE_SIZE, |item| {
+        let summary = super::scan(&reader, &req, &checker, DEFAULT_PAGE_SIZE, |item| {
             let ns = item.namespace.clone().unwrap_or_default();
             let row = rows
                 .entry((name.clone(), ns.clone()))
@@ -119,7 +175,10 @@ pub async fn verify(
             Ok(())
         })
         .await
-        .with_context(|| format!("scanning {name} in etcd"))?;
+        .map_err(|source| VerifyError::Scan {
+            resource: name.clone(),
+            source,
+        })?;
         revision = summary.revision;
     }
     let mut totals = VerifyRow {
@@ -128,11 +187,7 @@ pub async fn verify(
         ..VerifyRow::default()
     };
     for r in rows.values() {
-        totals.objects += r.objects;
-        totals.current += r.current;
-        totals.stale += r.stale;
-        totals.plaintext += r.plaintext;
-        totals.unreadable += r.unreadable;
+        totals.add(r);
     }
     Ok(Verification {
         with_config: config.is_some(),
@@ -142,55 +197,30 @@ pub async fn verify(
     })
 }
 
-/// Prints the verification table.
 /// The etcd table: every namespace when they fit a screen (or `wide`); otherwise only the namespaces with objects
 /// not on the current key (at most a screenful, the rest of them summed in one line), the others summed.
-pub fn print(v: &Verification, with_resource: bool, wide: bool) {
-    print!("{}", render(v, with_resource, wide));
-}
-
-fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
-    let mut header = Vec::new();
-    if with_resource {
-        header.push("RESOURCE");
-    }
-    header.extend([
-        "NAMESPACE",
-        "IN ETCD",
-        "CURRENT KEY",
-        "STALE",
-        "PLAINTEXT",
-        "UNREADABLE",
-    ]);
-    let mut table = Table::new(header);
+pub fn render(v: &Verification, with_resource: bool, wide: bool) -> String {
+    let columns = ["IN ETCD", "CURRENT KEY", "STALE", "PLAINTEXT", "UNREADABLE"];
+    let mut table = namespace_table(with_resource, &columns);
     let num = |n: u64| n.to_string();
-    let summed = |label: String, rows: &[&VerifyRow]| VerifyRow {
-        resource: rows.first().map(|r| r.resource.clone()).unwrap_or_default(),
-        namespace: label,
-        objects: rows.iter().map(|r| r.objects).sum(),
-        current: rows.iter().map(|r| r.current).sum(),
-        stale: rows.iter().map(|r| r.stale).sum(),
-        plaintext: rows.iter().map(|r| r.plaintext).sum(),
-        unreadable: rows.iter().map(|r| r.unreadable).sum(),
-    };
     let mut shown: Vec<VerifyRow> = Vec::new();
-    if wide || v.namespaces.len() <= crate::SCREEN_ROWS {
+    if wide || v.namespaces.len() <= SCREEN_ROWS {
         shown.extend(v.namespaces.iter().cloned());
     } else {
         let (bad, good): (Vec<&VerifyRow>, Vec<&VerifyRow>) = v
             .namespaces
             .iter()
             .partition(|r| r.stale + r.plaintext + r.unreadable > 0);
-        let n = bad.len().min(crate::SCREEN_ROWS);
+        let n = bad.len().min(SCREEN_ROWS);
         shown.extend(bad[..n].iter().map(|r| (*r).clone()));
         if bad.len() > n {
-            shown.push(summed(
+            shown.push(VerifyRow::summed(
                 format!("({} more not on the current key)", bad.len() - n),
                 &bad[n..],
             ));
         }
         if !good.is_empty() {
-            shown.push(summed(
+            shown.push(VerifyRow::summed(
                 format!("({} namespaces all on the current key)", good.len()),
                 &good,
             ));
@@ -262,6 +292,12 @@ mod tests {
             t.contains("(1960 namespaces all on the current key)"),
             "{t}"
         );
+        let summed = lines
+            .iter()
+            .find(|l| l.contains("(20 more not on the current key)"))
+            .unwrap();
+        let nums: Vec<&str> = summed.split_whitespace().rev().take(5).collect();
+        assert_eq!(nums, ["0", "20", "20", "0", "20"], "{summed}");
         assert_eq!(
             render(&v, false, true).matches("team-").count(),
             2000,
