@@ -1,10 +1,9 @@
-//! Helpers shared by the end-to-end tests: locating the built plugins, a TLS etcd, release packaging and krew's
-//! rules (also used by `cargo xtask dist` through the `atrest-dist` binary).
+//! The end-to-end harness: locating the built plugins, a TLS etcd, a forward proxy, running the plugins and the
+//! real kubectl, the seed tutorial's steps. Shared by the end-to-end tests (`tests/tests/`) and by the demo and
+//! benchmarks of atrest-devtools.
 
 pub mod bins;
-pub mod dist;
 pub mod etcd;
-pub mod krew;
 pub mod proxy;
 pub mod run;
 pub mod tutorial;

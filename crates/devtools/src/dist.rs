@@ -1,7 +1,7 @@
 //! Release packaging shared by `cargo xtask dist` (through the `atrest-dist` binary) and the archive tests:
 //! one flat `.tar.gz` per plugin and target holding `kubectl-<verb>`, the completion wrapper
 //! `kubectl_complete-<verb>` and `LICENSE`, its SHA-256, and the krew manifest rendered from the one template
-//! `krew-manifests/plugin.yaml.tmpl`.
+//! `plugin.yaml.tmpl` beside this file (krew-manifests/ holds only the manifests, as krew-index expects).
 //!
 //! Archives are deterministic: entries in a fixed order, mtime 0, uid/gid 0, owner names empty, fixed modes, gzip
 //! header without name or timestamp. Only regular files, no directories, symlinks or `..` (krew refuses links,
@@ -28,16 +28,17 @@ pub fn version_tag() -> String {
 /// Where releases are downloaded from.
 pub const HOMEPAGE: &str = "https://github.com/atrest/atrest";
 
-/// The workspace root (the parent of `tests/`).
+/// The workspace root (two levels above `crates/devtools`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace root")
+        .ancestors()
+        .nth(2)
+        .expect("crates/devtools sits two levels below the workspace root")
         .to_path_buf()
 }
 
 /// The manifest template, relative to the workspace root.
-pub const TEMPLATE: &str = "krew-manifests/plugin.yaml.tmpl";
+pub const TEMPLATE: &str = "crates/devtools/src/plugin.yaml.tmpl";
 
 /// Per-plugin texts of the manifests.
 pub struct PluginText {

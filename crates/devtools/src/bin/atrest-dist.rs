@@ -1,5 +1,5 @@
 //! `atrest-dist`: the packaging half of `cargo xtask dist` (xtask builds, this packages; the archive tests call the
-//! same code in `atrest_e2e::dist`).
+//! same code in `atrest_devtools::dist`).
 //!
 //! ```text
 //! atrest-dist package --bin-dir target/release --out target/dist [--level 9] [--update-manifests]
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use atrest_e2e::{dist, krew};
+use atrest_devtools::{dist, krew};
 
 const USAGE: &str = "\
 usage: atrest-dist package --bin-dir DIR --out DIR [--level 0-9] [--update-manifests]
@@ -19,7 +19,7 @@ usage: atrest-dist package --bin-dir DIR --out DIR [--level 0-9] [--update-manif
 package            archive kubectl-<verb> from --bin-dir with its completion wrapper and LICENSE into
                    <out>/kubectl-<verb>-<target>.tar.gz, print the SHA-256s, write <out>/krew/<verb>.yaml;
                    --update-manifests also writes krew-manifests/<verb>.yaml (a release)
-manifests          re-render krew-manifests/<verb>.yaml from krew-manifests/plugin.yaml.tmpl and the version in
+manifests          re-render krew-manifests/<verb>.yaml from crates/devtools/src/plugin.yaml.tmpl and the version in
                    Cargo.toml, keeping the sha256 each file carries (after editing the template or the texts)
 ";
 

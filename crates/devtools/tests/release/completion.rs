@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use atrest_e2e::{bins, dist};
+use atrest_devtools::dist;
+use atrest_e2e::bins;
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 struct Env {

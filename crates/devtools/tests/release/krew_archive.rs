@@ -1,6 +1,6 @@
 //! The release archives installed offline by the real krew, then run through the real kubectl.
 //!
-//! The debug binaries are packaged with the same code as `cargo xtask dist` (`atrest_e2e::dist`; CI never
+//! The debug binaries are packaged with the same code as `cargo xtask dist` (`atrest_devtools::dist`; CI never
 //! builds release binaries) and the manifests rendered from the same template with those archives' SHA-256s.
 //! krew itself (v0.4.3, built from its Go module by `atrest_sandbox::k8s`, on PATH as `kubectl-krew`) installs
 //! each one with `kubectl krew install --manifest=… --archive=…` into a `KREW_ROOT` of the test's own: it checks
@@ -13,7 +13,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use atrest_e2e::{bins, dist};
+use atrest_devtools::dist;
+use atrest_e2e::bins;
 
 fn text(out: &Output) -> String {
     format!(

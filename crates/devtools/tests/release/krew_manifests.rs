@@ -1,9 +1,9 @@
 //! The checked-in krew manifests (`krew-manifests/<verb>.yaml`): valid by krew's rules, and exactly what the
 //! template renders with the version in Cargo.toml. Only the `sha256` comes from the file itself: it is the
 //! archive `cargo xtask dist` built for the release. After editing the template or the texts run
-//! `cargo run -p atrest-e2e --bin atrest-dist -- manifests`; for a release, `cargo xtask dist`.
+//! `cargo run -p atrest-devtools --bin atrest-dist -- manifests`; for a release, `cargo xtask dist`.
 
-use atrest_e2e::{dist, krew};
+use atrest_devtools::{dist, krew};
 
 fn read(rel: &str) -> String {
     let path = dist::workspace_root().join(rel);
@@ -66,20 +66,19 @@ fn checked_in_manifests_are_valid_and_up_to_date() {
         let rendered = dist::manifest_for(&template, verb, sha).unwrap();
         assert!(
             rendered == text,
-            "krew-manifests/{file} is stale: run `cargo run -p atrest-e2e --bin atrest-dist -- manifests` \
+            "krew-manifests/{file} is stale: run `cargo run -p atrest-devtools --bin atrest-dist -- manifests` \
              (or `cargo xtask dist` for a release)\n{}",
             first_difference(&rendered, &text)
         );
     }
-    // Nothing else that krew-index would take for a manifest.
-    let mut yamls: Vec<String> = std::fs::read_dir(dist::workspace_root().join("krew-manifests"))
+    // Nothing else: krew-index expects only manifests there (the template lives beside the code that renders it).
+    let mut files: Vec<String> = std::fs::read_dir(dist::workspace_root().join("krew-manifests"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
         .collect();
-    yamls.sort();
+    files.sort();
     assert_eq!(
-        yamls,
+        files,
         [
             "encrypt.yaml",
             "etcdcheck.yaml",
