@@ -1,5 +1,5 @@
 //! The end-to-end harness: locating the built plugins, a TLS etcd, a forward proxy, running the plugins and the
-//! real kubectl, the seed tutorial's steps. Shared by the end-to-end tests (`tests/tests/`) and by the demo and
+//! real kubectl, the seed tutorial's steps. Shared by the end-to-end tests (`tests/tests/e2e/`) and by the demo and
 //! benchmarks of atrest-devtools.
 
 pub mod bins;

@@ -4,7 +4,7 @@
 //!   `cmd/validate-krew-manifest/main.go` (supported platforms, no overlap, license installed), plus unknown keys
 //!   rejected (krew itself ignores them, so a typo only shows as a missing field later).
 //!
-//! Installing is left to the real krew (tests/tests/krew_archive.rs runs `kubectl krew install --archive`).
+//! Installing is left to the real krew (crates/devtools/tests/release/krew_archive.rs runs `kubectl krew install --archive`).
 
 use std::collections::BTreeMap;
 
