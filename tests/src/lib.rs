@@ -2,6 +2,7 @@
 //! real kubectl, the seed tutorial's steps. Shared by the end-to-end tests (`tests/tests/e2e/`) and by the demo and
 //! benchmarks of atrest-devtools.
 
+pub mod bed;
 pub mod bins;
 pub mod etcd;
 pub mod proxy;

@@ -6,95 +6,11 @@
 //! default, the static pods' mirror pods Running, and etcdctl showing the plaintext protobuf value. Shared by
 //! `sandbox_tutorial.rs` (atrest's API server) and `real_tutorial.rs` (the real control plane).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use atrest_sandbox::Sandbox;
-
-/// The real kubectl as the tutorial runs it, against a sandbox, as its kubeadm admin unless told otherwise.
-pub struct Kubectl<'a> {
-    pub sb: &'a Sandbox,
-    /// Working directory of the walk (keys, CSRs, kubeconfigs) and HOME of every kubectl.
-    pub tmp: &'a Path,
-    n: std::cell::Cell<u32>,
-}
-
-impl<'a> Kubectl<'a> {
-    /// The kubectl within the skew of `sb`'s server ([`crate::run::kubectl_program`]).
-    pub fn new(sb: &'a Sandbox, tmp: &'a Path) -> Self {
-        Kubectl {
-            sb,
-            tmp,
-            n: Default::default(),
-        }
-    }
-
-    /// A `kubectl` command with this walk's HOME and no KUBECONFIG.
-    pub fn command(&self) -> Command {
-        let mut cmd = crate::run::kubectl_command(self.sb);
-        cmd.env_remove("KUBECONFIG").env("HOME", self.tmp);
-        cmd
-    }
-
-    /// A fresh cache dir for every command, as the acceptance criteria demand.
-    fn cache_dir(&self) -> PathBuf {
-        self.n.set(self.n.get() + 1);
-        self.tmp.join(format!("cache-{}", self.n.get()))
-    }
-
-    /// Run with `kubeconfig`, a fresh cache dir and `stdin`.
-    pub fn run_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = self.command();
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .args(args);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl on PATH");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Run as the kubeadm admin; panics with stderr unless it succeeds; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        self.ok_with(args, None)
-    }
-
-    /// [`ok`](Self::ok) with `stdin`.
-    pub fn ok_with(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let out = self.run_as(&self.sb.kubeconfig(), args, stdin);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-/// Polls `f` every 100 ms until it gives a value; panics naming `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::run::{Kubectl, wait_for};
 
 fn openssl(args: &[&str], dir: &Path) -> String {
     let out = Command::new("openssl")
@@ -218,7 +134,7 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     );
 
     // john's certificate through the CSR API, as the tutorial does it.
-    let dir = k.tmp;
+    let dir = k.home;
     openssl(&["genrsa", "-out", "john.key", "2048"], dir);
     openssl(
         &[

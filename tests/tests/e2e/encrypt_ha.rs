@@ -7,13 +7,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use atrest_core::config;
+use atrest_e2e::bed::{self};
 use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
-
-const READY: Duration = Duration::from_secs(90);
 
 fn refused(o: Output, what: &str) -> String {
     let stderr = text(&o.stderr);
@@ -48,17 +46,14 @@ fn key_names(sb: &Sandbox) -> Vec<String> {
 #[test]
 fn rotation_phase_by_phase_on_two_api_servers() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let mut o1 = SandboxOptions::new(dir.path().join("node1"));
     o1.node = "node1".into();
-    let n1 = Sandbox::up(o1).expect("node1 up");
-    n1.wait_ready(READY).expect("node1 ready");
+    let n1 = bed::start(o1);
     let mut o2 = SandboxOptions::new(dir.path().join("node2"));
     o2.node = "node2".into();
     o2.join = Some(n1.root().to_path_buf());
-    let n2 = Sandbox::up(o2).expect("node2 up");
-    n2.wait_ready(READY).expect("node2 ready");
+    let n2 = bed::start(o2);
     assert_ne!(n1.apiserver_url(), n2.apiserver_url());
     assert_eq!(n1.etcd_endpoint(), n2.etcd_endpoint(), "one etcd");
 
@@ -215,13 +210,11 @@ fn rotation_phase_by_phase_on_two_api_servers() {
 fn two_nodes(dir: &Path) -> (Sandbox, Sandbox) {
     let mut o1 = SandboxOptions::new(dir.join("node1"));
     o1.node = "node1".into();
-    let n1 = Sandbox::up(o1).expect("node1 up");
-    n1.wait_ready(READY).expect("node1 ready");
+    let n1 = bed::start(o1);
     let mut o2 = SandboxOptions::new(dir.join("node2"));
     o2.node = "node2".into();
     o2.join = Some(n1.root().to_path_buf());
-    let n2 = Sandbox::up(o2).expect("node2 up");
-    n2.wait_ready(READY).expect("node2 ready");
+    let n2 = bed::start(o2);
     (n1, n2)
 }
 
@@ -232,8 +225,7 @@ fn two_nodes(dir: &Path) -> (Sandbox, Sandbox) {
 #[test]
 fn enable_on_a_second_node_needs_the_first_nodes_config() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let (n1, n2) = two_nodes(dir.path());
     ok(encrypt(&n1, &home, &["--timeout", "90s"]), "enable node1");
     create_secret(&n1, &home, "s0", "v-s0");
@@ -320,8 +312,7 @@ fn enable_on_a_second_node_needs_the_first_nodes_config() {
 #[test]
 fn the_reload_check_asks_this_nodes_api_server() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let (n1, n2) = two_nodes(dir.path());
     ok(
         encrypt(&n1, &home, &["--automatic-reload", "--timeout", "90s"]),

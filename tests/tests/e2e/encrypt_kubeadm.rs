@@ -9,17 +9,15 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use atrest_e2e::bed::{self, READY};
 use atrest_e2e::run::{encrypt_on_node, kubectl, ok, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
-
-const READY: Duration = Duration::from_secs(90);
 
 fn up(version: &str) -> (tempfile::TempDir, Sandbox) {
     let dir = tempfile::tempdir().unwrap();
     let mut o = SandboxOptions::new(dir.path().join("node"));
     o.kube_version = version.into();
-    let sb = Sandbox::up(o).expect("sandbox up");
-    sb.wait_ready(READY).expect("sandbox ready");
+    let sb = bed::start(o);
     (dir, sb)
 }
 
@@ -84,8 +82,7 @@ fn status(sb: &Sandbox, home: &Path) -> serde_json::Value {
 #[test]
 fn v1beta4_list_args_and_volume_follow_enable_and_disable() {
     let (dir, sb) = up("1.32");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let original = cluster_configuration(&sb, &home);
     assert!(
         original.starts_with("apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\n"),
@@ -143,8 +140,7 @@ fn v1beta4_list_args_and_volume_follow_enable_and_disable() {
 #[test]
 fn v1beta3_map_args_drift_repair_and_the_skips() {
     let (dir, sb) = up("1.30");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let original = cluster_configuration(&sb, &home);
     assert!(
         original.contains("apiVersion: kubeadm.k8s.io/v1beta3\n"),

@@ -8,20 +8,11 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
+use atrest_e2e::bed::{self, READY, up};
 use atrest_e2e::bins;
 use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, ok, read_secret, text};
-use atrest_sandbox::{Sandbox, SandboxOptions};
-
-const READY: Duration = Duration::from_secs(90);
-
-fn up() -> (tempfile::TempDir, Sandbox) {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-    sb.wait_ready(READY).expect("sandbox ready");
-    (dir, sb)
-}
+use atrest_sandbox::Sandbox;
 
 /// Rewrites the kube-apiserver manifest (as an admin would) and waits for the restarted server.
 fn edit_manifest(sb: &Sandbox, edit: impl Fn(&str) -> String) {
@@ -37,8 +28,7 @@ fn edit_manifest(sb: &Sandbox, edit: impl Fn(&str) -> String) {
 #[test]
 fn etcdcheck_reads_the_config_behind_the_pods_mount() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
     ok(
         encrypt(
@@ -87,8 +77,7 @@ fn etcdcheck_reads_the_config_behind_the_pods_mount() {
 #[test]
 fn a_rootless_api_server_gets_its_config() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let enc = sb.root().join("etc/kubernetes/pki/enc.yaml");
     // What kubeadm's RootlessControlPlane writes into the pod (runKubeAPIServerAsNonRoot).
     edit_manifest(&sb, |m| {

@@ -16,17 +16,9 @@ use std::time::Duration;
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
+use atrest_e2e::bed::{self, READY, up};
 use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
-use atrest_sandbox::{Sandbox, SandboxOptions};
-
-const READY: Duration = Duration::from_secs(90);
-
-fn up() -> (tempfile::TempDir, Sandbox) {
-    let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-    sb.wait_ready(READY).expect("sandbox ready");
-    (dir, sb)
-}
+use atrest_sandbox::Sandbox;
 
 fn starts(v: &[u8], prefix: &str) -> bool {
     v.starts_with(prefix.as_bytes())
@@ -55,8 +47,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
 #[test]
 fn enable_rotate_disable_on_the_sandbox() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
     create_secret(&sb, &home, "before", "v-before");
     assert!(
@@ -279,8 +270,7 @@ fn enable_rotate_disable_on_the_sandbox() {
 #[test]
 fn a_config_the_server_rejects_is_rolled_back() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let manifest = sb.manifest("kube-apiserver");
     let original = std::fs::read(&manifest).unwrap();
     let starts_before = sb.apiserver_starts();
@@ -329,8 +319,7 @@ fn a_config_the_server_rejects_is_rolled_back() {
 #[test]
 fn enable_with_reencrypt_encrypts_existing_secrets() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     create_secret(&sb, &home, "old", "v-old");
     assert!(starts(&etcd_value(&sb, "old"), "k8s\0"));
     let out = ok(
@@ -371,8 +360,7 @@ fn enable_with_reencrypt_encrypts_existing_secrets() {
 #[test]
 fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
     let enc = root.join("etc/kubernetes/pki/enc.yaml");
     ok(encrypt(&sb, &home, &["--timeout", "90s"]), "enable");
@@ -498,8 +486,7 @@ fn rotate_with_automatic_reload_does_not_restart_the_api_server() {
 #[test]
 fn a_single_file_config_mount_is_restarted_not_reloaded() {
     let (dir, sb) = up();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
     let enc = root.join("etc/kubernetes/enc/enc.yaml");
     ok(

@@ -8,14 +8,14 @@
 //! authenticated data.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use atrest_core::config::{EncryptionConfiguration, GroupResource};
 use atrest_core::transform::EncryptionTransformers;
-use atrest_e2e::bins;
-use atrest_e2e::run::{kubectl, ok, text};
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_e2e::bed;
+use atrest_e2e::run::{kubectl, ok, plugin_command, text};
+use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
 /// A test key (32 bytes), not a secret.
@@ -100,17 +100,13 @@ fn etcd_value(sb: &Sandbox, rt: &tokio::runtime::Runtime, key: &str) -> Vec<u8> 
 }
 
 fn etcdcheck(sb: &Sandbox, cfg: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(bins::plugin("etcdcheck"))
+    plugin_command("etcdcheck")
         .arg("--root")
         .arg(sb.root())
         .args(["--endpoints", sb.etcd_endpoint(), "--encryption-config"])
         .arg(cfg)
         .args(["-o", "json"])
         .args(args)
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .env_remove("ETCDCTL_CACERT")
-        .env_remove("ETCDCTL_CERT")
-        .env_remove("ETCDCTL_KEY")
         .output()
         .unwrap()
 }
@@ -132,8 +128,7 @@ fn items(out: &Output) -> Vec<Value> {
 fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let sb = bed::node(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cfg = enable_encryption(&sb);
 
@@ -255,7 +250,7 @@ fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_the
     assert_eq!(items(&out).len(), 1);
 
     // reencrypt --verify counts the APIServices where they are.
-    let out = Command::new(bins::plugin("reencrypt"))
+    let out = plugin_command("reencrypt")
         .arg("--kubeconfig")
         .arg(sb.kubeconfig())
         .args([
@@ -273,7 +268,6 @@ fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_the
         .arg(sb.root())
         .args(["--endpoints", sb.etcd_endpoint(), "--encryption-config"])
         .arg(&cfg)
-        .env_remove("ETCDCTL_ENDPOINTS")
         .output()
         .unwrap();
     let stdout = text(&out.stdout);

@@ -1,10 +1,10 @@
 //! `kubectl etcdcheck` end to end: the built binary against a real TLS etcd.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use atrest_e2e::bins;
 use atrest_e2e::etcd::TlsEtcd;
+use atrest_e2e::run::plugin_command;
 use serde_json::{Value, json};
 
 struct Run {
@@ -14,13 +14,9 @@ struct Run {
 }
 
 fn run(etcd: &TlsEtcd, args: &[&str]) -> Run {
-    let out: Output = Command::new(bins::plugin("etcdcheck"))
+    let out: Output = plugin_command("etcdcheck")
         .args(etcd.etcdctl_args())
         .args(args)
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .env_remove("ETCDCTL_CACERT")
-        .env_remove("ETCDCTL_CERT")
-        .env_remove("ETCDCTL_KEY")
         .output()
         .expect("run kubectl-etcdcheck");
     Run {
@@ -185,18 +181,10 @@ async fn plaintext_and_garbage_values() {
 async fn certificate_problems_exit_1_with_what_to_fix() {
     let etcd = TlsEtcd::start();
     let files = etcd.client_files();
-    let plugin = bins::plugin("etcdcheck");
-    let base = |cmd: &mut Command| {
-        cmd.env_remove("ETCDCTL_ENDPOINTS")
-            .env_remove("ETCDCTL_CACERT")
-            .env_remove("ETCDCTL_CERT")
-            .env_remove("ETCDCTL_KEY");
-    };
 
     // Missing certificates under --root.
     let empty = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(&plugin);
-    base(&mut cmd);
+    let mut cmd = plugin_command("etcdcheck");
     let out = cmd
         .args(["--endpoints", &etcd.endpoint(), "--root"])
         .arg(empty.path())
@@ -211,8 +199,7 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
 
     // --root pointing at the node directory works with the kubeadm default paths, and the
     // ETCDCTL_* variables are honoured.
-    let mut cmd = Command::new(&plugin);
-    base(&mut cmd);
+    let mut cmd = plugin_command("etcdcheck");
     let out = cmd
         .env("ETCDCTL_ENDPOINTS", etcd.endpoint())
         .arg("--root")
@@ -237,7 +224,7 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
     .unwrap();
     let wrong_ca = other.path().join("ca.crt");
     std::fs::write(&wrong_ca, ca.cert.to_pem().unwrap()).unwrap();
-    let out = run_with(&plugin, &etcd, &wrong_ca, &files.cert, &files.key);
+    let out = run_with(&etcd, &wrong_ca, &files.cert, &files.key);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("--cacert"), "{}", out.stderr);
 
@@ -255,7 +242,7 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
         .unwrap();
     let (c, k) = (other.path().join("c.crt"), other.path().join("c.key"));
     atrest_core::pki::write_cert_and_key(&cert, &key, &c, &k).unwrap();
-    let out = run_with(&plugin, &etcd, &files.ca, &c, &k);
+    let out = run_with(&etcd, &files.ca, &c, &k);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("error: etcd at https://127.0.0.1:"),
@@ -265,7 +252,7 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
 
     // A certificate file that is not PEM.
     std::fs::write(&c, b"not pem").unwrap();
-    let out = run_with(&plugin, &etcd, &files.ca, &c, &k);
+    let out = run_with(&etcd, &files.ca, &c, &k);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("c.crt: not a PEM certificate"),
@@ -274,19 +261,19 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
     );
 
     // Bad flags exit 1 too.
-    let out = Command::new(&plugin)
+    let out = plugin_command("etcdcheck")
         .args(["-A", "-n", "x"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let out = Command::new(&plugin)
+    let out = plugin_command("etcdcheck")
         .args(["x", "-A"])
         .args(etcd.etcdctl_args())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     // --help exits 0 and shows examples.
-    let out = Command::new(&plugin).arg("--help").output().unwrap();
+    let out = plugin_command("etcdcheck").arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -295,9 +282,8 @@ async fn certificate_problems_exit_1_with_what_to_fix() {
     );
 }
 
-fn run_with(plugin: &Path, etcd: &TlsEtcd, ca: &Path, cert: &Path, key: &Path) -> Run {
-    let out = Command::new(plugin)
-        .env_remove("ETCDCTL_ENDPOINTS")
+fn run_with(etcd: &TlsEtcd, ca: &Path, cert: &Path, key: &Path) -> Run {
+    let out = plugin_command("etcdcheck")
         .args([
             "--endpoints",
             &etcd.endpoint(),
@@ -577,13 +563,10 @@ async fn every_storage_kind_decrypts_and_verifies() {
         "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --encryption-provider-config=/etc/kubernetes/enc/enc.yaml\n    - --etcd-servers=https://127.0.0.1:2379\n    volumeMounts:\n    - mountPath: /etc/kubernetes/enc\n      name: encryption-config\n      readOnly: true\n  volumes:\n  - hostPath:\n      path: /etc/kubernetes/enc\n      type: DirectoryOrCreate\n    name: encryption-config\n",
     )
     .unwrap();
-    let out = Command::new(bins::plugin("etcdcheck"))
+    let out = plugin_command("etcdcheck")
         .args(["--endpoints", &etcd.endpoint(), "--root"])
         .arg(etcd.root())
         .args(["gcm", "-n", "enc", "-o", "json"])
-        .env_remove("ETCDCTL_CACERT")
-        .env_remove("ETCDCTL_CERT")
-        .env_remove("ETCDCTL_KEY")
         .output()
         .unwrap();
     assert_eq!(

@@ -14,8 +14,8 @@ use atrest_core::storage::{self, MediaType};
 use atrest_core::transform::{
     AES_GCM_KEY, EncryptedObject, EncryptionTransformers, EnvelopeService, KmsPluginService,
 };
-use atrest_e2e::bins;
 use atrest_e2e::etcd::TlsEtcd;
+use atrest_e2e::run::plugin_command;
 use serde_json::{Value, json};
 
 const PROVIDER: &str = "kms-test";
@@ -101,7 +101,7 @@ fn aes_gcm_key_value(plugin: &dyn EnvelopeService, key: &str, plain: &[u8]) -> V
 }
 
 fn etcdcheck(etcd: &TlsEtcd, root: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(bins::plugin("etcdcheck"))
+    plugin_command("etcdcheck")
         .args(etcd.etcdctl_args())
         .arg("--root")
         .arg(root)
@@ -109,10 +109,6 @@ fn etcdcheck(etcd: &TlsEtcd, root: &Path, config: &Path, args: &[&str]) -> Outpu
         .arg(config)
         .args(["-o", "json"])
         .args(args)
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .env_remove("ETCDCTL_CACERT")
-        .env_remove("ETCDCTL_CERT")
-        .env_remove("ETCDCTL_KEY")
         .output()
         .expect("run kubectl-etcdcheck")
 }

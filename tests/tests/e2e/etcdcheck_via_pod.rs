@@ -6,12 +6,11 @@
 //!   aesgcm values, one that does not decrypt), over several pages, for one object, and by pod name;
 //! - a user without `pods/exec` gets the API server's Forbidden, exit 1, with the permission named.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
-use atrest_e2e::bins;
-use atrest_e2e::run::{seal, text};
+use atrest_e2e::bed;
+use atrest_e2e::run::{Kubectl, plugin_command, seal, text, wait_for};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 use serde_json::Value;
 
@@ -22,52 +21,42 @@ const K_OTHER: &str = "Y2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2M=";
 struct Env {
     sb: Sandbox,
     tmp: tempfile::TempDir,
-    n: std::cell::Cell<u32>,
 }
 
 impl Env {
-    /// A fresh `--cache-dir` per kubectl call (the discovery cache is keyed by host:port only).
-    fn cache_dir(&self) -> PathBuf {
-        self.n.set(self.n.get() + 1);
-        self.tmp.path().join(format!("cache-{}", self.n.get()))
+    /// A sandbox of `opts` once the etcd mirror pod that `--via-pod` execs in is there.
+    fn up(tmp: tempfile::TempDir, opts: SandboxOptions) -> Env {
+        let sb = bed::start(opts);
+        let env = Env { sb, tmp };
+        let pod = env.etcd_pod();
+        wait_for("the etcd mirror pod", Duration::from_secs(30), || {
+            env.kubectl(&["get", "pod", "-n", "kube-system", &pod])
+                .status
+                .success()
+                .then_some(())
+        });
+        env
+    }
+
+    fn etcd_pod(&self) -> String {
+        format!("etcd-{}", self.sb.node_name())
+    }
+
+    fn kubectl_runner(&self) -> Kubectl<'_> {
+        Kubectl::new(&self.sb, self.tmp.path())
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        atrest_e2e::run::kubectl_command(&self.sb)
-            .arg("--kubeconfig")
-            .arg(self.sb.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .env("HOME", self.tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("kubectl on PATH")
+        self.kubectl_runner().run(args)
     }
 
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text(&out.stdout)
+        self.kubectl_runner().ok(args)
     }
 
     /// The plugin; `--via-pod` runs get the admin kubeconfig, direct runs the etcd client files.
     fn etcdcheck(&self, via_pod: bool, args: &[&str]) -> Output {
-        let mut cmd = Command::new(bins::plugin("etcdcheck"));
-        for v in [
-            "ETCDCTL_ENDPOINTS",
-            "ETCDCTL_CACERT",
-            "ETCDCTL_CERT",
-            "ETCDCTL_KEY",
-        ] {
-            cmd.env_remove(v);
-        }
+        let mut cmd = plugin_command("etcdcheck");
         cmd.env_remove("KUBECONFIG").env("HOME", self.tmp.path());
         if via_pod {
             cmd.arg("--kubeconfig").arg(self.sb.kubeconfig());
@@ -117,31 +106,12 @@ fn secret_json(ns: &str, name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn etcdcheck_via_the_etcd_pod() {
     let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(tmp.path().join("node"))).expect("sandbox up");
-    sb.wait_ready(Duration::from_secs(90))
-        .expect("sandbox ready");
-    let env = Env {
-        sb,
-        tmp,
-        n: Default::default(),
-    };
-    let pod = format!("etcd-{}", env.sb.node_name());
-    wait_for("the etcd mirror pod", Duration::from_secs(30), || {
-        env.kubectl(&["get", "pod", "-n", "kube-system", &pod])
-            .status
-            .success()
-    });
+    let opts = SandboxOptions::new(tmp.path().join("node"));
+    let env = Env::up(tmp, opts);
+    let pod = env.etcd_pod();
 
     // Data: plaintext protobuf secrets written by kubectl through the API server, encrypted values as the
     // apiserver writes them, and one encrypted with a key the configuration does not have.
@@ -225,11 +195,9 @@ fn etcdcheck_via_the_etcd_pod() {
         text(&out.stderr)
     );
     // stdin reaches the command, and its end (v5's close signal) ends `cat`.
-    let mut child = atrest_e2e::run::kubectl_command(&env.sb)
-        .arg("--kubeconfig")
-        .arg(env.sb.kubeconfig())
-        .arg("--cache-dir")
-        .arg(env.cache_dir())
+    let mut child = env
+        .kubectl_runner()
+        .admin_command()
         .args([
             "exec",
             "-i",
@@ -241,8 +209,6 @@ fn etcdcheck_via_the_etcd_pod() {
             "-c",
             "cat; echo end",
         ])
-        .env_remove("KUBECONFIG")
-        .env("HOME", env.tmp.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -460,20 +426,8 @@ fn spdy_clients_get_a_clear_refusal() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = SandboxOptions::new(tmp.path().join("node"));
     opts.kube_version = "1.29".into();
-    let sb = Sandbox::up(opts).expect("sandbox up");
-    sb.wait_ready(Duration::from_secs(90))
-        .expect("sandbox ready");
-    let env = Env {
-        sb,
-        tmp,
-        n: Default::default(),
-    };
-    let pod = format!("etcd-{}", env.sb.node_name());
-    wait_for("the etcd mirror pod", Duration::from_secs(30), || {
-        env.kubectl(&["get", "pod", "-n", "kube-system", &pod])
-            .status
-            .success()
-    });
+    let env = Env::up(tmp, opts);
+    let pod = env.etcd_pod();
     let exec = [
         "exec",
         "-n",
@@ -492,14 +446,10 @@ fn spdy_clients_get_a_clear_refusal() {
         "{}",
         text(&out.stderr)
     );
-    let out = atrest_e2e::run::kubectl_command(&env.sb)
-        .arg("--kubeconfig")
-        .arg(env.sb.kubeconfig())
-        .arg("--cache-dir")
-        .arg(env.cache_dir())
+    let out = env
+        .kubectl_runner()
+        .admin_command()
         .args(exec)
-        .env_remove("KUBECONFIG")
-        .env("HOME", env.tmp.path())
         .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")
         .output()
         .unwrap();

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use atrest_e2e::bed;
 use atrest_e2e::bins;
 use atrest_e2e::run::{encrypt_on_node, kubectl, ok, text};
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
 /// 1.4 MiB of data per secret: with the object's metadata and an encryption envelope still under etcd's
@@ -66,11 +67,8 @@ fn count_of(counts: &[(String, String, u64)], storage: &str, key: &str) -> u64 {
 #[test]
 fn secrets_near_the_request_limit_are_counted_listed_rewritten_and_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-    sb.wait_ready(Duration::from_secs(120))
-        .expect("sandbox ready");
+    let home = bed::home(dir.path());
+    let sb = bed::node(dir.path());
 
     ok(
         kubectl(&sb, &home, &["create", "namespace", NAMESPACE]),

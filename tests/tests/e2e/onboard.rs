@@ -4,30 +4,24 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_e2e::run::Kubectl;
+use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
 struct Env {
     sb: Sandbox,
     dir: tempfile::TempDir,
-    calls: AtomicUsize,
 }
 
 impl Env {
     fn up() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-        sb.wait_ready(Duration::from_secs(90))
-            .expect("sandbox ready");
-        let env = Env {
-            sb,
-            dir,
-            calls: AtomicUsize::new(0),
-        };
+        let sb = bed::node(dir.path());
+        let env = Env { sb, dir };
         env.grant_csr_signer();
         env
     }
@@ -93,26 +87,13 @@ subjects:
         self.work().join(name)
     }
 
-    /// The real kubectl with `kubeconfig` and a fresh cache dir.
+    /// The real kubectl with `kubeconfig`, run from the work directory.
     fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let cache = self.work().join(format!("cache-{n}"));
-        atrest_e2e::run::kubectl_command(&self.sb)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args)
-            .current_dir(self.work())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubectl")
+        Kubectl::new(&self.sb, self.work()).run_as(kubeconfig, args, None)
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        let out = self.kubectl(&self.sb.kubeconfig(), args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-        String::from_utf8(out.stdout).unwrap()
+        Kubectl::new(&self.sb, self.work()).ok(args)
     }
 
     /// The built plugin, as the admin (KUBECONFIG = admin.conf) unless `kubeconfig` is given.

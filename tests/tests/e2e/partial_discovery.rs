@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use atrest_e2e::bed;
 use atrest_e2e::bins;
 use atrest_e2e::run::{kubectl, ok, text};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
@@ -70,8 +71,7 @@ fn unavailable_aggregated_api_is_skipped(control_plane: ControlPlane) {
     let home = dir.path().join("home");
     let mut opts = SandboxOptions::new(dir.path().join("node"));
     opts.control_plane = control_plane;
-    let sb = Sandbox::up(opts).unwrap();
-    sb.wait_ready(Duration::from_secs(240)).unwrap();
+    let sb = bed::start(opts);
     std::fs::write(dir.path().join("apiservice.yaml"), APISERVICE).unwrap();
     let apiservice = dir.path().join("apiservice.yaml");
     ok(

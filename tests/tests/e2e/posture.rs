@@ -11,21 +11,20 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use atrest_e2e::bins;
+use atrest_e2e::bed;
 use atrest_e2e::etcd::TlsEtcd;
-use atrest_e2e::run::text;
+use atrest_e2e::run::{plugin_command, text};
 use atrest_sandbox::layout::Ports;
-use atrest_sandbox::{KubeVersion, NodeLayout, Sandbox, SandboxOptions};
+use atrest_sandbox::{KubeVersion, NodeLayout};
 use serde_json::Value;
 
 fn posture(args: &[&str]) -> Output {
-    Command::new(bins::plugin("etcdcheck"))
+    plugin_command("etcdcheck")
         .arg("posture")
         .args(args)
-        .env_remove("ETCDCTL_ENDPOINTS")
         .output()
         .unwrap()
 }
@@ -68,9 +67,7 @@ fn not_passing(checks: &[Value]) -> Vec<&Value> {
 #[test]
 fn sandbox_node_passes_once_encryption_is_enabled() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-    sb.wait_ready(Duration::from_secs(90))
-        .expect("sandbox ready");
+    let sb = bed::node(dir.path());
     let root = sb.root().display().to_string();
 
     let (code, checks) = report(&["--root", &root]);
@@ -84,9 +81,8 @@ fn sandbox_node_passes_once_encryption_is_enabled() {
     );
     assert_eq!(code, 2);
 
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = Command::new(bins::plugin("encrypt"))
+    let home = bed::home(dir.path());
+    let o = plugin_command("encrypt")
         .args(["--root", &root, "--timeout", "90s"])
         .env_remove("KUBECONFIG")
         .env("HOME", &home)

@@ -10,12 +10,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
+use atrest_e2e::bed;
 use atrest_e2e::bins;
 use atrest_e2e::proxy::ForwardProxy;
 use atrest_e2e::run::text;
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_sandbox::Sandbox;
 
 const INVALID_HOST: &str = "apiserver.atrest.invalid";
 
@@ -28,8 +28,7 @@ struct Bed {
 
 fn bed() -> Bed {
     let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let sb = bed::node(dir.path());
     let url = sb.apiserver_url().to_string();
     let port: u16 = url
         .rsplit(':')

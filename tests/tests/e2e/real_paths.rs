@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
+use atrest_e2e::bed::{self, READY_REAL};
 use atrest_e2e::bins;
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
-use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
+use atrest_e2e::run::{
+    create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, sandbox_plugin, text,
+};
+use atrest_sandbox::{Sandbox, k8s};
 use serde_json::Value;
 
-/// The real control plane: a cold build takes minutes, a start some seconds (more under load).
-const READY: Duration = Duration::from_secs(240);
 /// A restart of the real kube-apiserver after a manifest edit, on a loaded machine.
 const RESTART: Duration = Duration::from_secs(240);
 
@@ -26,26 +27,6 @@ const CONFIG: &str = "/etc/kubernetes/pki/enc.yaml";
 /// to a unix socket works on a read-only mount).
 const KMS_SOCKET: &str = "/etc/kubernetes/pki/kms/plugin.sock";
 const KMS_NAME: &str = "kms-test";
-
-fn real_sandbox(dir: &Path) -> Sandbox {
-    let mut opts = SandboxOptions::new(dir.join("node"));
-    opts.control_plane = ControlPlane::Real;
-    let sb = Sandbox::up(opts).unwrap_or_else(|e| panic!("real control plane: {e}"));
-    sb.wait_ready(READY).expect("real control plane ready");
-    sb
-}
-
-/// A plugin run from `dir` with sandbox.env's variables (the kubeadm admin's KUBECONFIG, `ETCDCTL_*`).
-fn plugin(sb: &Sandbox, dir: &Path, verb: &str, args: &[&str]) -> Output {
-    Command::new(bins::plugin(verb))
-        .args(args)
-        .current_dir(dir)
-        .envs(sb.env())
-        .env("HOME", dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
 
 /// Replace `path` the way an editor that saves atomically does.
 fn edit(path: &Path, f: impl FnOnce(String) -> String) {
@@ -178,7 +159,7 @@ fn etcdcheck_items(sb: &Sandbox, home: &Path, args: &[&str]) -> (Output, Vec<Val
     let root = sb.root().display().to_string();
     let mut all = vec!["-n", "default", "--root", &root, "-o", "json"];
     all.extend_from_slice(args);
-    let out = plugin(sb, home, "etcdcheck", &all);
+    let out = sandbox_plugin(sb, home, "etcdcheck", &all);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "etcdcheck output is not JSON ({e}): {}\n{}",
@@ -197,29 +178,11 @@ fn item<'a>(items: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} not in {items:?}"))
 }
 
-fn create(sb: &Sandbox, home: &Path, name: &str, value: &str) {
-    ok(
-        kubectl(
-            sb,
-            home,
-            &[
-                "create",
-                "secret",
-                "generic",
-                name,
-                &format!("--from-literal=k={value}"),
-            ],
-        ),
-        &format!("create secret {name}"),
-    );
-}
-
 #[test]
 fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     let _kms = KmsPlugin::start(&sb);
 
     // One provider more at a time: each new one writes, the earlier ones stay to read what they wrote.
@@ -261,7 +224,7 @@ fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
             bump(m, generation as u32)
         });
         let name = format!("s-{kind}");
-        create(&sb, &home, &name, &format!("value-{kind}"));
+        create_secret(&sb, &home, &name, &format!("value-{kind}"));
         let stored = etcd_value(&sb, &name);
         assert!(
             stored.starts_with(prefix.as_bytes()),
@@ -361,9 +324,8 @@ fn with_first_key(text: &str, name: &str, secret: &str) -> String {
 #[test]
 fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     create_secret(&sb, &home, "before", "v-before");
 
     let starts = sb.apiserver_starts();
@@ -488,7 +450,7 @@ fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
         "the server ran with the change and again after the restore"
     );
     assert_eq!(std::fs::read(&manifest_path).unwrap(), original);
-    sb.wait_ready(READY).expect("ready again");
+    sb.wait_ready(READY_REAL).expect("ready again");
     create_secret(&sb, &home, "still-plain", "v");
     assert!(starts_with(&etcd_value(&sb, "still-plain"), "k8s\0"));
     sb.shutdown();
@@ -500,9 +462,8 @@ fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
 #[test]
 fn rotate_with_automatic_reload_on_the_real_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     ok(
         encrypt(&sb, &home, &["--automatic-reload", "--timeout", "240s"]),
         "enable --automatic-reload",
@@ -602,9 +563,8 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 #[test]
 fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     ok(
         kubectl(&sb, &home, &["create", "ns", "marketing"]),
         "create ns",
@@ -628,7 +588,7 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
 
     // --ttl 2h through the real CSR signer: notAfter is two hours away (give or take the signer's backdating).
     let out = ok(
-        plugin(
+        sandbox_plugin(
             &sb,
             &home,
             "onboard",
@@ -653,7 +613,7 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
 
     // --list: the record of the real signer's certificate.
     let list: Value = serde_json::from_str(&ok(
-        plugin(&sb, &home, "onboard", &["--list", "-o", "json"]),
+        sandbox_plugin(&sb, &home, "onboard", &["--list", "-o", "json"]),
         "onboard --list",
     ))
     .unwrap();
@@ -668,13 +628,16 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
         serial,
         "{list}"
     );
-    let table = ok(plugin(&sb, &home, "onboard", &["--list"]), "onboard --list");
+    let table = ok(
+        sandbox_plugin(&sb, &home, "onboard", &["--list"]),
+        "onboard --list",
+    );
     assert!(table.contains("john") && table.contains("valid"), "{table}");
 
     // --signer local with the cluster CA: the real server authenticates the certificate.
     let ca_key = sb.ca_key().display().to_string();
     let out = ok(
-        plugin(
+        sandbox_plugin(
             &sb,
             &home,
             "onboard",
@@ -725,7 +688,7 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
     // bob may not approve CSRs: preflight refuses before anything is created.
     let csrs = || text(&kubectl(&sb, &home, &["get", "csr", "-o", "name"]).stdout);
     let before = csrs();
-    let out = plugin(
+    let out = sandbox_plugin(
         &sb,
         &home,
         "onboard",
@@ -766,12 +729,11 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
 #[test]
 fn posture_on_the_real_node_after_encrypt() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     ok(encrypt(&sb, &home, &["--timeout", "240s"]), "enable");
     let root = sb.root().display().to_string();
-    let out = plugin(
+    let out = sandbox_plugin(
         &sb,
         &home,
         "etcdcheck",
@@ -861,9 +823,8 @@ fn done_through(state: &Path, resource: &str) -> Option<String> {
 #[test]
 fn reencrypt_with_concurrent_writers_and_resume_on_the_real_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sb = real_sandbox(tmp.path());
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     for (file, value, with_ns) in [
         ("round-0.yaml", "round-0", true),
         ("round-1.yaml", "round-1", false),
@@ -960,7 +921,7 @@ fn reencrypt_with_concurrent_writers_and_resume_on_the_real_server() {
         })
     };
     let run_started = Instant::now();
-    let out = plugin(
+    let out = sandbox_plugin(
         &sb,
         &home,
         "reencrypt",
@@ -1040,7 +1001,7 @@ fn reencrypt_with_concurrent_writers_and_resume_on_the_real_server() {
     // etcd: every secret and configmap, the cluster's own included, on the new key and verified.
     let root = sb.root().display().to_string();
     for resource in ["secrets", "configmaps"] {
-        let out = plugin(
+        let out = sandbox_plugin(
             &sb,
             &home,
             "etcdcheck",

@@ -4,22 +4,18 @@
 //! is issued by the real CSR signer; the Forbidden message is the real server's. Needs Go (the binaries are built
 //! into the cache on first use; see `atrest-sandbox k8s`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use atrest_e2e::tutorial::{Kubectl, tutorial_steps};
-use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions, k8s};
-
-/// The real control plane: a cold build takes minutes, a start some seconds (more under load).
-const READY: Duration = Duration::from_secs(240);
+use atrest_e2e::bed;
+use atrest_e2e::run::Kubectl;
+use atrest_e2e::tutorial::tutorial_steps;
+use atrest_sandbox::k8s;
 
 #[test]
 fn tutorial_on_the_real_control_plane() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut opts = SandboxOptions::new(tmp.path().join("node"));
-    opts.control_plane = ControlPlane::Real;
     let t0 = Instant::now();
-    let sb = Sandbox::up(opts).unwrap_or_else(|e| panic!("real control plane: {e}"));
-    sb.wait_ready(READY).expect("real control plane ready");
+    let sb = bed::real_node(tmp.path());
     eprintln!(
         "real control plane: up → ready in {:.1} s",
         t0.elapsed().as_secs_f64()

@@ -6,53 +6,26 @@
 //! server's Forbidden message in default; `--remove` takes the access away. Needs Go (see `atrest-sandbox k8s`).
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
 
-use atrest_e2e::bins;
+use atrest_e2e::bed;
 use atrest_e2e::run::{
-    create_secret, encrypt_on_node, etcd_value, kubectl, kubectl_command, ok, read_secret, text,
+    Kubectl, create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, sandbox_plugin,
+    text,
 };
-use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
-
-const READY: Duration = Duration::from_secs(240);
-
-/// A plugin run from `dir` (where onboard writes its files) with sandbox.env's variables: the kubeadm admin's
-/// KUBECONFIG and the `ETCDCTL_*` endpoint and certificates.
-fn plugin(sb: &Sandbox, dir: &Path, verb: &str, args: &[&str]) -> Output {
-    Command::new(bins::plugin(verb))
-        .args(args)
-        .current_dir(dir)
-        .envs(sb.env())
-        .env("HOME", dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
+use atrest_sandbox::Sandbox;
 
 /// `kubectl` with john's kubeconfig.
 fn as_john(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    kubectl_command(sb)
-        .arg("--kubeconfig")
-        .arg(dir.join("john.kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("john-cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", dir)
-        .output()
-        .unwrap()
+    Kubectl::new(sb, dir).run_as(&dir.join("john.kubeconfig"), args, None)
 }
 
 #[test]
 fn the_verbs_on_the_real_control_plane() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut opts = SandboxOptions::new(tmp.path().join("node"));
-    opts.control_plane = ControlPlane::Real;
-    let sb = Sandbox::up(opts).unwrap_or_else(|e| panic!("real control plane: {e}"));
-    sb.wait_ready(READY).expect("real control plane ready");
+    let home = bed::home(tmp.path());
+    let sb = bed::real_node(tmp.path());
     let root = sb.root().to_path_buf();
     let server = text(&kubectl(&sb, &home, &["version", "-o", "json"]).stdout);
     assert!(server.contains("\"gitVersion\": \"v1.34."), "{server}");
@@ -105,12 +78,15 @@ fn the_verbs_on_the_real_control_plane() {
     assert!(etcd_value(&sb, "demo").starts_with(b"k8s\x00"));
 
     // reencrypt, then etcdcheck: every secret encrypted and verified.
-    let out = ok(plugin(&sb, &home, "reencrypt", &[]), "kubectl reencrypt");
+    let out = ok(
+        sandbox_plugin(&sb, &home, "reencrypt", &[]),
+        "kubectl reencrypt",
+    );
     assert!(out.contains("TOTAL"), "{out}");
     assert!(etcd_value(&sb, "demo").starts_with(b"k8s:enc:"));
     let root_s = root.display().to_string();
     let out = ok(
-        plugin(
+        sandbox_plugin(
             &sb,
             &home,
             "etcdcheck",
@@ -159,7 +135,7 @@ fn the_verbs_on_the_real_control_plane() {
         "create secret in marketing",
     );
     let out = ok(
-        plugin(&sb, &home, "onboard", &["john", "-n", "marketing"]),
+        sandbox_plugin(&sb, &home, "onboard", &["john", "-n", "marketing"]),
         "kubectl onboard john -n marketing",
     );
     assert!(
@@ -185,7 +161,7 @@ fn the_verbs_on_the_real_control_plane() {
 
     // --remove: the Role and RoleBinding go; john's certificate still authenticates but is forbidden.
     ok(
-        plugin(
+        sandbox_plugin(
             &sb,
             &home,
             "onboard",

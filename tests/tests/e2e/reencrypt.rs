@@ -8,11 +8,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atrest_core::etcd::GetOptions;
+use atrest_e2e::bed;
 use atrest_e2e::bins;
 use atrest_sandbox::k8s_openapi::ByteString;
 use atrest_sandbox::k8s_openapi::api::core::v1::{Namespace, Secret};
 use atrest_sandbox::kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
-use atrest_sandbox::{Sandbox, SandboxOptions, kube};
+use atrest_sandbox::{Sandbox, kube};
 use serde_json::Value;
 
 /// A test key (32 bytes: "atrest-reencrypt-test-key-32byte"), not a secret.
@@ -39,8 +40,7 @@ fn secret_name(i: usize) -> String {
 /// identity second) by editing the kube-apiserver manifest; returns once the API server runs with it.
 fn bed(namespaces: usize, per_ns: usize) -> Bed {
     let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let sb = bed::node(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(sb.kube_client(&sb.kubeconfig())).unwrap();
     rt.block_on(seed(&client, namespaces, per_ns));

@@ -4,40 +4,12 @@
 //! `kubectl get secrets -A -o json | kubectl replace -f -` re-encrypts old ones; a second replace writes nothing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use atrest_sandbox::{Sandbox, SandboxOptions};
-
-fn kubectl(sb: &Sandbox, cache: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
-    let mut cmd = atrest_e2e::run::kubectl_command(sb);
-    cmd.arg("--kubeconfig")
-        .arg(sb.kubeconfig())
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args);
-    cmd.env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use atrest_e2e::bed;
+use atrest_e2e::run::{Kubectl, wait_for};
+use atrest_sandbox::Sandbox;
 
 /// key → (value, mod revision) of every secret in etcd, read with etcdctl.
 fn secrets_in_etcd(sb: &Sandbox) -> BTreeMap<String, (Vec<u8>, i64)> {
@@ -88,13 +60,9 @@ fn secrets_in_etcd(sb: &Sandbox) -> BTreeMap<String, (Vec<u8>, i64)> {
 #[test]
 fn secretbox_through_the_manifest_and_the_replace_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
-    let sb = Sandbox::up(SandboxOptions::new(tmp.path().join("node"))).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
-    let mut n = 0;
-    let mut k = |args: &[&str], stdin: Option<&[u8]>| {
-        n += 1;
-        kubectl(&sb, &tmp.path().join(format!("cache-{n}")), args, stdin)
-    };
+    let sb = bed::node(tmp.path());
+    let kubectl = Kubectl::new(&sb, tmp.path());
+    let k = |args: &[&str], stdin: Option<&[u8]>| kubectl.ok_with(args, stdin);
     k(
         &[
             "create",
@@ -182,34 +150,24 @@ fn secretbox_through_the_manifest_and_the_replace_pipeline() {
 
     // The mirror pod shows the running flags (the kubelet replaces it; NotFound in between is fine).
     let pod = format!("kube-apiserver-{}", sb.node_name());
-    let flags = (0..100)
-        .find_map(|i| {
-            let out = atrest_e2e::run::kubectl_command(&sb)
-                .arg("--kubeconfig")
-                .arg(sb.kubeconfig())
-                .arg("--cache-dir")
-                .arg(tmp.path().join(format!("cache-pod-{i}")))
-                .args([
-                    "get",
-                    "pod",
-                    &pod,
-                    "-n",
-                    "kube-system",
-                    "-o",
-                    "jsonpath={.spec.containers[0].command}",
-                ])
-                .env_remove("KUBECONFIG")
-                .output()
-                .unwrap();
+    let flags = wait_for(
+        "the mirror pod updated with the new flags",
+        Duration::from_secs(60),
+        || {
+            let out = kubectl.run(&[
+                "get",
+                "pod",
+                &pod,
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.spec.containers[0].command}",
+            ]);
             let out = String::from_utf8_lossy(&out.stdout).into_owned();
-            if out.contains("--encryption-provider-config=/etc/kubernetes/enc/enc.yaml") {
-                Some(out)
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
-                None
-            }
-        })
-        .expect("mirror pod updated with the new flags");
+            out.contains("--encryption-provider-config=/etc/kubernetes/enc/enc.yaml")
+                .then_some(out)
+        },
+    );
     assert!(flags.contains("kube-apiserver"));
 
     k(

@@ -6,18 +6,17 @@
 //! [`atrest_e2e::tutorial`]'s (`real_tutorial.rs` walks them on the real control plane). Always on atrest's API
 //! server: only it impersonates these releases.
 
-use std::time::Duration;
-
-use atrest_e2e::tutorial::{Kubectl, tutorial_steps};
-use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
+use atrest_e2e::bed;
+use atrest_e2e::run::Kubectl;
+use atrest_e2e::tutorial::tutorial_steps;
+use atrest_sandbox::{ControlPlane, SandboxOptions};
 
 fn tutorial(version: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = SandboxOptions::new(tmp.path().join("node"));
     opts.kube_version = version.into();
     opts.control_plane = ControlPlane::Atrest;
-    let sb = Sandbox::up(opts).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    let sb = bed::start(opts);
     let k = Kubectl::new(&sb, tmp.path());
     let minor = version.split('.').nth(1).unwrap();
 

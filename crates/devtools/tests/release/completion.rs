@@ -8,11 +8,11 @@
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use atrest_devtools::dist;
+use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_sandbox::{Sandbox, SandboxOptions};
+use atrest_sandbox::Sandbox;
 
 struct Env {
     sb: Sandbox,
@@ -23,9 +23,7 @@ struct Env {
 impl Env {
     fn up() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let sb = Sandbox::up(SandboxOptions::new(dir.path().join("node"))).expect("sandbox up");
-        sb.wait_ready(Duration::from_secs(90))
-            .expect("sandbox ready");
+        let sb = bed::node(dir.path());
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         for verb in dist::VERBS {
