@@ -54,3 +54,53 @@ pub fn up() -> (TempDir, Sandbox) {
     let sb = node(dir.path());
     (dir, sb)
 }
+
+/// Rewrites `sb`'s kube-apiserver manifest with `edit` as an operator's editor saves it (a temporary file renamed
+/// over it: the kubelet never reads half a manifest), then waits until the kubelet has restarted the server from it
+/// and it is ready. Panics when the edit changes nothing (no restart would come).
+pub fn edit_apiserver_manifest(sb: &Sandbox, edit: impl FnOnce(String) -> String) {
+    let manifest = sb.manifest("kube-apiserver");
+    let before = std::fs::read_to_string(&manifest).unwrap();
+    let after = edit(before.clone());
+    assert_ne!(after, before, "the edit changed nothing: {before}");
+    let starts = sb.apiserver_starts();
+    atrest_core::fsutil::write_atomic(&manifest, after.as_bytes()).unwrap();
+    sb.nudge();
+    sb.wait_restarted(starts, ready_within(sb))
+        .unwrap_or_else(|e| panic!("kube-apiserver after the manifest edit: {e}"));
+}
+
+/// `manifest` with `flags` added right after the `- kube-apiserver` command line, at its indentation, as an
+/// operator adds them. Panics when there is no such line.
+pub fn with_apiserver_flags(manifest: &str, flags: &[&str]) -> String {
+    let mut out = String::new();
+    let mut done = false;
+    for line in manifest.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.trim() == "- kube-apiserver" {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            for flag in flags {
+                out.push_str(&format!("{indent}- {flag}\n"));
+            }
+            done = true;
+        }
+    }
+    assert!(done, "no `- kube-apiserver` command line in {manifest}");
+    out
+}
+
+/// Writes the EncryptionConfiguration `config` to `/etc/kubernetes/pki/atrest-enc.yaml` (mounted into the
+/// kube-apiserver pod by kubeadm) and points kube-apiserver at it through its manifest, as an operator would; waits
+/// for the restarted server. Returns the file's path on the host.
+pub fn enable_encryption(sb: &Sandbox, config: &str) -> PathBuf {
+    let path = sb.root().join("etc/kubernetes/pki/atrest-enc.yaml");
+    std::fs::write(&path, config).unwrap();
+    edit_apiserver_manifest(sb, |m| {
+        with_apiserver_flags(
+            &m,
+            &["--encryption-provider-config=/etc/kubernetes/pki/atrest-enc.yaml"],
+        )
+    });
+    path
+}

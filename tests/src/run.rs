@@ -128,8 +128,10 @@ impl<'a> Kubectl<'a> {
         Kubectl { sb, home }
     }
 
-    /// A `kubectl` command with this HOME and working directory and no KUBECONFIG, nothing else set yet.
+    /// A `kubectl` command with this HOME and working directory (created when missing) and no KUBECONFIG, nothing
+    /// else set yet.
     pub fn command(&self) -> Command {
+        std::fs::create_dir_all(self.home).unwrap();
         let mut cmd = kubectl_command(self.sb);
         cmd.env_remove("KUBECONFIG")
             .env("HOME", self.home)
@@ -250,18 +252,32 @@ pub fn read_secret(sb: &Sandbox, home: &Path, name: &str) -> String {
     )
 }
 
-/// The bytes etcd holds for secret `name` in `default`, read with the real `etcdctl`.
-pub fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
+/// The real `etcdctl ARGS` (API v3) against `sb`'s etcd with sandbox.env's endpoint and certificates; panics with
+/// its stderr unless it succeeds; returns stdout.
+pub fn etcdctl(sb: &Sandbox, args: &[&str]) -> Vec<u8> {
     let out = Command::new("etcdctl")
         .envs(sb.env())
         .env("ETCDCTL_API", "3")
-        .args([
+        .args(args)
+        .output()
+        .expect("etcdctl on PATH");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?} failed ({}): {}",
+        out.status,
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The bytes etcd holds for secret `name` in `default`, read with the real `etcdctl`.
+pub fn etcd_value(sb: &Sandbox, name: &str) -> Vec<u8> {
+    etcdctl(
+        sb,
+        &[
             "get",
             &format!("/registry/secrets/default/{name}"),
             "--print-value-only",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdctl: {}", text(&out.stderr));
-    out.stdout
+        ],
+    )
 }

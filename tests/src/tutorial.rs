@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::run::{Kubectl, wait_for};
+use crate::run::{Kubectl, etcdctl, wait_for};
 
 fn openssl(args: &[&str], dir: &Path) -> String {
     let out = Command::new("openssl")
@@ -276,17 +276,7 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     });
 
     // etcdctl shows the plaintext protobuf value.
-    let out = Command::new("etcdctl")
-        .envs(k.sb.env())
-        .args(["get", "/registry/secrets/default/demo"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = out.stdout;
+    let v = etcdctl(k.sb, &["get", "/registry/secrets/default/demo"]);
     let value_start = v.iter().position(|&b| b == b'\n').unwrap() + 1;
     assert!(
         v[value_start..].starts_with(b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret"),

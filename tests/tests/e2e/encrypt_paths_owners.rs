@@ -9,21 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use atrest_e2e::bed::{self, READY, up};
+use atrest_e2e::bed::{self, up};
 use atrest_e2e::bins;
 use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, ok, read_secret, text};
 use atrest_sandbox::Sandbox;
-
-/// Rewrites the kube-apiserver manifest (as an admin would) and waits for the restarted server.
-fn edit_manifest(sb: &Sandbox, edit: impl Fn(&str) -> String) {
-    let manifest = sb.manifest("kube-apiserver");
-    let before = std::fs::read_to_string(&manifest).unwrap();
-    let after = edit(&before);
-    assert_ne!(after, before, "the edit changed nothing: {before}");
-    let starts = sb.apiserver_starts();
-    std::fs::write(&manifest, after).unwrap();
-    sb.wait_restarted(starts, READY).expect("restarted");
-}
 
 #[test]
 fn etcdcheck_reads_the_config_behind_the_pods_mount() {
@@ -47,7 +36,7 @@ fn etcdcheck_reads_the_config_behind_the_pods_mount() {
     // The admin keeps the file in /srv/enc on the host; the container still sees /etc/kubernetes/enc/enc.yaml.
     std::fs::create_dir_all(root.join("srv")).unwrap();
     std::fs::rename(root.join("etc/kubernetes/enc"), root.join("srv/enc")).unwrap();
-    edit_manifest(&sb, |m| {
+    bed::edit_apiserver_manifest(&sb, |m| {
         m.replace(
             "path: /etc/kubernetes/enc\n      type: DirectoryOrCreate\n",
             "path: /srv/enc\n      type: DirectoryOrCreate\n",
@@ -80,7 +69,7 @@ fn a_rootless_api_server_gets_its_config() {
     let home = bed::home(dir.path());
     let enc = sb.root().join("etc/kubernetes/pki/enc.yaml");
     // What kubeadm's RootlessControlPlane writes into the pod (runKubeAPIServerAsNonRoot).
-    edit_manifest(&sb, |m| {
+    bed::edit_apiserver_manifest(&sb, |m| {
         m.replace(
             "  securityContext:\n    seccompProfile:\n",
             "  securityContext:\n    runAsGroup: 2000\n    runAsUser: 2000\n    supplementalGroups:\n    - 2001\n    seccompProfile:\n",

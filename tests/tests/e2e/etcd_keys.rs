@@ -7,9 +7,7 @@
 //! resources, the protobuf envelope for Deployments), sealed with the same configuration and the key as
 //! authenticated data.
 
-use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
 use atrest_core::config::{EncryptionConfiguration, GroupResource};
 use atrest_core::transform::EncryptionTransformers;
@@ -39,33 +37,6 @@ fn config_text() -> String {
     format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n      - configmaps\n      - apiservices.apiregistration.k8s.io\n      - crontabs.stable.example.com\n      - deployments.apps\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: {KEY}\n      - identity: {{}}\n"
     )
-}
-
-/// Writes the configuration under `/etc/kubernetes/pki` and adds `--encryption-provider-config` to the manifest.
-fn enable_encryption(sb: &Sandbox) -> PathBuf {
-    let cfg_path = sb.root().join("etc/kubernetes/pki/atrest-enc.yaml");
-    std::fs::write(&cfg_path, config_text()).unwrap();
-    let manifest = sb.manifest("kube-apiserver");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let mut out = String::new();
-    let mut done = false;
-    for line in text.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if !done && line.trim() == "- kube-apiserver" {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.push_str(&format!(
-                "{indent}- --encryption-provider-config=/etc/kubernetes/pki/atrest-enc.yaml\n"
-            ));
-            done = true;
-        }
-    }
-    assert!(done, "no `- kube-apiserver` line in {}", manifest.display());
-    let starts = sb.apiserver_starts();
-    atrest_core::fsutil::write_atomic(&manifest, out.as_bytes()).unwrap();
-    sb.wait_restarted(starts, Duration::from_secs(90)).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
-    cfg_path
 }
 
 /// Stores `plain` at `key` sealed for `resource` as the configured kube-apiserver would.
@@ -127,10 +98,10 @@ fn items(out: &Output) -> Vec<Value> {
 #[test]
 fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let home = bed::home(dir.path());
     let sb = bed::node(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cfg = enable_encryption(&sb);
+    let cfg = bed::enable_encryption(&sb, &config_text());
 
     ok(
         kubectl(

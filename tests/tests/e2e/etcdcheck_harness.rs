@@ -1,6 +1,7 @@
 //! The TLS etcd test harness itself: starts, serves TLS with client-cert auth, cleans up.
 
 use atrest_e2e::etcd::{ETCDCTL_BIN, TlsEtcd};
+use atrest_e2e::run::ok;
 use std::process::Command;
 
 #[tokio::test]
@@ -21,12 +22,7 @@ async fn tls_etcd_serves_and_requires_client_certificates() {
         .args(["get", "--print-value-only", "/registry/secrets/default/a"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+    assert_eq!(ok(out, "etcdctl get").trim(), "hello");
 
     // Without a client certificate the server refuses.
     let files = etcd.client_files();

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use atrest_core::client::{ClusterInfo, ConfigFlags, KubeconfigEnv};
 use atrest_core::kubeconfig::ClientCertKubeconfig;
+use atrest_e2e::run::ok;
 use serde_json::Value;
 
 const A: &str = r#"apiVersion: v1
@@ -223,12 +224,7 @@ fn written_kubeconfig_is_read_by_kubectl() {
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&ok(out, "kubectl config view")).unwrap();
     assert_eq!(v["current-context"], "john@kubernetes");
     assert_eq!(v["contexts"][0]["name"], "john@kubernetes");
     assert_eq!(v["contexts"][0]["context"]["namespace"], "marketing");

@@ -68,7 +68,7 @@ fn an_unavailable_aggregated_api_is_skipped_on_the_real_control_plane() {
 
 fn unavailable_aggregated_api_is_skipped(control_plane: ControlPlane) {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+    let home = bed::home(dir.path());
     let mut opts = SandboxOptions::new(dir.path().join("node"));
     opts.control_plane = control_plane;
     let sb = bed::start(opts);

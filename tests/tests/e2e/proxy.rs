@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use atrest_e2e::bed;
 use atrest_e2e::bins;
 use atrest_e2e::proxy::ForwardProxy;
-use atrest_e2e::run::text;
+use atrest_e2e::run::{ok, text};
 use atrest_sandbox::Sandbox;
 
 const INVALID_HOST: &str = "apiserver.atrest.invalid";
@@ -107,16 +107,6 @@ impl Bed {
     }
 }
 
-fn ok(o: &Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
 #[test]
 fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
     let b = bed();
@@ -134,7 +124,7 @@ fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
             ("NO_PROXY", "10.0.0.0/8,.example.com"),
         ],
     );
-    ok(&o, "reencrypt through HTTPS_PROXY");
+    ok(o, "reencrypt through HTTPS_PROXY");
     let t = b.proxy.targets();
     assert!(
         !t.is_empty() && t.iter().all(|x| *x == want_target),
@@ -145,7 +135,7 @@ fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
     b.proxy.reset();
     let bare = proxy.trim_start_matches("http://").to_string();
     let o = b.reencrypt(&named, &[("https_proxy", &bare)]);
-    ok(&o, "reencrypt through https_proxy without a scheme");
+    ok(o, "reencrypt through https_proxy without a scheme");
     assert!(!b.proxy.targets().is_empty());
 
     // 2. NO_PROXY covering the server by domain suffix: no tunnel; the direct attempt fails to resolve the name.
@@ -186,7 +176,7 @@ fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
         vec![("HTTPS_PROXY", dead)],
     ] {
         let o = b.reencrypt(&b.sb.kubeconfig(), &env);
-        ok(&o, &format!("reencrypt to 127.0.0.1 with {env:?}"));
+        ok(o, &format!("reencrypt to 127.0.0.1 with {env:?}"));
     }
     assert!(b.proxy.targets().is_empty(), "{:?}", b.proxy.targets());
 
@@ -201,7 +191,7 @@ fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
             &[("proxy-url", &url)],
         );
         let o = b.reencrypt(&kc, &[("NO_PROXY", "*")]);
-        ok(&o, &format!("reencrypt through proxy-url {url}"));
+        ok(o, &format!("reencrypt through proxy-url {url}"));
         let t = b.proxy.targets();
         let want = format!("127.0.0.1:{}", b.port);
         assert!(
@@ -216,7 +206,7 @@ fn environment_proxy_no_proxy_loopback_and_kubeconfig_proxy_url() {
             &[("tls-server-name", "kubernetes"), ("proxy-url", &url)],
         );
         let o = b.reencrypt(&kc, &[]);
-        ok(&o, &format!("reencrypt by name through proxy-url {url}"));
+        ok(o, &format!("reencrypt by name through proxy-url {url}"));
         assert!(b.proxy.targets().iter().all(|x| *x == want_target));
     }
 

@@ -18,38 +18,12 @@ use atrest_e2e::run::{
 use atrest_sandbox::{Sandbox, k8s};
 use serde_json::Value;
 
-/// A restart of the real kube-apiserver after a manifest edit, on a loaded machine.
-const RESTART: Duration = Duration::from_secs(240);
-
 /// The EncryptionConfiguration's path on the node (under the `k8s-certs` hostPath kubeadm mounts, read-only).
 const CONFIG: &str = "/etc/kubernetes/pki/enc.yaml";
 /// The KMS v2 plugin's socket, under the same mount so that the API server's mount namespace sees it (connecting
 /// to a unix socket works on a read-only mount).
 const KMS_SOCKET: &str = "/etc/kubernetes/pki/kms/plugin.sock";
 const KMS_NAME: &str = "kms-test";
-
-/// Replace `path` the way an editor that saves atomically does.
-fn edit(path: &Path, f: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let tmp = path.with_file_name(".atrest-test.tmp");
-    std::fs::write(&tmp, f(text)).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// Edit the kube-apiserver manifest with `f` and wait until the kubelet has restarted the real server from it and
-/// it is ready.
-fn restart_through_manifest(sb: &Sandbox, f: impl FnOnce(String) -> String) {
-    let starts = sb.apiserver_starts();
-    let t0 = Instant::now();
-    edit(&sb.manifest("kube-apiserver"), f);
-    sb.nudge();
-    sb.wait_restarted(starts, RESTART)
-        .unwrap_or_else(|e| panic!("kube-apiserver after the manifest edit: {e}"));
-    eprintln!(
-        "manifest edit → real kube-apiserver restarted and ready: {:.1} s",
-        t0.elapsed().as_secs_f64()
-    );
-}
 
 /// Set the pod annotation `atrest.test/generation` to `generation`: a manifest change that makes the kubelet
 /// restart the pod, as the config-hash annotation `kubectl encrypt` maintains does.
@@ -67,16 +41,6 @@ fn bump(manifest: String, generation: u32) -> String {
         }
     }
     out
-}
-
-/// `--encryption-provider-config=CONFIG` (and any `extra` flags) right after `- kube-apiserver`.
-fn with_flags(manifest: String, flags: &[String]) -> String {
-    let mut lines = String::from("    - kube-apiserver\n");
-    for f in flags {
-        lines.push_str(&format!("    - {f}\n"));
-    }
-    assert!(manifest.contains("    - kube-apiserver\n"), "{manifest}");
-    manifest.replacen("    - kube-apiserver\n", &lines, 1)
 }
 
 /// A fresh base64 key of `len` random bytes.
@@ -215,14 +179,19 @@ fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
             providers.insert(0, p);
         }
         write_config(&sb, &config(&providers));
-        restart_through_manifest(&sb, |m| {
+        let t0 = Instant::now();
+        bed::edit_apiserver_manifest(&sb, |m| {
             let m = if generation == 0 {
-                with_flags(m, &[format!("--encryption-provider-config={CONFIG}")])
+                bed::with_apiserver_flags(&m, &[&format!("--encryption-provider-config={CONFIG}")])
             } else {
                 m
             };
             bump(m, generation as u32)
         });
+        eprintln!(
+            "manifest edit → real kube-apiserver restarted and ready: {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         let name = format!("s-{kind}");
         create_secret(&sb, &home, &name, &format!("value-{kind}"));
         let stored = etcd_value(&sb, &name);

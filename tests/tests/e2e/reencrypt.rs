@@ -56,7 +56,7 @@ fn bed(namespaces: usize, per_ns: usize) -> Bed {
         bed.total,
         "seeded in plaintext"
     );
-    enable_encryption(&bed.sb);
+    bed::enable_encryption(&bed.sb, &config_text());
     bed.wait_encrypting();
     bed
 }
@@ -114,39 +114,11 @@ async fn seed(client: &kube::Client, namespaces: usize, per_ns: usize) {
     }
 }
 
-/// Writes the EncryptionConfiguration under `/etc/kubernetes/pki` (mounted into the kube-apiserver pod by
-/// kubeadm) and adds `--encryption-provider-config` to the manifest, as an operator would.
-fn enable_encryption(sb: &Sandbox) {
-    let config = format!(
+/// An aescbc-first EncryptionConfiguration for secrets with one key.
+fn config_text() -> String {
+    format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: {KEY}\n      - identity: {{}}\n"
-    );
-    let cfg_path = sb.root().join("etc/kubernetes/pki/atrest-enc.yaml");
-    std::fs::write(&cfg_path, config).unwrap();
-    let manifest = sb.manifest("kube-apiserver");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let mut out = String::new();
-    let mut done = false;
-    for line in text.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if !done && line.trim() == "- kube-apiserver" {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.push_str(&format!(
-                "{indent}- --encryption-provider-config=/etc/kubernetes/pki/atrest-enc.yaml\n"
-            ));
-            done = true;
-        }
-    }
-    assert!(
-        done,
-        "no `- kube-apiserver` command line in {}",
-        manifest.display()
-    );
-    let starts = sb.apiserver_starts();
-    // Atomically, as an editor or `kubectl encrypt` does: the kubelet never sees a half-written manifest.
-    atrest_core::fsutil::write_atomic(&manifest, out.as_bytes()).unwrap();
-    sb.wait_restarted(starts, Duration::from_secs(90)).unwrap();
-    sb.wait_ready(Duration::from_secs(90)).unwrap();
+    )
 }
 
 impl Bed {

@@ -8,22 +8,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use atrest_e2e::bed;
-use atrest_e2e::run::{Kubectl, wait_for};
+use atrest_e2e::run::{Kubectl, etcdctl, wait_for};
 use atrest_sandbox::Sandbox;
 
 /// key → (value, mod revision) of every secret in etcd, read with etcdctl.
 fn secrets_in_etcd(sb: &Sandbox) -> BTreeMap<String, (Vec<u8>, i64)> {
-    let out = Command::new("etcdctl")
-        .envs(sb.env())
-        .args(["get", "--prefix", "/registry/secrets/", "-w", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = etcdctl(sb, &["get", "--prefix", "/registry/secrets/", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let dec = |s: &serde_json::Value| {
         let out = Command::new("base64")
             .arg("-d")
