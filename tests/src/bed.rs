@@ -1,6 +1,8 @@
 //! A test's sandbox: started under a temporary directory and ready, with one readiness deadline for all tests.
 //! Deadlines are generous: several tests start sandboxes at once on a loaded machine.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,3 +106,43 @@ pub fn enable_encryption(sb: &Sandbox, config: &str) -> PathBuf {
     });
     path
 }
+
+/// Every file under `root` with its bytes and mode.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(
+                    e.path(),
+                    (std::fs::read(e.path()).unwrap(), meta.permissions().mode()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The APIService of a metrics-server that is not installed: the aggregator answers 503 for its group version
+/// (partial discovery), and the object itself is stored like any other (etcd keys of other resources). Its
+/// `insecureSkipTLSVerify` is only there because an APIService must have either that or a `caBundle`: the
+/// aggregator never connects (there is no service).
+pub const MISSING_APISERVICE: &str = r#"apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta1.metrics.k8s.io
+spec:
+  service:
+    name: metrics-server
+    namespace: kube-system
+  group: metrics.k8s.io
+  version: v1beta1
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+"#;

@@ -5,6 +5,7 @@
 pub mod bed;
 pub mod bins;
 pub mod etcd;
+pub mod kms;
 pub mod proxy;
 pub mod run;
 pub mod tutorial;

@@ -2,13 +2,13 @@
 //! the config (0600) and the manifest (after a backup outside the manifests directory), a second run changes
 //! nothing, a different request is refused, broken manifests are refused untouched, key bytes are never printed.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use atrest_core::config::{self, ProviderKind};
 use atrest_core::manifest::Manifest;
+use atrest_e2e::bed;
 use atrest_e2e::bins;
 
 fn fixture(name: &str) -> PathBuf {
@@ -27,27 +27,6 @@ fn node_with(manifest: &str) -> tempfile::TempDir {
     std::fs::write(&target, std::fs::read(fixture(manifest)).unwrap()).unwrap();
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
     dir
-}
-
-/// Every file under `root` with its bytes and mode.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                out.insert(
-                    e.path(),
-                    (std::fs::read(e.path()).unwrap(), meta.permissions().mode()),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn encrypt(root: &Path, args: &[&str]) -> Output {
@@ -69,7 +48,7 @@ fn text(o: &[u8]) -> String {
 #[test]
 fn dry_run_changes_no_byte_and_shows_a_redacted_config_and_the_diff() {
     let node = node_with("aligned-comments.yaml");
-    let before = snapshot(node.path());
+    let before = bed::snapshot(node.path());
     let out = encrypt(
         node.path(),
         &[
@@ -80,7 +59,11 @@ fn dry_run_changes_no_byte_and_shows_a_redacted_config_and_the_diff() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(snapshot(node.path()), before, "--dry-run changed files");
+    assert_eq!(
+        bed::snapshot(node.path()),
+        before,
+        "--dry-run changed files"
+    );
     let stdout = text(&out.stdout);
     assert!(stdout.contains("secret: <redacted>"), "{stdout}");
     assert!(stdout.contains("kind: EncryptionConfiguration"), "{stdout}");
@@ -105,7 +88,7 @@ fn dry_run_changes_no_byte_and_shows_a_redacted_config_and_the_diff() {
     // The explicit form of the flag works the same.
     let out = encrypt(node.path(), &["--dry-run=client"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(snapshot(node.path()), before);
+    assert_eq!(bed::snapshot(node.path()), before);
 }
 
 #[test]
@@ -176,7 +159,7 @@ fn no_wait_writes_a_private_config_and_the_manifest_once() {
     );
 
     // Second run: already enabled as asked, nothing changes.
-    let before = snapshot(root);
+    let before = bed::snapshot(root);
     let out = encrypt(root, &["--no-wait"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -184,7 +167,7 @@ fn no_wait_writes_a_private_config_and_the_manifest_once() {
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(snapshot(root), before);
+    assert_eq!(bed::snapshot(root), before);
 
     // A different provider on the same config is refused with a pointer to rotate.
     let out = encrypt(root, &["--no-wait", "--provider", "aesgcm"]);
@@ -206,7 +189,7 @@ fn no_wait_writes_a_private_config_and_the_manifest_once() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(snapshot(root), before);
+    assert_eq!(bed::snapshot(root), before);
 }
 
 #[test]
@@ -266,7 +249,7 @@ fn broken_manifests_are_refused_untouched() {
         ("broken-yaml.yaml", "not valid YAML"),
     ] {
         let node = node_with(fixture);
-        let before = snapshot(node.path());
+        let before = bed::snapshot(node.path());
         let out = encrypt(node.path(), &["--no-wait"]);
         assert_eq!(out.status.code(), Some(1), "{fixture}");
         assert!(
@@ -274,7 +257,11 @@ fn broken_manifests_are_refused_untouched() {
             "{fixture}: {}",
             text(&out.stderr)
         );
-        assert_eq!(snapshot(node.path()), before, "{fixture}: files changed");
+        assert_eq!(
+            bed::snapshot(node.path()),
+            before,
+            "{fixture}: files changed"
+        );
     }
 }
 

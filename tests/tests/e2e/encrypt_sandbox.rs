@@ -8,7 +8,6 @@
 //! * a config the server rejects (KMS v2 plugin unreachable: `/readyz` fails `kms-providers`) → the backup is
 //!   restored byte for byte, the cluster is ready again and the command fails naming the backup and the check.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -24,26 +23,6 @@ fn starts(v: &[u8], prefix: &str) -> bool {
     v.starts_with(prefix.as_bytes())
 }
 
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.join("etc")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                out.insert(
-                    e.path(),
-                    (std::fs::read(e.path()).unwrap(), meta.permissions().mode()),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn enable_rotate_disable_on_the_sandbox() {
     let (dir, sb) = up();
@@ -56,14 +35,18 @@ fn enable_rotate_disable_on_the_sandbox() {
     );
 
     // --dry-run: no byte changes anywhere under etc/.
-    let before = snapshot(&root);
+    let before = bed::snapshot(&root.join("etc"));
     let out = ok(encrypt(&sb, &home, &["--dry-run"]), "dry run");
     assert!(
         out.contains("secret: <redacted>")
             && out.contains("+    - --encryption-provider-config=/etc/kubernetes/pki/enc.yaml"),
         "{out}"
     );
-    assert_eq!(snapshot(&root), before, "--dry-run changed files");
+    assert_eq!(
+        bed::snapshot(&root.join("etc")),
+        before,
+        "--dry-run changed files"
+    );
 
     // Enable: waits for the restarted server and its mirror pod.
     let starts_before = sb.apiserver_starts();

@@ -19,20 +19,6 @@ use serde_json::Value;
 /// A test key (32 bytes), not a secret.
 const KEY: &str = "YXRyZXN0LWV0Y2Qta2V5cy10ZXN0LWtleS0zMmJ5dGU=";
 
-const APISERVICE: &str = r#"apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: v1beta1.metrics.k8s.io
-spec:
-  service:
-    name: metrics-server
-    namespace: kube-system
-  group: metrics.k8s.io
-  version: v1beta1
-  groupPriorityMinimum: 100
-  versionPriority: 100
-"#;
-
 fn config_text() -> String {
     format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n      - configmaps\n      - apiservices.apiregistration.k8s.io\n      - crontabs.stable.example.com\n      - deployments.apps\n    providers:\n      - aescbc:\n          keys:\n            - name: key1\n              secret: {KEY}\n      - identity: {{}}\n"
@@ -112,7 +98,7 @@ fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_the
         "create a configmap",
     );
     let apiservice = dir.path().join("apiservice.yaml");
-    std::fs::write(&apiservice, APISERVICE).unwrap();
+    std::fs::write(&apiservice, bed::MISSING_APISERVICE).unwrap();
     ok(
         kubectl(&sb, &home, &["apply", "-f", apiservice.to_str().unwrap()]),
         "create the APIService",

@@ -5,9 +5,9 @@
 //! whose key the plugin does not hold is reported as failing.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atrest_core::config::{EncryptionConfiguration, GroupResource};
 use atrest_core::storage::{self, MediaType};
@@ -15,49 +15,12 @@ use atrest_core::transform::{
     AES_GCM_KEY, EncryptedObject, EncryptionTransformers, EnvelopeService, KmsPluginService,
 };
 use atrest_e2e::etcd::TlsEtcd;
+use atrest_e2e::kms::KmsPlugin;
 use atrest_e2e::run::plugin_command;
 use serde_json::{Value, json};
 
 const PROVIDER: &str = "kms-test";
 const SOCKET: &str = "/run/kms/plugin.sock";
-
-struct Plugin(Child);
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start the test plugin on `<root>/run/kms/plugin.sock` with a fresh 32-byte key (0600).
-fn start_plugin(root: &Path) -> Plugin {
-    let bin = atrest_sandbox::k8s::ensure()
-        .expect("build the KMS v2 test plugin from tests/k8s (needs Go)")
-        .path("kms-plugin");
-    std::fs::create_dir_all(root.join("run/kms")).unwrap();
-    let key_file = root.join("run/kms/key");
-    let mut key = [0u8; 32];
-    openssl::rand::rand_bytes(&mut key).unwrap();
-    atrest_core::fsutil::write_private(&key_file, &key).unwrap();
-    let socket = root.join(SOCKET.trim_start_matches('/'));
-    let child = Command::new(bin)
-        .arg("--listen")
-        .arg(&socket)
-        .arg("--key-file")
-        .arg(&key_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kms-plugin");
-    let plugin = Plugin(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "kms-plugin did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    plugin
-}
 
 fn secret(ns: &str, name: &str) -> Vec<u8> {
     let obj = json!({"kind":"Secret","apiVersion":"v1","metadata":{"name":name,"namespace":ns,
@@ -128,8 +91,8 @@ fn items(out: &Output) -> Vec<Value> {
 async fn kms_v2_values_of_both_key_sources_decrypt_through_the_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let _plugin = start_plugin(root);
     let socket = root.join(SOCKET.trim_start_matches('/'));
+    let _plugin = KmsPlugin::start(&socket);
     let config_text = format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - kms:\n      apiVersion: v2\n      name: {PROVIDER}\n      endpoint: unix://{SOCKET}\n      timeout: 10s\n  - identity: {{}}\n"
     );

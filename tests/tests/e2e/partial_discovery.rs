@@ -12,24 +12,6 @@ use atrest_e2e::bins;
 use atrest_e2e::run::{kubectl, ok, text};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 
-/// The APIService of a metrics-server that is not installed. Its `insecureSkipTLSVerify` is only there because an
-/// APIService must have either that or a `caBundle`: the aggregator never connects (there is no service), and the
-/// test checks the 503 it answers instead.
-const APISERVICE: &str = r#"apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: v1beta1.metrics.k8s.io
-spec:
-  service:
-    name: metrics-server
-    namespace: kube-system
-  group: metrics.k8s.io
-  version: v1beta1
-  insecureSkipTLSVerify: true
-  groupPriorityMinimum: 100
-  versionPriority: 100
-"#;
-
 const FAILED_GV: &str = "metrics.k8s.io/v1beta1";
 
 fn reencrypt(sb: &Sandbox, args: &[&str]) -> Output {
@@ -72,7 +54,7 @@ fn unavailable_aggregated_api_is_skipped(control_plane: ControlPlane) {
     let mut opts = SandboxOptions::new(dir.path().join("node"));
     opts.control_plane = control_plane;
     let sb = bed::start(opts);
-    std::fs::write(dir.path().join("apiservice.yaml"), APISERVICE).unwrap();
+    std::fs::write(dir.path().join("apiservice.yaml"), bed::MISSING_APISERVICE).unwrap();
     let apiservice = dir.path().join("apiservice.yaml");
     ok(
         kubectl(&sb, &home, &["apply", "-f", apiservice.to_str().unwrap()]),

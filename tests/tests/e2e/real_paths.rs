@@ -4,18 +4,19 @@
 //! secrets stored under identity, aescbc, aesgcm, secretbox and kms v2 (through the test KMS v2 plugin,
 //! `tests/k8s/cmd/kms-plugin`) with their key names and verifies them. Needs Go (see `atrest-sandbox k8s`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
 use atrest_e2e::bed::{self, READY_REAL};
 use atrest_e2e::bins;
+use atrest_e2e::kms::KmsPlugin;
 use atrest_e2e::run::{
     create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, sandbox_plugin, text,
 };
-use atrest_sandbox::{Sandbox, k8s};
+use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
 /// The EncryptionConfiguration's path on the node (under the `k8s-certs` hostPath kubeadm mounts, read-only).
@@ -77,47 +78,6 @@ fn write_config(sb: &Sandbox, text: &str) {
     atrest_core::fsutil::write_private(&path, text.as_bytes()).unwrap();
 }
 
-/// The test KMS v2 plugin on `<root>KMS_SOCKET` with a fresh raw 32-byte key (0600), stopped on drop.
-struct KmsPlugin(Child);
-
-impl KmsPlugin {
-    fn start(sb: &Sandbox) -> KmsPlugin {
-        let bin = k8s::ensure()
-            .expect("the KMS v2 test plugin (tests/k8s, needs Go)")
-            .path("kms-plugin");
-        let socket = sb.layout().host(KMS_SOCKET);
-        let dir = socket.parent().unwrap().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
-        let key_file: PathBuf = dir.join("key");
-        let mut key = [0u8; 32];
-        openssl::rand::rand_bytes(&mut key).unwrap();
-        atrest_core::fsutil::write_private(&key_file, &key).unwrap();
-        let child = Command::new(bin)
-            .arg("--listen")
-            .arg(&socket)
-            .arg("--key-file")
-            .arg(&key_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kms-plugin");
-        let plugin = KmsPlugin(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "kms-plugin did not listen");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        plugin
-    }
-}
-
-impl Drop for KmsPlugin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `kubectl etcdcheck -n default --root ROOT -o json ARGS`: the items by name.
 fn etcdcheck_items(sb: &Sandbox, home: &Path, args: &[&str]) -> (Output, Vec<Value>) {
     let root = sb.root().display().to_string();
@@ -147,7 +107,7 @@ fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
     let tmp = tempfile::tempdir().unwrap();
     let home = bed::home(tmp.path());
     let sb = bed::real_node(tmp.path());
-    let _kms = KmsPlugin::start(&sb);
+    let _kms = KmsPlugin::start(&sb.layout().host(KMS_SOCKET));
 
     // One provider more at a time: each new one writes, the earlier ones stay to read what they wrote.
     let mut providers = vec!["  - identity: {}\n".to_string()];

@@ -9,6 +9,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::system_path;
 use atrest_devtools::dist;
 use atrest_e2e::bed;
 use atrest_e2e::bins;
@@ -69,15 +70,6 @@ impl Env {
         assert!(out.status.success(), "kubectl {full:?}: {}", text(&out));
         parse(&String::from_utf8(out.stdout).unwrap())
     }
-}
-
-/// The directories of the real kubectl and of `sh`: nothing else named `kubectl-*` may be on PATH.
-fn system_path() -> String {
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl on PATH");
-    format!("{}:/usr/bin:/bin", kubectl.parent().unwrap().display())
 }
 
 /// Candidates (without descriptions) and the last line.

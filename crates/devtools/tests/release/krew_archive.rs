@@ -13,6 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::{file_names, system_path};
 use atrest_devtools::dist;
 use atrest_e2e::bins;
 
@@ -23,15 +24,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// The directory of the real kubectl and the system's: nothing else named `kubectl-*` may be on PATH.
-fn system_path() -> String {
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl on PATH");
-    format!("{}:/usr/bin:/bin", kubectl.parent().unwrap().display())
 }
 
 /// krew's binaries from the real-control-plane cache (built on first use).
@@ -161,11 +153,7 @@ fn real_krew_installs_the_archives_and_kubectl_runs_them() {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(installed.len(), 1, "{installed:?}");
-        let mut files: Vec<String> = std::fs::read_dir(&installed[0])
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
+        let files = file_names(&installed[0]);
         assert_eq!(
             files,
             [

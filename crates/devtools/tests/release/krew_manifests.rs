@@ -3,6 +3,7 @@
 //! archive `cargo xtask dist` built for the release. After editing the template or the texts run
 //! `cargo run -p atrest-devtools --bin atrest-dist -- manifests`; for a release, `cargo xtask dist`.
 
+use crate::file_names;
 use atrest_devtools::{dist, krew};
 
 fn read(rel: &str) -> String {
@@ -72,11 +73,7 @@ fn checked_in_manifests_are_valid_and_up_to_date() {
         );
     }
     // Nothing else: krew-index expects only manifests there (the template lives beside the code that renders it).
-    let mut files: Vec<String> = std::fs::read_dir(dist::workspace_root().join("krew-manifests"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let files = file_names(&dist::workspace_root().join("krew-manifests"));
     assert_eq!(
         files,
         [
