@@ -17,15 +17,19 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Asserts that `o` succeeded (printing status, stdout and stderr otherwise) and returns its stdout.
-pub fn ok(o: Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+/// A process's exit status, stdout and stderr, for a failure message.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
         o.status,
         text(&o.stdout),
         text(&o.stderr)
-    );
+    )
+}
+
+/// Asserts that `o` succeeded (printing status, stdout and stderr otherwise) and returns its stdout.
+pub fn ok(o: Output, what: &str) -> String {
+    assert!(o.status.success(), "{what} failed: {}", describe(&o));
     text(&o.stdout)
 }
 
@@ -218,6 +222,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 
 /// `kubectl create secret generic NAME --from-literal=k=VALUE` in `default`.
 pub fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
+    create_secret_in(sb, home, "default", name, value);
+}
+
+/// `kubectl create secret generic NAME -n NAMESPACE --from-literal=k=VALUE`.
+pub fn create_secret_in(sb: &Sandbox, home: &Path, namespace: &str, name: &str, value: &str) {
     ok(
         kubectl(
             sb,
@@ -227,10 +236,12 @@ pub fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
                 "secret",
                 "generic",
                 name,
+                "-n",
+                namespace,
                 &format!("--from-literal=k={value}"),
             ],
         ),
-        &format!("create {name}"),
+        &format!("create secret {namespace}/{name}"),
     );
 }
 

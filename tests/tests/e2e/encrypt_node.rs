@@ -10,6 +10,7 @@ use atrest_core::config::{self, ProviderKind};
 use atrest_core::manifest::Manifest;
 use atrest_e2e::bed;
 use atrest_e2e::bins;
+use atrest_e2e::run::text;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,10 +40,6 @@ fn encrypt(root: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
 }
 
 #[test]

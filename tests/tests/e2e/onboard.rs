@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_e2e::run::Kubectl;
+use atrest_e2e::run::{Kubectl, describe};
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
@@ -116,7 +116,7 @@ subjects:
         assert!(
             out.status.success(),
             "kubectl onboard {args:?}: {}\napiserver {} {:?} (started {} times)",
-            text(&out),
+            describe(&out),
             self.sb.apiserver_url(),
             self.sb.apiserver_state(),
             self.sb.apiserver_starts()
@@ -130,7 +130,7 @@ subjects:
             .current_dir(self.work())
             .output()
             .expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+        assert!(out.status.success(), "openssl {args:?}: {}", describe(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -140,15 +140,6 @@ subjects:
             .map(str::to_string)
             .collect()
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn mode(p: &Path) -> u32 {
@@ -229,7 +220,7 @@ fn tutorial_flow_onboard_verify_rerun_list_remove() {
 
     // The real kubectl with the written kubeconfig: marketing is the context's namespace.
     let own = env.kubectl(&kubeconfig, &["get", "secrets", "-o", "name"]);
-    assert!(own.status.success(), "{}", text(&own));
+    assert!(own.status.success(), "{}", describe(&own));
     assert_eq!(
         String::from_utf8_lossy(&own.stdout).trim(),
         "secret/marketing-secret"
@@ -241,7 +232,7 @@ fn tutorial_flow_onboard_verify_rerun_list_remove() {
         "Error from server (Forbidden): secrets is forbidden: User \"john\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
     );
     let whoami = env.kubectl(&kubeconfig, &["auth", "whoami", "-o", "json"]);
-    assert!(whoami.status.success(), "{}", text(&whoami));
+    assert!(whoami.status.success(), "{}", describe(&whoami));
     let who = json(&String::from_utf8_lossy(&whoami.stdout));
     assert_eq!(who["status"]["userInfo"]["username"], "john");
 
@@ -298,7 +289,7 @@ fn tutorial_flow_onboard_verify_rerun_list_remove() {
 
     // Offboarding: bindings gone, john forbidden again, the certificate's expiry reported.
     let removed = env.onboard(&["john", "-n", "marketing", "--remove"]);
-    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(removed.status.success(), "{}", describe(&removed));
     let stdout = String::from_utf8_lossy(&removed.stdout);
     let stderr = String::from_utf8_lossy(&removed.stderr);
     assert!(
@@ -332,7 +323,7 @@ fn signer_off_is_diagnosed_and_local_signing_works() {
     env.sb.set_csr_signer(false);
     let start = std::time::Instant::now();
     let out = env.onboard(&["bob", "-n", "marketing", "--timeout", "3s"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
     assert!(start.elapsed() < Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -404,15 +395,15 @@ fn group_binding_refusals_and_escalation() {
             "--role",
             "marketing-team",
         ]);
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", describe(&out));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("bound to group"),
             "{}",
-            text(&out)
+            describe(&out)
         );
         let kc = env.path(&format!("{user}.kubeconfig"));
         let own = env.kubectl(&kc, &["get", "secrets", "-o", "name"]);
-        assert!(own.status.success(), "{}", text(&own));
+        assert!(own.status.success(), "{}", describe(&own));
     }
     let binding = json(&env.admin(&[
         "get",
@@ -433,7 +424,7 @@ fn group_binding_refusals_and_escalation() {
     );
     // Offboarding one member of a group binding: warned that the group still admits the certificate.
     let out = env.onboard(&["john", "-n", "marketing", "--remove"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("binds group \"marketing\"") && stderr.contains("cannot revoke"),
@@ -447,7 +438,7 @@ fn group_binding_refusals_and_escalation() {
         String::from_utf8_lossy(&out.stderr)
             .contains("refusing to issue a certificate with group \"system:masters\""),
         "{}",
-        text(&out)
+        describe(&out)
     );
 
     // A non-admin (eve: view in marketing plus what onboarding needs, but no secrets) tries to grant secrets.
@@ -501,7 +492,7 @@ subjects:
         &env.path("eve.kubeconfig"),
         &["mallory", "-n", "marketing", "--out", "mallory.kubeconfig"],
     );
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("dry run")
@@ -542,7 +533,7 @@ fn verification_waits_for_rbac_to_propagate() {
     // After the removal the first 3 reviews still answer "yes".
     env.sb.faults().stale_access_reviews(3, true);
     let removed = env.onboard(&["jim", "-n", "sales", "--remove", "-o", "json"]);
-    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(removed.status.success(), "{}", describe(&removed));
     let r = json(&String::from_utf8_lossy(&removed.stdout));
     assert_eq!(r["stillAllowed"], serde_json::json!([]), "{r}");
     assert!(env.sb.faults().access_review_pending().is_none());
@@ -553,11 +544,11 @@ fn verification_waits_for_rbac_to_propagate() {
     let started = std::time::Instant::now();
     let out = env.onboard(&["kim", "-n", "ops"]);
     env.sb.faults().clear();
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("kim cannot"),
         "{}",
-        text(&out)
+        describe(&out)
     );
     assert!(
         started.elapsed() >= Duration::from_secs(10),

@@ -14,7 +14,8 @@ use atrest_e2e::bed::{self, READY_REAL};
 use atrest_e2e::bins;
 use atrest_e2e::kms::KmsPlugin;
 use atrest_e2e::run::{
-    create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, sandbox_plugin, text,
+    create_secret, create_secret_in, encrypt_on_node, etcd_value, kubectl, ok, read_secret,
+    sandbox_plugin, text,
 };
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
@@ -498,22 +499,7 @@ fn onboard_ttl_list_local_signer_and_preflight_on_the_real_server() {
         kubectl(&sb, &home, &["create", "ns", "marketing"]),
         "create ns",
     );
-    ok(
-        kubectl(
-            &sb,
-            &home,
-            &[
-                "create",
-                "secret",
-                "generic",
-                "m1",
-                "-n",
-                "marketing",
-                "--from-literal=k=v",
-            ],
-        ),
-        "create secret",
-    );
+    create_secret_in(&sb, &home, "marketing", "m1", "v");
 
     // --ttl 2h through the real CSR signer: notAfter is two hours away (give or take the signer's backdating).
     let out = ok(

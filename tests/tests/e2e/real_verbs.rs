@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use atrest_e2e::bed;
 use atrest_e2e::run::{
-    Kubectl, create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, sandbox_plugin,
-    text,
+    Kubectl, create_secret, create_secret_in, encrypt_on_node, etcd_value, kubectl, ok,
+    read_secret, sandbox_plugin, text,
 };
 use atrest_sandbox::Sandbox;
 
@@ -118,22 +118,7 @@ fn the_verbs_on_the_real_control_plane() {
         kubectl(&sb, &home, &["create", "ns", "marketing"]),
         "create ns",
     );
-    ok(
-        kubectl(
-            &sb,
-            &home,
-            &[
-                "create",
-                "secret",
-                "generic",
-                "m1",
-                "-n",
-                "marketing",
-                "--from-literal=k=v",
-            ],
-        ),
-        "create secret in marketing",
-    );
+    create_secret_in(&sb, &home, "marketing", "m1", "v");
     let out = ok(
         sandbox_plugin(&sb, &home, "onboard", &["john", "-n", "marketing"]),
         "kubectl onboard john -n marketing",

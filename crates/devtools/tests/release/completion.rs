@@ -13,6 +13,7 @@ use crate::system_path;
 use atrest_devtools::dist;
 use atrest_e2e::bed;
 use atrest_e2e::bins;
+use atrest_e2e::run::describe;
 use atrest_sandbox::Sandbox;
 
 struct Env {
@@ -54,7 +55,7 @@ impl Env {
 
     fn admin(&self, args: &[&str]) -> String {
         let out = self.kubectl(&self.sb.kubeconfig(), args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        assert!(out.status.success(), "kubectl {args:?}: {}", describe(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -67,7 +68,7 @@ impl Env {
         let mut full = vec!["__complete"];
         full.extend_from_slice(args);
         let out = self.kubectl(kubeconfig, &full);
-        assert!(out.status.success(), "kubectl {full:?}: {}", text(&out));
+        assert!(out.status.success(), "kubectl {full:?}: {}", describe(&out));
         parse(&String::from_utf8(out.stdout).unwrap())
     }
 }
@@ -81,15 +82,6 @@ fn parse(stdout: &str) -> (Vec<String>, String) {
         .map(|l| l.split('\t').next().unwrap().to_string())
         .collect();
     (values, directive)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn has(values: &[String], want: &[&str]) {
@@ -222,7 +214,7 @@ fn plugins_complete_through_the_real_kubectl() {
         .env("HOME", env.dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "onboard john: {}", text(&out));
+    assert!(out.status.success(), "onboard john: {}", describe(&out));
     let (users, _) = env.complete(&["onboard", "--remove", ""]);
     assert_eq!(users, ["john"]);
     let (users, _) = env.complete(&["onboard", "-n", "marketing", "--remove", "j"]);
@@ -240,7 +232,7 @@ fn plugins_complete_through_the_real_kubectl() {
         String::from_utf8_lossy(&out.stdout),
         ":4\n",
         "{}",
-        text(&out)
+        describe(&out)
     );
     let broken = env.dir.path().join("broken.kubeconfig");
     std::fs::write(&broken, "clusters: [").unwrap();
@@ -249,7 +241,7 @@ fn plugins_complete_through_the_real_kubectl() {
         String::from_utf8_lossy(&out.stdout),
         ":4\n",
         "{}",
-        text(&out)
+        describe(&out)
     );
     // The plugin itself, without kubectl: same protocol, nothing on stderr.
     let out = Command::new(bins::plugin("reencrypt"))
@@ -259,5 +251,5 @@ fn plugins_complete_through_the_real_kubectl() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), ":4\n");
-    assert!(out.stderr.is_empty(), "{}", text(&out));
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
 }

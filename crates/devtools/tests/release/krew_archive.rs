@@ -16,15 +16,7 @@ use std::process::{Command, Output};
 use crate::{file_names, system_path};
 use atrest_devtools::dist;
 use atrest_e2e::bins;
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use atrest_e2e::run::describe;
 
 /// krew's binaries from the real-control-plane cache (built on first use).
 fn krew_binaries() -> atrest_sandbox::k8s::K8sBinaries {
@@ -91,7 +83,7 @@ impl Kubectl {
                 .env("HOME", &self.home)
                 .output()
                 .expect("run git");
-            assert!(out.status.success(), "git {args:?}: {}", text(&out));
+            assert!(out.status.success(), "git {args:?}: {}", describe(&out));
         };
         git(&repo, &["init", "-q"]);
         git(&repo, &["add", "plugins"]);
@@ -103,7 +95,7 @@ impl Kubectl {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        assert!(out.status.success(), "kubectl {args:?}: {}", describe(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -142,7 +134,11 @@ fn real_krew_installs_the_archives_and_kubectl_runs_them() {
             &format!("--manifest={}", manifest.display()),
             &format!("--archive={}", archive.display()),
         ]);
-        assert!(out.status.success(), "krew install {verb}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "krew install {verb}: {}",
+            describe(&out)
+        );
         let said = String::from_utf8_lossy(&out.stderr);
         // krew prints the manifest's caveats after installing: they tell how to link the completion helper.
         let helper = format!("kubectl_complete-{verb}");
@@ -196,14 +192,14 @@ fn real_krew_installs_the_archives_and_kubectl_runs_them() {
         "krew search: {found}"
     );
     let plugins = kubectl.run(&["plugin", "list"]);
-    assert!(plugins.status.success(), "{}", text(&plugins));
+    assert!(plugins.status.success(), "{}", describe(&plugins));
     let stdout = String::from_utf8_lossy(&plugins.stdout);
     let bin_dir = kubectl.krew_root.join("bin");
     for verb in dist::VERBS {
         assert!(
             stdout.contains(&format!("{}/kubectl-{verb}\n", bin_dir.display())),
             "{verb} not listed: {}",
-            text(&plugins)
+            describe(&plugins)
         );
     }
     assert!(
@@ -211,7 +207,7 @@ fn real_krew_installs_the_archives_and_kubectl_runs_them() {
             .to_lowercase()
             .contains("warning"),
         "{}",
-        text(&plugins)
+        describe(&plugins)
     );
 
     // Every verb's help runs through kubectl and has examples.
@@ -268,12 +264,12 @@ fn real_krew_refuses_an_archive_that_does_not_match_its_manifest() {
         &format!("--manifest={}", manifest.display()),
         &format!("--archive={}", other_archive.display()),
     ]);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
     let said = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(
         said.contains("checksum") || said.contains("sha256"),
         "{}",
-        text(&out)
+        describe(&out)
     );
     assert!(
         !kubectl
@@ -298,6 +294,6 @@ fn real_krew_validates_the_checked_in_manifests() {
             .arg("--skip-install")
             .output()
             .expect("run validate-krew-manifest");
-        assert!(out.status.success(), "{verb}: {}", text(&out));
+        assert!(out.status.success(), "{verb}: {}", describe(&out));
     }
 }
