@@ -276,8 +276,8 @@ impl Bed {
         })
     }
 
-    /// resourceVersion of every test secret.
-    fn resource_versions(&self) -> BTreeMap<String, String> {
+    /// Every test secret (in the `team-*` namespaces), as the API server returns it.
+    fn team_secrets(&self) -> Vec<Secret> {
         self.rt.block_on(async {
             let api: Api<Secret> = Api::all(self.client.clone());
             api.list(&ListParams::default())
@@ -292,18 +292,25 @@ impl Bed {
                         .unwrap_or("")
                         .starts_with("team-")
                 })
-                .map(|s| {
-                    (
-                        format!(
-                            "{}/{}",
-                            s.metadata.namespace.unwrap(),
-                            s.metadata.name.unwrap()
-                        ),
-                        s.metadata.resource_version.unwrap(),
-                    )
-                })
                 .collect()
         })
+    }
+
+    /// resourceVersion of every test secret.
+    fn resource_versions(&self) -> BTreeMap<String, String> {
+        self.team_secrets()
+            .into_iter()
+            .map(|s| {
+                (
+                    format!(
+                        "{}/{}",
+                        s.metadata.namespace.unwrap(),
+                        s.metadata.name.unwrap()
+                    ),
+                    s.metadata.resource_version.unwrap(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -501,28 +508,11 @@ fn concurrent_writer_always_wins() {
     let r = report(&out);
     assert_eq!(totals(&r, "failed"), 0, "{r}");
     eprintln!("conflicts met: {}", totals(&r, "conflicts"));
-    let values: Vec<(String, Vec<u8>)> = bed.rt.block_on(async {
-        let api: Api<Secret> = Api::all(bed.client.clone());
-        api.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|s| {
-                s.metadata
-                    .namespace
-                    .as_deref()
-                    .unwrap_or("")
-                    .starts_with("team-")
-            })
-            .map(|s| {
-                (
-                    s.metadata.name.clone().unwrap(),
-                    s.data.unwrap()["v"].0.clone(),
-                )
-            })
-            .collect()
-    });
+    let values: Vec<(String, Vec<u8>)> = bed
+        .team_secrets()
+        .into_iter()
+        .map(|s| (s.metadata.name.unwrap(), s.data.unwrap()["v"].0.clone()))
+        .collect();
     assert_eq!(values.len(), 500);
     for (name, v) in values {
         assert_eq!(v, b"round-2", "{name}: the writer's last write must win");
