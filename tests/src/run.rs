@@ -75,6 +75,18 @@ pub fn sandbox_plugin(sb: &Sandbox, dir: &Path, verb: &str, args: &[&str]) -> Ou
         .unwrap()
 }
 
+/// The real `openssl ARGS` run in `dir`; panics with its output unless it succeeds; returns stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    ok(
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl on PATH"),
+        &format!("openssl {args:?}"),
+    )
+}
+
 /// `plain` sealed for etcd key `key` by a one-provider EncryptionConfiguration for secrets (`kind`: aescbc,
 /// aesgcm, secretbox) with one key named `key_name`.
 pub fn seal(kind: &str, key_name: &str, secret: &str, key: &str, plain: &[u8]) -> Vec<u8> {

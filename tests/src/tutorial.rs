@@ -6,43 +6,12 @@
 //! default, the static pods' mirror pods Running, and etcdctl showing the plaintext protobuf value. Shared by
 //! `sandbox_tutorial.rs` (atrest's API server) and `real_tutorial.rs` (the real control plane).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::run::{Kubectl, etcdctl, wait_for};
+use base64::Engine;
 
-fn openssl(args: &[&str], dir: &Path) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl on PATH");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
+use crate::run::{Kubectl, etcdctl, openssl, wait_for};
 
 /// The tutorial's steps after `kubectl version` (which each caller checks for its control plane).
 pub fn tutorial_steps(k: &Kubectl<'_>) {
@@ -135,8 +104,9 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
 
     // john's certificate through the CSR API, as the tutorial does it.
     let dir = k.home;
-    openssl(&["genrsa", "-out", "john.key", "2048"], dir);
+    openssl(dir, &["genrsa", "-out", "john.key", "2048"]);
     openssl(
+        dir,
         &[
             "req",
             "-new",
@@ -147,12 +117,11 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
             "-subj",
             "/CN=john/O=marketing",
         ],
-        dir,
     );
     let csr = std::fs::read(dir.join("john.csr")).unwrap();
     let csr_yaml = format!(
         "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: john\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n  usages:\n  - client auth\n",
-        b64(&csr)
+        base64::engine::general_purpose::STANDARD.encode(&csr)
     );
     std::fs::write(dir.join("csr.yaml"), &csr_yaml).unwrap();
     let f = dir.join("csr.yaml");
@@ -182,16 +151,16 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     let ca = k.sb.ca_cert();
     assert_eq!(
         openssl(
-            &["verify", "-CAfile", ca.to_str().unwrap(), "john.crt"],
-            dir
+            dir,
+            &["verify", "-CAfile", ca.to_str().unwrap(), "john.crt"]
         ),
         "john.crt: OK\n"
     );
     let subject = openssl(
+        dir,
         &[
             "x509", "-in", "john.crt", "-noout", "-subject", "-nameopt", "RFC2253",
         ],
-        dir,
     );
     assert_eq!(subject, "subject=CN=john,O=marketing\n");
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_e2e::run::{Kubectl, describe};
+use atrest_e2e::run::{Kubectl, describe, openssl};
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
@@ -125,13 +125,7 @@ subjects:
     }
 
     fn openssl(&self, args: &[&str]) -> String {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.work())
-            .output()
-            .expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", describe(&out));
-        String::from_utf8(out.stdout).unwrap()
+        openssl(self.work(), args)
     }
 
     fn csr_names(&self) -> Vec<String> {

@@ -14,8 +14,8 @@ use atrest_e2e::bed::{self, READY_REAL};
 use atrest_e2e::bins;
 use atrest_e2e::kms::KmsPlugin;
 use atrest_e2e::run::{
-    create_secret, create_secret_in, encrypt_on_node, etcd_value, kubectl, ok, read_secret,
-    sandbox_plugin, text,
+    create_secret, create_secret_in, encrypt_on_node, etcd_value, kubectl, ok, openssl,
+    read_secret, sandbox_plugin, text,
 };
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
@@ -473,17 +473,6 @@ fn valid_in(crt: &Path, seconds: u64) -> bool {
         .expect("openssl on PATH")
         .status
         .success()
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    ok(
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl on PATH"),
-        &format!("openssl {args:?}"),
-    )
 }
 
 /// `kubectl onboard` on the real server: a certificate from kube-controller-manager's signer with the asked

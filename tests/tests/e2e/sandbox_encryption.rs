@@ -4,34 +4,19 @@
 //! `kubectl get secrets -A -o json | kubectl replace -f -` re-encrypts old ones; a second replace writes nothing.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use atrest_e2e::bed;
 use atrest_e2e::run::{Kubectl, etcdctl, wait_for};
 use atrest_sandbox::Sandbox;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// key → (value, mod revision) of every secret in etcd, read with etcdctl.
 fn secrets_in_etcd(sb: &Sandbox) -> BTreeMap<String, (Vec<u8>, i64)> {
     let out = etcdctl(sb, &["get", "--prefix", "/registry/secrets/", "-w", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let dec = |s: &serde_json::Value| {
-        let out = Command::new("base64")
-            .arg("-d")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin
-                    .take()
-                    .unwrap()
-                    .write_all(s.as_str().unwrap().as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
-        out.stdout
-    };
+    let dec = |s: &serde_json::Value| STANDARD.decode(s.as_str().unwrap()).unwrap();
     v["kvs"]
         .as_array()
         .map(|kvs| {
@@ -96,19 +81,7 @@ fn secretbox_through_the_manifest_and_the_replace_pipeline() {
             .read_exact(&mut key)
             .unwrap();
     }
-    let key_b64 = {
-        let out = Command::new("base64")
-            .arg("-w0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(&key)?;
-                c.wait_with_output()
-            });
-        String::from_utf8(out.unwrap().stdout).unwrap()
-    };
+    let key_b64 = STANDARD.encode(key);
     let config = format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - secretbox:\n          keys:\n            - name: key1\n              secret: {key_b64}\n      - identity: {{}}\n"
     );
