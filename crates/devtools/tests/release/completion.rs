@@ -13,7 +13,7 @@ use crate::system_path;
 use atrest_devtools::dist;
 use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_e2e::run::describe;
+use atrest_e2e::run::{Kubectl, describe, ok};
 use atrest_sandbox::Sandbox;
 
 struct Env {
@@ -42,21 +42,23 @@ impl Env {
         Env { sb, dir, path }
     }
 
+    /// The real kubectl for the sandbox ([`Kubectl`]) with the plugins' PATH and `kubeconfig` in KUBECONFIG (which
+    /// the plugins read too when they complete live values).
     fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
-        Command::new("kubectl")
+        Kubectl::new(&self.sb, self.dir.path())
+            .command()
             .args(args)
             .env("PATH", &self.path)
             .env("KUBECONFIG", kubeconfig)
-            .env("HOME", self.dir.path())
-            .current_dir(self.dir.path())
             .output()
             .expect("run kubectl")
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        let out = self.kubectl(&self.sb.kubeconfig(), args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", describe(&out));
-        String::from_utf8(out.stdout).unwrap()
+        ok(
+            self.kubectl(&self.sb.kubeconfig(), args),
+            &format!("kubectl {args:?}"),
+        )
     }
 
     /// `kubectl __complete ARGS...` as the admin: (candidates, directive line).
