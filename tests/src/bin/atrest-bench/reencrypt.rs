@@ -2,7 +2,8 @@
 //! (`kubectl get secrets --all-namespaces -o json | kubectl replace -f -`) on the same sandbox in the same run,
 //! with the ceiling: raw etcd puts of the same values at the same concurrency.
 //!
-//! Two shapes, each on a fresh sandbox (the release `atrest-sandbox`: real etcd + our API server): A, N secrets of
+//! Two shapes, each on a fresh sandbox (the release `atrest-sandbox`: real etcd + our API server, or with
+//! `--control-plane real` etcd 3.6 + the real kube-apiserver and kube-controller-manager): A, N secrets of
 //! ~1 KiB in one namespace; B, the same N secrets spread over M namespaces (`--namespaces M`). Each is written in
 //! plaintext, then encryption enabled (aescbc first) through the kube-apiserver manifest. Every run starts from
 //! the plaintext values (restored by raw etcd puts at the same concurrency: that restore is the ceiling sample),
@@ -12,7 +13,8 @@
 //! larger one) are printed with the ratios against the targets: ≥ 10× faster and ≤ 1/10 the peak memory of the
 //! pipeline, ≥ 70% of the raw-put ceiling, shape B within 1.2× of shape A. Each run also prints the CPU seconds of
 //! the tool, the sandbox API server and etcd: on a small machine the three share the cores and the API server and
-//! etcd, not the tool, set the pace. The control-plane ceiling share is the CPU seconds of the API server and etcd
+//! etcd, not the tool, set the pace (on the real control plane kube-controller-manager's CPU seconds are printed
+//! too, outside the ceiling). The control-plane ceiling share is the CPU seconds of the API server and etcd
 //! divided by the cores, against the tool's wall time: 100% means the control plane was busy on every core for the
 //! whole run.
 
@@ -44,6 +46,10 @@ struct Args {
     wires: Vec<String>,
     /// Use the binaries in this directory instead of building release ones (e.g. `target/debug` for a smoke run).
     bin_dir: Option<PathBuf>,
+    /// `atrest-sandbox up --control-plane`: `atrest` (our API server) or `real` (kube-apiserver, etcd 3.6).
+    control_plane: String,
+    /// The shapes run (`A`, `B`).
+    shapes: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Args> {
@@ -55,6 +61,11 @@ fn parse(args: &[String]) -> Result<Args> {
         skip_pipeline: false,
         wires: Vec::new(),
         bin_dir: None,
+        control_plane: std::env::var("ATREST_CONTROL_PLANE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "atrest".into()),
+        shapes: Vec::new(),
     };
     let mut it = args.iter().skip_while(|s| *s == "reencrypt");
     while let Some(flag) = it.next() {
@@ -83,14 +94,32 @@ fn parse(args: &[String]) -> Result<Args> {
                     }
                 }
             }
+            "--control-plane" => {
+                a.control_plane = it
+                    .next()
+                    .context("--control-plane needs atrest or real")?
+                    .clone()
+            }
+            "--shape" => {
+                for sh in it.next().context("--shape needs A or B")?.split(',') {
+                    let sh = sh.to_ascii_uppercase();
+                    if !["A", "B"].contains(&sh.as_str()) {
+                        bail!("--shape takes A (one namespace) or B (--namespaces), not {sh:?}");
+                    }
+                    if !a.shapes.contains(&sh) {
+                        a.shapes.push(sh);
+                    }
+                }
+            }
             "--bin-dir" => {
                 a.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?))
             }
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 2000] [--runs 3] [--concurrency 16] [--wire json|protobuf]... [--skip-pipeline] [--bin-dir DIR]\n\n\
+                    "cargo xtask bench reencrypt [--secrets 10000] [--namespaces 2000] [--runs 3] [--concurrency 16] [--wire json|protobuf]... [--shape A|B]... [--control-plane atrest|real] [--skip-pipeline] [--bin-dir DIR]\n\n\
                      Shape A puts every secret in one namespace, shape B spreads them over --namespaces; each shape runs on a fresh\n\
-                     sandbox. --wire picks the reencrypt wires measured (default both)."
+                     sandbox (--shape picks them; default both). --wire picks the reencrypt wires measured (default both).\n\
+                     --control-plane: atrest's API server (default, or $ATREST_CONTROL_PLANE) or the real kube-apiserver."
                 );
                 std::process::exit(0);
             }
@@ -102,6 +131,15 @@ fn parse(args: &[String]) -> Result<Args> {
     }
     if a.wires.is_empty() {
         a.wires = vec!["json".into(), "protobuf".into()];
+    }
+    if !["atrest", "real"].contains(&a.control_plane.as_str()) {
+        bail!(
+            "--control-plane takes atrest or real, not {:?}",
+            a.control_plane
+        );
+    }
+    if a.shapes.is_empty() {
+        a.shapes = vec!["A".into(), "B".into()];
     }
     Ok(a)
 }
@@ -160,9 +198,20 @@ fn proc_cpu(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-/// The sandbox's processes: (the sandbox itself — API server and kubelet —, its etcd child).
-fn sandbox_pids(sandbox: u32) -> (u32, Option<u32>) {
-    let etcd = std::fs::read_dir("/proc").ok().and_then(|d| {
+/// The control plane's processes. With atrest's API server, the sandbox process itself serves the API (and runs
+/// the stand-in kubelet); with the real control plane, kube-apiserver is a child of the sandbox (a static pod run
+/// as a process) and the sandbox process is only the kubelet. etcd is a child in both.
+#[derive(Clone, Copy)]
+struct ControlPlanePids {
+    api: u32,
+    etcd: Option<u32>,
+    /// The real control plane: kube-controller-manager (not counted in the ceiling, reported).
+    controller_manager: Option<u32>,
+}
+
+/// The children of `parent` whose command name (`/proc/PID/comm`, at most 15 bytes) is `comm`.
+fn child_named(parent: u32, comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok().and_then(|d| {
         d.flatten().find_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let status = std::fs::read_to_string(e.path().join("status")).ok()?;
@@ -172,16 +221,28 @@ fn sandbox_pids(sandbox: u32) -> (u32, Option<u32>) {
                 .trim()
                 .parse::<u32>()
                 .ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            (ppid == sandbox && comm.trim() == "etcd").then_some(pid)
+            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (ppid == parent && name.trim() == comm).then_some(pid)
         })
-    });
-    (sandbox, etcd)
+    })
 }
 
-/// CPU seconds of (the sandbox API server process, etcd) so far.
-fn sandbox_cpu(pids: (u32, Option<u32>)) -> (f64, f64) {
-    (proc_cpu(pids.0), pids.1.map(proc_cpu).unwrap_or(0.0))
+/// The control plane's processes now (kube-apiserver's pid changes when the kubelet restarts it).
+fn control_plane_pids(sandbox: u32) -> ControlPlanePids {
+    ControlPlanePids {
+        api: child_named(sandbox, "kube-apiserver").unwrap_or(sandbox),
+        etcd: child_named(sandbox, "etcd"),
+        controller_manager: child_named(sandbox, "kube-controller"),
+    }
+}
+
+/// CPU seconds so far of (the API server, etcd, kube-controller-manager).
+fn control_plane_cpu(pids: ControlPlanePids) -> (f64, f64, f64) {
+    (
+        proc_cpu(pids.api),
+        pids.etcd.map(proc_cpu).unwrap_or(0.0),
+        pids.controller_manager.map(proc_cpu).unwrap_or(0.0),
+    )
 }
 
 /// Runs `cmd` to the end: wall time, peak RSS and CPU time (measured in a process of its own, [`crate::rusage`]).
@@ -199,15 +260,15 @@ fn measure(cmd: &Command) -> Result<Measured> {
 
 /// Runs the tutorial's `kubectl get secrets --all-namespaces -o json | kubectl replace -f -` as two processes
 /// joined by a pipe (no shell), each measured on its own.
-fn measure_pipeline(kubeconfig: &Path, home: &Path) -> Result<Measured> {
+fn measure_pipeline(kubectl: &Path, kubeconfig: &Path, home: &Path) -> Result<Measured> {
     let started = Instant::now();
-    let mut get = Command::new("kubectl");
+    let mut get = Command::new(kubectl);
     get.args(["get", "secrets", "--all-namespaces", "-o", "json"])
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home);
     let mut get = crate::rusage::spawn(&get, Stdio::null(), Stdio::piped())?;
     let out = get.take_stdout().expect("piped");
-    let mut replace = Command::new("kubectl");
+    let mut replace = Command::new(kubectl);
     replace
         .args(["replace", "-f", "-"])
         .env("KUBECONFIG", kubeconfig)
@@ -287,8 +348,11 @@ pub fn run(args: &[String]) -> Result<()> {
                 .join("release")
         }
     };
-    let mut shapes = vec![("A", 1)];
-    if args.namespaces > 1 {
+    let mut shapes = Vec::new();
+    if args.shapes.iter().any(|s| s == "A") {
+        shapes.push(("A", 1));
+    }
+    if args.shapes.iter().any(|s| s == "B") && args.namespaces > 1 {
         shapes.push(("B", args.namespaces));
     }
     let mut results = Vec::new();
@@ -307,13 +371,16 @@ fn run_shape(args: &Args, label: &str, namespaces: usize, bin_dir: &Path) -> Res
     let node = dir.path().join("node");
 
     eprintln!(
-        "bench: shape {label}: starting the sandbox under {}",
+        "bench: shape {label}: starting the sandbox ({} control plane) under {}",
+        args.control_plane,
         node.display()
     );
     let mut child = Command::new(bin_dir.join("atrest-sandbox"))
         .arg("up")
         .arg("--root")
         .arg(&node)
+        .arg("--control-plane")
+        .arg(&args.control_plane)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("sandbox.log"))?)
         .spawn()
@@ -656,6 +723,16 @@ async fn bench(
 ) -> Result<ShapeResult> {
     let client = kube_client(kubeconfig).await?;
     let etcd = etcd(env).await?;
+    // A kubectl within the supported skew of the server (the real control plane is newer than the built-in
+    // client of the machine's kubectl dispatcher).
+    let minor: u32 = client
+        .apiserver_version()
+        .await?
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .context("the server's /version has no numeric minor")?;
+    let kubectl = atrest_e2e::run::kubectl_within_skew(minor).unwrap_or_else(|| "kubectl".into());
     eprintln!(
         "bench: shape {label}: creating {} secrets (~1 KiB) in {namespaces} namespaces",
         args.secrets
@@ -702,16 +779,16 @@ async fn bench(
         }
         for i in order {
             let tool = tools[i].as_str();
-            let pids = sandbox_pids(sandbox.child.id());
-            let puts_before = sandbox_cpu(pids);
+            let pids = control_plane_pids(sandbox.child.id());
+            let puts_before = control_plane_cpu(pids);
             let secs = raw_puts(&etcd, &plaintext, args.concurrency).await?;
-            let puts_etcd_cpu = sandbox_cpu(pids).1 - puts_before.1;
+            let puts_etcd_cpu = control_plane_cpu(pids).1 - puts_before.1;
             result.ceiling.push(secs);
             let (enc, _) = storage(&etcd).await?;
             if enc != 0 {
                 bail!("restoring plaintext left {enc} encrypted secrets");
             }
-            let cpu_before = sandbox_cpu(pids);
+            let cpu_before = control_plane_cpu(pids);
             let m = match tool.strip_prefix("reencrypt-") {
                 Some(wire) => {
                     let mut cmd = Command::new(bin_dir.join("kubectl-reencrypt"));
@@ -723,7 +800,7 @@ async fn bench(
                         .env("KUBECONFIG", kubeconfig);
                     measure(&cmd)?
                 }
-                None => measure_pipeline(kubeconfig, scratch)?,
+                None => measure_pipeline(&kubectl, kubeconfig, scratch)?,
             };
             let (enc, other) = storage(&etcd).await?;
             if m.status != 0 || enc != args.secrets {
@@ -732,10 +809,19 @@ async fn bench(
                     m.status
                 );
             }
-            let cpu_after = sandbox_cpu(pids);
-            let (api_cpu, etcd_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+            let cpu_after = control_plane_cpu(pids);
+            let (api_cpu, etcd_cpu, kcm_cpu) = (
+                cpu_after.0 - cpu_before.0,
+                cpu_after.1 - cpu_before.1,
+                cpu_after.2 - cpu_before.2,
+            );
+            let kcm = if pids.controller_manager.is_some() {
+                format!(", controller-manager {kcm_cpu:.2}")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "bench: shape {label} run {run} {tool:<18} {:>7.2} s  peak RSS {:>7} KiB   CPU s: tool {:.2}, API server {:.2}, etcd {:.2}   (raw etcd puts before it: {secs:.2} s, etcd CPU {puts_etcd_cpu:.2} s)",
+                "bench: shape {label} run {run} {tool:<18} {:>7.2} s  peak RSS {:>7} KiB   CPU s: tool {:.2}, API server {:.2}, etcd {:.2}{kcm}   (raw etcd puts before it: {secs:.2} s, etcd CPU {puts_etcd_cpu:.2} s)",
                 m.seconds, m.peak_rss_kib, m.cpu, api_cpu, etcd_cpu,
             );
             result.tools[i].runs.push(m);
@@ -745,7 +831,8 @@ async fn bench(
 
     let ceil_t = median(result.ceiling.clone());
     println!(
-        "\nshape {label}: {} secrets (~1 KiB) in {namespaces} namespace{}, concurrency {}, {} runs (medians), {} cores",
+        "\nshape {label} ({} control plane): {} secrets (~1 KiB) in {namespaces} namespace{}, concurrency {}, {} runs (medians), {} cores",
+        args.control_plane,
         args.secrets,
         if namespaces == 1 { "" } else { "s" },
         args.concurrency,
