@@ -370,5 +370,5 @@ fn bench(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_all()?;
     // Benchmarks measure release builds of the plugins against the baselines in the same run.
     status(cargo().args(["build", "--release", "--workspace", "--bins", "--locked"]))?;
-    run_bin("atrest-e2e", "atrest-bench", true, &os_args(rest))
+    run_bin("atrest-devtools", "atrest-bench", true, &os_args(rest))
 }

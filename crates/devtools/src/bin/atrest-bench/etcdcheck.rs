@@ -206,7 +206,7 @@ fn measure(cmd: &mut Command) -> Result<(Duration, u64)> {
 fn release_binary(name: &str) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|| atrest_devtools::dist::workspace_root().join("target"));
     let p = target.join("release").join(name);
     ensure!(
         p.is_file(),

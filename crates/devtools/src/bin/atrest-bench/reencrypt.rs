@@ -318,11 +318,7 @@ fn env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 /// Entry point: `cargo xtask bench reencrypt [ARGS]`.
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
-    // The workspace root (the parent of tests/) until this benchmark moves to atrest-devtools.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = atrest_devtools::dist::workspace_root();
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => {
