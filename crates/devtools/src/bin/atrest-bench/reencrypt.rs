@@ -601,26 +601,12 @@ async fn enable_encryption(client_kubeconfig: &Path, node: &Path, etcd: &EtcdCli
     std::fs::write(node.join("etc/kubernetes/pki/bench-enc.yaml"), config)?;
     let manifest = node.join("etc/kubernetes/manifests/kube-apiserver.yaml");
     let text = std::fs::read_to_string(&manifest)?;
-    let mut out = String::new();
-    let mut done = false;
-    for line in text.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if !done && line.trim() == "- kube-apiserver" {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.push_str(&format!(
-                "{indent}- --encryption-provider-config=/etc/kubernetes/pki/bench-enc.yaml\n"
-            ));
-            done = true;
-        }
-    }
-    if !done {
-        bail!("no `- kube-apiserver` line in {}", manifest.display());
-    }
-    // Atomically (temp file + rename), so the kubelet never reads a half-written manifest.
-    let tmp = manifest.with_extension("yaml.bench-tmp");
-    std::fs::write(&tmp, out)?;
-    std::fs::rename(&tmp, &manifest)?;
+    let out = atrest_e2e::bed::with_apiserver_flags(
+        &text,
+        &["--encryption-provider-config=/etc/kubernetes/pki/bench-enc.yaml"],
+    );
+    // Atomically, so the kubelet never reads a half-written manifest.
+    atrest_core::fsutil::write_atomic(&manifest, out.as_bytes())?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = String::from("no attempt");
     for attempt in 0.. {
