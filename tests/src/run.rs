@@ -1,5 +1,5 @@
-//! Running the built plugins, the real kubectl and etcdctl from tests: output as text, success checks with the
-//! whole output in the failure message, secrets through a sandbox's API server and straight from its etcd, and
+//! Running the built plugins, the real kubectl (one runner, [`Kubectl`]), etcdctl and openssl from tests: output as
+//! text, success checks with the whole output in the failure message, secrets through a sandbox's API server and straight from its etcd, and
 //! sealing values the way a configured kube-apiserver would.
 
 use std::io::Write;
