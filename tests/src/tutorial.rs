@@ -6,127 +6,12 @@
 //! default, the static pods' mirror pods Running, and etcdctl showing the plaintext protobuf value. Shared by
 //! `sandbox_tutorial.rs` (atrest's API server) and `real_tutorial.rs` (the real control plane).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use atrest_sandbox::Sandbox;
+use base64::Engine;
 
-/// The real kubectl as the tutorial runs it, against a sandbox, as its kubeadm admin unless told otherwise.
-pub struct Kubectl<'a> {
-    pub sb: &'a Sandbox,
-    /// Working directory of the walk (keys, CSRs, kubeconfigs) and HOME of every kubectl.
-    pub tmp: &'a Path,
-    n: std::cell::Cell<u32>,
-}
-
-impl<'a> Kubectl<'a> {
-    /// The kubectl within the skew of `sb`'s server ([`crate::run::kubectl_program`]).
-    pub fn new(sb: &'a Sandbox, tmp: &'a Path) -> Self {
-        Kubectl {
-            sb,
-            tmp,
-            n: Default::default(),
-        }
-    }
-
-    /// A `kubectl` command with this walk's HOME and no KUBECONFIG.
-    pub fn command(&self) -> Command {
-        let mut cmd = crate::run::kubectl_command(self.sb);
-        cmd.env_remove("KUBECONFIG").env("HOME", self.tmp);
-        cmd
-    }
-
-    /// A fresh cache dir for every command, as the acceptance criteria demand.
-    fn cache_dir(&self) -> PathBuf {
-        self.n.set(self.n.get() + 1);
-        self.tmp.join(format!("cache-{}", self.n.get()))
-    }
-
-    /// Run with `kubeconfig`, a fresh cache dir and `stdin`.
-    pub fn run_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = self.command();
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .args(args);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl on PATH");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Run as the kubeadm admin; panics with stderr unless it succeeds; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        self.ok_with(args, None)
-    }
-
-    /// [`ok`](Self::ok) with `stdin`.
-    pub fn ok_with(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let out = self.run_as(&self.sb.kubeconfig(), args, stdin);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-/// Polls `f` every 100 ms until it gives a value; panics naming `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn openssl(args: &[&str], dir: &Path) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl on PATH");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
+use crate::run::{Kubectl, etcdctl, openssl, wait_for};
 
 /// The tutorial's steps after `kubectl version` (which each caller checks for its control plane).
 pub fn tutorial_steps(k: &Kubectl<'_>) {
@@ -218,9 +103,10 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     );
 
     // john's certificate through the CSR API, as the tutorial does it.
-    let dir = k.tmp;
-    openssl(&["genrsa", "-out", "john.key", "2048"], dir);
+    let dir = k.home;
+    openssl(dir, &["genrsa", "-out", "john.key", "2048"]);
     openssl(
+        dir,
         &[
             "req",
             "-new",
@@ -231,12 +117,11 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
             "-subj",
             "/CN=john/O=marketing",
         ],
-        dir,
     );
     let csr = std::fs::read(dir.join("john.csr")).unwrap();
     let csr_yaml = format!(
         "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: john\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n  usages:\n  - client auth\n",
-        b64(&csr)
+        base64::engine::general_purpose::STANDARD.encode(&csr)
     );
     std::fs::write(dir.join("csr.yaml"), &csr_yaml).unwrap();
     let f = dir.join("csr.yaml");
@@ -266,16 +151,16 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     let ca = k.sb.ca_cert();
     assert_eq!(
         openssl(
-            &["verify", "-CAfile", ca.to_str().unwrap(), "john.crt"],
-            dir
+            dir,
+            &["verify", "-CAfile", ca.to_str().unwrap(), "john.crt"]
         ),
         "john.crt: OK\n"
     );
     let subject = openssl(
+        dir,
         &[
             "x509", "-in", "john.crt", "-noout", "-subject", "-nameopt", "RFC2253",
         ],
-        dir,
     );
     assert_eq!(subject, "subject=CN=john,O=marketing\n");
 
@@ -360,17 +245,7 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
     });
 
     // etcdctl shows the plaintext protobuf value.
-    let out = Command::new("etcdctl")
-        .envs(k.sb.env())
-        .args(["get", "/registry/secrets/default/demo"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = out.stdout;
+    let v = etcdctl(k.sb, &["get", "/registry/secrets/default/demo"]);
     let value_start = v.iter().position(|&b| b == b'\n').unwrap() + 1;
     assert!(
         v[value_start..].starts_with(b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret"),

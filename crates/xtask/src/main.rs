@@ -6,6 +6,7 @@
 
 mod deps;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -156,21 +157,7 @@ fn demo(rest: &[String]) -> Result<ExitCode> {
     if rest.iter().any(|a| a == "--real") && k8s(&[])? != ExitCode::SUCCESS {
         bail!("building the real control plane (cargo xtask k8s) failed");
     }
-    let st = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--locked",
-            "-p",
-            "atrest-e2e",
-            "--bin",
-            "atrest-demo",
-            "--",
-        ])
-        .args(rest)
-        .status()
-        .context("could not run the demo")?;
-    Ok(exit_code(st))
+    run_bin("atrest-devtools", "atrest-demo", false, &os_args(rest))
 }
 
 /// `k8s`: the real control plane's binaries, built once into the cache by `atrest-sandbox k8s` (the one home of
@@ -178,22 +165,29 @@ fn demo(rest: &[String]) -> Result<ExitCode> {
 fn k8s(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_build()?;
     deps::ensure_go()?;
-    let st = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--locked",
-            "-p",
-            "atrest-sandbox",
-            "--bin",
-            "atrest-sandbox",
-            "--",
-            "k8s",
-        ])
-        .args(rest)
+    let mut args = vec![OsStr::new("k8s")];
+    args.extend(os_args(rest));
+    run_bin("atrest-sandbox", "atrest-sandbox", false, &args)
+}
+
+/// `cargo run --quiet --locked [--release] -p PACKAGE --bin BIN -- ARGS`, its exit code passed on.
+fn run_bin(package: &str, bin: &str, release: bool, args: &[&OsStr]) -> Result<ExitCode> {
+    let mut cmd = cargo();
+    cmd.arg("run");
+    if release {
+        cmd.arg("--release");
+    }
+    let st = cmd
+        .args(["--quiet", "--locked", "-p", package, "--bin", bin, "--"])
+        .args(args)
         .status()
-        .context("could not run atrest-sandbox k8s")?;
+        .with_context(|| format!("could not run {bin}"))?;
     Ok(exit_code(st))
+}
+
+/// `args` as what a command takes.
+fn os_args(args: &[String]) -> Vec<&OsStr> {
+    args.iter().map(OsStr::new).collect()
 }
 
 fn has_cargo_subcommand(name: &str) -> bool {
@@ -229,22 +223,9 @@ fn sandbox(rest: &[String]) -> Result<ExitCode> {
     eprintln!(
         "xtask: starting the sandbox under {root}; when it prints `ready`, in another shell run:\n\n    source {root}/sandbox.env\n    kubectl get pods -n kube-system\n"
     );
-    let st = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--locked",
-            "-p",
-            "atrest-sandbox",
-            "--bin",
-            "atrest-sandbox",
-            "--",
-            "up",
-        ])
-        .args(&args)
-        .status()
-        .context("could not run atrest-sandbox")?;
-    Ok(exit_code(st))
+    let mut up = vec![OsStr::new("up")];
+    up.extend(os_args(&args));
+    run_bin("atrest-sandbox", "atrest-sandbox", false, &up)
 }
 
 fn root_arg(args: &[String]) -> Option<String> {
@@ -302,27 +283,16 @@ fn dist(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_build()?;
     let bin_dir = build_release_plugins()?;
     let out = target_dir().join("dist");
-    let st = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--locked",
-            "-p",
-            "atrest-e2e",
-            "--bin",
-            "atrest-dist",
-            "--",
-            "package",
-            "--update-manifests",
-            "--bin-dir",
-        ])
-        .arg(&bin_dir)
-        .arg("--out")
-        .arg(&out)
-        .args(rest)
-        .status()
-        .context("could not run atrest-dist")?;
-    Ok(exit_code(st))
+    let mut args = vec![
+        OsStr::new("package"),
+        OsStr::new("--update-manifests"),
+        OsStr::new("--bin-dir"),
+        bin_dir.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ];
+    args.extend(os_args(rest));
+    run_bin("atrest-devtools", "atrest-dist", false, &args)
 }
 
 /// `bench startup [RUNS]`: sizes of the release binaries and the median wall time of `kubectl-<verb> --help`
@@ -400,20 +370,5 @@ fn bench(rest: &[String]) -> Result<ExitCode> {
     deps::ensure_all()?;
     // Benchmarks measure release builds of the plugins against the baselines in the same run.
     status(cargo().args(["build", "--release", "--workspace", "--bins", "--locked"]))?;
-    let st = cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--locked",
-            "-p",
-            "atrest-e2e",
-            "--bin",
-            "atrest-bench",
-            "--",
-        ])
-        .args(rest)
-        .status()
-        .context("could not run the benchmark")?;
-    Ok(exit_code(st))
+    run_bin("atrest-devtools", "atrest-bench", true, &os_args(rest))
 }
