@@ -320,9 +320,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
 
     let with_resource = targets.len() > 1;
-    let out =
-        reencrypt::report::render(&report, verification.as_ref(), with_resource, &cli.output)?;
-    print!("{out}");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    reencrypt::report::write(
+        &mut out,
+        &report,
+        verification.as_ref(),
+        with_resource,
+        &cli.output,
+    )?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
     let (lines, code) = reencrypt::report::closing(&report, verification.as_ref());
     for line in lines {
         eprintln!("{line}");

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::Table;
+use serde::Serialize;
 
 use super::{Counts, NamespaceReport, NamespaceStatus, Report};
+use crate::cli::Table;
 use crate::scan::verify::Verification;
 
 /// Namespace rows the tables show before summing the rest (a screenful with the header and totals).
@@ -205,27 +206,39 @@ pub fn render_table(report: &Report, with_resource: bool, wide: bool) -> String 
     out
 }
 
-/// Everything printed on stdout: the table(s), or with `json` one document (the report, and the verification
-/// under `verify`).
-pub fn render(
+/// `-o json`'s one document: the report's fields, then the verification under `verify`.
+#[derive(Serialize)]
+struct JsonDocument<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<&'a Verification>,
+}
+
+/// Writes everything printed on stdout: the table(s), or with `json` one document (the report, and the
+/// verification under `verify`), serialized straight into `out` (a run over thousands of namespaces holds no
+/// second copy of the report as a JSON tree or string).
+pub fn write(
+    out: &mut impl std::io::Write,
     report: &Report,
     verification: Option<&Verification>,
     with_resource: bool,
     output: &str,
-) -> Result<String, serde_json::Error> {
+) -> std::io::Result<()> {
     if output == "json" {
-        let mut v = serde_json::to_value(report)?;
-        if let (Some(obj), Some(ver)) = (v.as_object_mut(), verification) {
-            obj.insert("verify".into(), serde_json::to_value(ver)?);
-        }
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+        let doc = JsonDocument {
+            report,
+            verify: verification,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        return out.write_all(b"\n");
     }
     let wide = output == "wide";
-    let mut out = render_table(report, with_resource, wide);
+    out.write_all(render_table(report, with_resource, wide).as_bytes())?;
     if let Some(ver) = verification {
-        out.push_str(&crate::scan::verify::render(ver, with_resource, wide));
+        out.write_all(crate::scan::verify::render(ver, with_resource, wide).as_bytes())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The lines for stderr after the table (failures, resumed objects, interruption, dry run, verification) and
@@ -432,5 +445,21 @@ mod tests {
             lines[0].starts_with("dry run: 2 objects would be sent back;"),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn json_is_streamed_as_the_report_document() {
+        let r = report(30, &[3], &[5]);
+        let mut out = Vec::new();
+        write(&mut out, &r, None, false, "json").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // The same document, field order and layout as the report serialized on its own.
+        assert_eq!(
+            text,
+            format!("{}\n", serde_json::to_string_pretty(&r).unwrap())
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["namespaces"].as_array().unwrap().len(), 30);
+        assert!(v.get("verify").is_none());
     }
 }
