@@ -1,5 +1,6 @@
-//! Objects near etcd's 1.5 MiB request limit (issue 15, item 2) on atrest's API server (real etcd): seven secrets
-//! of 1.4 MiB each, about 10 MiB in all, more than twice gRPC's default 4 MiB receive limit in one etcd range.
+//! The largest secrets kube-apiserver takes (issue 15, item 2) on atrest's API server (real etcd): ten secrets of
+//! 1 MiB of data each (`core.MaxSecretSize`, validated by both API servers), about 10 MiB in all, more than twice
+//! gRPC's default 4 MiB receive limit in one etcd range.
 //! * `kubectl encrypt status` counts them per storage and key (its etcd scan pages and halves a page that is too
 //!   large, instead of failing with "decoded message length too large");
 //! * `kubectl reencrypt` lists and rewrites them through the API server (whose etcd client takes messages as
@@ -16,10 +17,11 @@ use atrest_e2e::run::{encrypt_on_node, kubectl, ok, text};
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
-/// 1.4 MiB of data per secret: with the object's metadata and an encryption envelope still under etcd's
+/// 1 MiB of data per secret: the most a Secret may hold (`core.MaxSecretSize`; kube-apiserver refuses more with
+/// `data: Too long`); with the object's metadata and an encryption envelope still under etcd's
 /// `--max-request-bytes` default (1.5 MiB).
-const DATA_BYTES: usize = 1_468_006;
-const SECRETS: usize = 7;
+const DATA_BYTES: usize = 1024 * 1024;
+const SECRETS: usize = 10;
 const NAMESPACE: &str = "big";
 
 fn payload(i: usize) -> Vec<u8> {
@@ -163,7 +165,7 @@ fn secrets_near_the_request_limit_are_counted_listed_rewritten_and_verified() {
 async fn etcd_pages_larger_than_the_receive_limit_are_halved() {
     use atrest_core::etcd::{EtcdConfig, EtcdReader, prefix_range_end};
     let etcd = atrest_e2e::etcd::TlsEtcd::start();
-    const N: usize = 26; // 26 x 1.4 MiB = 36 MiB
+    const N: usize = 36; // 36 x 1 MiB
     for i in 0..N {
         etcd.put(&format!("/registry/secrets/big/s-{i:02}"), payload(i))
             .await;

@@ -248,6 +248,7 @@ pub(crate) enum FieldErrorKind {
     Forbidden,
     NotSupported,
     Duplicate,
+    TooLong,
 }
 
 impl FieldErrorKind {
@@ -258,6 +259,7 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::NotSupported => "FieldValueNotSupported",
             FieldErrorKind::Duplicate => "FieldValueDuplicate",
+            FieldErrorKind::TooLong => "FieldValueTooLong",
         }
     }
     fn text(self) -> &'static str {
@@ -267,6 +269,7 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::NotSupported => "Unsupported value",
             FieldErrorKind::Duplicate => "Duplicate value",
+            FieldErrorKind::TooLong => "Too long",
         }
     }
 }
@@ -303,6 +306,18 @@ impl FieldError {
             field: field.into(),
             value: Some(value),
             detail: format!("supported values: {}", list.join(", ")),
+        }
+    }
+    /// `field.TooLong(path, _, max)`: the value is omitted, the limit said in bytes.
+    pub fn too_long(field: &str, max_bytes: usize) -> Self {
+        FieldError {
+            kind: FieldErrorKind::TooLong,
+            field: field.into(),
+            value: None,
+            detail: format!(
+                "may not be more than {max_bytes} byte{}",
+                if max_bytes == 1 { "" } else { "s" }
+            ),
         }
     }
     pub fn duplicate(field: &str, value: Value) -> Self {

@@ -290,6 +290,9 @@ fn fill_condition_times(c: &mut Value, old: &Value) {
 }
 
 /// Validation (create when `old` is None).
+/// `core.MaxSecretSize`: the most data a Secret or ConfigMap may hold.
+const MAX_SECRET_SIZE: usize = 1024 * 1024;
+
 pub(crate) fn validate(
     def: &ResourceDef,
     obj: &Value,
@@ -331,6 +334,37 @@ pub(crate) fn validate(
                         }
                     }
                 }
+            }
+            // The data of a Secret, and data plus binaryData of a ConfigMap, at most 1 MiB in all
+            // (`core.MaxSecretSize`; `ValidateSecret` / `ValidateConfigMap` in pkg/apis/core/validation).
+            let decoded = |v: &Value| {
+                v.as_str().map_or(0, |s| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s)
+                        .map_or(0, |b| b.len())
+                })
+            };
+            let total: usize = match def.resource {
+                "secrets" => obj
+                    .get("data")
+                    .and_then(|d| d.as_object())
+                    .map_or(0, |m| m.values().map(decoded).sum()),
+                _ => {
+                    obj.get("data").and_then(|d| d.as_object()).map_or(0, |m| {
+                        m.values().map(|v| v.as_str().map_or(0, str::len)).sum()
+                    }) + obj
+                        .get("binaryData")
+                        .and_then(|d| d.as_object())
+                        .map_or(0, |m| m.values().map(decoded).sum::<usize>())
+                }
+            };
+            if total > MAX_SECRET_SIZE {
+                let field = if def.resource == "secrets" {
+                    "data"
+                } else {
+                    ""
+                };
+                errs.push(FieldError::too_long(field, MAX_SECRET_SIZE));
             }
             if def.resource == "secrets" && obj["type"] == "kubernetes.io/tls" {
                 for k in ["tls.crt", "tls.key"] {

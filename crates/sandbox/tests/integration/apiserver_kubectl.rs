@@ -172,6 +172,31 @@ async fn generate_name_immutable_dry_run_and_managed_fields() {
     let out = kubectl(&admin, &["replace", "-f", "-"], Some(changed)).await;
     out.fails_with("The Secret \"imm\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
 
+    // At most 1 MiB of data in a Secret (core.MaxSecretSize), as kube-apiserver validates it.
+    let sized = |name: &str, len: usize| {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; len]);
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"{name}"}},"data":{{"k":"{data}"}}}}"#
+        )
+    };
+    kubectl(
+        &admin,
+        &["create", "-f", "-"],
+        Some(&sized("mib", 1024 * 1024)),
+    )
+    .await
+    .ok();
+    let out = kubectl(
+        &admin,
+        &["create", "-f", "-"],
+        Some(&sized("over", 1024 * 1024 + 1)),
+    )
+    .await;
+    out.fails_with(
+        "The Secret \"over\" is invalid: data: Too long: may not be more than 1048576 bytes",
+    );
+
     // dryRun=All writes nothing.
     assert_eq!(
         kubectl_ok(
