@@ -16,7 +16,9 @@
 //!   in protobuf for built-in types ([`Wire`]; a server refusing protobuf, 406/415, gets JSON from then on);
 //! * `409 Conflict` → re-GET and retry with the fresh object (a concurrent writer always wins, stale data is never
 //!   written); `404` → gone; `429`/`5xx`/connection errors → backoff honouring `Retry-After` (survives an API
-//!   server restart); other errors → failed;
+//!   server restart); `403` within [`AUTHZ_WARMUP`] of such an error → backoff too (a kube-apiserver that has
+//!   just started refuses everyone whose access comes from RBAC until its informers have synced: kubeadm's
+//!   `kubernetes-admin` is bound through `kubeadm:cluster-admins`, not `system:masters`); other errors → failed;
 //! * a client-side token bucket (`qps`/`burst`);
 //! * a [`StateFile`] recording the last key before which every object is done (cluster-wide) or the finished
 //!   namespaces, so an interrupted run resumes after them;
@@ -363,7 +365,14 @@ struct Requester {
     wire: Wire,
     /// Per target: the server refused protobuf (406/415); JSON from then on.
     refused: Vec<AtomicBool>,
+    /// When the server last failed to answer (connection error, timeout, 5xx, 429): a 403 soon after it may be
+    /// a restarted server whose authorizer has not synced yet.
+    unavailable_at: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long after the server was unavailable a 403 is taken for a restarting server's authorizer (kube-apiserver
+/// serves before its RBAC informers have synced; `/readyz` waits for them) and retried with backoff.
+pub const AUTHZ_WARMUP: Duration = Duration::from_secs(60);
 
 impl Requester {
     /// The Accept header for target `t`.
@@ -419,6 +428,14 @@ impl Requester {
         d + d.mul_f64(f64::from(nanos % 1000) / 4000.0)
     }
 
+    /// Whether the server failed to answer within the last [`AUTHZ_WARMUP`].
+    fn recently_unavailable(&self) -> bool {
+        self.unavailable_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < AUTHZ_WARMUP)
+    }
+
     /// Sends a request, retrying on 429, 5xx, timeouts and connection errors with backoff; `Retry-After` (or
     /// the Status' `details.retryAfterSeconds`) is honoured up to the policy's cap. Other statuses are returned.
     async fn send(
@@ -463,15 +480,17 @@ impl Requester {
                 Ok::<_, String>((status, retry_after, body.to_vec()))
             })
             .await;
-            let (err, hint) = match result {
+            // (what went wrong, the server's retry hint, whether the server was unavailable)
+            let (err, hint, unavailable) = match result {
                 Err(_) => (
                     format!(
                         "{method} {path}: no answer within {:?}",
                         self.retry.request_timeout
                     ),
                     None,
+                    true,
                 ),
-                Ok(Err(e)) => (format!("{method} {path}: {e}"), None),
+                Ok(Err(e)) => (format!("{method} {path}: {e}"), None, true),
                 Ok(Ok((status, retry_after, body)))
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
                 {
@@ -483,6 +502,21 @@ impl Requester {
                             status_message(&body)
                         ),
                         hint.map(Duration::from_secs),
+                        true,
+                    )
+                }
+                Ok(Ok((status, _, body)))
+                    if status == StatusCode::FORBIDDEN && self.recently_unavailable() =>
+                {
+                    (
+                        format!(
+                            "{method} {path}: 403 {} (the server was unavailable less than {}s ago: \
+                             a restarted kube-apiserver refuses until its authorizer has synced)",
+                            status_message(&body),
+                            AUTHZ_WARMUP.as_secs()
+                        ),
+                        None,
+                        false,
                     )
                 }
                 Ok(Ok((status, _, body))) => {
@@ -494,6 +528,12 @@ impl Requester {
                     return Ok(Resp { status, body });
                 }
             };
+            if unavailable {
+                *self
+                    .unavailable_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            }
             if attempt >= self.retry.max_retries {
                 return Err(SendError::Exhausted(format!(
                     "{err} (gave up after {} attempts)",
@@ -1231,6 +1271,7 @@ pub async fn run(
         cancel: cancel.clone(),
         wire: options.wire,
         refused: targets.iter().map(|_| AtomicBool::new(false)).collect(),
+        unavailable_at: std::sync::Mutex::new(None),
     });
     let names: Vec<String> = targets.iter().map(Target::display_name).collect();
     let mut collector = Collector::new(names, observer, options.dry_run, options.state.take());

@@ -38,6 +38,10 @@ struct Faults {
     delete_on_put: u64,
     /// PUTs to this name are rejected with 422.
     reject_name: Option<String>,
+    /// `every_nth_put_500` applies to the first PUT only.
+    only_first_500: bool,
+    /// PUTs numbered in this range answer 403 (a restarted kube-apiserver whose authorizer has not synced).
+    forbid_puts: std::ops::Range<u64>,
     /// The cluster-wide list answers 403 (a user allowed to list only some namespaces).
     forbid_cluster_list: bool,
     /// Protobuf request bodies answer 415 (a server without protobuf).
@@ -330,8 +334,21 @@ impl Server {
                     );
                     return (c, v, Some("0"));
                 }
-                if w.faults.every_nth_put_500 > 0 && n.is_multiple_of(w.faults.every_nth_put_500) {
+                if w.faults.every_nth_put_500 > 0
+                    && n.is_multiple_of(w.faults.every_nth_put_500)
+                    && (!w.faults.only_first_500 || n == 1)
+                {
                     let (c, v) = status(500, "InternalError", "Internal error occurred: injected");
+                    return (c, v, None);
+                }
+                if w.faults.forbid_puts.contains(&n) {
+                    let (c, v) = status(
+                        403,
+                        "Forbidden",
+                        &format!(
+                            "secrets \"{name}\" is forbidden: User \"kubernetes-admin\" cannot update resource \"secrets\""
+                        ),
+                    );
                     return (c, v, None);
                 }
                 if w.faults.reject_name.as_deref() == Some(*name) {
@@ -614,6 +631,49 @@ async fn retries_give_up_and_report_failed() {
     );
     assert!(
         r.failures[0].error.contains("gave up after 3 attempts"),
+        "{}",
+        r.failures[0].error
+    );
+}
+
+#[tokio::test]
+async fn forbidden_right_after_the_server_was_unavailable_is_retried() {
+    // PUT 1 answers 500 (the server restarting), PUTs 2-4 answer 403 (its authorizer not synced yet).
+    let server = Server::seed(&["a"], 5, true);
+    {
+        let mut w = server.world.lock().unwrap();
+        w.faults.every_nth_put_500 = 1;
+        w.faults.only_first_500 = true;
+        w.faults.forbid_puts = 2..5;
+    }
+    let r = run_on(
+        &server,
+        Options {
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.failed, 0, "{:?}", r.failures);
+    assert_eq!(r.totals.rewritten, 5);
+}
+
+#[tokio::test]
+async fn forbidden_without_an_outage_fails_at_once() {
+    let server = Server::seed(&["a"], 5, true);
+    server.world.lock().unwrap().faults.forbid_puts = 2..3;
+    let r = run_on(
+        &server,
+        Options {
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.totals.failed, 1, "{:?}", r.failures);
+    assert_eq!(r.totals.rewritten, 4);
+    assert!(
+        r.failures[0].error.contains("403") && !r.failures[0].error.contains("gave up"),
         "{}",
         r.failures[0].error
     );
