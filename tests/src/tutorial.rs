@@ -6,6 +6,7 @@
 //! default, the static pods' mirror pods Running, and etcdctl showing the plaintext protobuf value. Shared by
 //! `sandbox_tutorial.rs` (atrest's API server) and `real_tutorial.rs` (the real control plane).
 
+use atrest_sandbox::tutorial;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,17 +16,7 @@ use crate::run::{Kubectl, etcdctl, openssl, wait_for};
 
 /// The tutorial's steps after `kubectl version` (which each caller checks for its control plane).
 pub fn tutorial_steps(k: &Kubectl<'_>) {
-    assert_eq!(
-        k.ok(&[
-            "create",
-            "secret",
-            "generic",
-            "demo",
-            "--from-literal=username=myapp",
-            "--from-literal=password=123456"
-        ]),
-        "secret/demo created\n"
-    );
+    assert_eq!(k.ok(tutorial::CREATE_SECRET), "secret/demo created\n");
     let yaml = k.ok(&["get", "secret", "demo", "-o", "yaml"]);
     assert!(
         yaml.contains("  password: MTIzNDU2\n") && yaml.contains("  username: bXlhcHA=\n"),
@@ -36,31 +27,15 @@ pub fn tutorial_steps(k: &Kubectl<'_>) {
         "{yaml}"
     );
     assert_eq!(
-        k.ok(&["create", "ns", "marketing"]),
+        k.ok(tutorial::CREATE_NAMESPACE),
         "namespace/marketing created\n"
     );
     assert_eq!(
-        k.ok(&[
-            "create",
-            "role",
-            "john-marketing",
-            "--verb=get,list,watch",
-            "--resource=pods,secrets",
-            "--namespace",
-            "marketing"
-        ]),
+        k.ok(tutorial::CREATE_ROLE),
         "role.rbac.authorization.k8s.io/john-marketing created\n"
     );
     assert_eq!(
-        k.ok(&[
-            "create",
-            "rolebinding",
-            "john-marketing",
-            "--role=john-marketing",
-            "--user=john",
-            "--namespace",
-            "marketing"
-        ]),
+        k.ok(tutorial::CREATE_ROLEBINDING),
         "rolebinding.rbac.authorization.k8s.io/john-marketing created\n"
     );
     let roles = k.ok(&["get", "role", "-n", "marketing"]);

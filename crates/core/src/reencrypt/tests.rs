@@ -508,6 +508,18 @@ async fn run_on(server: &Arc<Server>, options: Options) -> Report {
     report
 }
 
+/// A run with one worker: faults numbered by PUT hit the objects in listing order.
+async fn run_serially(server: &Arc<Server>) -> Report {
+    run_on(
+        server,
+        Options {
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await
+}
+
 fn opts() -> Options {
     Options {
         page_size: 7,
@@ -646,14 +658,7 @@ async fn forbidden_right_after_the_server_was_unavailable_is_retried() {
         w.faults.only_first_500 = true;
         w.faults.forbid_puts = 2..5;
     }
-    let r = run_on(
-        &server,
-        Options {
-            concurrency: 1,
-            ..opts()
-        },
-    )
-    .await;
+    let r = run_serially(&server).await;
     assert_eq!(r.totals.failed, 0, "{:?}", r.failures);
     assert_eq!(r.totals.rewritten, 5);
 }
@@ -662,14 +667,7 @@ async fn forbidden_right_after_the_server_was_unavailable_is_retried() {
 async fn forbidden_without_an_outage_fails_at_once() {
     let server = Server::seed(&["a"], 5, true);
     server.world.lock().unwrap().faults.forbid_puts = 2..3;
-    let r = run_on(
-        &server,
-        Options {
-            concurrency: 1,
-            ..opts()
-        },
-    )
-    .await;
+    let r = run_serially(&server).await;
     assert_eq!(r.totals.failed, 1, "{:?}", r.failures);
     assert_eq!(r.totals.rewritten, 4);
     assert!(
@@ -683,14 +681,7 @@ async fn forbidden_without_an_outage_fails_at_once() {
 async fn conflict_rereads_and_keeps_the_writers_data() {
     let server = Server::seed(&["a"], 5, true);
     server.world.lock().unwrap().faults.concurrent_write_on_put = 2;
-    let r = run_on(
-        &server,
-        Options {
-            concurrency: 1,
-            ..opts()
-        },
-    )
-    .await;
+    let r = run_serially(&server).await;
     assert_eq!(r.totals.conflicts, 1);
     assert_eq!(r.totals.failed, 0);
     // The writer's object was current after its write, so sending it back is a no-op.
@@ -713,14 +704,7 @@ async fn deleted_objects_are_gone_and_rejections_fail() {
         w.faults.delete_on_put = 3;
         w.faults.reject_name = Some("s0004".into());
     }
-    let r = run_on(
-        &server,
-        Options {
-            concurrency: 1,
-            ..opts()
-        },
-    )
-    .await;
+    let r = run_serially(&server).await;
     assert_eq!(r.totals.gone, 1);
     assert_eq!(r.totals.failed, 1);
     assert_eq!(r.totals.rewritten, 3);

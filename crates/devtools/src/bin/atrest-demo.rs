@@ -185,14 +185,7 @@ fn tutorial(d: &mut Demo, node: &Path) -> Result<()> {
     let root = node.display().to_string();
 
     d.step("Create a secret (tutorial: kubectl create secret generic demo ...)");
-    d.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "demo",
-        "--from-literal=username=myapp",
-        "--from-literal=password=123456",
-    ])?;
+    d.kubectl_ok(atrest_sandbox::tutorial::CREATE_SECRET)?;
 
     d.step("Look at it in etcd: stored in plaintext (tutorial: etcdctl get /registry/secrets/default/demo)");
     d.kubectl_ok(&["etcdcheck", "--root", &root, "-n", "default"])?;
