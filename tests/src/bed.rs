@@ -128,6 +128,29 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     out
 }
 
+/// The key names of the first provider of the first resource in the EncryptionConfiguration at `path` (the
+/// write key first).
+pub fn first_provider_keys(path: &Path) -> Vec<String> {
+    let cfg = atrest_core::config::load(path).unwrap();
+    cfg.resources[0].providers[0]
+        .keys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name.clone())
+        .collect()
+}
+
+/// `kubectl encrypt` flags for a KMS v2 provider whose plugin socket does not exist: kube-apiserver starts but
+/// never becomes ready (`/readyz` fails its `kms-providers` check), the rollback tests' faithful trigger.
+pub const MISSING_KMS_PLUGIN: &[&str] = &[
+    "--provider",
+    "kms",
+    "--kms-name",
+    "x",
+    "--kms-endpoint",
+    "unix:///nonexistent.sock",
+];
+
 /// The APIService of a metrics-server that is not installed: the aggregator answers 503 for its group version
 /// (partial discovery), and the object itself is stored like any other (etcd keys of other resources). Its
 /// `insecureSkipTLSVerify` is only there because an APIService must have either that or a `caBundle`: the

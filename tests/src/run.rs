@@ -33,6 +33,23 @@ pub fn ok(o: Output, what: &str) -> String {
     text(&o.stdout)
 }
 
+/// `kubectl encrypt ARGS` on `sb`'s node ([`encrypt_on_node`]).
+pub fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
+    encrypt_on_node(sb.root(), home, args)
+}
+
+/// `kubectl encrypt` with its EncryptionConfiguration in `/etc/kubernetes/enc/` (a directory kubeadm does not
+/// mount, so enable adds the volume), `extra` flags and a 90 s timeout; its stdout.
+pub fn enable_in_enc_dir(sb: &Sandbox, home: &Path, extra: &[&str]) -> String {
+    let args = [
+        &["--config", "/etc/kubernetes/enc/enc.yaml"][..],
+        extra,
+        &["--timeout", "90s"],
+    ]
+    .concat();
+    ok(encrypt(sb, home, &args), "enable")
+}
+
 /// Runs `kubectl-encrypt --root ROOT ARGS` with no KUBECONFIG and `home` as HOME: the plugin must find
 /// `<root>/etc/kubernetes/admin.conf` by itself.
 pub fn encrypt_on_node(root: &Path, home: &Path, args: &[&str]) -> Output {
@@ -235,6 +252,18 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 /// `kubectl create secret generic NAME --from-literal=k=VALUE` in `default`.
 pub fn create_secret(sb: &Sandbox, home: &Path, name: &str, value: &str) {
     create_secret_in(sb, home, "default", name, value);
+}
+
+/// `kubectl create configmap NAME --from-literal=k=v` in the default namespace.
+pub fn create_configmap(sb: &Sandbox, home: &Path, name: &str) {
+    ok(
+        kubectl(
+            sb,
+            home,
+            &["create", "configmap", name, "--from-literal=k=v"],
+        ),
+        &format!("create configmap {name}"),
+    );
 }
 
 /// `kubectl create secret generic NAME -n NAMESPACE --from-literal=k=VALUE`.

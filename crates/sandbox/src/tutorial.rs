@@ -12,6 +12,22 @@ pub const CREATE_SECRET: &[&str] = &[
 ];
 /// `kubectl create ns marketing`.
 pub const CREATE_NAMESPACE: &[&str] = &["create", "ns", "marketing"];
+/// `kubectl create secret generic marketing-secret -n marketing --from-literal=LITERAL`: the marketing team's
+/// secret (`literal` is `key=value`).
+pub fn create_marketing_secret(literal: &str) -> Vec<String> {
+    [
+        "create",
+        "secret",
+        "generic",
+        "marketing-secret",
+        "-n",
+        "marketing",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--from-literal={literal}")])
+    .collect()
+}
 /// `kubectl create role john-marketing ...`.
 pub const CREATE_ROLE: &[&str] = &[
     "create",

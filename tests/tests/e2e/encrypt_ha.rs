@@ -10,7 +10,7 @@ use std::process::Output;
 
 use atrest_core::config;
 use atrest_e2e::bed::{self};
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
+use atrest_e2e::run::{create_secret, encrypt, etcd_value, kubectl, ok, read_secret, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 fn refused(o: Output, what: &str) -> String {
@@ -34,13 +34,7 @@ fn copy_config(from: &Sandbox, to: &Sandbox, phase_file: bool) {
 }
 
 fn key_names(sb: &Sandbox) -> Vec<String> {
-    let cfg = config::load(&sb.root().join("etc/kubernetes/pki/enc.yaml")).unwrap();
-    cfg.resources[0].providers[0]
-        .keys()
-        .unwrap()
-        .iter()
-        .map(|k| k.name.clone())
-        .collect()
+    bed::first_provider_keys(&sb.root().join("etc/kubernetes/pki/enc.yaml"))
 }
 
 #[test]
@@ -363,8 +357,4 @@ fn the_reload_check_asks_this_nodes_api_server() {
     assert_eq!(read_secret(&n1, &home, "s"), "v-s");
     n2.shutdown();
     n1.shutdown();
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
 }

@@ -6,11 +6,10 @@
 //! `--no-kubeadm-config` skips it and `--no-wait` with the API server down says it could not.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use atrest_e2e::bed::{self, READY};
-use atrest_e2e::run::{encrypt_on_node, kubectl, ok, text};
+use atrest_e2e::run::{self, encrypt, kubectl, ok, text};
 use atrest_sandbox::{Sandbox, SandboxOptions};
 
 fn up(version: &str) -> (tempfile::TempDir, Sandbox) {
@@ -88,20 +87,7 @@ fn v1beta4_list_args_and_volume_follow_enable_and_disable() {
         original.starts_with("apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\n"),
         "{original}"
     );
-    let out = ok(
-        encrypt(
-            &sb,
-            &home,
-            &[
-                "--config",
-                "/etc/kubernetes/enc/enc.yaml",
-                "--automatic-reload",
-                "--timeout",
-                "90s",
-            ],
-        ),
-        "enable",
-    );
+    let out = run::enable_in_enc_dir(&sb, &home, &["--automatic-reload"]);
     assert!(
         out.contains("kubeadm-config ClusterConfiguration: set apiServer.extraArgs encryption-provider-config=/etc/kubernetes/enc/enc.yaml")
             && out.contains("backup of the previous ClusterConfiguration: "),
@@ -217,8 +203,4 @@ fn v1beta3_map_args_drift_repair_and_the_skips() {
         "{out}"
     );
     assert_eq!(cluster_configuration(&sb, &home), original);
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
 }

@@ -7,31 +7,18 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use atrest_e2e::bed::{self, up};
 use atrest_e2e::bins;
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, ok, read_secret, text};
-use atrest_sandbox::Sandbox;
+use atrest_e2e::run::{self, create_secret, encrypt, etcd_value, ok, read_secret, text};
 
 #[test]
 fn etcdcheck_reads_the_config_behind_the_pods_mount() {
     let (dir, sb) = up();
     let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
-    ok(
-        encrypt(
-            &sb,
-            &home,
-            &[
-                "--config",
-                "/etc/kubernetes/enc/enc.yaml",
-                "--timeout",
-                "90s",
-            ],
-        ),
-        "enable",
-    );
+    run::enable_in_enc_dir(&sb, &home, &[]);
     create_secret(&sb, &home, "s", "v-s");
     // The admin keeps the file in /srv/enc on the host; the container still sees /etc/kubernetes/enc/enc.yaml.
     std::fs::create_dir_all(root.join("srv")).unwrap();
@@ -94,8 +81,4 @@ fn a_rootless_api_server_gets_its_config() {
     );
     assert_eq!(owner(&enc), (2000, 2000, 0o600));
     assert_eq!(read_secret(&sb, &home, "a"), "v-a");
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
 }

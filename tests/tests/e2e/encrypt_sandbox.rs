@@ -9,15 +9,13 @@
 //!   restored byte for byte, the cluster is ready again and the command fails naming the backup and the check.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use atrest_core::config;
 use atrest_core::manifest::Manifest;
 use atrest_e2e::bed::{self, READY, up};
-use atrest_e2e::run::{create_secret, encrypt_on_node, etcd_value, kubectl, ok, read_secret, text};
-use atrest_sandbox::Sandbox;
+use atrest_e2e::run::{self, create_secret, encrypt, etcd_value, kubectl, ok, read_secret, text};
 
 fn starts(v: &[u8], prefix: &str) -> bool {
     v.starts_with(prefix.as_bytes())
@@ -260,16 +258,7 @@ fn a_config_the_server_rejects_is_rolled_back() {
     let out = encrypt(
         &sb,
         &home,
-        &[
-            "--provider",
-            "kms",
-            "--kms-name",
-            "x",
-            "--kms-endpoint",
-            "unix:///nonexistent.sock",
-            "--timeout",
-            "15s",
-        ],
+        &[bed::MISSING_KMS_PLUGIN, &["--timeout", "15s"]].concat(),
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
@@ -472,20 +461,7 @@ fn a_single_file_config_mount_is_restarted_not_reloaded() {
     let home = bed::home(dir.path());
     let root = sb.root().to_path_buf();
     let enc = root.join("etc/kubernetes/enc/enc.yaml");
-    ok(
-        encrypt(
-            &sb,
-            &home,
-            &[
-                "--config",
-                "/etc/kubernetes/enc/enc.yaml",
-                "--automatic-reload",
-                "--timeout",
-                "90s",
-            ],
-        ),
-        "enable",
-    );
+    run::enable_in_enc_dir(&sb, &home, &["--automatic-reload"]);
     // The admin mounts the file itself instead of its directory.
     let manifest = sb.manifest("kube-apiserver");
     let before = std::fs::read_to_string(&manifest).unwrap();
@@ -550,8 +526,4 @@ fn a_single_file_config_mount_is_restarted_not_reloaded() {
         );
         assert_eq!(read_secret(&sb, &home, name), value);
     }
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
 }

@@ -12,7 +12,7 @@ use std::process::Output;
 use atrest_core::config::{EncryptionConfiguration, GroupResource};
 use atrest_core::transform::EncryptionTransformers;
 use atrest_e2e::bed;
-use atrest_e2e::run::{kubectl, ok, plugin_command, text};
+use atrest_e2e::run::{self, kubectl, ok, plugin_command, text};
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
@@ -89,14 +89,7 @@ fn other_resources_are_found_decrypted_and_decoded_where_the_apiserver_keeps_the
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cfg = bed::enable_encryption(&sb, &config_text());
 
-    ok(
-        kubectl(
-            &sb,
-            &home,
-            &["create", "configmap", "c1", "--from-literal=k=v"],
-        ),
-        "create a configmap",
-    );
+    run::create_configmap(&sb, &home, "c1");
     let apiservice = dir.path().join("apiservice.yaml");
     std::fs::write(&apiservice, bed::MISSING_APISERVICE).unwrap();
     ok(

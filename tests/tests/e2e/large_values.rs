@@ -8,12 +8,12 @@
 //! * `kubectl encrypt rotate` rewrites them and its verify phase proves from etcd that none uses the old key.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_e2e::run::{encrypt_on_node, kubectl, ok, text};
+use atrest_e2e::run::{encrypt, kubectl, ok, text};
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
 
@@ -29,10 +29,6 @@ fn payload(i: usize) -> Vec<u8> {
     (0..DATA_BYTES)
         .map(|j| b'a' + ((i * 7 + j * 13 + j / 1024) % 26) as u8)
         .collect()
-}
-
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
 }
 
 /// `(storage, key) -> count` of secrets from `kubectl encrypt status -o json`; fails on an etcd error.

@@ -92,6 +92,13 @@ subjects:
         Kubectl::new(&self.sb, self.work()).run_as(kubeconfig, args, None)
     }
 
+    /// The tutorial's namespace `marketing` with a secret `marketing-secret` holding `literal` (`k=v`).
+    fn marketing(&self, literal: &str) {
+        self.admin(&["create", "namespace", "marketing"]);
+        let secret = atrest_sandbox::tutorial::create_marketing_secret(literal);
+        self.admin(&secret.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
     fn admin(&self, args: &[&str]) -> String {
         Kubectl::new(&self.sb, self.work()).ok(args)
     }
@@ -149,16 +156,7 @@ fn json(s: &str) -> Value {
 #[test]
 fn tutorial_flow_onboard_verify_rerun_list_remove() {
     let env = Env::up();
-    env.admin(&["create", "namespace", "marketing"]);
-    env.admin(&[
-        "create",
-        "secret",
-        "generic",
-        "marketing-secret",
-        "-n",
-        "marketing",
-        "--from-literal=password=s3cr3t",
-    ]);
+    env.marketing("password=s3cr3t");
 
     // --dry-run: checks and server-side dry runs only; nothing persisted, no key written.
     let dry = json(&env.onboard_ok(&[
@@ -369,16 +367,7 @@ fn signer_off_is_diagnosed_and_local_signing_works() {
 #[test]
 fn group_binding_refusals_and_escalation() {
     let env = Env::up();
-    env.admin(&["create", "namespace", "marketing"]);
-    env.admin(&[
-        "create",
-        "secret",
-        "generic",
-        "marketing-secret",
-        "-n",
-        "marketing",
-        "--from-literal=a=b",
-    ]);
+    env.marketing("a=b");
     for user in ["john", "jane"] {
         let out = env.onboard(&[
             user,

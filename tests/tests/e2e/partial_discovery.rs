@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use atrest_e2e::bed;
 use atrest_e2e::bins;
-use atrest_e2e::run::{kubectl, ok, text};
+use atrest_e2e::run::{self, kubectl, ok, text};
 use atrest_sandbox::{ControlPlane, Sandbox, SandboxOptions};
 
 const FAILED_GV: &str = "metrics.k8s.io/v1beta1";
@@ -60,14 +60,7 @@ fn unavailable_aggregated_api_is_skipped(control_plane: ControlPlane) {
         kubectl(&sb, &home, &["apply", "-f", apiservice.to_str().unwrap()]),
         "create the APIService",
     );
-    ok(
-        kubectl(
-            &sb,
-            &home,
-            &["create", "configmap", "c1", "--from-literal=k=v"],
-        ),
-        "create a configmap",
-    );
+    run::create_configmap(&sb, &home, "c1");
     // The API server answers for the group as kube-aggregator does for an APIService without its service (the
     // real aggregator registers the handler a moment after the object is created).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

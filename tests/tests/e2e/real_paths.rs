@@ -8,14 +8,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use atrest_core::config;
 use atrest_core::manifest::Manifest;
 use atrest_e2e::bed::{self, READY_REAL};
 use atrest_e2e::bins;
 use atrest_e2e::kms::KmsPlugin;
 use atrest_e2e::run::{
-    create_secret, create_secret_in, encrypt_on_node, etcd_value, kubectl, ok, openssl,
-    read_secret, sandbox_plugin, text,
+    create_secret, create_secret_in, encrypt, etcd_value, kubectl, ok, openssl, read_secret,
+    sandbox_plugin, text,
 };
 use atrest_sandbox::Sandbox;
 use serde_json::Value;
@@ -210,23 +209,13 @@ fn etcdcheck_on_what_the_real_server_wrote_under_every_provider() {
     sb.shutdown();
 }
 
-fn encrypt(sb: &Sandbox, home: &Path, args: &[&str]) -> Output {
-    encrypt_on_node(sb.root(), home, args)
-}
-
 fn starts_with(v: &[u8], prefix: &str) -> bool {
     v.starts_with(prefix.as_bytes())
 }
 
 /// The key names of the first provider of the config on the node.
 fn first_provider_keys(sb: &Sandbox) -> Vec<String> {
-    let cfg = config::load(&sb.layout().host(CONFIG)).unwrap();
-    cfg.resources[0].providers[0]
-        .keys()
-        .unwrap()
-        .iter()
-        .map(|k| k.name.clone())
-        .collect()
+    bed::first_provider_keys(&sb.layout().host(CONFIG))
 }
 
 /// `text` with a key `name: secret` put first in the first `keys:` list, indented as the keys there.
@@ -353,18 +342,16 @@ fn encrypt_status_rotate_disable_and_rollback_on_the_real_server() {
         &sb,
         &home,
         &[
-            "--provider",
-            "kms",
-            "--kms-name",
-            "x",
-            "--kms-endpoint",
-            "unix:///nonexistent.sock",
+            bed::MISSING_KMS_PLUGIN,
             // disable leaves the identity-first config in place; this one goes beside it.
-            "--config",
-            "/etc/kubernetes/pki/enc-kms.yaml",
-            "--timeout",
-            "45s",
-        ],
+            &[
+                "--config",
+                "/etc/kubernetes/pki/enc-kms.yaml",
+                "--timeout",
+                "45s",
+            ],
+        ]
+        .concat(),
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");

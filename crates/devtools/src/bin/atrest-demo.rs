@@ -242,15 +242,8 @@ fn tutorial(d: &mut Demo, node: &Path) -> Result<()> {
 
     d.step("A namespace and a secret for the marketing team");
     d.kubectl_ok(&["create", "ns", "marketing"])?;
-    d.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "marketing-secret",
-        "-n",
-        "marketing",
-        "--from-literal=campaign=spring",
-    ])?;
+    let secret = atrest_sandbox::tutorial::create_marketing_secret("campaign=spring");
+    d.kubectl_ok(&secret.iter().map(String::as_str).collect::<Vec<_>>())?;
 
     d.step("Onboard john with read access to marketing (tutorial: openssl, CSR, approve, Role, RoleBinding, kubeconfig)");
     let john = d.root.join("john.kubeconfig");

@@ -97,33 +97,21 @@ fn plugins_complete_through_the_real_kubectl() {
     let env = Env::up();
     env.admin(&["create", "namespace", "marketing"]);
     env.admin(&["create", "namespace", "sales"]);
-    env.admin(&[
-        "create",
-        "secret",
-        "generic",
-        "db-pass",
-        "-n",
-        "marketing",
-        "--from-literal=k=v",
-    ]);
-    env.admin(&[
-        "create",
-        "secret",
-        "generic",
-        "api-token",
-        "-n",
-        "marketing",
-        "--from-literal=k=v",
-    ]);
-    env.admin(&[
-        "create",
-        "secret",
-        "generic",
-        "other",
-        "-n",
-        "sales",
-        "--from-literal=k=v",
-    ]);
+    for (name, namespace) in [
+        ("db-pass", "marketing"),
+        ("api-token", "marketing"),
+        ("other", "sales"),
+    ] {
+        env.admin(&[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            namespace,
+            "--from-literal=k=v",
+        ]);
+    }
 
     // The plugin names themselves complete at kubectl's top level.
     let (top, _) = env.complete(&["e"]);
