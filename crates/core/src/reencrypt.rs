@@ -365,7 +365,7 @@ struct Requester {
     wire: Wire,
     /// Per target: the server refused protobuf (406/415); JSON from then on.
     refused: Vec<AtomicBool>,
-    /// When the server last failed to answer (connection error, timeout, 5xx, 429): a 403 soon after it may be
+    /// When the server last failed to answer (connection error, timeout, 5xx): a 403 soon after it may be
     /// a restarted server whose authorizer has not synced yet.
     unavailable_at: std::sync::Mutex<Option<Instant>>,
 }
@@ -502,7 +502,8 @@ impl Requester {
                             status_message(&body)
                         ),
                         hint.map(Duration::from_secs),
-                        true,
+                        // 429 is throttling by a server that answers, not an outage.
+                        status != StatusCode::TOO_MANY_REQUESTS,
                     )
                 }
                 Ok(Ok((status, _, body)))

@@ -43,7 +43,8 @@ const RUNTIME: &[Need] = &[
 
 /// What only the tests run: `protoc --encode`, the independent cross-check of core's protobuf codec
 /// (crates/core/tests/integration/storage_protoc.rs; the build never runs protoc); `git`, krew's offline index
-/// (tests/tests/krew_archive.rs); `curl`, a client other than ours (crates/sandbox/tests/apiserver_rbac.rs).
+/// (crates/devtools/tests/release/krew_archive.rs); `curl`, a client other than ours
+/// (crates/sandbox/tests/integration/apiserver_rbac.rs).
 const TEST: &[Need] = &[
     Need {
         command: "protoc",

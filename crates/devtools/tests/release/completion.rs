@@ -97,20 +97,12 @@ fn plugins_complete_through_the_real_kubectl() {
     let env = Env::up();
     env.admin(&["create", "namespace", "marketing"]);
     env.admin(&["create", "namespace", "sales"]);
-    for (name, namespace) in [
-        ("db-pass", "marketing"),
-        ("api-token", "marketing"),
-        ("other", "sales"),
+    for (namespace, name) in [
+        ("marketing", "db-pass"),
+        ("marketing", "api-token"),
+        ("sales", "other"),
     ] {
-        env.admin(&[
-            "create",
-            "secret",
-            "generic",
-            name,
-            "-n",
-            namespace,
-            "--from-literal=k=v",
-        ]);
+        atrest_e2e::run::create_secret_in(&env.sb, env.dir.path(), namespace, name, "v");
     }
 
     // The plugin names themselves complete at kubectl's top level.

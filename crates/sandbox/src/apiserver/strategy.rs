@@ -307,9 +307,13 @@ pub(crate) fn validate(
     }
     match def.resource {
         "secrets" | "configmaps" => {
+            // The data of a Secret, and data plus binaryData of a ConfigMap, at most 1 MiB in all
+            // (`core.MaxSecretSize`; `ValidateSecret` / `ValidateConfigMap` in pkg/apis/core/validation): base64
+            // values count decoded, a ConfigMap's `data` strings as they are.
+            let mut total = 0usize;
             for field in ["data", "binaryData"] {
                 if let Some(m) = obj.get(field).and_then(|d| d.as_object()) {
-                    for k in m.keys() {
+                    for (k, v) in m {
                         if k.is_empty()
                             || !k
                                 .bytes()
@@ -323,41 +327,23 @@ pub(crate) fn validate(
                                 CONFIG_KEY_MSG,
                             ));
                         }
-                        if def.resource == "secrets"
-                            && m[k].as_str().is_some_and(|v| {
-                                base64::engine::general_purpose::STANDARD.decode(v).is_err()
-                            })
-                        {
-                            return Err(ApiError::bad_request(format!(
-                                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0 (data[{k}])"
-                            )));
+                        let text = v.as_str().unwrap_or("");
+                        if def.resource == "configmaps" && field == "data" {
+                            total += text.len();
+                            continue;
+                        }
+                        match base64::engine::general_purpose::STANDARD.decode(text) {
+                            Ok(bytes) => total += bytes.len(),
+                            Err(_) if def.resource == "secrets" => {
+                                return Err(ApiError::bad_request(format!(
+                                    "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0 (data[{k}])"
+                                )));
+                            }
+                            Err(_) => {}
                         }
                     }
                 }
             }
-            // The data of a Secret, and data plus binaryData of a ConfigMap, at most 1 MiB in all
-            // (`core.MaxSecretSize`; `ValidateSecret` / `ValidateConfigMap` in pkg/apis/core/validation).
-            let decoded = |v: &Value| {
-                v.as_str().map_or(0, |s| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(s)
-                        .map_or(0, |b| b.len())
-                })
-            };
-            let total: usize = match def.resource {
-                "secrets" => obj
-                    .get("data")
-                    .and_then(|d| d.as_object())
-                    .map_or(0, |m| m.values().map(decoded).sum()),
-                _ => {
-                    obj.get("data").and_then(|d| d.as_object()).map_or(0, |m| {
-                        m.values().map(|v| v.as_str().map_or(0, str::len)).sum()
-                    }) + obj
-                        .get("binaryData")
-                        .and_then(|d| d.as_object())
-                        .map_or(0, |m| m.values().map(decoded).sum::<usize>())
-                }
-            };
             if total > MAX_SECRET_SIZE {
                 let field = if def.resource == "secrets" {
                     "data"
